@@ -1,0 +1,1 @@
+//! The report e-mail (SMTP via lettre) and its delivery outbox.

@@ -1,0 +1,17 @@
+//! cp-recon: reconciles CryptoPocket on-ramp bank-transfer payments with the
+//! integration's bank transactions.
+//!
+//! Layout:
+//! - `domain`   — ids, money, records; parsed once at the edge.
+//! - `matching` — the pure core: decisions and reasons (no I/O, no clock).
+//! - `api`      — the CryptoPocket client; owns every wire detail.
+//! - `sandbox`  — a local simulator of the CryptoPocket API (tests, demo, benchmarks).
+//! - `store`    — SQLite: all SQL and row mapping, migrations on open.
+//! - `report`   — CSV reports for the finance team.
+//! - `email`    — the report e-mail and its outbox.
+
+pub mod domain;
+pub mod email;
+pub mod matching;
+pub mod report;
+pub mod sandbox;

@@ -1,0 +1,1 @@
+//! CSV reports for the finance team.

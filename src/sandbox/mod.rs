@@ -1,0 +1,1 @@
+//! A local simulator of the CryptoPocket API (wire contract §13).
