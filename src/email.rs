@@ -1,1 +1,590 @@
-//! The report e-mail (SMTP via lettre) and its delivery outbox.
+//! The report e-mail: settings, the MIME message (plain text + HTML summary with the
+//! CSVs attached) and its delivery over SMTP. Storing and retrying unsent messages is
+//! the outbox's job; it calls [`send`] and decides on retries from [`EmailError`].
+
+use std::fmt::{self, Write as _};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Attachment, Body, Mailbox, MultiPart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use rust_decimal::Decimal;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::domain::format_amount;
+use crate::matching::Reason;
+use crate::report::{Report, ReportFiles, ReportKind, Summary, timestamp};
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TlsMode {
+    /// Plain text: only for a relay on the same host or a test server.
+    None,
+    /// STARTTLS, required: a server that does not offer it is an error, never a silent
+    /// downgrade to plain text (the e-mail carries payment data).
+    #[default]
+    Starttls,
+    /// Implicit TLS from the first byte (SMTPS).
+    Tls,
+}
+
+impl TlsMode {
+    /// The customary port: 25 for plain relays, 587 for submission, 465 for SMTPS.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Self::None => 25,
+            Self::Starttls => 587,
+            Self::Tls => 465,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Starttls => "starttls",
+            Self::Tls => "tls",
+        }
+    }
+}
+
+impl fmt::Display for TlsMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The `[email]` section of the configuration. `Debug` shows the password as redacted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(from = "RawEmailSettings")]
+pub struct EmailSettings {
+    pub smtp_host: String,
+    /// Defaults by `tls`: 25, 587 or 465.
+    pub smtp_port: u16,
+    pub tls: TlsMode,
+    /// Credentials are sent only when this is set.
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// Filled by the configuration loader from `CP_RECON_SMTP_PASSWORD` or
+    /// `password_file`; never read from the file itself.
+    pub password: Option<SecretString>,
+    pub from: String,
+    pub to: Vec<String>,
+    pub subject_prefix: String,
+    pub timeout_secs: u64,
+}
+
+/// The file's shape: the port is optional so that its default can follow `tls`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEmailSettings {
+    smtp_host: String,
+    smtp_port: Option<u16>,
+    #[serde(default)]
+    tls: TlsMode,
+    username: Option<String>,
+    password_file: Option<PathBuf>,
+    from: String,
+    to: Vec<String>,
+    #[serde(default = "default_subject_prefix")]
+    subject_prefix: String,
+    #[serde(default = "default_timeout_secs")]
+    timeout_secs: u64,
+}
+
+fn default_subject_prefix() -> String {
+    "[cp-recon]".to_owned()
+}
+
+fn default_timeout_secs() -> u64 {
+    30
+}
+
+impl From<RawEmailSettings> for EmailSettings {
+    fn from(r: RawEmailSettings) -> Self {
+        Self {
+            smtp_port: r.smtp_port.unwrap_or(r.tls.default_port()),
+            smtp_host: r.smtp_host,
+            tls: r.tls,
+            username: r.username,
+            password_file: r.password_file,
+            password: None,
+            from: r.from,
+            to: r.to,
+            subject_prefix: r.subject_prefix,
+            timeout_secs: r.timeout_secs,
+        }
+    }
+}
+
+/// What went wrong with the report e-mail, by what the caller does about it. The text
+/// carries the whole cause (the outbox stores it as text) and never the password.
+#[derive(Debug, thiserror::Error)]
+pub enum EmailError {
+    /// The settings are wrong (a bad address, a missing password): fix the config;
+    /// retrying will not help.
+    #[error("{key}: {reason}")]
+    Config { key: String, reason: String },
+    /// The message could not be put together (an attachment could not be read): a bug or
+    /// a lost report directory; retrying will not help.
+    #[error("could not build the report e-mail: {reason}")]
+    Build { reason: String },
+    /// The SMTP exchange failed (connection, TLS, rejected): retry later.
+    #[error("sending the report e-mail via {host}:{port} (tls = {tls}) failed: {error}")]
+    Transport {
+        host: String,
+        port: u16,
+        tls: TlsMode,
+        error: lettre::transport::smtp::Error,
+    },
+}
+
+impl EmailError {
+    /// True for the errors worth retrying later (the outbox keeps the message).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Transport { .. })
+    }
+}
+
+fn config_err(key: impl Into<String>, reason: impl fmt::Display) -> EmailError {
+    EmailError::Config {
+        key: key.into(),
+        reason: reason.to_string(),
+    }
+}
+
+fn build_err(reason: impl fmt::Display) -> EmailError {
+    EmailError::Build {
+        reason: reason.to_string(),
+    }
+}
+
+impl EmailSettings {
+    /// Checks every value the transport and the message builder will need, naming the
+    /// key of the first bad one (`email.to[1]: ...`).
+    pub fn validate(&self) -> Result<(), EmailError> {
+        if self.smtp_host.trim().is_empty() {
+            return Err(config_err("email.smtp_host", "must not be empty"));
+        }
+        if self.smtp_port == 0 {
+            return Err(config_err("email.smtp_port", "must not be 0"));
+        }
+        if self.timeout_secs == 0 {
+            return Err(config_err("email.timeout_secs", "must be at least 1"));
+        }
+        self.sender_mailbox()?;
+        self.recipient_mailboxes()?;
+        if self.subject_prefix.chars().any(char::is_control) {
+            return Err(config_err(
+                "email.subject_prefix",
+                "must not contain control characters",
+            ));
+        }
+        self.credentials()?;
+        Ok(())
+    }
+
+    fn sender_mailbox(&self) -> Result<Mailbox, EmailError> {
+        self.from.parse::<Mailbox>().map_err(|e| {
+            config_err(
+                "email.from",
+                format!("{:?} is not a mailbox: {e}", self.from),
+            )
+        })
+    }
+
+    fn recipient_mailboxes(&self) -> Result<Vec<Mailbox>, EmailError> {
+        if self.to.is_empty() {
+            return Err(config_err("email.to", "needs at least one recipient"));
+        }
+        self.to
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                s.parse::<Mailbox>().map_err(|e| {
+                    config_err(
+                        format!("email.to[{i}]"),
+                        format!("{s:?} is not a mailbox: {e}"),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    fn credentials(&self) -> Result<Option<Credentials>, EmailError> {
+        let Some(user) = &self.username else {
+            return Ok(None);
+        };
+        let Some(password) = &self.password else {
+            return Err(config_err(
+                "email.password",
+                "email.username is set but no password was given \
+                 (set CP_RECON_SMTP_PASSWORD or email.password_file)",
+            ));
+        };
+        Ok(Some(Credentials::new(
+            user.clone(),
+            password.expose_secret().to_owned(),
+        )))
+    }
+
+    fn transport(&self) -> Result<AsyncSmtpTransport<Tokio1Executor>, EmailError> {
+        let host = self.smtp_host.as_str();
+        let builder = match self.tls {
+            TlsMode::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
+            // `starttls_relay` sets `Tls::Required`: no STARTTLS, no mail.
+            TlsMode::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)
+                .map_err(|e| config_err("email.smtp_host", e))?,
+            TlsMode::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host)
+                .map_err(|e| config_err("email.smtp_host", e))?,
+        };
+        let mut builder = builder
+            .port(self.smtp_port)
+            .timeout(Some(Duration::from_secs(self.timeout_secs)));
+        if let Some(creds) = self.credentials()? {
+            builder = builder.credentials(creds);
+        }
+        Ok(builder.build())
+    }
+}
+
+/// The subject line: `[cp-recon] 2026-06-26: 3 reconciled, 5 need attention`, with
+/// `RUN FAILED —`, `INCOMPLETE SYNC —`, `DRY RUN —` after the prefix when they apply.
+/// The date is the run's start, in UTC.
+pub fn subject(report: &Report, prefix: &str) -> String {
+    let run = &report.run;
+    let mut s = String::new();
+    if !prefix.is_empty() {
+        s.push_str(prefix);
+        s.push(' ');
+    }
+    if run.failed.is_some() {
+        s.push_str("RUN FAILED — ");
+    }
+    if !run.sync_complete {
+        s.push_str("INCOMPLETE SYNC — ");
+    }
+    if run.dry_run {
+        s.push_str("DRY RUN — ");
+    }
+    let _ = write!(
+        s,
+        "{}: {} reconciled, {} need attention",
+        run.started_at.format("%Y-%m-%d"),
+        report.reconciled.len(),
+        report.attention_count()
+    );
+    s
+}
+
+/// Builds the e-mail: a plain-text and an HTML summary, then the four CSV files read
+/// from `files` as `text/csv; charset=utf-8` attachments.
+pub fn build_message(
+    report: &Report,
+    files: &ReportFiles,
+    settings: &EmailSettings,
+) -> Result<Message, EmailError> {
+    let from = settings.sender_mailbox()?;
+    let to = settings.recipient_mailboxes()?;
+    let summary = report.summary();
+
+    let mut builder = Message::builder()
+        .from(from)
+        .subject(subject(report, &settings.subject_prefix))
+        .date(SystemTime::from(report.generated_at));
+    for mailbox in to {
+        builder = builder.to(mailbox);
+    }
+
+    let csv_type = ContentType::parse("text/csv; charset=utf-8").map_err(build_err)?;
+    let mut body = MultiPart::mixed().multipart(MultiPart::alternative_plain_html(
+        plain_body(&summary),
+        html_body(&summary),
+    ));
+    for (kind, path) in files.iter() {
+        let bytes = fs::read(path)
+            .map_err(|e| build_err(format_args!("reading {}: {e}", path.display())))?;
+        // Base64 keeps the file byte for byte (CRLF record ends, BOM, quoted newlines);
+        // a text encoding could rewrite line ends inside quoted cells.
+        let content = Body::new_with_encoding(bytes, ContentTransferEncoding::Base64)
+            .map_err(|_| build_err(format_args!("encoding {}", path.display())))?;
+        body = body.singlepart(
+            Attachment::new(kind.file_name().to_owned()).body(content, csv_type.clone()),
+        );
+    }
+    builder.multipart(body).map_err(build_err)
+}
+
+/// Sends one message. Each call opens its own connection: the job sends one e-mail per
+/// run, so a pool kept between calls would only hold a socket open.
+#[tracing::instrument(skip_all, fields(host = %settings.smtp_host, port = settings.smtp_port, tls = %settings.tls))]
+pub async fn send(message: Message, settings: &EmailSettings) -> Result<(), EmailError> {
+    let transport = settings.transport()?;
+    let result = transport.send(message).await;
+    match result {
+        Ok(response) => {
+            tracing::info!(code = %response.code(), "report e-mail accepted");
+            Ok(())
+        }
+        Err(error) => {
+            let err = EmailError::Transport {
+                host: settings.smtp_host.clone(),
+                port: settings.smtp_port,
+                tls: settings.tls,
+                error,
+            };
+            tracing::warn!(error = %err, "report e-mail not sent");
+            Err(err)
+        }
+    }
+}
+
+/// Writes the message as it would go on the wire (an `.eml` file any mail client opens).
+pub fn write_eml(message: &Message, path: &Path) -> std::io::Result<()> {
+    fs::write(path, message.formatted())
+}
+
+/// A few words for each reason, for a reader who does not know the rule names.
+fn reason_label(r: Reason) -> &'static str {
+    match r {
+        Reason::AmountMismatch => "concept matches, amount differs",
+        Reason::CurrencyMismatch => "concept matches, currency differs",
+        Reason::Ambiguous => "more than one candidate",
+        Reason::TooEarly => "transfer booked before the payment was created",
+        Reason::OutsideLookback => "payment older than the look-back window",
+        Reason::NoConcept => "no open payment's concept in the transfer text",
+        Reason::AwaitingTransfer => "no transfer received yet",
+        Reason::ReconcileFailed => "the reconcile call failed",
+        Reason::SyncIncomplete => "match found, held back: incomplete sync",
+        Reason::UnexplainedDebit => "debit that pays out no finished off-ramp",
+        Reason::PayoutNotSeen => "finished off-ramp, payout not seen",
+    }
+}
+
+/// The status lines, worst first. The first line always says how the run went.
+fn status_lines(s: &Summary) -> Vec<String> {
+    let run = &s.run;
+    let mut lines = Vec::new();
+    if let Some(err) = &run.failed {
+        lines.push(format!("RUN FAILED: {err}"));
+    }
+    if !run.sync_complete {
+        lines.push(
+            "INCOMPLETE SYNC: a list could not be read in full, so nothing was \
+             reconciled automatically."
+                .to_owned(),
+        );
+    }
+    if lines.is_empty() {
+        lines.push("Sync complete: every list was read in full.".to_owned());
+    }
+    if run.dry_run {
+        lines.push("DRY RUN: nothing was changed at CryptoPocket.".to_owned());
+    }
+    lines
+}
+
+fn money(total: Decimal, currency: &impl fmt::Display) -> String {
+    format!("{} {currency}", format_amount(total))
+}
+
+fn plain_body(s: &Summary) -> String {
+    let mut out = String::new();
+    for line in status_lines(s) {
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "Need attention: {}", s.attention_count);
+    let mut current = None;
+    for line in &s.attention {
+        if current != Some(line.kind) {
+            current = Some(line.kind);
+            let _ = writeln!(out, "  {} ({})", line.kind.title(), line.kind.file_name());
+        }
+        let _ = writeln!(
+            out,
+            "    {:<18} {:>4}  {:>16}   {}",
+            line.reason.as_str(),
+            line.count,
+            money(line.total, &line.currency),
+            reason_label(line.reason)
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "Reconciled: {}", s.reconciled_count);
+    for t in &s.reconciled {
+        let _ = writeln!(
+            out,
+            "    {:<18} {:>4}  {:>16}",
+            t.currency.as_str(),
+            t.count,
+            money(t.total, &t.currency)
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "Run {}: {} to {}",
+        s.run.run_id,
+        timestamp(s.run.started_at),
+        timestamp(s.run.finished_at)
+    );
+    let names: Vec<&str> = ReportKind::ALL.iter().map(|k| k.file_name()).collect();
+    let _ = writeln!(out, "Details in the attached files: {}.", names.join(", "));
+    out
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn html_body(s: &Summary) -> String {
+    let e = html_escape;
+    let bad = s.run.failed.is_some() || !s.run.sync_complete;
+    let mut out = String::from(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"></head>\
+         <body style=\"font-family:sans-serif\">\n",
+    );
+    for (i, line) in status_lines(s).iter().enumerate() {
+        let style = if i == 0 && bad {
+            " style=\"color:#b00020;font-weight:bold\""
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "<p{style}>{}</p>", e(line));
+    }
+    let _ = writeln!(out, "<h3>Need attention: {}</h3>", s.attention_count);
+    if !s.attention.is_empty() {
+        out.push_str(
+            "<table border=\"1\" cellpadding=\"4\" cellspacing=\"0\">\n\
+             <tr><th>File</th><th>Reason</th><th>Count</th><th>Total</th><th></th></tr>\n",
+        );
+        for line in &s.attention {
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td align=\"right\">{}</td>\
+                 <td align=\"right\">{}</td><td>{}</td></tr>",
+                e(line.kind.file_name()),
+                e(line.reason.as_str()),
+                line.count,
+                e(&money(line.total, &line.currency)),
+                e(reason_label(line.reason))
+            );
+        }
+        out.push_str("</table>\n");
+    }
+    let _ = writeln!(out, "<h3>Reconciled: {}</h3>", s.reconciled_count);
+    if !s.reconciled.is_empty() {
+        out.push_str(
+            "<table border=\"1\" cellpadding=\"4\" cellspacing=\"0\">\n\
+             <tr><th>Currency</th><th>Count</th><th>Total</th></tr>\n",
+        );
+        for t in &s.reconciled {
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td align=\"right\">{}</td><td align=\"right\">{}</td></tr>",
+                e(t.currency.as_str()),
+                t.count,
+                e(&money(t.total, &t.currency))
+            );
+        }
+        out.push_str("</table>\n");
+    }
+    let _ = writeln!(
+        out,
+        "<p>Run {}: {} to {}</p>",
+        s.run.run_id,
+        e(&timestamp(s.run.started_at)),
+        e(&timestamp(s.run.finished_at))
+    );
+    out.push_str("<p>Details in the attached CSV files.</p>\n</body></html>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> EmailSettings {
+        toml::from_str(
+            r#"
+            smtp_host = "smtp.example.com"
+            from = "cp-recon <recon@example.com>"
+            to = ["finance@example.com"]
+            "#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn defaults_follow_the_tls_mode() {
+        let s = settings();
+        assert_eq!((s.tls, s.smtp_port), (TlsMode::Starttls, 587));
+        assert_eq!(s.subject_prefix, "[cp-recon]");
+        assert_eq!(s.timeout_secs, 30);
+        let s: EmailSettings =
+            toml::from_str("smtp_host = 'h'\nfrom = 'a@b.c'\nto = ['d@e.f']\ntls = 'tls'").unwrap();
+        assert_eq!(s.smtp_port, 465);
+        let s: EmailSettings = toml::from_str(
+            "smtp_host = 'h'\nfrom = 'a@b.c'\nto = ['d@e.f']\ntls = 'none'\nsmtp_port = 2525",
+        )
+        .unwrap();
+        assert_eq!(s.smtp_port, 2525);
+    }
+
+    #[test]
+    fn unknown_keys_and_a_password_in_the_file_are_rejected() {
+        let r = toml::from_str::<EmailSettings>(
+            "smtp_host = 'h'\nfrom = 'a@b.c'\nto = ['d@e.f']\npassword = 'hunter2'",
+        );
+        assert!(r.is_err());
+    }
+
+    #[test]
+    fn a_bad_recipient_is_named_by_its_index() {
+        let mut s = settings();
+        s.to.push("not an address".into());
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.starts_with("email.to[1]: "), "{err}");
+    }
+
+    #[test]
+    fn a_username_without_a_password_is_a_config_error() {
+        let mut s = settings();
+        s.username = Some("recon".into());
+        assert!(matches!(s.validate(), Err(EmailError::Config { .. })));
+        s.password = Some(SecretString::from("hunter2"));
+        assert!(s.validate().is_ok());
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_password() {
+        let mut s = settings();
+        s.password = Some(SecretString::from("hunter2"));
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn html_special_characters_are_escaped() {
+        assert_eq!(
+            html_escape(r#"<script>"O'Neil" & co</script>"#),
+            "&lt;script&gt;&quot;O&#39;Neil&quot; &amp; co&lt;/script&gt;"
+        );
+    }
+}

@@ -10,8 +10,17 @@
 //! - `report`   — CSV reports for the finance team.
 //! - `email`    — the report e-mail and its outbox.
 
+pub mod api;
+pub mod config;
 pub mod domain;
 pub mod email;
+pub mod lock;
 pub mod matching;
+pub mod metrics;
+pub mod reconcile;
 pub mod report;
 pub mod sandbox;
+pub mod schedule;
+pub mod store;
+pub mod sync;
+pub mod telemetry;

@@ -1,1 +1,837 @@
-//! CSV reports for the finance team.
+//! CSV reports for the finance team: what was reconciled and what needs a person, one
+//! directory of four files per run, plus the summary the e-mail is built from.
+//!
+//! Files in `<dir>/<run-id>/` (a header row is always written, even with no rows):
+//!
+//! - `unmatched_payments.csv`: `payment_id, external_id, concept, amount, currency,
+//!   created_at, days_pending, reason, candidates, difference, detail`
+//! - `unmatched_bank_transactions.csv`: `transaction_id, iban, direction, booked_at,
+//!   amount, currency, concept, counterparty_name, reason, candidates,
+//!   suggested_payment_ids, difference, detail`. `candidates` are the open payments whose
+//!   concept appears in the transfer text (evidence: all of them for `ambiguous`);
+//!   `suggested_payment_ids` are open payments of the same amount and currency for a
+//!   `no_concept` credit (a hint only). They are kept apart because they mean different
+//!   things to the person reading them.
+//! - `reconciled.csv`: `payment_id, transaction_id, amount, currency, concept,
+//!   reconciled_at`
+//! - `unmatched_payouts.csv`: `offramp_id, user_id, amount, currency, status,
+//!   finished_at, days_since_finished, reason`
+//!
+//! Lists of ids are joined with a single space. Amounts have two decimals and a dot
+//! (more only when the value has them), `difference` is `received - expected`;
+//! timestamps are ISO-8601 UTC to the second (`2026-06-26T10:30:00Z`). Records end in
+//! CRLF (RFC 4180).
+//!
+//! Every text cell is passed through [`neutralize_formula`] (OWASP "CSV injection",
+//! CWE-1236): the bank transfer text and the counterparty name are typed by strangers,
+//! and ids, codes and statuses come from the provider. Numbers this module formats
+//! itself (amounts, differences, day counts) are written as-is so a spreadsheet still
+//! sees a negative difference as a number.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Deserializer};
+
+use crate::domain::{
+    BankTransaction, BankTxId, Concept, Currency, Direction, Iban, Money, Offramp, OfframpId,
+    OfframpStatus, Payment, PaymentId, format_amount,
+};
+use crate::matching::{Decisions, Reason};
+
+/// The UTF-8 byte-order mark: lets Excel on Windows open the file as UTF-8 instead of
+/// the local code page (which would garble `José` and `山田`).
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Default directory for the per-run report directories.
+pub const DEFAULT_REPORT_DIR: &str = "/var/lib/cp-recon/reports";
+
+/// The `[reports]` section of the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportSettings {
+    /// Where `<run-id>/` directories are created.
+    pub dir: PathBuf,
+    /// Field delimiter: `,` (default) or `;` (for spreadsheets set to a locale whose
+    /// decimal separator is a comma). Anything else is rejected.
+    #[serde(deserialize_with = "deserialize_delimiter")]
+    pub delimiter: char,
+    /// Start each file with the UTF-8 BOM, for Excel.
+    pub excel_bom: bool,
+    /// Write IBANs as country code + last four (`ES…1332`) instead of in full.
+    pub mask_ibans: bool,
+    /// When the report e-mail goes out.
+    pub send: SendPolicy,
+}
+
+impl Default for ReportSettings {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from(DEFAULT_REPORT_DIR),
+            delimiter: ',',
+            excel_bom: false,
+            mask_ibans: true,
+            send: SendPolicy::default(),
+        }
+    }
+}
+
+impl ReportSettings {
+    /// Checks what serde cannot see when the struct is built by hand.
+    pub fn validate(&self) -> Result<(), ReportError> {
+        delimiter_byte(self.delimiter).map(|_| ())
+    }
+}
+
+fn delimiter_byte(c: char) -> Result<u8, ReportError> {
+    match c {
+        ',' => Ok(b','),
+        ';' => Ok(b';'),
+        other => Err(ReportError::Delimiter(other)),
+    }
+}
+
+fn deserialize_delimiter<'de, D: Deserializer<'de>>(d: D) -> Result<char, D::Error> {
+    let s = String::deserialize(d)?;
+    let mut chars = s.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c @ (',' | ';')), None) => Ok(c),
+        _ => Err(serde::de::Error::custom(format!(
+            "delimiter must be \",\" or \";\", got {s:?}"
+        ))),
+    }
+}
+
+/// When the report e-mail is sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SendPolicy {
+    /// Only when [`Report::needs_attention`] (something unmatched, an incomplete sync, or
+    /// a failed run).
+    #[default]
+    WhenUnmatched,
+    Always,
+    Never,
+}
+
+impl SendPolicy {
+    pub fn should_send(self, report: &Report) -> bool {
+        match self {
+            Self::WhenUnmatched => report.needs_attention(),
+            Self::Always => true,
+            Self::Never => false,
+        }
+    }
+}
+
+/// Why a report could not be built or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// A finding names a record the caller did not pass: a bug upstream. Reported rather
+    /// than skipped, so an item that needs a person never silently drops off the report.
+    #[error("the report lists {kind} {id} but its record was not provided")]
+    MissingRecord { kind: &'static str, id: String },
+    #[error("report delimiter must be ',' or ';', got {0:?}")]
+    Delimiter(char),
+    #[error("could not write report file {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("could not write CSV")]
+    Csv(#[from] csv::Error),
+}
+
+/// Facts about the run, shown at the top of the e-mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunInfo {
+    pub run_id: i64,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    /// Every page of every list was read (rules §3.5).
+    pub sync_complete: bool,
+    /// Nothing was changed at the provider.
+    pub dry_run: bool,
+    /// The error text if the run failed.
+    pub failed: Option<String>,
+}
+
+/// A payment this run reconciled with a bank transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reconciled {
+    pub payment_id: PaymentId,
+    pub transaction_id: BankTxId,
+    pub amount: Money,
+    pub concept: Option<Concept>,
+    pub reconciled_at: DateTime<Utc>,
+}
+
+/// Everything a report is built from. `reconciled` is what this run actually reconciled;
+/// `decisions.reconcile` (pairs still to be attempted) is not reported by itself.
+pub struct ReportInput<'a> {
+    pub run: RunInfo,
+    pub decisions: &'a Decisions,
+    pub payments: &'a HashMap<PaymentId, Payment>,
+    pub transactions: &'a HashMap<BankTxId, BankTransaction>,
+    pub offramps: &'a HashMap<OfframpId, Offramp>,
+    pub reconciled: &'a [Reconciled],
+    pub now: DateTime<Utc>,
+}
+
+/// One of the four files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ReportKind {
+    UnmatchedPayments,
+    UnmatchedBankTransactions,
+    Reconciled,
+    UnmatchedPayouts,
+}
+
+impl ReportKind {
+    pub const ALL: [ReportKind; 4] = [
+        Self::UnmatchedPayments,
+        Self::UnmatchedBankTransactions,
+        Self::Reconciled,
+        Self::UnmatchedPayouts,
+    ];
+
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Self::UnmatchedPayments => "unmatched_payments.csv",
+            Self::UnmatchedBankTransactions => "unmatched_bank_transactions.csv",
+            Self::Reconciled => "reconciled.csv",
+            Self::UnmatchedPayouts => "unmatched_payouts.csv",
+        }
+    }
+
+    /// A heading for people (the e-mail).
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::UnmatchedPayments => "Payments",
+            Self::UnmatchedBankTransactions => "Bank transactions",
+            Self::Reconciled => "Reconciled",
+            Self::UnmatchedPayouts => "Off-ramp payouts",
+        }
+    }
+
+    pub fn header(self) -> &'static [&'static str] {
+        match self {
+            Self::UnmatchedPayments => &[
+                "payment_id",
+                "external_id",
+                "concept",
+                "amount",
+                "currency",
+                "created_at",
+                "days_pending",
+                "reason",
+                "candidates",
+                "difference",
+                "detail",
+            ],
+            Self::UnmatchedBankTransactions => &[
+                "transaction_id",
+                "iban",
+                "direction",
+                "booked_at",
+                "amount",
+                "currency",
+                "concept",
+                "counterparty_name",
+                "reason",
+                "candidates",
+                "suggested_payment_ids",
+                "difference",
+                "detail",
+            ],
+            Self::Reconciled => &[
+                "payment_id",
+                "transaction_id",
+                "amount",
+                "currency",
+                "concept",
+                "reconciled_at",
+            ],
+            Self::UnmatchedPayouts => &[
+                "offramp_id",
+                "user_id",
+                "amount",
+                "currency",
+                "status",
+                "finished_at",
+                "days_since_finished",
+                "reason",
+            ],
+        }
+    }
+}
+
+/// A row of `unmatched_payments.csv`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnmatchedPaymentRow {
+    pub payment_id: PaymentId,
+    pub external_id: Option<String>,
+    pub concept: Option<Concept>,
+    pub amount: Money,
+    pub created_at: DateTime<Utc>,
+    pub days_pending: i64,
+    pub reason: Reason,
+    pub candidates: Vec<BankTxId>,
+    pub difference: Option<Decimal>,
+    pub detail: Option<String>,
+}
+
+/// A row of `unmatched_bank_transactions.csv`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnmatchedTransactionRow {
+    pub transaction_id: BankTxId,
+    pub iban: Iban,
+    pub direction: Direction,
+    pub booked_at: DateTime<Utc>,
+    pub amount: Money,
+    /// The transfer text as the sender typed it.
+    pub concept: String,
+    pub counterparty_name: Option<String>,
+    pub reason: Reason,
+    pub candidates: Vec<PaymentId>,
+    pub suggested_payment_ids: Vec<PaymentId>,
+    pub difference: Option<Decimal>,
+    pub detail: Option<String>,
+}
+
+/// A row of `unmatched_payouts.csv`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnmatchedPayoutRow {
+    pub offramp_id: OfframpId,
+    pub user_id: Option<String>,
+    pub amount: Money,
+    pub status: OfframpStatus,
+    /// The off-ramp's `updated_at`: when it became `finished`.
+    pub finished_at: Option<DateTime<Utc>>,
+    pub days_since_finished: i64,
+    pub reason: Reason,
+}
+
+/// Count and sum of one group of items in one currency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Total {
+    pub currency: Currency,
+    pub count: usize,
+    pub total: Decimal,
+}
+
+/// Items that need a person, grouped by file, reason and currency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttentionLine {
+    pub kind: ReportKind,
+    pub reason: Reason,
+    pub currency: Currency,
+    pub count: usize,
+    pub total: Decimal,
+}
+
+/// What the e-mail says, in numbers. Lines are sorted by file, reason, currency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub run: RunInfo,
+    /// Number of rows across the three `unmatched_*` files.
+    pub attention_count: usize,
+    pub attention: Vec<AttentionLine>,
+    pub reconciled_count: usize,
+    /// Reconciled amounts per currency.
+    pub reconciled: Vec<Total>,
+}
+
+/// The rows of the four files of one run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub run: RunInfo,
+    pub generated_at: DateTime<Utc>,
+    pub unmatched_payments: Vec<UnmatchedPaymentRow>,
+    pub unmatched_transactions: Vec<UnmatchedTransactionRow>,
+    pub reconciled: Vec<Reconciled>,
+    pub unmatched_payouts: Vec<UnmatchedPayoutRow>,
+}
+
+/// Where [`Report::write_dir`] put the files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportFiles {
+    pub dir: PathBuf,
+    pub unmatched_payments: PathBuf,
+    pub unmatched_bank_transactions: PathBuf,
+    pub reconciled: PathBuf,
+    pub unmatched_payouts: PathBuf,
+}
+
+impl ReportFiles {
+    /// The expected paths for a run under `base` (whether written yet or not).
+    pub fn in_dir(base: &Path, run_id: i64) -> Self {
+        let dir = base.join(run_id.to_string());
+        Self {
+            unmatched_payments: dir.join(ReportKind::UnmatchedPayments.file_name()),
+            unmatched_bank_transactions: dir
+                .join(ReportKind::UnmatchedBankTransactions.file_name()),
+            reconciled: dir.join(ReportKind::Reconciled.file_name()),
+            unmatched_payouts: dir.join(ReportKind::UnmatchedPayouts.file_name()),
+            dir,
+        }
+    }
+
+    pub fn path(&self, kind: ReportKind) -> &Path {
+        match kind {
+            ReportKind::UnmatchedPayments => &self.unmatched_payments,
+            ReportKind::UnmatchedBankTransactions => &self.unmatched_bank_transactions,
+            ReportKind::Reconciled => &self.reconciled,
+            ReportKind::UnmatchedPayouts => &self.unmatched_payouts,
+        }
+    }
+
+    /// The four files in a fixed order.
+    pub fn iter(&self) -> impl Iterator<Item = (ReportKind, &Path)> {
+        ReportKind::ALL.into_iter().map(|k| (k, self.path(k)))
+    }
+}
+
+fn missing(kind: &'static str, id: &impl ToString) -> ReportError {
+    ReportError::MissingRecord {
+        kind,
+        id: id.to_string(),
+    }
+}
+
+impl Report {
+    /// Joins each finding with its record. Rows are sorted (by reason, then date, then
+    /// id) so that two runs over the same data give the same files.
+    pub fn build(input: &ReportInput) -> Result<Report, ReportError> {
+        let d = input.decisions;
+
+        let mut unmatched_payments = d
+            .payments
+            .iter()
+            .map(|f| {
+                let p = input
+                    .payments
+                    .get(&f.payment)
+                    .ok_or_else(|| missing("payment", &f.payment))?;
+                Ok(UnmatchedPaymentRow {
+                    payment_id: p.id.clone(),
+                    external_id: p.external_id.clone(),
+                    concept: p.concept.clone(),
+                    amount: p.amount.clone(),
+                    created_at: p.created_at,
+                    days_pending: f.days_pending,
+                    reason: f.reason,
+                    candidates: f.candidates.clone(),
+                    difference: f.difference,
+                    detail: f.detail.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>, ReportError>>()?;
+        unmatched_payments.sort_by(|a, b| {
+            (a.reason, a.created_at, &a.payment_id).cmp(&(b.reason, b.created_at, &b.payment_id))
+        });
+
+        let mut unmatched_transactions = d
+            .transactions
+            .iter()
+            .map(|f| {
+                let t = input
+                    .transactions
+                    .get(&f.transaction)
+                    .ok_or_else(|| missing("bank transaction", &f.transaction))?;
+                Ok(UnmatchedTransactionRow {
+                    transaction_id: t.id.clone(),
+                    iban: t.iban.clone(),
+                    direction: t.direction,
+                    booked_at: t.booked_at,
+                    amount: t.amount.clone(),
+                    concept: t.concept_text.clone(),
+                    counterparty_name: t.counterparty_name.clone(),
+                    reason: f.reason,
+                    candidates: f.candidates.clone(),
+                    suggested_payment_ids: f.suggested.clone(),
+                    difference: f.difference,
+                    detail: f.detail.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>, ReportError>>()?;
+        unmatched_transactions.sort_by(|a, b| {
+            (a.reason, a.booked_at, &a.transaction_id).cmp(&(
+                b.reason,
+                b.booked_at,
+                &b.transaction_id,
+            ))
+        });
+
+        let mut unmatched_payouts = d
+            .payouts
+            .iter()
+            .map(|f| {
+                let o = input
+                    .offramps
+                    .get(&f.offramp)
+                    .ok_or_else(|| missing("off-ramp", &f.offramp))?;
+                Ok(UnmatchedPayoutRow {
+                    offramp_id: o.id.clone(),
+                    user_id: o.user_id.clone(),
+                    amount: o.fiat.clone(),
+                    status: o.status.clone(),
+                    finished_at: o.updated_at,
+                    days_since_finished: f.days_since_finished,
+                    reason: f.reason,
+                })
+            })
+            .collect::<Result<Vec<_>, ReportError>>()?;
+        unmatched_payouts.sort_by(|a, b| {
+            (a.reason, a.finished_at, &a.offramp_id).cmp(&(b.reason, b.finished_at, &b.offramp_id))
+        });
+
+        let mut reconciled = input.reconciled.to_vec();
+        reconciled.sort_by(|a, b| {
+            (a.reconciled_at, &a.payment_id).cmp(&(b.reconciled_at, &b.payment_id))
+        });
+
+        Ok(Report {
+            run: input.run.clone(),
+            generated_at: input.now,
+            unmatched_payments,
+            unmatched_transactions,
+            reconciled,
+            unmatched_payouts,
+        })
+    }
+
+    /// Rows across the three `unmatched_*` files.
+    pub fn attention_count(&self) -> usize {
+        self.unmatched_payments.len()
+            + self.unmatched_transactions.len()
+            + self.unmatched_payouts.len()
+    }
+
+    /// True when a person should look: something is unmatched, or the run itself went
+    /// wrong (an incomplete sync or a failed run is news even with empty files).
+    pub fn needs_attention(&self) -> bool {
+        self.attention_count() > 0 || !self.run.sync_complete || self.run.failed.is_some()
+    }
+
+    pub fn summary(&self) -> Summary {
+        let mut groups: BTreeMap<(ReportKind, Reason, Currency), (usize, Decimal)> =
+            BTreeMap::new();
+        let mut add = |kind, reason, m: &Money| {
+            let e = groups
+                .entry((kind, reason, m.currency().clone()))
+                .or_insert((0, Decimal::ZERO));
+            e.0 += 1;
+            e.1 += m.amount();
+        };
+        for r in &self.unmatched_payments {
+            add(ReportKind::UnmatchedPayments, r.reason, &r.amount);
+        }
+        for r in &self.unmatched_transactions {
+            add(ReportKind::UnmatchedBankTransactions, r.reason, &r.amount);
+        }
+        for r in &self.unmatched_payouts {
+            add(ReportKind::UnmatchedPayouts, r.reason, &r.amount);
+        }
+        let attention = groups
+            .into_iter()
+            .map(|((kind, reason, currency), (count, total))| AttentionLine {
+                kind,
+                reason,
+                currency,
+                count,
+                total,
+            })
+            .collect();
+
+        let mut per_currency: BTreeMap<Currency, (usize, Decimal)> = BTreeMap::new();
+        for r in &self.reconciled {
+            let e = per_currency
+                .entry(r.amount.currency().clone())
+                .or_insert((0, Decimal::ZERO));
+            e.0 += 1;
+            e.1 += r.amount.amount();
+        }
+        let reconciled = per_currency
+            .into_iter()
+            .map(|(currency, (count, total))| Total {
+                currency,
+                count,
+                total,
+            })
+            .collect();
+
+        Summary {
+            run: self.run.clone(),
+            attention_count: self.attention_count(),
+            attention,
+            reconciled_count: self.reconciled.len(),
+            reconciled,
+        }
+    }
+
+    /// Writes the four files to `base/<run-id>/`. Each file is written to a temporary
+    /// name in the same directory, flushed to disk and renamed, so a reader (or the
+    /// e-mail) never sees a half-written report.
+    pub fn write_dir(
+        &self,
+        base: &Path,
+        settings: &ReportSettings,
+    ) -> Result<ReportFiles, ReportError> {
+        settings.validate()?;
+        let files = ReportFiles::in_dir(base, self.run.run_id);
+        let io_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| ReportError::Io { path, source }
+        };
+        fs::create_dir_all(&files.dir).map_err(io_err(&files.dir))?;
+        for (kind, path) in files.iter() {
+            let tmp = files.dir.join(format!(".{}.tmp", kind.file_name()));
+            let result = (|| {
+                let file = File::create(&tmp).map_err(io_err(&tmp))?;
+                let mut w = BufWriter::new(file);
+                self.write_csv(kind, &mut w, settings)?;
+                let file = w.into_inner().map_err(|e| io_err(&tmp)(e.into_error()))?;
+                file.sync_all().map_err(io_err(&tmp))?;
+                fs::rename(&tmp, path).map_err(io_err(path))
+            })();
+            if result.is_err() {
+                // Best effort: the write already failed, the leftover is only clutter.
+                let _ = fs::remove_file(&tmp);
+            }
+            result?;
+        }
+        // Make the renames themselves durable (a directory fsync; Unix only).
+        #[cfg(unix)]
+        File::open(&files.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err(&files.dir))?;
+        Ok(files)
+    }
+
+    /// Writes one file to `w`: optional BOM, header row, rows.
+    pub fn write_csv<W: Write>(
+        &self,
+        which: ReportKind,
+        mut w: W,
+        settings: &ReportSettings,
+    ) -> Result<(), ReportError> {
+        let delimiter = delimiter_byte(settings.delimiter)?;
+        if settings.excel_bom {
+            w.write_all(UTF8_BOM).map_err(csv::Error::from)?;
+        }
+        let mut out = csv::WriterBuilder::new()
+            .delimiter(delimiter)
+            .terminator(csv::Terminator::CRLF)
+            .from_writer(w);
+        out.write_record(which.header())?;
+        match which {
+            ReportKind::UnmatchedPayments => {
+                for r in &self.unmatched_payments {
+                    write_row(
+                        &mut out,
+                        &[
+                            text(r.payment_id.as_str()),
+                            opt_text(r.external_id.as_deref()),
+                            opt_text(r.concept.as_ref().map(Concept::as_str)),
+                            ours(r.amount.amount_str()),
+                            text(r.amount.currency().as_str()),
+                            ours(timestamp(r.created_at)),
+                            ours(r.days_pending.to_string()),
+                            ours(r.reason.as_str()),
+                            ids(r.candidates.iter().map(BankTxId::as_str)),
+                            ours(r.difference.map(format_amount).unwrap_or_default()),
+                            opt_text(r.detail.as_deref()),
+                        ],
+                    )?;
+                }
+            }
+            ReportKind::UnmatchedBankTransactions => {
+                for r in &self.unmatched_transactions {
+                    let iban = if settings.mask_ibans {
+                        r.iban.masked()
+                    } else {
+                        r.iban.as_str().to_owned()
+                    };
+                    write_row(
+                        &mut out,
+                        &[
+                            text(r.transaction_id.as_str()),
+                            text(&iban),
+                            ours(r.direction.as_str()),
+                            ours(timestamp(r.booked_at)),
+                            ours(r.amount.amount_str()),
+                            text(r.amount.currency().as_str()),
+                            text(&r.concept),
+                            opt_text(r.counterparty_name.as_deref()),
+                            ours(r.reason.as_str()),
+                            ids(r.candidates.iter().map(PaymentId::as_str)),
+                            ids(r.suggested_payment_ids.iter().map(PaymentId::as_str)),
+                            ours(r.difference.map(format_amount).unwrap_or_default()),
+                            opt_text(r.detail.as_deref()),
+                        ],
+                    )?;
+                }
+            }
+            ReportKind::Reconciled => {
+                for r in &self.reconciled {
+                    write_row(
+                        &mut out,
+                        &[
+                            text(r.payment_id.as_str()),
+                            text(r.transaction_id.as_str()),
+                            ours(r.amount.amount_str()),
+                            text(r.amount.currency().as_str()),
+                            opt_text(r.concept.as_ref().map(Concept::as_str)),
+                            ours(timestamp(r.reconciled_at)),
+                        ],
+                    )?;
+                }
+            }
+            ReportKind::UnmatchedPayouts => {
+                for r in &self.unmatched_payouts {
+                    write_row(
+                        &mut out,
+                        &[
+                            text(r.offramp_id.as_str()),
+                            opt_text(r.user_id.as_deref()),
+                            ours(r.amount.amount_str()),
+                            text(r.amount.currency().as_str()),
+                            text(r.status.as_str()),
+                            ours(r.finished_at.map(timestamp).unwrap_or_default()),
+                            ours(r.days_since_finished.to_string()),
+                            ours(r.reason.as_str()),
+                        ],
+                    )?;
+                }
+            }
+        }
+        out.flush().map_err(csv::Error::from)?;
+        Ok(())
+    }
+}
+
+fn write_row<W: Write>(out: &mut csv::Writer<W>, cells: &[Cow<'_, str>]) -> csv::Result<()> {
+    out.write_record(cells.iter().map(|c| c.as_bytes()))
+}
+
+/// ISO-8601 UTC to the second: `2026-06-26T10:30:00Z`.
+pub fn timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Makes a cell that came from outside inert in a spreadsheet: a value starting with
+/// `=`, `+`, `-`, `@`, tab or carriage return gets a leading `'`, which spreadsheets
+/// show as text instead of evaluating (OWASP "CSV injection", CWE-1236). The rest of the
+/// value is kept byte for byte; quoting is the CSV writer's job.
+pub fn neutralize_formula(s: &str) -> Cow<'_, str> {
+    match s.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => Cow::Owned(format!("'{s}")),
+        _ => Cow::Borrowed(s),
+    }
+}
+
+/// A cell whose content came from outside: guarded.
+fn text(s: &str) -> Cow<'_, str> {
+    neutralize_formula(s)
+}
+
+fn opt_text(s: Option<&str>) -> Cow<'_, str> {
+    s.map(neutralize_formula).unwrap_or_default()
+}
+
+/// A cell this module wrote itself (numbers, timestamps, reason names): written as is,
+/// so `-0.50` stays a number.
+fn ours<'a>(s: impl Into<Cow<'a, str>>) -> Cow<'a, str> {
+    s.into()
+}
+
+/// Ids joined with a space; only the first can start the cell, so one guard suffices.
+fn ids<'a>(list: impl IntoIterator<Item = &'a str>) -> Cow<'static, str> {
+    let joined = list.into_iter().collect::<Vec<_>>().join(" ");
+    Cow::Owned(neutralize_formula(&joined).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    #[test]
+    fn formula_triggers_get_a_leading_apostrophe() {
+        for s in ["=1+1", "+SUM(1,2)", "-1+1", "@cmd", "\t=1", "\r=1"] {
+            assert_eq!(neutralize_formula(s), format!("'{s}"), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn ordinary_text_is_left_alone() {
+        for s in [
+            "",
+            "José Muñoz",
+            "山田太郎",
+            "0120037",
+            "a=b",
+            "O'Brien, \"Ann\"\nLtd",
+        ] {
+            assert_eq!(neutralize_formula(s), s);
+            assert!(matches!(neutralize_formula(s), Cow::Borrowed(_)));
+        }
+    }
+
+    #[test]
+    fn amounts_have_two_decimals_and_a_dot_without_floats() {
+        let d = |s| Decimal::from_str(s).unwrap();
+        assert_eq!(format_amount(d("150.5")), "150.50");
+        assert_eq!(format_amount(d("-0.01")), "-0.01");
+        assert_eq!(format_amount(d("7")), "7.00");
+        assert_eq!(format_amount(d("0.10000")), "0.10");
+        assert_eq!(
+            format_amount(d("79228162514264337593543950.33")),
+            "79228162514264337593543950.33"
+        );
+    }
+
+    #[test]
+    fn our_numbers_bypass_the_guard() {
+        let d = Decimal::from_str("-0.50").unwrap();
+        assert_eq!(ours(format_amount(d)), "-0.50");
+    }
+
+    #[test]
+    fn timestamps_are_utc_to_the_second() {
+        let t = DateTime::parse_from_rfc3339("2026-06-26T12:30:00.123+02:00")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(timestamp(t), "2026-06-26T10:30:00Z");
+    }
+
+    #[test]
+    fn only_comma_and_semicolon_are_accepted_as_delimiters() {
+        #[derive(Deserialize)]
+        struct W {
+            report: ReportSettings,
+        }
+        let parse = |s: &str| toml::from_str::<W>(s).map(|w| w.report);
+        assert_eq!(parse("[report]").unwrap(), ReportSettings::default());
+        assert_eq!(parse("[report]\ndelimiter = ';'").unwrap().delimiter, ';');
+        assert!(parse("[report]\ndelimiter = '\t'").is_err());
+        assert!(parse("[report]\ndelimiter = ',;'").is_err());
+        assert!(parse("[report]\ndelimitr = ','").is_err());
+        assert!(parse("[report]\nsend = 'sometimes'").is_err());
+        let s = parse("[report]\nsend = 'always'\nmask_ibans = false").unwrap();
+        assert_eq!(s.send, SendPolicy::Always);
+        assert!(!s.mask_ibans);
+        let bad = ReportSettings {
+            delimiter: '|',
+            ..ReportSettings::default()
+        };
+        assert!(matches!(bad.validate(), Err(ReportError::Delimiter('|'))));
+    }
+}

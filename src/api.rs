@@ -1,0 +1,1346 @@
+//! The CryptoPocket API client. It owns every wire detail: paths, query names, field
+//! names, units, envelopes and the provider's quirks (`cryptopocket-api.md` §3, §4, §13).
+//! Nothing outside this module knows that `fiat_amount` is cents in one place and units
+//! in another, or that success is spelled three ways.
+//!
+//! Reads are retried with capped exponential backoff and jitter; writes (reconcile) never
+//! are: a write whose answer was lost comes back as [`ApiError::OutcomeUnknown`] and the
+//! caller re-reads the payment before deciding anything (§13.7).
+
+use std::collections::HashSet;
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use rust_decimal::Decimal;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value};
+use tokio::time::Instant;
+
+use crate::domain::{
+    BankAccount, BankTransaction, BankTxId, Concept, Currency, Direction, Iban, Money, Offramp,
+    OfframpId, OfframpStatus, Payment, PaymentId, PaymentStatus,
+};
+
+// ---- wire constants: the one place paths and names live ----------------------------
+
+const PATH_AUTH: &str = "/authenticate";
+const PATH_PAYMENTS: &str = "/payments";
+const PATH_PAYMENT: &str = "/payment";
+const PATH_RAMPOFFS: &str = "/rampoffs";
+const PATH_ACCOUNTS: &str = "/banking/accounts";
+const PATH_RECONCILE: &str = "/banking/reconcile";
+const AUTH_HEADER: &str = "auth";
+const CODE_AUTH: &str = "authorization_incorrect";
+/// Assumed token lifetime when `expires_in` is absent (§13.1).
+const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+/// How many characters of a body an error may quote.
+const SNIPPET: usize = 200;
+
+/// How the client talks to the provider.
+#[derive(Clone)]
+pub struct ClientConfig {
+    /// Ends in `/api`; no trailing slash.
+    pub base_url: String,
+    pub api_key: String,
+    pub api_secret: SecretString,
+    /// Per request.
+    pub timeout: Duration,
+    /// Client-side rate limit; 0 = none.
+    pub max_requests_per_second: u32,
+    /// Attempts per read, including the first.
+    pub max_attempts: u32,
+    /// First retry waits up to this long; doubles per attempt, capped at 30 s.
+    pub backoff_base: Duration,
+    /// Hard overall deadline from the client's creation: no request starts after it.
+    pub deadline: Duration,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key)
+            .field("api_secret", &"[redacted]")
+            .field("timeout", &self.timeout)
+            .field("max_requests_per_second", &self.max_requests_per_second)
+            .field("max_attempts", &self.max_attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What went wrong, in the terms a caller acts on.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Worth retrying later (the provider was unavailable, rate-limited us, or timed out),
+    /// after this client already retried.
+    #[error("{endpoint}: provider unavailable after {attempts} attempt(s): {detail}")]
+    Unavailable {
+        endpoint: String,
+        attempts: u32,
+        detail: String,
+    },
+    /// Credentials rejected even after a fresh token: wrong key/secret, or this machine's
+    /// IP is not whitelisted. A configuration problem, not a transient one.
+    #[error(
+        "{endpoint}: authentication rejected ({code}): check api_key/api_secret and that this machine's IP is whitelisted"
+    )]
+    Auth { endpoint: String, code: String },
+    /// The provider answered with an error code in its envelope.
+    #[error("{endpoint}: provider error `{code}`")]
+    Provider {
+        endpoint: String,
+        code: String,
+        /// The raw body, cut to a snippet.
+        body: String,
+    },
+    /// An HTTP 4xx (e.g. a Laravel 422 validation body).
+    #[error("{endpoint}: HTTP {status}: {message}")]
+    Rejected {
+        endpoint: String,
+        status: u16,
+        message: String,
+    },
+    /// The answer could not be understood.
+    #[error("{endpoint}: malformed response ({why}); body starts: {snippet:?}")]
+    Malformed {
+        endpoint: String,
+        why: String,
+        snippet: String,
+    },
+    /// A list kept claiming more pages past the page cap (§13.2).
+    #[error(
+        "{endpoint}: pagination did not end after {pages} pages (total {total}, per_page {per_page})"
+    )]
+    Runaway {
+        endpoint: String,
+        pages: u32,
+        total: u64,
+        per_page: u32,
+    },
+    /// The run's overall deadline passed.
+    #[error("{endpoint}: run deadline exceeded")]
+    Deadline { endpoint: String },
+    /// A write whose answer was lost (timeout, reset, 5xx, garbage): it may or may not
+    /// have been applied. Re-read before deciding anything.
+    #[error("{endpoint}: outcome unknown: {detail}")]
+    OutcomeUnknown { endpoint: String, detail: String },
+}
+
+impl ApiError {
+    /// Whether a later run may succeed without anyone changing anything.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::Unavailable { .. } | Self::Deadline { .. } | Self::OutcomeUnknown { .. }
+        )
+    }
+    /// The provider's error code, when it answered one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::Provider { code, .. } | Self::Auth { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// Counters a run reports (metrics, the `runs` table).
+#[derive(Debug, Default)]
+pub struct ApiStats {
+    pub requests: AtomicU64,
+    pub retries: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+/// A record as read, with its raw JSON kept for the audit trail.
+#[derive(Debug, Clone)]
+pub struct Record<T> {
+    pub value: T,
+    pub raw: String,
+}
+
+/// An item the client could not turn into a domain record. Never dropped silently: the
+/// caller stores it and marks the list incomplete.
+#[derive(Debug, Clone)]
+pub struct BadRecord {
+    pub endpoint: String,
+    pub id: Option<String>,
+    pub raw: String,
+    pub error: String,
+}
+
+impl std::fmt::Display for BadRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: record {}: {}",
+            self.endpoint,
+            self.id.as_deref().unwrap_or("<no id>"),
+            self.error
+        )
+    }
+}
+
+/// One page of a list, items parsed one by one.
+#[derive(Debug)]
+pub struct Page<T> {
+    pub items: Vec<Record<T>>,
+    pub bad: Vec<BadRecord>,
+    pub info: PageInfo,
+}
+
+/// The pagination block (§13.2), plus how many items the page carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageInfo {
+    pub current_page: u32,
+    pub per_page: u32,
+    pub last_page: u32,
+    pub total: u64,
+    pub item_count: usize,
+}
+
+/// Filters of a list read. Timestamps are the list's own (§13.3, §13.4, §13.6).
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    /// Only for payments.
+    pub status: Option<PaymentStatus>,
+}
+
+/// The answer of a reconcile call that reached the provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReconcileAnswer {
+    /// Applied; the payment's new status.
+    Reconciled { payment_status: PaymentStatus },
+    /// Refused with this code (`payment_not_pending`, `transaction_already_reconciled`,
+    /// `amount_mismatch`, `payment_not_found`, `transaction_not_found`, or other).
+    Refused { code: String },
+}
+
+/// Keeps a list read honest: dedupes items by id across pages, decides when to stop,
+/// and refuses to follow a server that never stops (§13.2).
+#[derive(Debug)]
+pub struct Paginator {
+    per_page: u32,
+    next: u32,
+    done: bool,
+    max_total: u64,
+    seen: HashSet<String>,
+    pub pages_read: u32,
+    pub duplicates: u64,
+}
+
+impl Paginator {
+    pub fn new(per_page: u32) -> Self {
+        Self {
+            per_page,
+            next: 1,
+            done: false,
+            max_total: 0,
+            seen: HashSet::new(),
+            pages_read: 0,
+            duplicates: 0,
+        }
+    }
+
+    /// The next page to read, or `None` when the list is complete.
+    pub fn next_page(&self) -> Option<u32> {
+        (!self.done).then_some(self.next)
+    }
+
+    /// Takes a page: drops items already seen (by id), updates the stop state. Fails when
+    /// the server keeps claiming pages past the cap `total / per_page + 2`.
+    pub fn accept<T: Identified>(
+        &mut self,
+        endpoint: &str,
+        page: &mut Page<T>,
+    ) -> Result<(), ApiError> {
+        self.pages_read += 1;
+        let info = page.info;
+        self.max_total = self.max_total.max(info.total);
+        let before = page.items.len();
+        page.items
+            .retain(|r| self.seen.insert(r.value.wire_id().to_owned()));
+        self.duplicates += (before - page.items.len()) as u64;
+        let short = (info.item_count as u64) < u64::from(self.per_page);
+        if info.current_page >= info.last_page || short {
+            self.done = true;
+            return Ok(());
+        }
+        self.next += 1;
+        let cap = self.max_total / u64::from(self.per_page.max(1)) + 2;
+        if u64::from(self.next) > cap {
+            return Err(ApiError::Runaway {
+                endpoint: endpoint.to_owned(),
+                pages: self.pages_read,
+                total: self.max_total,
+                per_page: self.per_page,
+            });
+        }
+        Ok(())
+    }
+
+    pub fn items_seen(&self) -> u64 {
+        self.seen.len() as u64
+    }
+}
+
+/// Records that carry the provider's id (for dedupe).
+pub trait Identified {
+    fn wire_id(&self) -> &str;
+}
+impl Identified for Payment {
+    fn wire_id(&self) -> &str {
+        self.id.as_str()
+    }
+}
+impl Identified for Offramp {
+    fn wire_id(&self) -> &str {
+        self.id.as_str()
+    }
+}
+impl Identified for BankTransaction {
+    fn wire_id(&self) -> &str {
+        self.id.as_str()
+    }
+}
+
+struct Token {
+    value: SecretString,
+    refresh_at: Instant,
+}
+
+/// The client. Cheap to share behind an `Arc`; safe to use from concurrent tasks.
+pub struct Client {
+    http: reqwest::Client,
+    cfg: ClientConfig,
+    token: tokio::sync::Mutex<Option<Token>>,
+    pacer: Mutex<Instant>,
+    deadline: Instant,
+    jitter: Mutex<u64>,
+    pub stats: ApiStats,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Read,
+    Write,
+}
+
+/// What one HTTP exchange produced, before retry decisions.
+enum Outcome {
+    Ok(Value),
+    /// The envelope said error with this code.
+    Code(String, String),
+    /// Retry a read (after `wait` if given); a write's outcome is unknown.
+    Transient(String, Option<Duration>),
+    /// The request never left this machine (connect refused, DNS): safe to retry even a write.
+    NotSent(String),
+    Fatal(ApiError),
+}
+
+impl Client {
+    pub fn new(cfg: ClientConfig) -> Result<Self, ApiError> {
+        let http = reqwest::Client::builder()
+            .timeout(cfg.timeout)
+            .connect_timeout(cfg.timeout.min(Duration::from_secs(10)))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .user_agent(concat!("cp-recon/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ApiError::Malformed {
+                endpoint: "client".into(),
+                why: format!("cannot build HTTP client: {e}"),
+                snippet: String::new(),
+            })?;
+        let now = Instant::now();
+        let seed = u64::from(std::process::id())
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0x9E37_79B9);
+        Ok(Self {
+            http,
+            deadline: now + cfg.deadline,
+            cfg,
+            token: tokio::sync::Mutex::new(None),
+            pacer: Mutex::new(now),
+            jitter: Mutex::new(seed | 1),
+            stats: ApiStats::default(),
+        })
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.cfg
+    }
+
+    // ---- endpoints -----------------------------------------------------------------
+
+    /// `GET /payments`, one page (§13.3).
+    pub async fn payments_page(
+        &self,
+        q: &ListQuery,
+        page: u32,
+        per_page: u32,
+    ) -> Result<Page<Payment>, ApiError> {
+        let v = self
+            .get(PATH_PAYMENTS, &list_params(q, page, per_page, true))
+            .await?;
+        parse_page(PATH_PAYMENTS, v, parse_payment)
+    }
+
+    /// `GET /rampoffs`, one page (§13.4).
+    pub async fn offramps_page(
+        &self,
+        q: &ListQuery,
+        page: u32,
+        per_page: u32,
+    ) -> Result<Page<Offramp>, ApiError> {
+        let v = self
+            .get(PATH_RAMPOFFS, &list_params(q, page, per_page, false))
+            .await?;
+        parse_page(PATH_RAMPOFFS, v, parse_offramp)
+    }
+
+    /// `GET /banking/accounts/{iban}/transactions`, one page (§13.6).
+    pub async fn transactions_page(
+        &self,
+        iban: &Iban,
+        q: &ListQuery,
+        page: u32,
+        per_page: u32,
+    ) -> Result<Page<BankTransaction>, ApiError> {
+        let path = transactions_path(iban);
+        let v = self
+            .get(&path, &list_params(q, page, per_page, false))
+            .await?;
+        parse_page(&path, v, parse_transaction)
+    }
+
+    /// `GET /banking/accounts` (§13.5): not paginated.
+    pub async fn accounts(&self) -> Result<(Vec<Record<BankAccount>>, Vec<BadRecord>), ApiError> {
+        let v = self.get(PATH_ACCOUNTS, &[]).await?;
+        let items = find_array(&v, &["data", "data.accounts", "accounts"])
+            .ok_or_else(|| malformed(PATH_ACCOUNTS, "no list of accounts in `data`", &v))?;
+        let mut good = Vec::with_capacity(items.len());
+        let mut bad = Vec::new();
+        for item in items {
+            match parse_account(item) {
+                Ok(a) => good.push(Record {
+                    value: a,
+                    raw: item.to_string(),
+                }),
+                Err(error) => bad.push(BadRecord {
+                    endpoint: PATH_ACCOUNTS.into(),
+                    id: item.get("iban").and_then(flex_string),
+                    raw: item.to_string(),
+                    error,
+                }),
+            }
+        }
+        Ok((good, bad))
+    }
+
+    /// `GET /payment/{id}` (§5.3). `Ok(None)` when the provider says it does not know it.
+    pub async fn payment(&self, id: &PaymentId) -> Result<Option<Record<Payment>>, ApiError> {
+        let path = format!("{PATH_PAYMENT}/{}", encode_path(id.as_str()));
+        match self.get(&path, &[]).await {
+            Ok(v) => {
+                let data = v
+                    .get("data")
+                    .filter(|d| d.is_object())
+                    .ok_or_else(|| malformed(&path, "no payment object in `data`", &v))?;
+                let p = parse_payment(data).map_err(|why| ApiError::Malformed {
+                    endpoint: path.clone(),
+                    why,
+                    snippet: snippet(&data.to_string()),
+                })?;
+                Ok(Some(Record {
+                    value: p,
+                    raw: data.to_string(),
+                }))
+            }
+            Err(ApiError::Provider { code, .. }) if code == "payment_not_found" => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `POST /banking/reconcile` (§13.7). Never retried once it may have reached the
+    /// provider: a lost answer is [`ApiError::OutcomeUnknown`].
+    pub async fn reconcile(
+        &self,
+        payment: &PaymentId,
+        transaction: &BankTxId,
+        iban: &Iban,
+    ) -> Result<ReconcileAnswer, ApiError> {
+        let body = serde_json::json!({
+            "payment_id": payment.as_str(),
+            "transaction_id": transaction.as_str(),
+            "iban": iban.as_str(),
+        });
+        match self
+            .send(PATH_RECONCILE, Kind::Write, |http, url| {
+                http.post(url).json(&body)
+            })
+            .await
+        {
+            Ok(v) => {
+                let status = v
+                    .get("data")
+                    .and_then(|d| d.get("payment_status"))
+                    .and_then(flex_string)
+                    .map(|s| PaymentStatus::parse(&s))
+                    .unwrap_or(PaymentStatus::PaymentReceived);
+                Ok(ReconcileAnswer::Reconciled {
+                    payment_status: status,
+                })
+            }
+            Err(ApiError::Provider { code, .. }) => Ok(ReconcileAnswer::Refused { code }),
+            Err(e) => Err(e),
+        }
+    }
+
+    // ---- transport -----------------------------------------------------------------
+
+    async fn get(&self, path: &str, params: &[(&'static str, String)]) -> Result<Value, ApiError> {
+        self.send(path, Kind::Read, |http, url| http.get(url).query(params))
+            .await
+    }
+
+    /// One logical call: token, pacing, retries (reads only), envelope decoding, and one
+    /// re-authentication on `authorization_incorrect`.
+    async fn send<F>(&self, path: &str, kind: Kind, build: F) -> Result<Value, ApiError>
+    where
+        F: Fn(&reqwest::Client, String) -> reqwest::RequestBuilder,
+    {
+        let url = format!("{}{}", self.cfg.base_url, path);
+        let mut attempt = 0u32;
+        let mut reauthed = false;
+        loop {
+            attempt += 1;
+            let token = self.token(path).await?;
+            self.pace(path).await?;
+            let remaining = self.remaining(path)?;
+            let req = build(&self.http, url.clone())
+                .header(AUTH_HEADER, token.expose_secret())
+                .timeout(self.cfg.timeout.min(remaining));
+            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let outcome = match req.send().await {
+                Ok(resp) => self.decode(path, resp).await,
+                Err(e) if e.is_connect() => Outcome::NotSent(describe_reqwest(&e)),
+                Err(e) => Outcome::Transient(describe_reqwest(&e), None),
+            };
+            let (detail, wait) = match outcome {
+                Outcome::Ok(v) => return Ok(v),
+                Outcome::Code(code, _) if code == CODE_AUTH && !reauthed => {
+                    // §13.1: the token expired: re-authenticate once, repeat once. Safe for
+                    // writes too: an unauthenticated call was not executed.
+                    reauthed = true;
+                    attempt -= 1;
+                    tracing::info!(endpoint = path, "token rejected; re-authenticating once");
+                    *self.token.lock().await = None;
+                    continue;
+                }
+                Outcome::Code(code, _) if code == CODE_AUTH => {
+                    self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    return Err(ApiError::Auth {
+                        endpoint: path.into(),
+                        code,
+                    });
+                }
+                Outcome::Code(code, body) => {
+                    self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    return Err(ApiError::Provider {
+                        endpoint: path.into(),
+                        code,
+                        body,
+                    });
+                }
+                Outcome::Fatal(e) => {
+                    self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    return Err(e);
+                }
+                Outcome::Transient(detail, _) if kind == Kind::Write => {
+                    self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    return Err(ApiError::OutcomeUnknown {
+                        endpoint: path.into(),
+                        detail,
+                    });
+                }
+                Outcome::Transient(detail, wait) => (detail, wait),
+                Outcome::NotSent(detail) => (detail, None),
+            };
+            if attempt >= self.cfg.max_attempts {
+                self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                return Err(ApiError::Unavailable {
+                    endpoint: path.into(),
+                    attempts: attempt,
+                    detail,
+                });
+            }
+            let backoff = wait.unwrap_or_else(|| self.backoff(attempt));
+            if backoff >= self.remaining(path)? {
+                return Err(ApiError::Deadline {
+                    endpoint: path.into(),
+                });
+            }
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(endpoint = path, attempt, ?backoff, %detail, "retrying");
+            tokio::time::sleep(backoff).await;
+        }
+    }
+
+    /// HTTP status + body → outcome. Success is decided from the body, never from HTTP 200
+    /// alone (§3.3).
+    async fn decode(&self, path: &str, resp: reqwest::Response) -> Outcome {
+        let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .map(|s| Duration::from_secs(s.min(300)));
+        let body = match resp.bytes().await {
+            Ok(b) => b,
+            Err(e) => return Outcome::Transient(describe_reqwest(&e), None),
+        };
+        let code = status.as_u16();
+        if code == 429 {
+            return Outcome::Transient("HTTP 429 Too Many Requests".into(), retry_after);
+        }
+        if status.is_server_error() {
+            return Outcome::Transient(
+                format!("HTTP {code}: {}", snippet_bytes(&body)),
+                retry_after,
+            );
+        }
+        let parsed: Result<Value, _> = serde_json::from_slice(&body);
+        if status.is_client_error() {
+            let message = match &parsed {
+                Ok(v) => laravel_message(v)
+                    .or_else(|| error_code(v))
+                    .unwrap_or_else(|| snippet(&v.to_string())),
+                Err(_) => snippet_bytes(&body),
+            };
+            return Outcome::Fatal(ApiError::Rejected {
+                endpoint: path.into(),
+                status: code,
+                message,
+            });
+        }
+        let v = match parsed {
+            Ok(v) => v,
+            // An HTML error page or a cut body with HTTP 200: a read may try again.
+            Err(e) => {
+                return Outcome::Transient(
+                    format!("not JSON ({e}): {}", snippet_bytes(&body)),
+                    None,
+                );
+            }
+        };
+        if is_success(&v) {
+            return Outcome::Ok(v);
+        }
+        if let Some(code) = error_code(&v) {
+            let body = if path == PATH_AUTH {
+                String::new()
+            } else {
+                snippet(&v.to_string())
+            };
+            return Outcome::Code(code, body);
+        }
+        if let Some(msg) = laravel_message(&v) {
+            return Outcome::Fatal(ApiError::Rejected {
+                endpoint: path.into(),
+                status: code,
+                message: msg,
+            });
+        }
+        Outcome::Fatal(malformed(path, "neither success nor error envelope", &v))
+    }
+
+    /// A valid token, authenticating when there is none or it is about to expire.
+    async fn token(&self, endpoint: &str) -> Result<SecretString, ApiError> {
+        let mut guard = self.token.lock().await;
+        if let Some(t) = guard.as_ref()
+            && Instant::now() < t.refresh_at
+        {
+            return Ok(t.value.clone());
+        }
+        let t = self.authenticate(endpoint).await?;
+        let v = t.value.clone();
+        *guard = Some(t);
+        Ok(v)
+    }
+
+    async fn authenticate(&self, endpoint: &str) -> Result<Token, ApiError> {
+        let url = format!("{}{}", self.cfg.base_url, PATH_AUTH);
+        let body = serde_json::json!({
+            "api_key": self.cfg.api_key,
+            "api_secret": self.cfg.api_secret.expose_secret(),
+        });
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.pace(PATH_AUTH).await?;
+            let remaining = self.remaining(PATH_AUTH)?;
+            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let outcome = match self
+                .http
+                .post(&url)
+                .json(&body)
+                .timeout(self.cfg.timeout.min(remaining))
+                .send()
+                .await
+            {
+                Ok(resp) => self.decode(PATH_AUTH, resp).await,
+                Err(e) if e.is_connect() => Outcome::NotSent(describe_reqwest(&e)),
+                Err(e) => Outcome::Transient(describe_reqwest(&e), None),
+            };
+            let (detail, wait) = match outcome {
+                Outcome::Ok(v) => return token_from(&v),
+                Outcome::Code(code, _) => {
+                    self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    return Err(ApiError::Auth {
+                        endpoint: endpoint.into(),
+                        code,
+                    });
+                }
+                Outcome::Fatal(e) => return Err(e),
+                Outcome::Transient(d, w) => (d, w),
+                Outcome::NotSent(d) => (d, None),
+            };
+            if attempt >= self.cfg.max_attempts {
+                self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                return Err(ApiError::Unavailable {
+                    endpoint: PATH_AUTH.into(),
+                    attempts: attempt,
+                    detail,
+                });
+            }
+            let backoff = wait.unwrap_or_else(|| self.backoff(attempt));
+            if backoff >= self.remaining(PATH_AUTH)? {
+                return Err(ApiError::Deadline {
+                    endpoint: PATH_AUTH.into(),
+                });
+            }
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(backoff).await;
+        }
+    }
+
+    /// Client-side rate limit: each request takes the next free slot.
+    async fn pace(&self, endpoint: &str) -> Result<(), ApiError> {
+        if self.cfg.max_requests_per_second == 0 {
+            return self.remaining(endpoint).map(|_| ());
+        }
+        let interval = Duration::from_secs(1) / self.cfg.max_requests_per_second;
+        let slot = {
+            let mut next = self.pacer.lock().unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
+            let slot = (*next).max(now);
+            *next = slot + interval;
+            slot
+        };
+        if slot > self.deadline {
+            return Err(ApiError::Deadline {
+                endpoint: endpoint.into(),
+            });
+        }
+        tokio::time::sleep_until(slot).await;
+        Ok(())
+    }
+
+    fn remaining(&self, endpoint: &str) -> Result<Duration, ApiError> {
+        let now = Instant::now();
+        if now >= self.deadline {
+            return Err(ApiError::Deadline {
+                endpoint: endpoint.into(),
+            });
+        }
+        Ok(self.deadline - now)
+    }
+
+    /// Full jitter: uniform in [0, min(cap, base·2^(attempt-1))].
+    fn backoff(&self, attempt: u32) -> Duration {
+        let cap = Duration::from_secs(30);
+        let exp = self
+            .cfg
+            .backoff_base
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+            .min(cap);
+        let r = {
+            let mut s = self.jitter.lock().unwrap_or_else(|p| p.into_inner());
+            // xorshift64*: jitter needs no cryptographic quality.
+            *s ^= *s >> 12;
+            *s ^= *s << 25;
+            *s ^= *s >> 27;
+            s.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        };
+        let frac = (r >> 11) as f64 / (1u64 << 53) as f64;
+        exp.mul_f64(frac).max(Duration::from_millis(1))
+    }
+}
+
+// ---- wire parsing (tolerant, §3–§4) ------------------------------------------------
+
+fn transactions_path(iban: &Iban) -> String {
+    format!(
+        "{PATH_ACCOUNTS}/{}/transactions",
+        encode_path(iban.as_str())
+    )
+}
+
+fn list_params(
+    q: &ListQuery,
+    page: u32,
+    per_page: u32,
+    with_status: bool,
+) -> Vec<(&'static str, String)> {
+    let mut v = vec![
+        ("page", page.to_string()),
+        ("per_page", per_page.to_string()),
+    ];
+    if let Some(f) = q.from {
+        v.push(("from", wire_time(f)));
+    }
+    if let Some(t) = q.to {
+        v.push(("to", wire_time(t)));
+    }
+    if with_status && let Some(s) = &q.status {
+        v.push(("status", s.as_str().to_owned()));
+    }
+    v
+}
+
+/// ISO-8601 with microseconds and `Z`, as the provider writes its own timestamps.
+pub fn wire_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn encode_path(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn is_success(v: &Value) -> bool {
+    v.get("status")
+        .and_then(Value::as_str)
+        .map(|s| {
+            let s = s.trim().to_ascii_lowercase();
+            s == "ok" || s == "success" || s == "sucess"
+        })
+        .unwrap_or(false)
+}
+
+/// `error`, else `message` — but only when the status says error (§3.2).
+fn error_code(v: &Value) -> Option<String> {
+    let status = v.get("status").and_then(Value::as_str)?;
+    if !status.trim().eq_ignore_ascii_case("error") {
+        return None;
+    }
+    v.get("error")
+        .and_then(flex_string)
+        .or_else(|| v.get("message").and_then(flex_string))
+        .or_else(|| Some("provider_error".to_owned()))
+}
+
+/// A Laravel validation body: `{"message": ..., "errors": {field: [...]}}`.
+fn laravel_message(v: &Value) -> Option<String> {
+    let errors = v.get("errors")?.as_object()?;
+    let msg = v
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or("invalid");
+    let fields: Vec<String> = errors
+        .iter()
+        .map(|(k, e)| {
+            let first = e
+                .as_array()
+                .and_then(|a| a.first())
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            format!("{k}: {first}")
+        })
+        .collect();
+    Some(format!("{msg} ({})", fields.join("; ")))
+}
+
+fn token_from(v: &Value) -> Result<Token, ApiError> {
+    // §2.1 defensive order: data.token, token, data (string), access_token.
+    let data = v.get("data");
+    let token = data
+        .and_then(|d| d.get("token"))
+        .and_then(Value::as_str)
+        .or_else(|| v.get("token").and_then(Value::as_str))
+        .or_else(|| data.and_then(Value::as_str))
+        .or_else(|| v.get("access_token").and_then(Value::as_str))
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::Malformed {
+            endpoint: PATH_AUTH.into(),
+            why: "no token in the answer".into(),
+            // The body may hold a token under an unexpected name: never quote it.
+            snippet: String::new(),
+        })?;
+    let ttl = data
+        .and_then(|d| d.get("expires_in"))
+        .and_then(flex_u64)
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_TOKEN_TTL);
+    // Refresh early: at 90 % of the lifetime, and at least a minute before it ends.
+    let early = (ttl / 10).max(Duration::from_secs(60)).min(ttl / 2);
+    Ok(Token {
+        value: SecretString::from(token.to_owned()),
+        refresh_at: Instant::now() + (ttl - early),
+    })
+}
+
+fn parse_page<T>(
+    endpoint: &str,
+    v: Value,
+    parse: fn(&Value) -> Result<T, String>,
+) -> Result<Page<T>, ApiError> {
+    let items = v
+        .get("data")
+        .and_then(Value::as_array)
+        .ok_or_else(|| malformed(endpoint, "`data` is not a list", &v))?;
+    let pag = v
+        .get("pagination")
+        .or_else(|| v.get("meta"))
+        .and_then(Value::as_object);
+    let field = |name: &str| pag.and_then(|p| p.get(name)).and_then(flex_u64);
+    let (Some(current_page), Some(per_page), Some(last_page)) =
+        (field("current_page"), field("per_page"), field("last_page"))
+    else {
+        return Err(malformed(endpoint, "missing or invalid `pagination`", &v));
+    };
+    let info = PageInfo {
+        current_page: u32::try_from(current_page).unwrap_or(u32::MAX),
+        per_page: u32::try_from(per_page).unwrap_or(u32::MAX),
+        last_page: u32::try_from(last_page).unwrap_or(u32::MAX),
+        total: field("total").unwrap_or(0),
+        item_count: items.len(),
+    };
+    let mut good = Vec::with_capacity(items.len());
+    let mut bad = Vec::new();
+    for item in items {
+        match parse(item) {
+            Ok(value) => good.push(Record {
+                value,
+                raw: item.to_string(),
+            }),
+            Err(error) => bad.push(BadRecord {
+                endpoint: endpoint.to_owned(),
+                id: item.get("id").and_then(flex_string),
+                raw: item.to_string(),
+                error,
+            }),
+        }
+    }
+    Ok(Page {
+        items: good,
+        bad,
+        info,
+    })
+}
+
+fn find_array<'a>(v: &'a Value, paths: &[&str]) -> Option<&'a Vec<Value>> {
+    paths.iter().find_map(|p| {
+        let mut cur = v;
+        for part in p.split('.') {
+            cur = cur.get(part)?;
+        }
+        cur.as_array()
+    })
+}
+
+type Obj = Map<String, Value>;
+
+fn obj(v: &Value) -> Result<&Obj, String> {
+    v.as_object().ok_or_else(|| "not a JSON object".to_owned())
+}
+
+fn req<'a>(o: &'a Obj, k: &str) -> Result<&'a Value, String> {
+    match o.get(k) {
+        None | Some(Value::Null) => Err(format!("`{k}` is missing")),
+        Some(v) => Ok(v),
+    }
+}
+
+fn req_string(o: &Obj, k: &str) -> Result<String, String> {
+    flex_string(req(o, k)?).ok_or_else(|| format!("`{k}` is not a string or number"))
+}
+
+fn opt_string(o: &Obj, k: &str) -> Option<String> {
+    o.get(k).and_then(flex_string).filter(|s| !s.is_empty())
+}
+
+/// A string, or a number's literal text (ids and concepts come both ways, §4).
+fn flex_string(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn flex_u64(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n.as_u64().or_else(|| n.to_string().parse().ok()),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A decimal from a JSON number's literal text or a numeric string; never through f64.
+fn flex_decimal(v: &Value) -> Option<Decimal> {
+    let text = match v {
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.trim().to_owned(),
+        _ => return None,
+    };
+    Decimal::from_str(&text)
+        .or_else(|_| Decimal::from_scientific(&text))
+        .ok()
+}
+
+fn req_decimal(o: &Obj, k: &str) -> Result<Decimal, String> {
+    let v = req(o, k)?;
+    flex_decimal(v).ok_or_else(|| format!("`{k}` is not a decimal: {}", snippet(&v.to_string())))
+}
+
+fn req_time(o: &Obj, k: &str) -> Result<DateTime<Utc>, String> {
+    let s = req_string(o, k)?;
+    parse_time(&s).ok_or_else(|| format!("`{k}` is not an ISO-8601 time: {s:?}"))
+}
+
+fn opt_time(o: &Obj, k: &str) -> Result<Option<DateTime<Utc>>, String> {
+    match opt_string(o, k) {
+        None => Ok(None),
+        Some(s) => parse_time(&s)
+            .map(Some)
+            .ok_or_else(|| format!("`{k}` is not an ISO-8601 time: {s:?}")),
+    }
+}
+
+/// ISO-8601 with or without offset, fraction or time (§7.2: accept all).
+fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for f in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, f) {
+            return Some(t.and_utc());
+        }
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+}
+
+fn currency(o: &Obj, k: &str) -> Result<Currency, String> {
+    Currency::parse(req_string(o, k)?).map_err(|e| format!("`{k}`: {e}"))
+}
+
+fn parse_payment(v: &Value) -> Result<Payment, String> {
+    let o = obj(v)?;
+    let id = PaymentId::parse(req_string(o, "id")?).map_err(|e| e.to_string())?;
+    let cur = currency(o, "fiat_symbol")?;
+    // `fiat_amount` is integer cents here (§5.3, §13.3).
+    let amount = Money::from_cents(req_decimal(o, "fiat_amount")?, cur)
+        .map_err(|e| format!("`fiat_amount`: {e}"))?;
+    let concept = match opt_string(o, "concept") {
+        None => None,
+        Some(c) => Some(Concept::parse(&c).map_err(|e| format!("`concept`: {e}"))?),
+    };
+    Ok(Payment {
+        id,
+        external_id: opt_string(o, "external_id"),
+        user_id: opt_string(o, "user_id"),
+        status: PaymentStatus::parse(&req_string(o, "status")?),
+        amount,
+        payment_type: opt_string(o, "payment_type").map(|s| s.to_ascii_lowercase()),
+        concept,
+        created_at: req_time(o, "created_at")?,
+        updated_at: opt_time(o, "updated_at")?,
+    })
+}
+
+fn parse_offramp(v: &Value) -> Result<Offramp, String> {
+    let o = obj(v)?;
+    let id = OfframpId::parse(req_string(o, "id")?).map_err(|e| e.to_string())?;
+    // `fiat_amount` is a decimal string in currency units here (§13.4).
+    let fiat = Money::from_units(req_decimal(o, "fiat_amount")?, currency(o, "fiat_symbol")?);
+    Ok(Offramp {
+        id,
+        user_id: opt_string(o, "user_id"),
+        status: OfframpStatus::parse(&req_string(o, "status")?),
+        fiat,
+        iban: opt_string(o, "iban"),
+        created_at: req_time(o, "created_at")?,
+        updated_at: opt_time(o, "updated_at")?,
+    })
+}
+
+fn parse_transaction(v: &Value) -> Result<BankTransaction, String> {
+    let o = obj(v)?;
+    let id = BankTxId::parse(req_string(o, "id")?).map_err(|e| e.to_string())?;
+    let iban = Iban::parse(req_string(o, "iban")?).map_err(|e| format!("`iban`: {e}"))?;
+    let amount = req_decimal(o, "amount")?;
+    if amount.is_sign_negative() || amount.is_zero() {
+        return Err(format!("`amount` must be positive, got {amount}"));
+    }
+    let direction =
+        Direction::parse(&req_string(o, "direction")?).map_err(|e| format!("`direction`: {e}"))?;
+    let value_date = match opt_string(o, "value_date") {
+        None => None,
+        Some(s) => Some(
+            NaiveDate::parse_from_str(s.get(..10).unwrap_or(&s), "%Y-%m-%d")
+                .map_err(|_| format!("`value_date` is not a date: {s:?}"))?,
+        ),
+    };
+    let reconciled_payment_id = match opt_string(o, "reconciled_payment_id") {
+        None => None,
+        Some(p) => Some(PaymentId::parse(p).map_err(|e| e.to_string())?),
+    };
+    Ok(BankTransaction {
+        id,
+        iban,
+        amount: Money::from_units(amount, currency(o, "currency")?),
+        direction,
+        concept_text: o.get("concept").and_then(flex_string).unwrap_or_default(),
+        counterparty_name: opt_string(o, "counterparty_name"),
+        counterparty_iban: opt_string(o, "counterparty_iban"),
+        booked_at: req_time(o, "booked_at")?,
+        value_date,
+        reconciled_payment_id,
+    })
+}
+
+fn parse_account(v: &Value) -> Result<BankAccount, String> {
+    let o = obj(v)?;
+    let iban = Iban::parse(req_string(o, "iban")?).map_err(|e| format!("`iban`: {e}"))?;
+    let currency = match opt_string(o, "currency") {
+        None => None,
+        Some(c) => Some(Currency::parse(c).map_err(|e| format!("`currency`: {e}"))?),
+    };
+    Ok(BankAccount {
+        iban,
+        bic: opt_string(o, "bic"),
+        holder_name: opt_string(o, "holder_name"),
+        currency,
+        balance: o.get("balance").and_then(flex_decimal),
+    })
+}
+
+fn malformed(endpoint: &str, why: &str, v: &Value) -> ApiError {
+    ApiError::Malformed {
+        endpoint: endpoint.to_owned(),
+        why: why.to_owned(),
+        snippet: snippet(&v.to_string()),
+    }
+}
+
+fn snippet(s: &str) -> String {
+    s.chars().take(SNIPPET).collect()
+}
+
+fn snippet_bytes(b: &[u8]) -> String {
+    snippet(&String::from_utf8_lossy(&b[..b.len().min(SNIPPET * 4)]))
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// reqwest's error with its source chain, minus the URL's query (no secret lives there,
+/// but filters make lines long).
+fn describe_reqwest(e: &reqwest::Error) -> String {
+    let mut s = if e.is_timeout() {
+        "timed out".to_owned()
+    } else if e.is_connect() {
+        "connection failed".to_owned()
+    } else {
+        "transport error".to_owned()
+    };
+    let mut src = std::error::Error::source(e);
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_three_success_spellings_are_success() {
+        for s in ["ok", "success", "sucess", "OK"] {
+            assert!(is_success(&json!({ "status": s })), "{s}");
+        }
+        assert!(!is_success(&json!({ "status": "error" })));
+        assert!(!is_success(&json!({ "data": [] })));
+    }
+
+    #[test]
+    fn the_error_code_is_read_from_error_or_message() {
+        assert_eq!(
+            error_code(&json!({"status":"error","error":"payment_not_pending"})).as_deref(),
+            Some("payment_not_pending")
+        );
+        assert_eq!(
+            error_code(&json!({"status":"error","message":"amount_mismatch"})).as_deref(),
+            Some("amount_mismatch")
+        );
+    }
+
+    #[test]
+    fn a_payment_parses_with_cents_as_number_or_string_and_ids_as_numbers() {
+        let v: Value = serde_json::from_str(
+            r#"{"id":"P1","user_id":100067,"status":"pending_bank","fiat_amount":"15050",
+                "fiat_symbol":"EUR","created_at":"2026-06-26T10:30:00.000000Z","concept":120037,
+                "payment_type":"TRANSFER","extra":{"x":1}}"#,
+        )
+        .unwrap();
+        let p = parse_payment(&v).unwrap();
+        assert_eq!(p.amount.amount_str(), "150.50");
+        assert_eq!(p.user_id.as_deref(), Some("100067"));
+        assert_eq!(p.concept.unwrap().as_str(), "120037");
+        assert_eq!(p.payment_type.as_deref(), Some("transfer"));
+        assert!(p.status.is_open());
+    }
+
+    #[test]
+    fn a_payment_amount_number_keeps_its_literal_digits() {
+        let v: Value = serde_json::from_str(
+            r#"{"id":"P1","status":"x","fiat_amount":123456789012345678,"fiat_symbol":"EUR","created_at":"2026-06-26T10:30:00Z"}"#,
+        )
+        .unwrap();
+        let p = parse_payment(&v).unwrap();
+        assert_eq!(p.amount.amount_str(), "1234567890123456.78");
+    }
+
+    #[test]
+    fn fractional_cents_make_a_bad_record_naming_the_field() {
+        let v = json!({"id":"P1","status":"x","fiat_amount":"150.5","fiat_symbol":"EUR","created_at":"2026-06-26T10:30:00Z"});
+        let e = parse_payment(&v).unwrap_err();
+        assert!(e.contains("fiat_amount"), "{e}");
+    }
+
+    #[test]
+    fn a_transaction_amount_stays_exact_and_must_be_positive() {
+        let mut v = json!({"id":"T1","iban":"ES91 2100 0418 4502 0005 1332","amount":"150.50",
+            "currency":"EUR","direction":"credit","concept":"Ref 120037","booked_at":"2026-06-26T10:30:00Z",
+            "value_date":"2026-06-26","reconciled_payment_id":null});
+        let t = parse_transaction(&v).unwrap();
+        assert_eq!(t.amount.amount_str(), "150.50");
+        assert_eq!(t.iban.as_str(), "ES9121000418450200051332");
+        v["amount"] = json!("-1.00");
+        assert!(parse_transaction(&v).unwrap_err().contains("positive"));
+    }
+
+    #[test]
+    fn the_token_is_found_in_the_documented_places() {
+        assert!(token_from(&json!({"status":"ok","data":{"token":"abc","expires_in":60}})).is_ok());
+        assert!(token_from(&json!({"status":"ok","token":"abc"})).is_ok());
+        assert!(token_from(&json!({"status":"ok","data":"abc"})).is_ok());
+        assert!(token_from(&json!({"status":"ok","access_token":"abc"})).is_ok());
+        assert!(token_from(&json!({"status":"ok","data":{}})).is_err());
+    }
+
+    #[test]
+    fn a_laravel_body_is_summarised_with_its_fields() {
+        let m = laravel_message(&json!({"message":"The given data was invalid.",
+            "errors":{"per_page":["The per page must not be greater than 100."]}}))
+        .unwrap();
+        assert!(m.contains("per_page: The per page must not be greater than 100."));
+    }
+
+    fn page(current: u32, last: u32, total: u64, ids: &[&str]) -> Page<Payment> {
+        let items = ids
+            .iter()
+            .map(|id| Record {
+                value: parse_payment(&json!({"id":id,"status":"started","fiat_amount":1,
+                    "fiat_symbol":"EUR","created_at":"2026-01-01T00:00:00Z"}))
+                .unwrap(),
+                raw: String::new(),
+            })
+            .collect();
+        Page {
+            items,
+            bad: vec![],
+            info: PageInfo {
+                current_page: current,
+                per_page: 2,
+                last_page: last,
+                total,
+                item_count: ids.len(),
+            },
+        }
+    }
+
+    #[test]
+    fn the_paginator_dedupes_repeated_items_and_stops_at_the_last_page() {
+        let mut p = Paginator::new(2);
+        let mut a = page(1, 2, 4, &["a", "b"]);
+        p.accept("x", &mut a).unwrap();
+        assert_eq!(p.next_page(), Some(2));
+        let mut b = page(2, 2, 4, &["b", "c"]);
+        p.accept("x", &mut b).unwrap();
+        assert_eq!(b.items.len(), 1);
+        assert_eq!(p.duplicates, 1);
+        assert_eq!(p.next_page(), None);
+    }
+
+    #[test]
+    fn the_paginator_stops_on_a_short_page() {
+        let mut p = Paginator::new(2);
+        let mut a = page(1, 9, 18, &["a"]);
+        p.accept("x", &mut a).unwrap();
+        assert_eq!(p.next_page(), None);
+    }
+
+    #[test]
+    fn the_paginator_refuses_a_server_that_never_stops() {
+        let mut p = Paginator::new(2);
+        let mut n = 0;
+        let err = loop {
+            n += 1;
+            let ids = [format!("a{n}"), format!("b{n}")];
+            let mut pg = page(n, u32::MAX, 4, &[&ids[0], &ids[1]]);
+            if let Err(e) = p.accept("x", &mut pg) {
+                break e;
+            }
+            assert!(n < 100, "never stopped");
+        };
+        assert!(matches!(err, ApiError::Runaway { .. }));
+        assert!(n <= 4);
+    }
+
+    #[test]
+    fn path_segments_are_percent_encoded() {
+        assert_eq!(encode_path("ES91 21/00"), "ES91%2021%2F00");
+    }
+}

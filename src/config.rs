@@ -1,0 +1,639 @@
+//! Typed configuration: one TOML file, then environment overrides for secrets.
+//!
+//! Every error names the file and the key. Secrets are `SecretString`s, so `Debug`
+//! never prints them.
+
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::email::EmailSettings;
+use crate::matching::MatchParams;
+use crate::report::ReportSettings;
+
+/// Where the configuration file is looked for when `--config` is not given.
+pub const ENV_CONFIG: &str = "CP_RECON_CONFIG";
+pub const ENV_API_SECRET: &str = "CP_RECON_API_SECRET";
+pub const ENV_SMTP_PASSWORD: &str = "CP_RECON_SMTP_PASSWORD";
+pub const SYSTEM_CONFIG: &str = "/etc/cp-recon/config.toml";
+pub const LOCAL_CONFIG: &str = "config.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "no configuration file: none given with --config or {ENV_CONFIG}, and neither {SYSTEM_CONFIG} nor ./{LOCAL_CONFIG} exists"
+    )]
+    NotFound,
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+/// The whole configuration, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub path: PathBuf,
+    pub cryptopocket: ApiSettings,
+    pub database: DatabaseSettings,
+    pub reconcile: ReconcileSettings,
+    pub matching: MatchParams,
+    pub sync: SyncSettings,
+    pub reports: ReportSettings,
+    pub email: Option<EmailSettings>,
+    pub schedule: ScheduleSettings,
+    pub monitoring: MonitoringSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    pub base_url: String,
+    pub api_key: String,
+    pub api_secret: SecretString,
+    pub page_size: u32,
+    pub timeout_secs: u64,
+    /// 0 turns the client-side limit off (only sensible against the local sandbox).
+    pub max_requests_per_second: u32,
+    pub max_attempts: u32,
+    pub run_deadline_secs: u64,
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReconcileSettings {
+    /// `false` decides and records everything but calls nothing (like `--dry-run`).
+    pub enabled: bool,
+}
+impl Default for ReconcileSettings {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncSettings {
+    /// Incremental reads start this long before the last complete read's newest item.
+    pub overlap_hours: u32,
+    /// Every Nth run reads every list from the beginning (0 = only with `--full`).
+    pub full_resync_every: u32,
+}
+impl Default for SyncSettings {
+    fn default() -> Self {
+        Self {
+            overlap_hours: 72,
+            full_resync_every: 96,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleSettings {
+    pub cron: String,
+    pub timezone: String,
+}
+impl Default for ScheduleSettings {
+    fn default() -> Self {
+        Self {
+            cron: "0 */15 * * * *".into(),
+            timezone: "UTC".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitoringSettings {
+    pub textfile: Option<PathBuf>,
+    pub ping_url: Option<String>,
+}
+
+// ---- the file as written -------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    cryptopocket: FileApi,
+    database: DatabaseSettings,
+    #[serde(default)]
+    reconcile: ReconcileSettings,
+    #[serde(default)]
+    matching: FileMatching,
+    #[serde(default)]
+    sync: SyncSettings,
+    #[serde(default)]
+    reports: ReportSettings,
+    email: Option<EmailSettings>,
+    #[serde(default)]
+    schedule: ScheduleSettings,
+    #[serde(default)]
+    monitoring: MonitoringSettings,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileApi {
+    base_url: String,
+    api_key: String,
+    api_secret: Option<String>,
+    api_secret_file: Option<PathBuf>,
+    #[serde(default = "d_page_size")]
+    page_size: u32,
+    #[serde(default = "d_timeout")]
+    timeout_secs: u64,
+    #[serde(default = "d_rps")]
+    max_requests_per_second: u32,
+    #[serde(default = "d_attempts")]
+    max_attempts: u32,
+    #[serde(default = "d_deadline")]
+    run_deadline_secs: u64,
+    #[serde(default = "d_concurrency")]
+    concurrency: usize,
+}
+fn d_page_size() -> u32 {
+    100
+}
+fn d_timeout() -> u64 {
+    30
+}
+fn d_rps() -> u32 {
+    5
+}
+fn d_attempts() -> u32 {
+    5
+}
+fn d_deadline() -> u64 {
+    1800
+}
+fn d_concurrency() -> usize {
+    2
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FileMatching {
+    booking_tolerance_hours: i64,
+    lookback_days: i64,
+    payout_grace_days: i64,
+}
+impl Default for FileMatching {
+    fn default() -> Self {
+        Self {
+            booking_tolerance_hours: 24,
+            lookback_days: 90,
+            payout_grace_days: 3,
+        }
+    }
+}
+
+/// The config path: `--config`, else `$CP_RECON_CONFIG`, else the system file, else
+/// `./config.toml`.
+pub fn locate(flag: Option<&Path>) -> Result<PathBuf, ConfigError> {
+    if let Some(p) = flag {
+        return Ok(p.to_path_buf());
+    }
+    if let Some(p) = std::env::var_os(ENV_CONFIG).filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    for p in [SYSTEM_CONFIG, LOCAL_CONFIG] {
+        if Path::new(p).exists() {
+            return Ok(PathBuf::from(p));
+        }
+    }
+    Err(ConfigError::NotFound)
+}
+
+/// Reads, parses and validates the file, then reads secrets from the environment or
+/// from `*_file` keys.
+pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let world_readable = world_readable(path);
+    parse(path, &text, world_readable, &|k| std::env::var(k).ok())
+}
+
+#[cfg(unix)]
+fn world_readable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o004 != 0)
+        .unwrap_or(false)
+}
+#[cfg(not(unix))]
+fn world_readable(_: &Path) -> bool {
+    false
+}
+
+/// Pure parsing and validation; `env` stands in for the process environment.
+pub fn parse(
+    path: &Path,
+    text: &str,
+    world_readable: bool,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Settings, ConfigError> {
+    let invalid = |key: &str, message: String| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        key: key.to_owned(),
+        message,
+    };
+    let file: FileSettings = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: describe_toml_error(text, &e),
+    })?;
+
+    let api = file.cryptopocket;
+    let base_url = api.base_url.trim_end_matches('/').to_owned();
+    if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
+        return Err(invalid(
+            "cryptopocket.base_url",
+            format!("expected an http(s) URL, got {base_url:?}"),
+        ));
+    }
+    if reqwest::Url::parse(&base_url).is_err() {
+        return Err(invalid(
+            "cryptopocket.base_url",
+            format!("not a valid URL: {base_url:?}"),
+        ));
+    }
+    if api.api_key.trim().is_empty() {
+        return Err(invalid("cryptopocket.api_key", "must not be empty".into()));
+    }
+    if !(1..=100).contains(&api.page_size) {
+        return Err(invalid(
+            "cryptopocket.page_size",
+            format!("must be between 1 and 100, got {}", api.page_size),
+        ));
+    }
+    if !(1..=600).contains(&api.timeout_secs) {
+        return Err(invalid(
+            "cryptopocket.timeout_secs",
+            format!("must be between 1 and 600, got {}", api.timeout_secs),
+        ));
+    }
+    if !(1..=20).contains(&api.max_attempts) {
+        return Err(invalid(
+            "cryptopocket.max_attempts",
+            format!("must be between 1 and 20, got {}", api.max_attempts),
+        ));
+    }
+    if api.run_deadline_secs < api.timeout_secs {
+        return Err(invalid(
+            "cryptopocket.run_deadline_secs",
+            "must be at least timeout_secs".into(),
+        ));
+    }
+    if !(1..=16).contains(&api.concurrency) {
+        return Err(invalid(
+            "cryptopocket.concurrency",
+            format!("must be between 1 and 16, got {}", api.concurrency),
+        ));
+    }
+    let api_secret = secret(
+        path,
+        "cryptopocket.api_secret",
+        api.api_secret,
+        api.api_secret_file.as_deref(),
+        ENV_API_SECRET,
+        world_readable,
+        env,
+    )?
+    .ok_or_else(|| {
+        invalid(
+            "cryptopocket.api_secret",
+            format!("missing: set env {ENV_API_SECRET}, or api_secret_file"),
+        )
+    })?;
+
+    let m = file.matching;
+    if !(0..=24 * 30).contains(&m.booking_tolerance_hours) {
+        return Err(invalid(
+            "matching.booking_tolerance_hours",
+            format!(
+                "must be between 0 and 720, got {}",
+                m.booking_tolerance_hours
+            ),
+        ));
+    }
+    if !(1..=3650).contains(&m.lookback_days) {
+        return Err(invalid(
+            "matching.lookback_days",
+            format!("must be between 1 and 3650, got {}", m.lookback_days),
+        ));
+    }
+    if !(0..=365).contains(&m.payout_grace_days) {
+        return Err(invalid(
+            "matching.payout_grace_days",
+            format!("must be between 0 and 365, got {}", m.payout_grace_days),
+        ));
+    }
+    let matching = MatchParams {
+        booking_tolerance: chrono::Duration::hours(m.booking_tolerance_hours),
+        lookback: chrono::Duration::days(m.lookback_days),
+        payout_grace: chrono::Duration::days(m.payout_grace_days),
+    };
+
+    if file.database.path.as_os_str().is_empty() {
+        return Err(invalid("database.path", "must not be empty".into()));
+    }
+
+    let mut email = file.email;
+    if let Some(e) = email.as_mut() {
+        e.password = secret(
+            path,
+            "email.password",
+            None,
+            e.password_file.as_deref(),
+            ENV_SMTP_PASSWORD,
+            world_readable,
+            env,
+        )?;
+        e.validate()
+            .map_err(|err| invalid("email", err.to_string()))?;
+    }
+
+    crate::schedule::CronSchedule::parse(&file.schedule.cron)
+        .map_err(|e| invalid("schedule.cron", e.to_string()))?;
+    if file.schedule.timezone.parse::<chrono_tz::Tz>().is_err() {
+        return Err(invalid(
+            "schedule.timezone",
+            format!(
+                "unknown time zone {:?} (use an IANA name such as Europe/Madrid)",
+                file.schedule.timezone
+            ),
+        ));
+    }
+    if let Some(url) = &file.monitoring.ping_url
+        && reqwest::Url::parse(url).is_err()
+    {
+        return Err(invalid(
+            "monitoring.ping_url",
+            "not a valid URL".to_string(),
+        ));
+    }
+
+    Ok(Settings {
+        path: path.to_path_buf(),
+        cryptopocket: ApiSettings {
+            base_url,
+            api_key: api.api_key,
+            api_secret,
+            page_size: api.page_size,
+            timeout_secs: api.timeout_secs,
+            max_requests_per_second: api.max_requests_per_second,
+            max_attempts: api.max_attempts,
+            run_deadline_secs: api.run_deadline_secs,
+            concurrency: api.concurrency,
+        },
+        database: file.database,
+        reconcile: file.reconcile,
+        matching,
+        sync: file.sync,
+        reports: file.reports,
+        email,
+        schedule: file.schedule,
+        monitoring: file.monitoring,
+    })
+}
+
+/// A secret from, in order: the environment variable, the `*_file` key, the key itself
+/// (only if the file is not world-readable).
+fn secret(
+    path: &Path,
+    key: &str,
+    inline: Option<String>,
+    file: Option<&Path>,
+    env_var: &str,
+    world_readable: bool,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<SecretString>, ConfigError> {
+    let invalid = |k: String, message: String| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        key: k,
+        message,
+    };
+    if inline.is_some() && world_readable {
+        return Err(invalid(
+            key.to_owned(),
+            "a secret is written in a file that everyone can read: chmod o-r the file, or move the secret to the environment or a *_file".into(),
+        ));
+    }
+    if let Some(v) = env(env_var).filter(|v| !v.is_empty()) {
+        return Ok(Some(SecretString::from(v)));
+    }
+    if let Some(f) = file {
+        let expanded = expand_env(f, env);
+        let text = std::fs::read_to_string(&expanded).map_err(|e| {
+            invalid(
+                format!("{key}_file"),
+                format!("cannot read {}: {e}", expanded.display()),
+            )
+        })?;
+        let v = text.trim_end_matches(['\n', '\r']).to_owned();
+        if v.is_empty() {
+            return Err(invalid(
+                format!("{key}_file"),
+                format!("{} is empty", expanded.display()),
+            ));
+        }
+        return Ok(Some(SecretString::from(v)));
+    }
+    Ok(inline.filter(|v| !v.is_empty()).map(SecretString::from))
+}
+
+/// Expands `$NAME` / `${NAME}` in a path (systemd's `$CREDENTIALS_DIRECTORY`).
+fn expand_env(p: &Path, env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+    let s = p.to_string_lossy();
+    if !s.contains('$') {
+        return p.to_path_buf();
+    }
+    let mut out = String::new();
+    let mut rest = &*s;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let (name, tail) = if let Some(inner) = after.strip_prefix('{') {
+            match inner.find('}') {
+                Some(j) => (&inner[..j], &inner[j + 1..]),
+                None => ("", after),
+            }
+        } else {
+            let j = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            (&after[..j], &after[j..])
+        };
+        if name.is_empty() {
+            out.push('$');
+            rest = after;
+        } else {
+            out.push_str(&env(name).unwrap_or_default());
+            rest = tail;
+        }
+    }
+    out.push_str(rest);
+    PathBuf::from(out)
+}
+
+/// One line: where in the file, which section, and what toml said.
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().trim().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            let section = text[..span.start.min(text.len())]
+                .lines()
+                .rev()
+                .find_map(|l| {
+                    let t = l.trim();
+                    (t.starts_with('[') && t.ends_with(']')).then(|| t.to_owned())
+                });
+            let snippet = text
+                .lines()
+                .nth(line - 1)
+                .map(str::trim)
+                .unwrap_or_default();
+            match section {
+                Some(sec) => format!("line {line} (in {sec}, `{snippet}`): {msg}"),
+                None => format!("line {line} (`{snippet}`): {msg}"),
+            }
+        }
+        None => msg,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    const MINIMAL: &str = r#"
+[cryptopocket]
+base_url = "http://127.0.0.1:8080/api/"
+api_key = "k"
+
+[database]
+path = "/tmp/x.sqlite3"
+"#;
+
+    fn env_with_secret(k: &str) -> Option<String> {
+        (k == ENV_API_SECRET).then(|| "s3cret".to_owned())
+    }
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+    fn err(text: &str, wr: bool, env: &dyn Fn(&str) -> Option<String>) -> String {
+        parse(Path::new("c.toml"), text, wr, env)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn a_minimal_file_with_the_secret_in_the_environment_loads_with_defaults() {
+        let s = parse(Path::new("c.toml"), MINIMAL, true, &env_with_secret).unwrap();
+        assert_eq!(s.cryptopocket.base_url, "http://127.0.0.1:8080/api");
+        assert_eq!(s.cryptopocket.page_size, 100);
+        assert_eq!(s.cryptopocket.api_secret.expose_secret(), "s3cret");
+        assert!(s.reconcile.enabled);
+        assert_eq!(s.matching, MatchParams::default());
+        assert!(s.email.is_none());
+    }
+
+    #[test]
+    fn the_secret_never_appears_in_debug_output() {
+        let s = parse(Path::new("c.toml"), MINIMAL, true, &env_with_secret).unwrap();
+        assert!(!format!("{s:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_with_its_line_and_section() {
+        let e = err(
+            &MINIMAL.replace("api_key = \"k\"", "api_key = \"k\"\nbogus = 1"),
+            false,
+            &env_with_secret,
+        );
+        assert!(e.contains("bogus"), "{e}");
+        assert!(e.contains("[cryptopocket]"), "{e}");
+        assert!(e.starts_with("c.toml: line 5"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_required_key_is_named() {
+        let e = err(
+            &MINIMAL.replace("api_key = \"k\"", ""),
+            false,
+            &env_with_secret,
+        );
+        assert!(e.contains("api_key"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_secret_is_named() {
+        let e = err(MINIMAL, false, &no_env);
+        assert!(e.contains("cryptopocket.api_secret"), "{e}");
+        assert!(e.contains(ENV_API_SECRET), "{e}");
+    }
+
+    #[test]
+    fn a_secret_in_a_world_readable_file_is_refused() {
+        let text = MINIMAL.replace("api_key = \"k\"", "api_key = \"k\"\napi_secret = \"x\"");
+        let e = err(&text, true, &no_env);
+        assert!(e.contains("cryptopocket.api_secret"), "{e}");
+        assert!(e.contains("everyone can read"), "{e}");
+        let ok = parse(Path::new("c.toml"), &text, false, &no_env).unwrap();
+        assert_eq!(ok.cryptopocket.api_secret.expose_secret(), "x");
+    }
+
+    #[test]
+    fn a_page_size_out_of_range_is_named() {
+        let e = err(
+            &MINIMAL.replace("api_key = \"k\"", "api_key = \"k\"\npage_size = 500"),
+            false,
+            &env_with_secret,
+        );
+        assert!(e.contains("cryptopocket.page_size"), "{e}");
+    }
+
+    #[test]
+    fn a_secret_file_path_may_use_the_credentials_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("api_secret"), "from-file\n").unwrap();
+        let d = dir.path().to_string_lossy().into_owned();
+        let env = move |k: &str| (k == "CREDENTIALS_DIRECTORY").then(|| d.clone());
+        let text = MINIMAL.replace(
+            "api_key = \"k\"",
+            "api_key = \"k\"\napi_secret_file = \"${CREDENTIALS_DIRECTORY}/api_secret\"",
+        );
+        let s = parse(Path::new("c.toml"), &text, true, &env).unwrap();
+        assert_eq!(s.cryptopocket.api_secret.expose_secret(), "from-file");
+    }
+
+    #[test]
+    fn a_bad_time_zone_is_named() {
+        let e = err(
+            &format!("{MINIMAL}\n[schedule]\ntimezone = \"Mars/Olympus\"\n"),
+            false,
+            &env_with_secret,
+        );
+        assert!(e.contains("schedule.timezone"), "{e}");
+    }
+}

@@ -1,0 +1,557 @@
+//! The sandbox's in-memory state: records kept sorted by (timestamp, id) so a page is a
+//! slice, per-status indexes for the payment filter, and each item's JSON cached.
+
+use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use rustc_hash::FxHashMap;
+use serde_json::{Value, json};
+
+use super::data::{
+    AccountRecord, Generated, OfframpRecord, PaymentRecord, Quirks, TransactionRecord,
+};
+use super::rng::Rng;
+use crate::domain::Direction;
+
+/// Sort key of every list: the item's own timestamp (µs) then its id (§13.2).
+pub(crate) type Key = (i64, Arc<str>);
+
+/// A record, its quirks, and its wire JSON built on first use (reset on every change).
+pub(crate) struct Row<T> {
+    pub rec: T,
+    pub quirks: Quirks,
+    json: OnceLock<Arc<str>>,
+}
+
+impl<T> Row<T> {
+    fn new(rec: T, quirks: Quirks) -> Self {
+        Self {
+            rec,
+            quirks,
+            json: OnceLock::new(),
+        }
+    }
+
+    /// Call after changing `rec`.
+    pub fn touch(&mut self) {
+        self.json = OnceLock::new();
+    }
+
+    fn json(&self, build: impl FnOnce(&T, Quirks) -> String) -> Arc<str> {
+        self.json
+            .get_or_init(|| Arc::from(build(&self.rec, self.quirks)))
+            .clone()
+    }
+}
+
+/// Which list a page comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ListKind {
+    Payments,
+    Rampoffs,
+    Transactions,
+}
+
+/// A page's worth of item JSON plus its pagination numbers.
+pub(crate) struct Page {
+    pub items: Vec<Arc<str>>,
+    pub current_page: u64,
+    pub per_page: u64,
+    pub last_page: u64,
+    pub total: u64,
+}
+
+impl Page {
+    /// The §13.2 envelope, written directly: items are already JSON.
+    pub fn render(&self) -> String {
+        let len: usize = self.items.iter().map(|s| s.len() + 1).sum();
+        let mut out = String::with_capacity(len + 128);
+        out.push_str(r#"{"status":"ok","data":["#);
+        for (i, item) in self.items.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(item);
+        }
+        out.push_str(&format!(
+            r#"],"pagination":{{"current_page":{},"per_page":{},"last_page":{},"total":{}}}}}"#,
+            self.current_page, self.per_page, self.last_page, self.total
+        ));
+        out
+    }
+}
+
+/// Filters and paging of one list request, already validated.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ListQuery {
+    pub page: u64,
+    pub per_page: u64,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub status: Option<String>,
+}
+
+/// The index range `[lo, hi)` of `keys` whose timestamp is in `[from, to)`.
+fn window(keys: &[Key], from: Option<i64>, to: Option<i64>) -> (usize, usize) {
+    let lo = from.map_or(0, |f| keys.partition_point(|k| k.0 < f));
+    let hi = to.map_or(keys.len(), |t| keys.partition_point(|k| k.0 < t));
+    (lo, hi.max(lo))
+}
+
+fn insert_sorted(keys: &mut Vec<Key>, key: Key) {
+    let pos = keys.partition_point(|k| *k < key);
+    keys.insert(pos, key);
+}
+
+fn remove_sorted(keys: &mut Vec<Key>, key: &Key) {
+    if let Ok(pos) = keys.binary_search(key) {
+        keys.remove(pos);
+    }
+}
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+/// The wire form of a timestamp: microseconds and `Z`, as the provider writes them.
+pub(crate) fn wire_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+/// A decimal as a JSON number literal, exact (serde_json keeps the digits verbatim).
+fn number(d: Decimal) -> Value {
+    serde_json::Number::from_str(&d.normalize().to_string())
+        .map(Value::Number)
+        .unwrap_or_else(|_| Value::String(d.to_string()))
+}
+
+/// Two decimals, as bank statements print amounts.
+pub(crate) fn money_text(d: Decimal) -> String {
+    let mut d = d;
+    d.rescale(2);
+    d.to_string()
+}
+
+fn extra_field() -> Value {
+    json!({ "source": "sandbox", "flags": [1, 2], "nested": { "ok": true } })
+}
+
+fn payment_json(p: &PaymentRecord, q: Quirks, quirks: bool) -> String {
+    let q = if quirks { q } else { Quirks::default() };
+    let mut m = serde_json::Map::new();
+    m.insert("id".into(), json!(p.id));
+    m.insert("external_id".into(), json!(p.external_id));
+    let user_id = match (q.user_id_as_int, p.user_id.parse::<u64>()) {
+        (true, Ok(n)) => json!(n),
+        _ => json!(p.user_id),
+    };
+    m.insert("user_id".into(), user_id);
+    m.insert("status".into(), json!(p.status));
+    let fiat = if q.fiat_as_string {
+        json!(p.fiat_cents.to_string())
+    } else {
+        json!(p.fiat_cents)
+    };
+    m.insert("fiat_amount".into(), fiat);
+    m.insert("fiat_symbol".into(), json!(p.fiat_symbol));
+    m.insert("coin_symbol".into(), json!(p.coin_symbol));
+    let coin = if q.coin_as_string {
+        json!(p.coin_amount.normalize().to_string())
+    } else {
+        number(p.coin_amount)
+    };
+    m.insert("coin_amount".into(), coin);
+    m.insert("created_at".into(), json!(wire_time(p.created_at)));
+    m.insert("updated_at".into(), json!(wire_time(p.updated_at)));
+    m.insert("holder".into(), json!(p.holder));
+    if p.status == "coins_sent" {
+        m.insert("txid".into(), json!(p.txid));
+    }
+    let payment_type = match q.type_case {
+        1 => p.payment_type.to_ascii_uppercase(),
+        2 => {
+            let mut c = p.payment_type.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        }
+        _ => p.payment_type.clone(),
+    };
+    m.insert("payment_type".into(), json!(payment_type));
+    let concept = match (p.concept, q.concept_as_string) {
+        (Some(c), true) => json!(c.to_string()),
+        (Some(c), false) => json!(c),
+        (None, _) => Value::Null,
+    };
+    m.insert("concept".into(), concept);
+    if q.extra_field {
+        m.insert("extra_field".into(), extra_field());
+    }
+    Value::Object(m).to_string()
+}
+
+fn transaction_json(t: &TransactionRecord, q: Quirks, quirks: bool) -> String {
+    let mut v = json!({
+        "id": t.id,
+        "iban": t.iban,
+        "amount": money_text(t.amount),
+        "currency": t.currency,
+        "direction": t.direction.as_str(),
+        "concept": t.concept,
+        "counterparty_name": t.counterparty_name,
+        "counterparty_iban": t.counterparty_iban,
+        "booked_at": wire_time(t.booked_at),
+        "value_date": t.value_date.map(|d| d.format("%Y-%m-%d").to_string()),
+        "reconciled_payment_id": t.reconciled_payment_id,
+    });
+    if quirks && q.extra_field {
+        v["extra_field"] = extra_field();
+    }
+    v.to_string()
+}
+
+fn offramp_json(o: &OfframpRecord, q: Quirks, quirks: bool) -> String {
+    let mut v = json!({
+        "id": o.id,
+        "user_id": o.user_id,
+        "status": o.status,
+        "blockchain": o.blockchain,
+        "crypto": o.crypto,
+        "amount": o.amount,
+        "decimals": o.decimals,
+        "fiat_amount": money_text(o.fiat_amount),
+        "fiat_symbol": o.fiat_symbol,
+        "iban": o.iban,
+        "created_at": wire_time(o.created_at),
+        "updated_at": wire_time(o.updated_at),
+    });
+    if quirks && q.extra_field {
+        v["extra_field"] = extra_field();
+    }
+    v.to_string()
+}
+
+/// Why a record could not be added.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SandboxError {
+    #[error("an item with id {0:?} already exists")]
+    DuplicateId(String),
+    #[error("no bank account with IBAN {0:?}")]
+    UnknownAccount(String),
+}
+
+pub(crate) struct State {
+    pub quirks: bool,
+    pub anchor: DateTime<Utc>,
+    pub accounts: Vec<AccountRecord>,
+    pub payments: FxHashMap<Arc<str>, Row<PaymentRecord>>,
+    pub payment_order: Vec<Key>,
+    pub payment_by_status: FxHashMap<String, Vec<Key>>,
+    pub offramps: FxHashMap<Arc<str>, Row<OfframpRecord>>,
+    pub offramp_order: Vec<Key>,
+    pub txs: FxHashMap<Arc<str>, Row<TransactionRecord>>,
+    /// Per account IBAN, that account's transactions.
+    pub tx_order: FxHashMap<String, Vec<Key>>,
+    pub next_concept: u64,
+    /// Ids and amounts for items the shifting-pages fault inserts.
+    pub shift_rng: Rng,
+}
+
+pub(crate) fn normalise_iban(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_whitespace())
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
+}
+
+impl State {
+    pub fn new(g: Generated, quirks: bool, seed: u64, anchor: DateTime<Utc>) -> Self {
+        let mut s = Self {
+            quirks,
+            anchor,
+            tx_order: g
+                .accounts
+                .iter()
+                .map(|a| (a.iban.clone(), Vec::new()))
+                .collect(),
+            accounts: g.accounts,
+            payments: FxHashMap::default(),
+            payment_order: Vec::with_capacity(g.payments.len()),
+            payment_by_status: FxHashMap::default(),
+            offramps: FxHashMap::default(),
+            offramp_order: Vec::with_capacity(g.offramps.len()),
+            txs: FxHashMap::default(),
+            next_concept: g.next_concept,
+            shift_rng: Rng::new(seed ^ 0x5EED_5A1F),
+        };
+        // Bulk load: push, then sort each index once.
+        for (p, q) in g.payments {
+            let id: Arc<str> = Arc::from(p.id.as_str());
+            let key = (micros(p.created_at), id.clone());
+            s.payment_order.push(key.clone());
+            s.payment_by_status
+                .entry(p.status.clone())
+                .or_default()
+                .push(key);
+            s.payments.insert(id, Row::new(p, q));
+        }
+        for (o, q) in g.offramps {
+            let id: Arc<str> = Arc::from(o.id.as_str());
+            s.offramp_order.push((micros(o.created_at), id.clone()));
+            s.offramps.insert(id, Row::new(o, q));
+        }
+        for (t, q) in g.transactions {
+            let id: Arc<str> = Arc::from(t.id.as_str());
+            if let Some(v) = s.tx_order.get_mut(&t.iban) {
+                v.push((micros(t.booked_at), id.clone()));
+            }
+            s.txs.insert(id, Row::new(t, q));
+        }
+        s.payment_order.sort_unstable();
+        s.offramp_order.sort_unstable();
+        for v in s.payment_by_status.values_mut() {
+            v.sort_unstable();
+        }
+        for v in s.tx_order.values_mut() {
+            v.sort_unstable();
+        }
+        s
+    }
+
+    fn keys(&self, kind: ListKind, q: &ListQuery, iban: &str) -> &[Key] {
+        match kind {
+            ListKind::Payments => match &q.status {
+                Some(st) => self
+                    .payment_by_status
+                    .get(st)
+                    .map_or(&[][..], Vec::as_slice),
+                None => &self.payment_order,
+            },
+            ListKind::Rampoffs => &self.offramp_order,
+            ListKind::Transactions => self.tx_order.get(iban).map_or(&[][..], Vec::as_slice),
+        }
+    }
+
+    /// One page of a list. `iban` is only read for transactions.
+    pub fn page(&self, kind: ListKind, q: &ListQuery, iban: &str) -> Page {
+        let keys = self.keys(kind, q, iban);
+        let (lo, hi) = window(keys, q.from, q.to);
+        let total = (hi - lo) as u64;
+        let last_page = total.div_ceil(q.per_page).max(1);
+        let start = q
+            .page
+            .saturating_sub(1)
+            .saturating_mul(q.per_page)
+            .saturating_add(lo as u64);
+        let items = if start >= hi as u64 {
+            Vec::new()
+        } else {
+            let start = start as usize;
+            let end = (start + q.per_page as usize).min(hi);
+            keys[start..end]
+                .iter()
+                .filter_map(|(_, id)| self.item_json(kind, id))
+                .collect()
+        };
+        Page {
+            items,
+            current_page: q.page,
+            per_page: q.per_page,
+            last_page,
+            total,
+        }
+    }
+
+    fn item_json(&self, kind: ListKind, id: &str) -> Option<Arc<str>> {
+        let quirks = self.quirks;
+        match kind {
+            ListKind::Payments => self
+                .payments
+                .get(id)
+                .map(|r| r.json(|p, q| payment_json(p, q, quirks))),
+            ListKind::Rampoffs => self
+                .offramps
+                .get(id)
+                .map(|r| r.json(|o, q| offramp_json(o, q, quirks))),
+            ListKind::Transactions => self
+                .txs
+                .get(id)
+                .map(|r| r.json(|t, q| transaction_json(t, q, quirks))),
+        }
+    }
+
+    pub fn payment_json(&self, id: &str) -> Option<Arc<str>> {
+        self.item_json(ListKind::Payments, id)
+    }
+
+    pub fn accounts_json(&self) -> String {
+        let data: Vec<Value> = self
+            .accounts
+            .iter()
+            .map(|a| {
+                json!({
+                    "iban": a.iban,
+                    "bic": a.bic,
+                    "holder_name": a.holder_name,
+                    "currency": a.currency,
+                    "balance": money_text(a.balance),
+                })
+            })
+            .collect();
+        json!({ "status": "ok", "data": data }).to_string()
+    }
+
+    pub fn has_account(&self, iban: &str) -> bool {
+        self.tx_order.contains_key(iban)
+    }
+
+    pub fn set_payment_status(&mut self, id: &str, status: &str, now: DateTime<Utc>) -> bool {
+        let Some(row) = self.payments.get_mut(id) else {
+            return false;
+        };
+        let old = std::mem::replace(&mut row.rec.status, status.to_owned());
+        row.rec.updated_at = now;
+        row.touch();
+        let key = (micros(row.rec.created_at), Arc::from(id));
+        if let Some(v) = self.payment_by_status.get_mut(&old) {
+            remove_sorted(v, &key);
+        }
+        insert_sorted(
+            self.payment_by_status.entry(status.to_owned()).or_default(),
+            key,
+        );
+        true
+    }
+
+    pub fn add_payment(&mut self, p: PaymentRecord) -> Result<(), SandboxError> {
+        if self.payments.contains_key(p.id.as_str()) {
+            return Err(SandboxError::DuplicateId(p.id));
+        }
+        if let Some(c) = p.concept {
+            self.next_concept = self.next_concept.max(c + 1);
+        }
+        let id: Arc<str> = Arc::from(p.id.as_str());
+        let key = (micros(p.created_at), id.clone());
+        insert_sorted(&mut self.payment_order, key.clone());
+        insert_sorted(
+            self.payment_by_status.entry(p.status.clone()).or_default(),
+            key,
+        );
+        self.payments.insert(id, Row::new(p, Quirks::default()));
+        Ok(())
+    }
+
+    pub fn add_offramp(&mut self, o: OfframpRecord) -> Result<(), SandboxError> {
+        if self.offramps.contains_key(o.id.as_str()) {
+            return Err(SandboxError::DuplicateId(o.id));
+        }
+        let id: Arc<str> = Arc::from(o.id.as_str());
+        insert_sorted(&mut self.offramp_order, (micros(o.created_at), id.clone()));
+        self.offramps.insert(id, Row::new(o, Quirks::default()));
+        Ok(())
+    }
+
+    pub fn add_transaction(&mut self, t: TransactionRecord) -> Result<(), SandboxError> {
+        let mut t = t;
+        t.iban = normalise_iban(&t.iban);
+        if self.txs.contains_key(t.id.as_str()) {
+            return Err(SandboxError::DuplicateId(t.id));
+        }
+        let Some(keys) = self.tx_order.get_mut(&t.iban) else {
+            return Err(SandboxError::UnknownAccount(t.iban));
+        };
+        let id: Arc<str> = Arc::from(t.id.as_str());
+        insert_sorted(keys, (micros(t.booked_at), id.clone()));
+        if let Some(a) = self.accounts.iter_mut().find(|a| a.iban == t.iban) {
+            match t.direction {
+                Direction::Credit => a.balance += t.amount,
+                Direction::Debit => a.balance -= t.amount,
+            }
+        }
+        self.txs.insert(id, Row::new(t, Quirks::default()));
+        Ok(())
+    }
+
+    /// The shifting-pages fault: put one new item in front of the first item the
+    /// request's window covers, so every later page starts one item earlier than the
+    /// client expects and repeats an item. The new item is never open (or is a fresh
+    /// payment of the filtered status), and it is absent from `Expected`.
+    pub fn shift(&mut self, kind: ListKind, q: &ListQuery, iban: &str) {
+        let keys = self.keys(kind, q, iban);
+        let (lo, hi) = window(keys, q.from, q.to);
+        if lo >= hi {
+            return;
+        }
+        let first = keys[lo].0;
+        let at = DateTime::<Utc>::from_timestamp_micros(first).unwrap_or_default();
+        // Same timestamp, and an id starting "00" sorts before generated ids (which
+        // start with a letter).
+        let id = format!("00{}", self.shift_rng.alnum(23));
+        let cents = self.shift_rng.range(1_000, 50_000);
+        match kind {
+            ListKind::Payments => {
+                let status = q.status.clone().unwrap_or_else(|| "started".to_owned());
+                let concept = self.next_concept;
+                let mut p = PaymentRecord::transfer(id, concept, cents, at);
+                p.status = status;
+                let _ = self.add_payment(p);
+            }
+            ListKind::Rampoffs => {
+                let o = OfframpRecord::new(id, "pending", Decimal::new(cents, 2), at, at);
+                let _ = self.add_offramp(o);
+            }
+            ListKind::Transactions => {
+                let mut t = TransactionRecord::credit(
+                    id,
+                    iban,
+                    Decimal::new(cents, 2),
+                    "Transferencia SEPA",
+                    at,
+                );
+                t.reconciled_payment_id = Some(format!("00{}", self.shift_rng.alnum(23)));
+                let _ = self.add_transaction(t);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(ts: &[i64]) -> Vec<Key> {
+        ts.iter()
+            .enumerate()
+            .map(|(i, t)| (*t, Arc::from(format!("id{i}").as_str())))
+            .collect()
+    }
+
+    #[test]
+    fn the_window_is_inclusive_from_and_exclusive_to() {
+        let k = keys(&[10, 20, 20, 30, 40]);
+        assert_eq!(window(&k, Some(20), Some(40)), (1, 4));
+        assert_eq!(window(&k, None, None), (0, 5));
+        assert_eq!(window(&k, Some(50), None), (5, 5));
+        assert_eq!(window(&k, Some(30), Some(10)), (3, 3));
+    }
+
+    #[test]
+    fn money_is_written_with_two_decimals() {
+        assert_eq!(money_text(Decimal::new(15050, 2)), "150.50");
+        assert_eq!(money_text(Decimal::new(15, 0)), "15.00");
+    }
+
+    #[test]
+    fn decimals_become_exact_json_numbers() {
+        let v = number(Decimal::new(14_832_000_1, 7));
+        assert_eq!(v.to_string(), "14.8320001");
+    }
+
+    #[test]
+    fn wire_times_carry_microseconds_and_z() {
+        let t = DateTime::<Utc>::from_timestamp(1_782_469_800, 0).unwrap_or_default();
+        assert_eq!(wire_time(t), "2026-06-26T10:30:00.000000Z");
+    }
+}

@@ -1,0 +1,1229 @@
+//! The SQLite store: every SQL statement of the job and all row mapping. Migrations in
+//! `migrations/` are embedded and applied on open; the database runs in WAL mode.
+//!
+//! The `matches` table is the exactly-once ledger: its partial UNIQUE indexes make SQLite,
+//! not only code, refuse a second tie of a payment or a bank transaction.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite_migration::{M, Migrations};
+use rust_decimal::Decimal;
+
+use crate::api::{BadRecord, Record, wire_time};
+use crate::domain::{
+    BankAccount, BankTransaction, BankTxId, Concept, Currency, Direction, Iban, Money, Offramp,
+    OfframpId, OfframpStatus, Payment, PaymentId, PaymentStatus,
+};
+use crate::matching::Decisions;
+
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_initial.sql")];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {path}: cannot open: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("database {path}: migration failed: {source}")]
+    Migrate {
+        path: PathBuf,
+        source: rusqlite_migration::Error,
+    },
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    /// The UNIQUE constraint refused a second tie of this payment or transaction.
+    #[error(
+        "database refused the tie: payment {payment} or transaction {transaction} is already tied"
+    )]
+    AlreadyTied {
+        payment: String,
+        transaction: String,
+    },
+    /// A stored row no longer parses (edited by hand?). Names the table and the row.
+    #[error("database: {table} row {id}: {why}")]
+    Corrupt {
+        table: &'static str,
+        id: String,
+        why: String,
+    },
+}
+
+pub type RunId = i64;
+
+/// How a list was read in a run (`run_lists`).
+#[derive(Debug, Clone)]
+pub struct ListRead {
+    pub list: String,
+    pub complete: bool,
+    pub pages: u32,
+    pub items: u64,
+    pub duplicates: u64,
+    pub read_from: Option<DateTime<Utc>>,
+    pub error: Option<String>,
+}
+
+/// The end of a run (`runs`).
+#[derive(Debug, Clone, Default)]
+pub struct RunEnd {
+    pub outcome: String,
+    pub sync_complete: bool,
+    pub payments_read: u64,
+    pub offramps_read: u64,
+    pub accounts_read: u64,
+    pub transactions_read: u64,
+    pub bad_records: u64,
+    pub reconcile_calls: u64,
+    pub reconciled: u64,
+    pub api_requests: u64,
+    pub api_errors: u64,
+    pub summary_json: Option<String>,
+    pub error: Option<String>,
+}
+
+/// A row of `runs`, as tests and the report read it back.
+#[derive(Debug, Clone)]
+pub struct RunRow {
+    pub id: RunId,
+    pub outcome: String,
+    pub sync_complete: bool,
+    pub sync_mode: String,
+    pub dry_run: bool,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub error: Option<String>,
+}
+
+/// The states of a `matches` row (see the migration for their meaning).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchState {
+    Intent,
+    Reconciled,
+    Unknown,
+    Failed,
+    MovedOn,
+    Skipped,
+    DryRun,
+}
+
+impl MatchState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Intent => "intent",
+            Self::Reconciled => "reconciled",
+            Self::Unknown => "unknown",
+            Self::Failed => "failed",
+            Self::MovedOn => "moved_on",
+            Self::Skipped => "skipped",
+            Self::DryRun => "dry_run",
+        }
+    }
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "intent" => Self::Intent,
+            "reconciled" => Self::Reconciled,
+            "unknown" => Self::Unknown,
+            "failed" => Self::Failed,
+            "moved_on" => Self::MovedOn,
+            "skipped" => Self::Skipped,
+            "dry_run" => Self::DryRun,
+            _ => return None,
+        })
+    }
+}
+
+/// A row of `matches`.
+#[derive(Debug, Clone)]
+pub struct MatchRow {
+    pub id: i64,
+    pub run_id: RunId,
+    pub payment_id: PaymentId,
+    pub transaction_id: BankTxId,
+    pub iban: Iban,
+    pub amount: Money,
+    pub concept: Option<Concept>,
+    pub state: MatchState,
+    pub provider_code: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub settled_at: Option<DateTime<Utc>>,
+}
+
+/// What is about to be reconciled.
+#[derive(Debug, Clone)]
+pub struct NewMatch<'a> {
+    pub run_id: RunId,
+    pub payment: &'a PaymentId,
+    pub transaction: &'a BankTxId,
+    pub iban: &'a Iban,
+    pub amount: &'a Money,
+    pub concept: Option<&'a Concept>,
+    pub now: DateTime<Utc>,
+}
+
+/// A row of the report outbox.
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    pub run_id: RunId,
+    pub dir: PathBuf,
+    pub attempts: i64,
+}
+
+/// What matching needs from the store.
+#[derive(Debug, Default)]
+pub struct MatchingData {
+    pub payments: Vec<Payment>,
+    pub transactions: Vec<BankTransaction>,
+    pub offramps: Vec<Offramp>,
+    pub tied_payments: HashSet<PaymentId>,
+    pub tied_transactions: HashSet<BankTxId>,
+}
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    wire_time(t)
+}
+
+impl Store {
+    /// Opens (creating it and its directory if needed) and migrates to the latest schema.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            // A missing directory is created; any other problem surfaces from open below.
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let open_err = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        // FULL: an intent committed before a reconcile call survives a power cut too.
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_err)?;
+        let migrations = Migrations::new(MIGRATIONS.iter().map(|s| M::up(s)).collect());
+        migrations
+            .to_latest(&mut conn)
+            .map_err(|source| StoreError::Migrate {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(Self {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    // ---- runs ------------------------------------------------------------------------
+
+    pub fn begin_run(
+        &mut self,
+        started_at: DateTime<Utc>,
+        dry_run: bool,
+        sync_mode: &str,
+    ) -> Result<RunId, StoreError> {
+        self.conn.execute(
+            "INSERT INTO runs (started_at, dry_run, sync_mode, pid, version)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                ts(started_at),
+                dry_run,
+                sync_mode,
+                std::process::id(),
+                env!("CARGO_PKG_VERSION")
+            ],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn finish_run(
+        &mut self,
+        run: RunId,
+        finished_at: DateTime<Utc>,
+        end: &RunEnd,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE runs SET finished_at = ?2, outcome = ?3, sync_complete = ?4,
+                payments_read = ?5, offramps_read = ?6, accounts_read = ?7, transactions_read = ?8,
+                bad_records = ?9, reconcile_calls = ?10, reconciled = ?11, api_requests = ?12,
+                api_errors = ?13, summary_json = ?14, error = ?15
+             WHERE id = ?1",
+            params![
+                run,
+                ts(finished_at),
+                end.outcome,
+                end.sync_complete,
+                end.payments_read as i64,
+                end.offramps_read as i64,
+                end.accounts_read as i64,
+                end.transactions_read as i64,
+                end.bad_records as i64,
+                end.reconcile_calls as i64,
+                end.reconciled as i64,
+                end.api_requests as i64,
+                end.api_errors as i64,
+                end.summary_json,
+                end.error,
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn run(&self, run: RunId) -> Result<Option<RunRow>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, outcome, sync_complete, sync_mode, dry_run, started_at, finished_at, error
+                 FROM runs WHERE id = ?1",
+                [run],
+                |r| {
+                    Ok(RunRow {
+                        id: r.get(0)?,
+                        outcome: r.get(1)?,
+                        sync_complete: r.get(2)?,
+                        sync_mode: r.get(3)?,
+                        dry_run: r.get(4)?,
+                        started_at: r.get(5)?,
+                        finished_at: r.get(6)?,
+                        error: r.get(7)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Runs recorded so far (to decide when the next full resync is due).
+    pub fn runs_since_full(&self) -> Result<u64, StoreError> {
+        let n: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM runs WHERE id > COALESCE(
+                (SELECT MAX(id) FROM runs WHERE sync_mode = 'full' AND outcome = 'completed'), 0)",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
+    /// Runs left `running` by a process that died: mark them failed so they do not look
+    /// alive. Called with the run lock held, so no live run is touched.
+    pub fn close_abandoned_runs(&mut self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        Ok(self.conn.execute(
+            "UPDATE runs SET outcome = 'failed', finished_at = ?1,
+                error = COALESCE(error, 'the process ended before the run finished')
+             WHERE outcome = 'running'",
+            [ts(now)],
+        )?)
+    }
+
+    pub fn record_list(&mut self, run: RunId, l: &ListRead) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO run_lists (run_id, list, complete, pages, items, duplicates, read_from, error)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (run_id, list) DO UPDATE SET complete = excluded.complete,
+                pages = excluded.pages, items = excluded.items, duplicates = excluded.duplicates,
+                read_from = excluded.read_from, error = excluded.error",
+            params![
+                run,
+                l.list,
+                l.complete,
+                l.pages,
+                l.items as i64,
+                l.duplicates as i64,
+                l.read_from.map(ts),
+                l.error
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn watermark(&self, list: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let v: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT high_water FROM watermarks WHERE list = ?1",
+                [list],
+                |r| r.get(0),
+            )
+            .optional()?;
+        v.map(|s| parse_ts("watermarks", list, &s)).transpose()
+    }
+
+    /// Only called after a complete read of `list`.
+    pub fn set_watermark(
+        &mut self,
+        list: &str,
+        high_water: DateTime<Utc>,
+        run: RunId,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO watermarks (list, high_water, run_id, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (list) DO UPDATE SET high_water = MAX(high_water, excluded.high_water),
+                run_id = excluded.run_id, updated_at = excluded.updated_at",
+            params![list, ts(high_water), run, ts(now)],
+        )?;
+        Ok(())
+    }
+
+    // ---- records ---------------------------------------------------------------------
+
+    /// Upserts a batch in one transaction.
+    pub fn upsert_payments(
+        &mut self,
+        run: RunId,
+        now: DateTime<Utc>,
+        batch: &[Record<Payment>],
+    ) -> Result<(), StoreError> {
+        let now = ts(now);
+        let tx = self.conn.transaction()?;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO payments (id, external_id, user_id, status, amount, currency, payment_type,
+                    concept, created_at, updated_at, raw_json, first_seen_at, last_seen_at,
+                    first_seen_run, last_seen_run)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?13)
+                 ON CONFLICT (id) DO UPDATE SET external_id = excluded.external_id,
+                    user_id = excluded.user_id, status = excluded.status, amount = excluded.amount,
+                    currency = excluded.currency, payment_type = excluded.payment_type,
+                    concept = excluded.concept, created_at = excluded.created_at,
+                    updated_at = excluded.updated_at, raw_json = excluded.raw_json,
+                    last_seen_at = excluded.last_seen_at, last_seen_run = excluded.last_seen_run",
+            )?;
+            for r in batch {
+                let p = &r.value;
+                st.execute(params![
+                    p.id.as_str(),
+                    p.external_id,
+                    p.user_id,
+                    p.status.as_str(),
+                    p.amount.amount_str(),
+                    p.amount.currency().as_str(),
+                    p.payment_type,
+                    p.concept.as_ref().map(Concept::as_str),
+                    ts(p.created_at),
+                    p.updated_at.map(ts),
+                    r.raw,
+                    now,
+                    run,
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Updates one payment's status after a re-read (`GET /payment/{id}`).
+    pub fn upsert_payment(
+        &mut self,
+        run: RunId,
+        now: DateTime<Utc>,
+        p: &Record<Payment>,
+    ) -> Result<(), StoreError> {
+        self.upsert_payments(run, now, std::slice::from_ref(p))
+    }
+
+    pub fn upsert_offramps(
+        &mut self,
+        run: RunId,
+        now: DateTime<Utc>,
+        batch: &[Record<Offramp>],
+    ) -> Result<(), StoreError> {
+        let now = ts(now);
+        let tx = self.conn.transaction()?;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO offramps (id, user_id, status, amount, currency, iban, created_at,
+                    updated_at, raw_json, first_seen_at, last_seen_at, first_seen_run, last_seen_run)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?11)
+                 ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, status = excluded.status,
+                    amount = excluded.amount, currency = excluded.currency, iban = excluded.iban,
+                    created_at = excluded.created_at, updated_at = excluded.updated_at,
+                    raw_json = excluded.raw_json, last_seen_at = excluded.last_seen_at,
+                    last_seen_run = excluded.last_seen_run",
+            )?;
+            for r in batch {
+                let o = &r.value;
+                st.execute(params![
+                    o.id.as_str(),
+                    o.user_id,
+                    o.status.as_str(),
+                    o.fiat.amount_str(),
+                    o.fiat.currency().as_str(),
+                    o.iban,
+                    ts(o.created_at),
+                    o.updated_at.map(ts),
+                    r.raw,
+                    now,
+                    run,
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn upsert_accounts(
+        &mut self,
+        run: RunId,
+        now: DateTime<Utc>,
+        batch: &[Record<BankAccount>],
+    ) -> Result<(), StoreError> {
+        let now = ts(now);
+        let tx = self.conn.transaction()?;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO bank_accounts (iban, bic, holder_name, currency, balance, raw_json,
+                    first_seen_at, last_seen_at, first_seen_run, last_seen_run)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?8)
+                 ON CONFLICT (iban) DO UPDATE SET bic = excluded.bic, holder_name = excluded.holder_name,
+                    currency = excluded.currency, balance = excluded.balance, raw_json = excluded.raw_json,
+                    last_seen_at = excluded.last_seen_at, last_seen_run = excluded.last_seen_run",
+            )?;
+            for r in batch {
+                let a = &r.value;
+                st.execute(params![
+                    a.iban.as_str(),
+                    a.bic,
+                    a.holder_name,
+                    a.currency.as_ref().map(Currency::as_str),
+                    a.balance.map(|b| b.to_string()),
+                    r.raw,
+                    now,
+                    run,
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn upsert_transactions(
+        &mut self,
+        run: RunId,
+        now: DateTime<Utc>,
+        batch: &[Record<BankTransaction>],
+    ) -> Result<(), StoreError> {
+        let now = ts(now);
+        let tx = self.conn.transaction()?;
+        upsert_transactions_in(&tx, run, &now, batch)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn insert_bad_records(&mut self, run: RunId, bad: &[BadRecord]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO bad_records (run_id, endpoint, record_id, error, raw_json)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for b in bad {
+                st.execute(params![run, b.endpoint, b.id, b.error, b.raw])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Ids of payments stored as `pending_bank` (incremental runs re-read those that are
+    /// no longer in the provider's pending list).
+    pub fn pending_payment_ids(&self) -> Result<Vec<PaymentId>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT id FROM payments WHERE status = 'pending_bank'")?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let id = r?;
+            out.push(PaymentId::parse(&id).map_err(|e| corrupt("payments", &id, e))?);
+        }
+        Ok(out)
+    }
+
+    pub fn count(&self, table: &str) -> Result<u64, StoreError> {
+        // Table names cannot be bound; only known names are accepted.
+        const TABLES: [&str; 11] = [
+            "runs",
+            "run_lists",
+            "payments",
+            "offramps",
+            "bank_accounts",
+            "bank_transactions",
+            "bad_records",
+            "matches",
+            "findings",
+            "reports",
+            "watermarks",
+        ];
+        let t = TABLES
+            .iter()
+            .find(|t| **t == table)
+            .ok_or_else(|| corrupt("sqlite_master", table, "unknown table"))?;
+        let n: i64 = self
+            .conn
+            .query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
+    /// Everything the matching core looks at: open candidates only (payments stored as
+    /// `pending_bank`, credits not reconciled at the provider, every debit, finished
+    /// off-ramps) and what this job has already tied.
+    pub fn matching_data(&self) -> Result<MatchingData, StoreError> {
+        let mut d = MatchingData::default();
+        {
+            let mut st = self.conn.prepare(
+                "SELECT id, external_id, user_id, status, amount, currency, payment_type, concept,
+                        created_at, updated_at
+                 FROM payments WHERE status = 'pending_bank'",
+            )?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                d.payments.push(payment_row(r)?);
+            }
+        }
+        {
+            let mut st = self.conn.prepare(
+                "SELECT id, iban, direction, amount, currency, concept, counterparty_name,
+                        counterparty_iban, booked_at, value_date, reconciled_payment_id
+                 FROM bank_transactions
+                 WHERE direction = 'debit' OR reconciled_payment_id IS NULL",
+            )?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                d.transactions.push(transaction_row(r)?);
+            }
+        }
+        {
+            let mut st = self.conn.prepare(
+                "SELECT id, user_id, status, amount, currency, iban, created_at, updated_at
+                 FROM offramps WHERE status = 'finished'",
+            )?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                d.offramps.push(offramp_row(r)?);
+            }
+        }
+        let (p, t) = self.tied()?;
+        d.tied_payments = p;
+        d.tied_transactions = t;
+        Ok(d)
+    }
+
+    /// Payments and transactions tied by this job (`intent`, `unknown`, `reconciled`).
+    pub fn tied(&self) -> Result<(HashSet<PaymentId>, HashSet<BankTxId>), StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT payment_id, transaction_id FROM matches
+             WHERE state IN ('intent', 'reconciled', 'unknown')",
+        )?;
+        let mut rows = st.query([])?;
+        let mut ps = HashSet::new();
+        let mut ts_ = HashSet::new();
+        while let Some(r) = rows.next()? {
+            let p: String = r.get(0)?;
+            let t: String = r.get(1)?;
+            ps.insert(PaymentId::parse(&p).map_err(|e| corrupt("matches", &p, e))?);
+            ts_.insert(BankTxId::parse(&t).map_err(|e| corrupt("matches", &t, e))?);
+        }
+        Ok((ps, ts_))
+    }
+
+    pub fn payments_by_ids(&self, ids: &[&PaymentId]) -> Result<Vec<Payment>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, external_id, user_id, status, amount, currency, payment_type, concept,
+                    created_at, updated_at FROM payments WHERE id = ?1",
+        )?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let mut rows = st.query([id.as_str()])?;
+            if let Some(r) = rows.next()? {
+                out.push(payment_row(r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn transactions_by_ids(
+        &self,
+        ids: &[&BankTxId],
+    ) -> Result<Vec<BankTransaction>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, iban, direction, amount, currency, concept, counterparty_name,
+                    counterparty_iban, booked_at, value_date, reconciled_payment_id
+             FROM bank_transactions WHERE id = ?1",
+        )?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let mut rows = st.query([id.as_str()])?;
+            if let Some(r) = rows.next()? {
+                out.push(transaction_row(r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    // ---- the exactly-once ledger -------------------------------------------------------
+
+    /// Commits the intent before the call. `AlreadyTied` when SQLite's UNIQUE indexes
+    /// refuse it.
+    pub fn insert_intent(&mut self, m: &NewMatch<'_>) -> Result<i64, StoreError> {
+        self.insert_match(m, MatchState::Intent)
+    }
+
+    /// A dry-run decision: recorded, never tied.
+    pub fn insert_dry_run(&mut self, m: &NewMatch<'_>) -> Result<i64, StoreError> {
+        self.insert_match(m, MatchState::DryRun)
+    }
+
+    fn insert_match(&mut self, m: &NewMatch<'_>, state: MatchState) -> Result<i64, StoreError> {
+        let r = self.conn.execute(
+            "INSERT INTO matches (run_id, payment_id, transaction_id, iban, amount, currency, concept,
+                rule, state, dry_run, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'confident', ?8, ?9, ?10)",
+            params![
+                m.run_id,
+                m.payment.as_str(),
+                m.transaction.as_str(),
+                m.iban.as_str(),
+                m.amount.amount_str(),
+                m.amount.currency().as_str(),
+                m.concept.map(Concept::as_str),
+                state.as_str(),
+                state == MatchState::DryRun,
+                ts(m.now),
+            ],
+        );
+        match r {
+            Ok(_) => Ok(self.conn.last_insert_rowid()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(StoreError::AlreadyTied {
+                    payment: m.payment.to_string(),
+                    transaction: m.transaction.to_string(),
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Records what became of a match.
+    pub fn settle(
+        &mut self,
+        match_id: i64,
+        state: MatchState,
+        provider_code: Option<&str>,
+        provider_answer: Option<&str>,
+        payment_status: Option<&str>,
+        run: RunId,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE matches SET state = ?2, provider_code = ?3, provider_answer = ?4,
+                payment_status = COALESCE(?5, payment_status), settled_at = ?6, settled_run = ?7
+             WHERE id = ?1",
+            params![
+                match_id,
+                state.as_str(),
+                provider_code,
+                provider_answer,
+                payment_status,
+                ts(now),
+                run
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Intents without an outcome (the process died mid-call) and lost answers.
+    pub fn unsettled(&self) -> Result<Vec<MatchRow>, StoreError> {
+        self.matches_where("state IN ('intent', 'unknown')", [])
+    }
+
+    pub fn matches_of_run(&self, run: RunId) -> Result<Vec<MatchRow>, StoreError> {
+        self.matches_where("run_id = ?1 OR settled_run = ?1", [run])
+    }
+
+    pub fn all_matches(&self) -> Result<Vec<MatchRow>, StoreError> {
+        self.matches_where("1 = 1", [])
+    }
+
+    fn matches_where<P: rusqlite::Params>(
+        &self,
+        cond: &str,
+        p: P,
+    ) -> Result<Vec<MatchRow>, StoreError> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT id, run_id, payment_id, transaction_id, iban, amount, currency, concept, state,
+                    provider_code, created_at, settled_at
+             FROM matches WHERE {cond} ORDER BY id"
+        ))?;
+        let mut rows = st.query(p)?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(match_row(r)?);
+        }
+        Ok(out)
+    }
+
+    // ---- findings and the report outbox --------------------------------------------------
+
+    /// Every item a run reported, with its reason.
+    pub fn insert_findings(&mut self, run: RunId, d: &Decisions) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT OR REPLACE INTO findings (run_id, kind, item_id, reason, candidates, difference, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for f in &d.payments {
+                st.execute(params![
+                    run,
+                    "payment",
+                    f.payment.as_str(),
+                    f.reason.as_str(),
+                    join(f.candidates.iter().map(BankTxId::as_str)),
+                    f.difference.map(|x| x.to_string()),
+                    f.detail,
+                ])?;
+            }
+            for f in &d.transactions {
+                let ids = if f.candidates.is_empty() {
+                    &f.suggested
+                } else {
+                    &f.candidates
+                };
+                st.execute(params![
+                    run,
+                    "transaction",
+                    f.transaction.as_str(),
+                    f.reason.as_str(),
+                    join(ids.iter().map(PaymentId::as_str)),
+                    f.difference.map(|x| x.to_string()),
+                    f.detail,
+                ])?;
+            }
+            for f in &d.payouts {
+                st.execute(params![
+                    run,
+                    "offramp",
+                    f.offramp.as_str(),
+                    f.reason.as_str(),
+                    "",
+                    Option::<String>::None,
+                    Option::<String>::None,
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn enqueue_report(
+        &mut self,
+        run: RunId,
+        dir: &Path,
+        state: &str,
+        subject: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO reports (run_id, dir, state, subject, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (run_id) DO UPDATE SET dir = excluded.dir, state = excluded.state,
+                subject = excluded.subject",
+            params![run, dir.to_string_lossy(), state, subject, ts(now)],
+        )?;
+        Ok(())
+    }
+
+    /// Reports written but not yet delivered, oldest first.
+    pub fn pending_reports(&self) -> Result<Vec<OutboxRow>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT run_id, dir, attempts FROM reports WHERE state = 'pending' ORDER BY run_id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(OutboxRow {
+                run_id: r.get(0)?,
+                dir: PathBuf::from(r.get::<_, String>(1)?),
+                attempts: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Marks a report delivered; only a pending one (never "sent" twice).
+    pub fn mark_report_sent(&mut self, run: RunId, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "UPDATE reports SET state = 'sent', sent_at = ?2, attempts = attempts + 1, last_error = NULL
+             WHERE run_id = ?1 AND state = 'pending'",
+            params![run, ts(now)],
+        )?;
+        Ok(n == 1)
+    }
+
+    pub fn mark_report_failed(&mut self, run: RunId, error: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE reports SET attempts = attempts + 1, last_error = ?2 WHERE run_id = ?1",
+            params![run, error],
+        )?;
+        Ok(())
+    }
+
+    pub fn report_state(&self, run: RunId) -> Result<Option<(String, i64)>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT state, attempts FROM reports WHERE run_id = ?1",
+                [run],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    /// After a confirmed reconcile: the payment's new status and the transaction's tie, so
+    /// the store tells the truth before the next sync.
+    pub fn mark_reconciled(
+        &mut self,
+        payment: &PaymentId,
+        transaction: &BankTxId,
+        status: &PaymentStatus,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE payments SET status = ?2 WHERE id = ?1",
+            params![payment.as_str(), status.as_str()],
+        )?;
+        tx.execute(
+            "UPDATE bank_transactions SET reconciled_payment_id = ?2 WHERE id = ?1",
+            params![transaction.as_str(), payment.as_str()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Read-only access for tests and ad-hoc checks.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+fn upsert_transactions_in(
+    tx: &Transaction<'_>,
+    run: RunId,
+    now: &str,
+    batch: &[Record<BankTransaction>],
+) -> Result<(), StoreError> {
+    let mut st = tx.prepare_cached(
+        "INSERT INTO bank_transactions (id, iban, direction, amount, currency, concept,
+            counterparty_name, counterparty_iban, booked_at, value_date, reconciled_payment_id,
+            raw_json, first_seen_at, last_seen_at, first_seen_run, last_seen_run)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?14)
+         ON CONFLICT (id) DO UPDATE SET iban = excluded.iban, direction = excluded.direction,
+            amount = excluded.amount, currency = excluded.currency, concept = excluded.concept,
+            counterparty_name = excluded.counterparty_name,
+            counterparty_iban = excluded.counterparty_iban, booked_at = excluded.booked_at,
+            value_date = excluded.value_date, reconciled_payment_id = excluded.reconciled_payment_id,
+            raw_json = excluded.raw_json, last_seen_at = excluded.last_seen_at,
+            last_seen_run = excluded.last_seen_run",
+    )?;
+    for r in batch {
+        let t = &r.value;
+        st.execute(params![
+            t.id.as_str(),
+            t.iban.as_str(),
+            t.direction.as_str(),
+            t.amount.amount_str(),
+            t.amount.currency().as_str(),
+            t.concept_text,
+            t.counterparty_name,
+            t.counterparty_iban,
+            ts(t.booked_at),
+            t.value_date.map(|d| d.to_string()),
+            t.reconciled_payment_id.as_ref().map(PaymentId::as_str),
+            r.raw,
+            now,
+            run,
+        ])?;
+    }
+    Ok(())
+}
+
+fn join<'a>(it: impl Iterator<Item = &'a str>) -> String {
+    it.collect::<Vec<_>>().join(" ")
+}
+
+fn corrupt(table: &'static str, id: &str, why: impl ToString) -> StoreError {
+    StoreError::Corrupt {
+        table,
+        id: id.to_owned(),
+        why: why.to_string(),
+    }
+}
+
+fn parse_ts(table: &'static str, id: &str, s: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| corrupt(table, id, format!("bad timestamp {s:?}: {e}")))
+}
+
+fn decimal(table: &'static str, id: &str, s: &str) -> Result<Decimal, StoreError> {
+    Decimal::from_str(s).map_err(|e| corrupt(table, id, format!("bad amount {s:?}: {e}")))
+}
+
+fn payment_row(r: &rusqlite::Row<'_>) -> Result<Payment, StoreError> {
+    const T: &str = "payments";
+    let id: String = r.get(0)?;
+    let cur = Currency::parse(r.get::<_, String>(5)?).map_err(|e| corrupt(T, &id, e))?;
+    let amount = Money::from_units(decimal(T, &id, &r.get::<_, String>(4)?)?, cur);
+    let concept = r
+        .get::<_, Option<String>>(7)?
+        .map(|c| Concept::parse(c).map_err(|e| corrupt(T, &id, e)))
+        .transpose()?;
+    Ok(Payment {
+        id: PaymentId::parse(id.clone()).map_err(|e| corrupt(T, &id, e))?,
+        external_id: r.get(1)?,
+        user_id: r.get(2)?,
+        status: PaymentStatus::parse(&r.get::<_, String>(3)?),
+        amount,
+        payment_type: r.get(6)?,
+        concept,
+        created_at: parse_ts(T, &id, &r.get::<_, String>(8)?)?,
+        updated_at: r
+            .get::<_, Option<String>>(9)?
+            .map(|s| parse_ts(T, &id, &s))
+            .transpose()?,
+    })
+}
+
+fn transaction_row(r: &rusqlite::Row<'_>) -> Result<BankTransaction, StoreError> {
+    const T: &str = "bank_transactions";
+    let id: String = r.get(0)?;
+    let cur = Currency::parse(r.get::<_, String>(4)?).map_err(|e| corrupt(T, &id, e))?;
+    Ok(BankTransaction {
+        id: BankTxId::parse(id.clone()).map_err(|e| corrupt(T, &id, e))?,
+        iban: Iban::parse(r.get::<_, String>(1)?).map_err(|e| corrupt(T, &id, e))?,
+        direction: Direction::parse(&r.get::<_, String>(2)?).map_err(|e| corrupt(T, &id, e))?,
+        amount: Money::from_units(decimal(T, &id, &r.get::<_, String>(3)?)?, cur),
+        concept_text: r.get(5)?,
+        counterparty_name: r.get(6)?,
+        counterparty_iban: r.get(7)?,
+        booked_at: parse_ts(T, &id, &r.get::<_, String>(8)?)?,
+        value_date: r
+            .get::<_, Option<String>>(9)?
+            .map(|s| {
+                NaiveDate::parse_from_str(&s, "%Y-%m-%d")
+                    .map_err(|e| corrupt(T, &id, format!("bad value_date {s:?}: {e}")))
+            })
+            .transpose()?,
+        reconciled_payment_id: r
+            .get::<_, Option<String>>(10)?
+            .map(|p| PaymentId::parse(p).map_err(|e| corrupt(T, &id, e)))
+            .transpose()?,
+    })
+}
+
+fn offramp_row(r: &rusqlite::Row<'_>) -> Result<Offramp, StoreError> {
+    const T: &str = "offramps";
+    let id: String = r.get(0)?;
+    let cur = Currency::parse(r.get::<_, String>(4)?).map_err(|e| corrupt(T, &id, e))?;
+    Ok(Offramp {
+        id: OfframpId::parse(id.clone()).map_err(|e| corrupt(T, &id, e))?,
+        user_id: r.get(1)?,
+        status: OfframpStatus::parse(&r.get::<_, String>(2)?),
+        fiat: Money::from_units(decimal(T, &id, &r.get::<_, String>(3)?)?, cur),
+        iban: r.get(5)?,
+        created_at: parse_ts(T, &id, &r.get::<_, String>(6)?)?,
+        updated_at: r
+            .get::<_, Option<String>>(7)?
+            .map(|s| parse_ts(T, &id, &s))
+            .transpose()?,
+    })
+}
+
+fn match_row(r: &rusqlite::Row<'_>) -> Result<MatchRow, StoreError> {
+    const T: &str = "matches";
+    let id: i64 = r.get(0)?;
+    let sid = id.to_string();
+    let cur = Currency::parse(r.get::<_, String>(6)?).map_err(|e| corrupt(T, &sid, e))?;
+    let state: String = r.get(8)?;
+    Ok(MatchRow {
+        id,
+        run_id: r.get(1)?,
+        payment_id: PaymentId::parse(r.get::<_, String>(2)?).map_err(|e| corrupt(T, &sid, e))?,
+        transaction_id: BankTxId::parse(r.get::<_, String>(3)?).map_err(|e| corrupt(T, &sid, e))?,
+        iban: Iban::parse(r.get::<_, String>(4)?).map_err(|e| corrupt(T, &sid, e))?,
+        amount: Money::from_units(decimal(T, &sid, &r.get::<_, String>(5)?)?, cur),
+        concept: r
+            .get::<_, Option<String>>(7)?
+            .map(|c| Concept::parse(c).map_err(|e| corrupt(T, &sid, e)))
+            .transpose()?,
+        state: MatchState::parse(&state)
+            .ok_or_else(|| corrupt(T, &sid, format!("unknown state {state:?}")))?,
+        provider_code: r.get(9)?,
+        created_at: parse_ts(T, &sid, &r.get::<_, String>(10)?)?,
+        settled_at: r
+            .get::<_, Option<String>>(11)?
+            .map(|s| parse_ts(T, &sid, &s))
+            .transpose()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eur(v: &str) -> Money {
+        Money::from_units(
+            Decimal::from_str(v).unwrap(),
+            Currency::parse("EUR").unwrap(),
+        )
+    }
+
+    fn open() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("db").join("recon.sqlite3")).unwrap();
+        (dir, s)
+    }
+
+    #[test]
+    fn the_database_refuses_to_tie_a_transaction_or_a_payment_twice() {
+        let (_d, mut s) = open();
+        let now = Utc::now();
+        let run = s.begin_run(now, false, "full").unwrap();
+        let (p1, p2) = (
+            PaymentId::parse("P1").unwrap(),
+            PaymentId::parse("P2").unwrap(),
+        );
+        let (t1, t2) = (
+            BankTxId::parse("T1").unwrap(),
+            BankTxId::parse("T2").unwrap(),
+        );
+        let iban = Iban::parse("ES9121000418450200051332").unwrap();
+        let m = eur("1.00");
+        fn nm<'a>(
+            run: RunId,
+            p: &'a PaymentId,
+            t: &'a BankTxId,
+            iban: &'a Iban,
+            m: &'a Money,
+            now: DateTime<Utc>,
+        ) -> NewMatch<'a> {
+            NewMatch {
+                run_id: run,
+                payment: p,
+                transaction: t,
+                iban,
+                amount: m,
+                concept: None,
+                now,
+            }
+        }
+        let nm = |p, t| nm(run, p, t, &iban, &m, now);
+        let (p1, p2, t1, t2) = (&p1, &p2, &t1, &t2);
+        let id = s.insert_intent(&nm(p1, t1)).unwrap();
+        assert!(matches!(
+            s.insert_intent(&nm(p2, t1)),
+            Err(StoreError::AlreadyTied { .. })
+        ));
+        assert!(matches!(
+            s.insert_intent(&nm(p1, t2)),
+            Err(StoreError::AlreadyTied { .. })
+        ));
+        // A refused call unties: the pair may be decided again later.
+        s.settle(
+            id,
+            MatchState::Failed,
+            Some("amount_mismatch"),
+            None,
+            None,
+            run,
+            now,
+        )
+        .unwrap();
+        s.insert_intent(&nm(p2, t1)).unwrap();
+        // Dry-run rows never tie anything.
+        s.insert_dry_run(&nm(p1, t2)).unwrap();
+        s.insert_dry_run(&nm(p1, t2)).unwrap();
+        assert_eq!(s.unsettled().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn reopening_an_existing_database_keeps_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.sqlite3");
+        {
+            let mut s = Store::open(&path).unwrap();
+            s.begin_run(Utc::now(), false, "full").unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.count("runs").unwrap(), 1);
+    }
+
+    #[test]
+    fn a_report_is_marked_sent_only_once() {
+        let (_d, mut s) = open();
+        let now = Utc::now();
+        let run = s.begin_run(now, false, "full").unwrap();
+        s.enqueue_report(run, Path::new("/tmp/r"), "pending", None, now)
+            .unwrap();
+        assert_eq!(s.pending_reports().unwrap().len(), 1);
+        assert!(s.mark_report_sent(run, now).unwrap());
+        assert!(!s.mark_report_sent(run, now).unwrap());
+        assert!(s.pending_reports().unwrap().is_empty());
+    }
+}
+
+/// The store shared by async code: each call runs on the blocking pool so SQLite work
+/// (an fsync per committed intent) never stalls the runtime.
+#[derive(Clone, Debug)]
+pub struct SharedStore(std::sync::Arc<std::sync::Mutex<Store>>);
+
+impl SharedStore {
+    pub fn new(store: Store) -> Self {
+        Self(std::sync::Arc::new(std::sync::Mutex::new(store)))
+    }
+
+    pub async fn call<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&mut Store) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let inner = self.0.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = inner.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Corrupt {
+            table: "-",
+            id: "-".into(),
+            why: format!("database task failed: {e}"),
+        })?
+    }
+
+    /// Takes the store back (after every other handle is gone).
+    pub fn into_inner(self) -> Option<Store> {
+        std::sync::Arc::try_unwrap(self.0)
+            .ok()
+            .map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()))
+    }
+}

@@ -1,0 +1,718 @@
+//! The CSV reports and the report e-mail, end to end: real files in a temporary
+//! directory, a real SMTP server on 127.0.0.1.
+
+mod helpers;
+
+use std::collections::HashMap;
+
+use cp_recon::email::{self, EmailError, TlsMode};
+use cp_recon::matching::Reason;
+use cp_recon::report::{Report, ReportError, ReportKind, ReportSettings, SendPolicy};
+use mailparse::{MailHeaderMap, ParsedMail};
+
+use helpers::*;
+
+const INJECTIONS: [&str; 6] = [HYPERLINK, "+SUM(1,2)", "-1+1", "@cmd", "\t=1", "\r=1"];
+
+fn csv_bytes(report: &Report, kind: ReportKind, settings: &ReportSettings) -> Vec<u8> {
+    let mut out = Vec::new();
+    report.write_csv(kind, &mut out, settings).unwrap();
+    out
+}
+
+fn table(report: &Report, kind: ReportKind) -> Table {
+    parse_csv(&csv_bytes(report, kind, &settings()), b',')
+}
+
+// ---------------------------------------------------------------- CSV files
+
+#[test]
+fn the_four_files_are_written_under_the_run_id_with_nothing_left_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = Fixture::new()
+        .report()
+        .write_dir(dir.path(), &settings())
+        .unwrap();
+    assert_eq!(files.dir, dir.path().join("42"));
+    let mut names: Vec<String> = std::fs::read_dir(&files.dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "reconciled.csv",
+            "unmatched_bank_transactions.csv",
+            "unmatched_payments.csv",
+            "unmatched_payouts.csv"
+        ]
+    );
+    for (kind, path) in files.iter() {
+        assert_eq!(path.file_name().unwrap(), kind.file_name());
+    }
+}
+
+#[test]
+fn writing_the_same_run_again_replaces_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    Fixture::new()
+        .report()
+        .write_dir(dir.path(), &settings())
+        .unwrap();
+    let files = Fixture::empty()
+        .report()
+        .write_dir(dir.path(), &settings())
+        .unwrap();
+    assert!(read_csv(&files.unmatched_payments).rows.is_empty());
+}
+
+#[test]
+fn every_file_has_its_header_even_when_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = Fixture::empty()
+        .report()
+        .write_dir(dir.path(), &settings())
+        .unwrap();
+    let expected: [(ReportKind, &[&str]); 4] = [
+        (
+            ReportKind::UnmatchedPayments,
+            &[
+                "payment_id",
+                "external_id",
+                "concept",
+                "amount",
+                "currency",
+                "created_at",
+                "days_pending",
+                "reason",
+                "candidates",
+                "difference",
+                "detail",
+            ],
+        ),
+        (
+            ReportKind::UnmatchedBankTransactions,
+            &[
+                "transaction_id",
+                "iban",
+                "direction",
+                "booked_at",
+                "amount",
+                "currency",
+                "concept",
+                "counterparty_name",
+                "reason",
+                "candidates",
+                "suggested_payment_ids",
+                "difference",
+                "detail",
+            ],
+        ),
+        (
+            ReportKind::Reconciled,
+            &[
+                "payment_id",
+                "transaction_id",
+                "amount",
+                "currency",
+                "concept",
+                "reconciled_at",
+            ],
+        ),
+        (
+            ReportKind::UnmatchedPayouts,
+            &[
+                "offramp_id",
+                "user_id",
+                "amount",
+                "currency",
+                "status",
+                "finished_at",
+                "days_since_finished",
+                "reason",
+            ],
+        ),
+    ];
+    for (kind, header) in expected {
+        let t = read_csv(files.path(kind));
+        assert_eq!(t.header, header, "{kind:?}");
+        assert!(t.rows.is_empty());
+    }
+}
+
+#[test]
+fn unmatched_payments_carry_reason_candidates_and_exact_amounts() {
+    let t = table(&Fixture::new().report(), ReportKind::UnmatchedPayments);
+    assert_eq!(t.rows.len(), 5);
+
+    let r = t.row("pay_amount");
+    assert_eq!(r["reason"], "amount_mismatch");
+    assert_eq!(r["amount"], "150.50");
+    assert_eq!(r["currency"], "EUR");
+    assert_eq!(r["difference"], "-0.01");
+    assert_eq!(r["candidates"], "tx_amount");
+    assert_eq!(r["concept"], "0120037");
+    assert_eq!(r["created_at"], "2026-06-20T08:00:00Z");
+    assert_eq!(r["days_pending"], "6");
+
+    assert_eq!(t.row("pay_amb2")["amount"], "20.00");
+    assert_eq!(t.row("pay_amb2")["reason"], "ambiguous");
+    assert_eq!(t.row("pay_await")["reason"], "awaiting_transfer");
+    assert_eq!(t.row("pay_await")["difference"], "");
+
+    let failed = t.row("'-1+1");
+    assert_eq!(failed["reason"], "reconcile_failed");
+    assert_eq!(failed["detail"], "'@cmd");
+    assert_eq!(failed["amount"], "10.00");
+    assert_eq!(failed["currency"], "USD");
+}
+
+#[test]
+fn ambiguous_credits_list_candidates_and_no_concept_credits_list_suggestions() {
+    let t = table(
+        &Fixture::new().report(),
+        ReportKind::UnmatchedBankTransactions,
+    );
+    assert_eq!(t.rows.len(), 4);
+    let amb = t.row("tx_amb");
+    assert_eq!(amb["reason"], "ambiguous");
+    assert_eq!(amb["candidates"], "pay_amb1 pay_amb2");
+    assert_eq!(amb["suggested_payment_ids"], "");
+    let nc = t.row("tx_noconcept");
+    assert_eq!(nc["reason"], "no_concept");
+    assert_eq!(nc["candidates"], "");
+    assert_eq!(nc["suggested_payment_ids"], "pay_await");
+    let debit = t.row("tx_debit");
+    assert_eq!(debit["direction"], "debit");
+    assert_eq!(debit["reason"], "unexplained_debit");
+    assert_eq!(debit["amount"], "500.00");
+    let am = t.row("tx_amount");
+    assert_eq!(
+        (am["amount"].as_str(), am["difference"].as_str()),
+        ("150.49", "-0.01")
+    );
+    assert_eq!(am["booked_at"], "2026-06-21T10:00:00Z");
+}
+
+#[test]
+fn ibans_are_masked_to_country_and_last_four_by_default() {
+    let t = table(
+        &Fixture::new().report(),
+        ReportKind::UnmatchedBankTransactions,
+    );
+    assert!(t.column("iban").iter().all(|i| *i == "ES…1332"));
+    let all = String::from_utf8(csv_bytes(
+        &Fixture::new().report(),
+        ReportKind::UnmatchedBankTransactions,
+        &settings(),
+    ))
+    .unwrap();
+    assert!(!all.contains("2100041845"));
+}
+
+#[test]
+fn full_ibans_are_written_when_masking_is_off() {
+    let s = ReportSettings {
+        mask_ibans: false,
+        ..settings()
+    };
+    let bytes = csv_bytes(
+        &Fixture::new().report(),
+        ReportKind::UnmatchedBankTransactions,
+        &s,
+    );
+    let t = parse_csv(&bytes, b',');
+    assert!(t.column("iban").iter().all(|i| *i == IBAN));
+}
+
+#[test]
+fn reconciled_lists_each_pair_with_amount_and_time() {
+    let t = table(&Fixture::new().report(), ReportKind::Reconciled);
+    assert_eq!(t.column("payment_id"), ["pay_ok1", "pay_ok2", "pay_ok3"]);
+    let r = t.row("pay_ok2");
+    assert_eq!(r["transaction_id"], "tx_ok2");
+    assert_eq!(r["amount"], "50.25");
+    assert_eq!(r["currency"], "EUR");
+    assert_eq!(r["concept"], "0002");
+    assert_eq!(r["reconciled_at"], "2026-06-26T10:31:01Z");
+    assert_eq!(t.row("pay_ok1")["amount"], "100.00");
+}
+
+#[test]
+fn unmatched_payouts_show_when_they_finished_and_days_since() {
+    let t = table(&Fixture::new().report(), ReportKind::UnmatchedPayouts);
+    assert_eq!(t.rows.len(), 1);
+    let r = t.row("off_1");
+    assert_eq!(r["user_id"], "'-1+1");
+    assert_eq!(r["amount"], "250.00");
+    assert_eq!(r["status"], "finished");
+    assert_eq!(r["finished_at"], "2026-06-20T09:00:00Z");
+    assert_eq!(r["days_since_finished"], "6");
+    assert_eq!(r["reason"], "payout_not_seen");
+}
+
+#[test]
+fn every_formula_payload_is_neutralised_but_our_negative_difference_stays_a_number() {
+    let report = Fixture::new().report();
+    let p = table(&report, ReportKind::UnmatchedPayments);
+    let t = table(&report, ReportKind::UnmatchedBankTransactions);
+
+    assert_eq!(p.row("pay_amount")["external_id"], format!("'{HYPERLINK}"));
+    assert_eq!(p.row("pay_await")["external_id"], "'+SUM(1,2)");
+    assert_eq!(t.row("tx_noconcept")["concept"], format!("'{HYPERLINK}"));
+    assert_eq!(t.row("tx_amb")["concept"], "'\t=1 555");
+    assert_eq!(t.row("tx_debit")["concept"], "'\r=1");
+    assert_eq!(t.row("tx_debit")["counterparty_name"], "'@cmd");
+
+    // No cell of any file may start with a trigger, except the numbers we wrote.
+    for kind in ReportKind::ALL {
+        let tab = table(&report, kind);
+        for row in &tab.rows {
+            for (col, cell) in row {
+                if matches!(col.as_str(), "difference" | "amount") {
+                    continue;
+                }
+                assert!(
+                    !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                    "{kind:?}.{col} = {cell:?}"
+                );
+            }
+        }
+    }
+    // Every payload is still there, readable, behind the apostrophe.
+    let cells: Vec<String> = ReportKind::ALL
+        .iter()
+        .flat_map(|k| table(&report, *k).rows)
+        .flat_map(|r| r.into_values())
+        .collect();
+    for payload in INJECTIONS {
+        let guarded = format!("'{payload}");
+        assert!(cells.iter().any(|c| c.starts_with(&guarded)), "{payload:?}");
+    }
+    assert_eq!(p.row("pay_amount")["difference"], "-0.01");
+    assert_eq!(t.row("tx_amount")["difference"], "-0.01");
+}
+
+#[test]
+fn non_ascii_names_and_names_with_commas_quotes_and_newlines_round_trip() {
+    let t = table(
+        &Fixture::new().report(),
+        ReportKind::UnmatchedBankTransactions,
+    );
+    assert_eq!(t.row("tx_amount")["counterparty_name"], "José Muñoz");
+    assert_eq!(t.row("tx_amb")["counterparty_name"], "山田太郎");
+    assert_eq!(t.row("tx_noconcept")["counterparty_name"], COMPANY);
+}
+
+#[test]
+fn files_have_no_bom_unless_asked_and_the_bom_comes_first_when_asked() {
+    let report = Fixture::new().report();
+    let plain = csv_bytes(&report, ReportKind::Reconciled, &settings());
+    assert!(plain.starts_with(b"payment_id,"));
+    let s = ReportSettings {
+        excel_bom: true,
+        ..settings()
+    };
+    let bom = csv_bytes(&report, ReportKind::Reconciled, &s);
+    assert_eq!(&bom[..3], b"\xEF\xBB\xBF");
+    assert_eq!(&bom[3..], &plain[..]);
+}
+
+#[test]
+fn records_end_in_crlf() {
+    let bytes = csv_bytes(
+        &Fixture::new().report(),
+        ReportKind::Reconciled,
+        &settings(),
+    );
+    let text = String::from_utf8(bytes).unwrap();
+    assert!(text.starts_with(
+        "payment_id,transaction_id,amount,currency,concept,reconciled_at\r\n\
+         pay_ok1,tx_ok1,100.00,EUR,0001,2026-06-26T10:31:00Z\r\n"
+    ));
+}
+
+#[test]
+fn a_semicolon_delimiter_is_used_when_configured() {
+    let s = ReportSettings {
+        delimiter: ';',
+        ..settings()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let files = Fixture::new().report().write_dir(dir.path(), &s).unwrap();
+    let bytes = std::fs::read(&files.unmatched_payments).unwrap();
+    assert!(bytes.starts_with(b"payment_id;external_id;concept;"));
+    let t = parse_csv(&bytes, b';');
+    assert_eq!(t.row("pay_amount")["amount"], "150.50");
+    // A comma inside a cell no longer needs quoting; a semicolon would.
+    assert_eq!(t.row("pay_await")["external_id"], "'+SUM(1,2)");
+}
+
+#[test]
+fn other_delimiters_are_rejected_before_anything_is_written() {
+    let s = ReportSettings {
+        delimiter: '\t',
+        ..settings()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let err = Fixture::new()
+        .report()
+        .write_dir(dir.path(), &s)
+        .unwrap_err();
+    assert!(matches!(err, ReportError::Delimiter('\t')));
+    assert!(!dir.path().join("42").exists());
+}
+
+#[test]
+fn a_finding_whose_record_is_missing_is_an_error_naming_the_id() {
+    let mut f = Fixture::new();
+    f.transactions.remove(&tid("tx_noconcept"));
+    let err = Report::build(&f.input()).unwrap_err();
+    assert!(matches!(err, ReportError::MissingRecord { .. }));
+    assert!(err.to_string().contains("tx_noconcept"), "{err}");
+
+    let mut f = Fixture::new();
+    f.offramps.clear();
+    assert!(
+        Report::build(&f.input())
+            .unwrap_err()
+            .to_string()
+            .contains("off_1")
+    );
+}
+
+#[test]
+fn the_summary_counts_and_totals_per_file_reason_and_currency() {
+    let s = Fixture::new().report().summary();
+    assert_eq!(s.attention_count, 10);
+    let lines: Vec<(ReportKind, Reason, String, usize, String)> = s
+        .attention
+        .iter()
+        .map(|l| {
+            (
+                l.kind,
+                l.reason,
+                l.currency.to_string(),
+                l.count,
+                cp_recon::domain::format_amount(l.total),
+            )
+        })
+        .collect();
+    let l = |k, r, c: &str, n, t: &str| (k, r, c.to_owned(), n, t.to_owned());
+    use ReportKind::*;
+    assert_eq!(
+        lines,
+        [
+            l(
+                UnmatchedPayments,
+                Reason::AmountMismatch,
+                "EUR",
+                1,
+                "150.50"
+            ),
+            l(UnmatchedPayments, Reason::Ambiguous, "EUR", 2, "40.00"),
+            l(
+                UnmatchedPayments,
+                Reason::AwaitingTransfer,
+                "EUR",
+                1,
+                "99.99"
+            ),
+            l(
+                UnmatchedPayments,
+                Reason::ReconcileFailed,
+                "USD",
+                1,
+                "10.00"
+            ),
+            l(
+                UnmatchedBankTransactions,
+                Reason::AmountMismatch,
+                "EUR",
+                1,
+                "150.49"
+            ),
+            l(
+                UnmatchedBankTransactions,
+                Reason::Ambiguous,
+                "EUR",
+                1,
+                "20.00"
+            ),
+            l(
+                UnmatchedBankTransactions,
+                Reason::NoConcept,
+                "EUR",
+                1,
+                "99.99"
+            ),
+            l(
+                UnmatchedBankTransactions,
+                Reason::UnexplainedDebit,
+                "EUR",
+                1,
+                "500.00"
+            ),
+            l(UnmatchedPayouts, Reason::PayoutNotSeen, "EUR", 1, "250.00"),
+        ]
+    );
+    assert_eq!(s.reconciled_count, 3);
+    let rec: Vec<(String, usize, String)> = s
+        .reconciled
+        .iter()
+        .map(|t| {
+            (
+                t.currency.to_string(),
+                t.count,
+                cp_recon::domain::format_amount(t.total),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rec,
+        [
+            ("EUR".into(), 2, "150.25".into()),
+            ("USD".into(), 1, "10.00".into())
+        ]
+    );
+}
+
+#[test]
+fn an_incomplete_sync_or_a_failed_run_needs_attention_even_with_empty_files() {
+    let mut f = Fixture::empty();
+    assert!(!f.report().needs_attention());
+    assert!(!SendPolicy::WhenUnmatched.should_send(&f.report()));
+    assert!(SendPolicy::Always.should_send(&f.report()));
+    f.run.sync_complete = false;
+    assert!(f.report().needs_attention());
+    f.run.sync_complete = true;
+    f.run.failed = Some("boom".into());
+    assert!(f.report().needs_attention());
+    assert!(!SendPolicy::Never.should_send(&Fixture::new().report()));
+}
+
+// ---------------------------------------------------------------- e-mail
+
+fn written(f: &Fixture) -> (Report, tempfile::TempDir, cp_recon::report::ReportFiles) {
+    let report = f.report();
+    let dir = tempfile::tempdir().unwrap();
+    let files = report.write_dir(dir.path(), &settings()).unwrap();
+    (report, dir, files)
+}
+
+fn parts<'a>(m: &'a ParsedMail<'a>, out: &mut Vec<&'a ParsedMail<'a>>) {
+    out.push(m);
+    for p in &m.subparts {
+        parts(p, out);
+    }
+}
+
+fn attachments(m: &ParsedMail) -> HashMap<String, (String, Vec<u8>)> {
+    let mut all = Vec::new();
+    parts(m, &mut all);
+    all.iter()
+        .filter_map(|p| {
+            let disp = p.get_content_disposition();
+            let name = disp.params.get("filename")?.clone();
+            Some((name, (p.ctype.mimetype.clone(), p.get_body_raw().unwrap())))
+        })
+        .collect()
+}
+
+fn body_of(m: &ParsedMail, mimetype: &str) -> String {
+    let mut all = Vec::new();
+    parts(m, &mut all);
+    all.iter()
+        .find(|p| p.ctype.mimetype == mimetype && p.get_content_disposition().params.is_empty())
+        .unwrap_or_else(|| panic!("no {mimetype} part"))
+        .get_body()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_report_email_arrives_with_subject_both_bodies_and_the_csvs() {
+    let smtp = spawn_smtp();
+    let (report, _dir, files) = written(&Fixture::new());
+    let settings = smtp.settings(TlsMode::None);
+    settings.validate().unwrap();
+    let message = email::build_message(&report, &files, &settings).unwrap();
+    email::send(message, &settings).await.unwrap();
+
+    let received = smtp.received();
+    assert_eq!(received.len(), 1);
+    let mail = mailparse::parse_mail(&received[0]).unwrap();
+    assert_eq!(mail.ctype.mimetype, "multipart/mixed");
+    assert_eq!(
+        mail.headers.get_first_value("Subject").unwrap(),
+        "[cp-recon] 2026-06-26: 3 reconciled, 10 need attention"
+    );
+    let to = mail.headers.get_first_value("To").unwrap();
+    assert!(
+        to.contains("finance@example.com") && to.contains("ana@example.com"),
+        "{to}"
+    );
+
+    let text = body_of(&mail, "text/plain");
+    assert!(text.starts_with("Sync complete"), "{text}");
+    assert!(text.contains("Need attention: 10"));
+    assert!(text.contains("amount_mismatch"));
+    assert!(text.contains("150.50 EUR"));
+    assert!(text.contains("Reconciled: 3"));
+    assert!(text.contains("150.25 EUR") && text.contains("10.00 USD"));
+    assert!(text.contains("Run 42"));
+    let html = body_of(&mail, "text/html");
+    assert!(html.contains("Need attention: 10") && html.contains("payout_not_seen"));
+
+    let att = attachments(&mail);
+    assert_eq!(att.len(), 4);
+    for kind in ReportKind::ALL {
+        let (mime, _) = &att[kind.file_name()];
+        assert_eq!(mime, "text/csv");
+    }
+}
+
+#[tokio::test]
+async fn the_attached_csvs_are_the_written_files_byte_for_byte() {
+    let smtp = spawn_smtp();
+    let (report, _dir, files) = written(&Fixture::new());
+    let settings = smtp.settings(TlsMode::None);
+    email::send(
+        email::build_message(&report, &files, &settings).unwrap(),
+        &settings,
+    )
+    .await
+    .unwrap();
+    let received = smtp.received();
+    let mail = mailparse::parse_mail(&received[0]).unwrap();
+    let att = attachments(&mail);
+    for (kind, path) in files.iter() {
+        let (_, bytes) = &att[kind.file_name()];
+        assert_eq!(bytes, &std::fs::read(path).unwrap(), "{kind:?}");
+    }
+    let t = parse_csv(&att["unmatched_bank_transactions.csv"].1, b',');
+    assert_eq!(t.row("tx_noconcept")["counterparty_name"], COMPANY);
+    assert_eq!(t.row("tx_amb")["counterparty_name"], "山田太郎");
+    assert_eq!(t.row("tx_amount")["difference"], "-0.01");
+    let p = parse_csv(&att["unmatched_payments.csv"].1, b',');
+    assert_eq!(p.row("pay_amount")["amount"], "150.50");
+}
+
+#[tokio::test]
+async fn starttls_against_a_server_without_starttls_fails_and_delivers_nothing() {
+    let smtp = spawn_smtp();
+    let (report, _dir, files) = written(&Fixture::new());
+    let settings = smtp.settings(TlsMode::Starttls);
+    let message = email::build_message(&report, &files, &settings).unwrap();
+    let err = email::send(message, &settings).await.unwrap_err();
+    assert!(matches!(err, EmailError::Transport { .. }));
+    assert!(err.is_retryable());
+    let text = err.to_string();
+    assert!(
+        text.contains("tls = starttls") && text.contains("STARTTLS"),
+        "{text}"
+    );
+    assert!(smtp.received().is_empty());
+}
+
+#[tokio::test]
+async fn implicit_tls_against_a_plaintext_server_fails_and_delivers_nothing() {
+    let smtp = spawn_smtp();
+    let (report, _dir, files) = written(&Fixture::new());
+    let settings = smtp.settings(TlsMode::Tls);
+    let message = email::build_message(&report, &files, &settings).unwrap();
+    let err = email::send(message, &settings).await.unwrap_err();
+    assert!(matches!(err, EmailError::Transport { .. }));
+    let text = err.to_string();
+    // rustls reads the server's plain "220" greeting as a corrupt TLS record.
+    assert!(
+        text.contains("tls = tls") && text.contains("corrupt message"),
+        "{text}"
+    );
+    assert!(smtp.received().is_empty());
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_a_transport_error_that_never_shows_the_password() {
+    // Bind and drop: the port is very likely closed for the next instant.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (report, _dir, files) = written(&Fixture::new());
+    let mut settings = spawn_smtp().settings(TlsMode::None);
+    settings.smtp_port = port;
+    settings.username = Some("recon".into());
+    settings.password = Some("hunter2-secret".into());
+    let message = email::build_message(&report, &files, &settings).unwrap();
+    let err = email::send(message, &settings).await.unwrap_err();
+    assert!(err.is_retryable());
+    assert!(!format!("{err} {err:?} {settings:?}").contains("hunter2-secret"));
+}
+
+#[test]
+fn the_subject_flags_a_failed_run_an_incomplete_sync_and_a_dry_run() {
+    let mut f = Fixture::new();
+    f.run.sync_complete = false;
+    assert_eq!(
+        email::subject(&f.report(), "[cp-recon]"),
+        "[cp-recon] INCOMPLETE SYNC — 2026-06-26: 3 reconciled, 10 need attention"
+    );
+    f.run.failed = Some("database is locked".into());
+    f.run.dry_run = true;
+    assert_eq!(
+        email::subject(&f.report(), "[cp-recon]"),
+        "[cp-recon] RUN FAILED — INCOMPLETE SYNC — DRY RUN — 2026-06-26: 3 reconciled, 10 need attention"
+    );
+}
+
+#[test]
+fn a_failed_run_is_the_first_line_and_outside_text_is_escaped_in_html() {
+    let mut f = Fixture::empty();
+    f.run.failed = Some("<script>alert('x')</script> & more".into());
+    f.run.sync_complete = false;
+    let (report, dir, files) = written(&f);
+    let settings = spawn_smtp().settings(TlsMode::None);
+    let message = email::build_message(&report, &files, &settings).unwrap();
+    let eml = dir.path().join("report.eml");
+    email::write_eml(&message, &eml).unwrap();
+    let raw = std::fs::read(&eml).unwrap();
+    let mail = mailparse::parse_mail(&raw).unwrap();
+    let text = body_of(&mail, "text/plain");
+    assert!(text.starts_with("RUN FAILED: <script>"), "{text}");
+    assert!(text.lines().nth(1).unwrap().starts_with("INCOMPLETE SYNC"));
+    let html = body_of(&mail, "text/html");
+    assert!(!html.contains("<script>"));
+    assert!(html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; more"));
+    assert!(
+        mail.headers
+            .get_first_value("Subject")
+            .unwrap()
+            .starts_with("[cp-recon] RUN FAILED — INCOMPLETE SYNC — ")
+    );
+}
+
+#[test]
+fn bad_addresses_are_named_by_their_key() {
+    let mut s = spawn_smtp().settings(TlsMode::None);
+    s.to = vec!["ok@example.com".into(), "nope".into()];
+    let err = s.validate().unwrap_err();
+    assert!(matches!(err, EmailError::Config { .. }));
+    assert!(err.to_string().starts_with("email.to[1]: "), "{err}");
+    s.to = vec![];
+    assert!(
+        s.validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("email.to: ")
+    );
+    s.to = vec!["ok@example.com".into()];
+    s.from = "not a mailbox".into();
+    assert!(
+        s.validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("email.from: ")
+    );
+}
