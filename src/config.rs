@@ -65,6 +65,7 @@ pub struct ApiSettings {
     /// 0 turns the client-side limit off (only sensible against the local sandbox).
     pub max_requests_per_second: u32,
     pub max_attempts: u32,
+    pub backoff_base_ms: u64,
     pub run_deadline_secs: u64,
     pub concurrency: usize,
 }
@@ -126,6 +127,48 @@ pub struct MonitoringSettings {
     pub ping_url: Option<String>,
 }
 
+impl Settings {
+    /// The embedded default: a local sandbox, no credentials of any provider, no e-mail.
+    /// Used by `cp-recon demo` and by tests.
+    pub fn for_sandbox(
+        base_url: &str,
+        api_key: &str,
+        api_secret: &str,
+        database: &Path,
+        reports_dir: &Path,
+    ) -> Self {
+        Self {
+            path: PathBuf::from("<embedded>"),
+            cryptopocket: ApiSettings {
+                base_url: base_url.trim_end_matches('/').to_owned(),
+                api_key: api_key.to_owned(),
+                api_secret: SecretString::from(api_secret.to_owned()),
+                page_size: 100,
+                timeout_secs: 30,
+                // The local sandbox needs no protection from us.
+                max_requests_per_second: 0,
+                max_attempts: d_attempts(),
+                backoff_base_ms: 10,
+                run_deadline_secs: d_deadline(),
+                concurrency: d_concurrency(),
+            },
+            database: DatabaseSettings {
+                path: database.to_path_buf(),
+            },
+            reconcile: ReconcileSettings::default(),
+            matching: MatchParams::default(),
+            sync: SyncSettings::default(),
+            reports: ReportSettings {
+                dir: reports_dir.to_path_buf(),
+                ..ReportSettings::default()
+            },
+            email: None,
+            schedule: ScheduleSettings::default(),
+            monitoring: MonitoringSettings::default(),
+        }
+    }
+}
+
 // ---- the file as written -------------------------------------------------------------
 
 #[derive(Deserialize)]
@@ -163,6 +206,8 @@ struct FileApi {
     max_requests_per_second: u32,
     #[serde(default = "d_attempts")]
     max_attempts: u32,
+    #[serde(default = "d_backoff")]
+    backoff_base_ms: u64,
     #[serde(default = "d_deadline")]
     run_deadline_secs: u64,
     #[serde(default = "d_concurrency")]
@@ -179,6 +224,9 @@ fn d_rps() -> u32 {
 }
 fn d_attempts() -> u32 {
     5
+}
+fn d_backoff() -> u64 {
+    500
 }
 fn d_deadline() -> u64 {
     1800
@@ -296,6 +344,12 @@ pub fn parse(
             format!("must be between 1 and 20, got {}", api.max_attempts),
         ));
     }
+    if !(1..=60_000).contains(&api.backoff_base_ms) {
+        return Err(invalid(
+            "cryptopocket.backoff_base_ms",
+            format!("must be between 1 and 60000, got {}", api.backoff_base_ms),
+        ));
+    }
     if api.run_deadline_secs < api.timeout_secs {
         return Err(invalid(
             "cryptopocket.run_deadline_secs",
@@ -401,6 +455,7 @@ pub fn parse(
             timeout_secs: api.timeout_secs,
             max_requests_per_second: api.max_requests_per_second,
             max_attempts: api.max_attempts,
+            backoff_base_ms: api.backoff_base_ms,
             run_deadline_secs: api.run_deadline_secs,
             concurrency: api.concurrency,
         },

@@ -11,7 +11,9 @@
 //! - `email`    — the report e-mail and its outbox.
 
 pub mod api;
+pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod domain;
 pub mod email;
 pub mod lock;
@@ -19,6 +21,7 @@ pub mod matching;
 pub mod metrics;
 pub mod reconcile;
 pub mod report;
+pub mod run;
 pub mod sandbox;
 pub mod schedule;
 pub mod store;

@@ -547,6 +547,7 @@ async fn the_report_email_arrives_with_subject_both_bodies_and_the_csvs() {
         mail.headers.get_first_value("Subject").unwrap(),
         "[cp-recon] 2026-06-26: 3 reconciled, 10 need attention"
     );
+    assert!(mail.headers.get_first_value("Message-ID").is_some());
     let to = mail.headers.get_first_value("To").unwrap();
     assert!(
         to.contains("finance@example.com") && to.contains("ana@example.com"),
@@ -715,4 +716,39 @@ fn bad_addresses_are_named_by_their_key() {
             .to_string()
             .starts_with("email.from: ")
     );
+}
+
+#[tokio::test]
+async fn a_saved_eml_is_sent_later_exactly_as_it_was_written() {
+    let smtp = spawn_smtp();
+    let (report, dir, files) = written(&Fixture::new());
+    let settings = smtp.settings(TlsMode::None);
+    let message = email::build_message(&report, &files, &settings).unwrap();
+    let eml = dir.path().join("report.eml");
+    email::write_eml(&message, &eml).unwrap();
+    email::send_eml(&eml, &settings).await.unwrap();
+
+    let received = smtp.received();
+    assert_eq!(received.len(), 1);
+    let sent = mailparse::parse_mail(&received[0]).unwrap();
+    let saved = std::fs::read(&eml).unwrap();
+    let saved = mailparse::parse_mail(&saved).unwrap();
+    assert_eq!(
+        sent.headers.get_first_value("Message-ID"),
+        saved.headers.get_first_value("Message-ID")
+    );
+    assert_eq!(attachments(&sent), attachments(&saved));
+    assert_eq!(body_of(&sent, "text/plain"), body_of(&saved, "text/plain"));
+}
+
+#[tokio::test]
+async fn a_missing_eml_is_a_build_error_and_nothing_is_sent() {
+    let smtp = spawn_smtp();
+    let dir = tempfile::tempdir().unwrap();
+    let err = email::send_eml(&dir.path().join("gone.eml"), &smtp.settings(TlsMode::None))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EmailError::Build { .. }), "{err}");
+    assert!(!err.is_retryable());
+    assert!(smtp.received().is_empty());
 }

@@ -1,0 +1,192 @@
+//! Command-line interface: the modes of the job and their exit codes.
+//!
+//! - `cp-recon [--config PATH]`: stay up and run on `[schedule] cron`;
+//! - `cp-recon --run-now [--dry-run] [--full]`: one run, then exit;
+//! - `cp-recon sandbox ...`: serve the local CryptoPocket simulator;
+//! - `cp-recon demo`: the sandbox, one run against it, reports in `./cp-recon-demo/`.
+//!
+//! Exit codes: 0 the run completed; 1 the run failed (API unreachable, incomplete sync,
+//! database error); 2 usage or configuration error; 75 another run is in progress.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, ConfigError, Settings};
+use crate::run::{RunOptions, RunStatus, run_once};
+use crate::sandbox::SandboxArgs;
+use crate::schedule::{CronSchedule, run_scheduled};
+use crate::telemetry::LogFormat;
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_LOCKED: u8 = 75;
+
+/// Reconciles CryptoPocket on-ramp bank-transfer payments with the integration's bank
+/// transactions, and reports what needs a person.
+#[derive(Debug, Parser)]
+#[command(name = "cp-recon", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file [default: $CP_RECON_CONFIG, else /etc/cp-recon/config.toml, else ./config.toml]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Run once now and exit (instead of staying up on the configured schedule).
+    #[arg(long)]
+    pub run_now: bool,
+
+    /// Decide and record everything, but call nothing at the provider.
+    #[arg(long, requires = "run_now")]
+    pub dry_run: bool,
+
+    /// Read every list from the beginning instead of incrementally.
+    #[arg(long, requires = "run_now")]
+    pub full: bool,
+
+    /// Log format: auto (human on a terminal, one line per event otherwise), human, journal, json.
+    #[arg(long, global = true, env = "CP_RECON_LOG_FORMAT", default_value = "auto")]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the local CryptoPocket sandbox (a simulator of the API with generated data).
+    Sandbox(SandboxArgs),
+    /// Start a sandbox, run one reconciliation against it, and write the reports (no
+    /// configuration, no credentials).
+    Demo(crate::demo::DemoArgs),
+}
+
+/// Runs the command and returns the process exit code. Errors are printed here, once,
+/// with their whole chain.
+pub async fn dispatch(cli: Cli) -> ExitCode {
+    let code = match cli.command {
+        Some(Command::Sandbox(args)) => report_err(crate::sandbox::serve_cli(args).await, EXIT_FAILED),
+        Some(Command::Demo(args)) => report_err(crate::demo::run(args).await, EXIT_FAILED),
+        None => {
+            let settings = match load_settings(cli.config.as_deref()) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("cp-recon: configuration error: {e}");
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            };
+            if cli.run_now {
+                let opts = RunOptions {
+                    dry_run: cli.dry_run,
+                    full: cli.full,
+                    progress: crate::telemetry::is_interactive(),
+                    write_eml: false,
+                };
+                run_now(&settings, &opts).await
+            } else {
+                daemon(settings).await
+            }
+        }
+    };
+    ExitCode::from(code)
+}
+
+fn load_settings(flag: Option<&std::path::Path>) -> Result<Settings, ConfigError> {
+    let path = config::locate(flag)?;
+    config::load(&path)
+}
+
+fn report_err(r: anyhow::Result<()>, code: u8) -> u8 {
+    match r {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            eprintln!("cp-recon: error: {e:#}");
+            code
+        }
+    }
+}
+
+/// One run; prints the summary line; returns the exit code.
+pub async fn run_now(settings: &Settings, opts: &RunOptions) -> u8 {
+    match run_once(settings, opts).await {
+        Ok(s) => {
+            match s.status {
+                RunStatus::Locked => {
+                    let msg = s.error.as_deref().unwrap_or("another run is in progress");
+                    tracing::warn!("{msg}; nothing done");
+                    eprintln!("cp-recon: {msg}; nothing done");
+                }
+                RunStatus::Completed => tracing::info!(summary = %s.line(), "run finished"),
+                RunStatus::Incomplete | RunStatus::Failed => {
+                    tracing::error!(summary = %s.line(), error = s.error.as_deref().unwrap_or(""), "run did not complete");
+                    eprintln!("cp-recon: error: {}", s.error.as_deref().unwrap_or("run failed"));
+                }
+            }
+            if crate::telemetry::is_interactive() && s.status != RunStatus::Locked {
+                println!("{}", s.line());
+            }
+            s.status.exit_code()
+        }
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "run failed");
+            eprintln!("cp-recon: error: {e:#}");
+            EXIT_FAILED
+        }
+    }
+}
+
+/// Stays up and runs on the schedule until SIGTERM or SIGINT.
+async fn daemon(settings: Settings) -> u8 {
+    let (schedule, tz) = match (
+        CronSchedule::parse(&settings.schedule.cron),
+        settings.schedule.timezone.parse::<chrono_tz::Tz>(),
+    ) {
+        (Ok(s), Ok(tz)) => (s, tz),
+        (Err(e), _) => {
+            eprintln!("cp-recon: configuration error: schedule.cron: {e}");
+            return EXIT_USAGE;
+        }
+        (_, Err(e)) => {
+            eprintln!("cp-recon: configuration error: schedule.timezone: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let opts = RunOptions {
+        progress: false,
+        ..RunOptions::default()
+    };
+    let settings = &settings;
+    let opts = &opts;
+    let stats = run_scheduled(schedule, tz, shutdown_signal(), || async move {
+        // A failed run is logged by run_now and does not stop the schedule.
+        let _ = run_now(settings, opts).await;
+    })
+    .await;
+    tracing::info!(runs = stats.runs, skipped = stats.skipped, "stopped");
+    EXIT_OK
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received; stopping after the current run"),
+        () = term => tracing::info!("SIGTERM received; stopping after the current run"),
+    }
+}

@@ -1,0 +1,576 @@
+//! One run of the job, end to end: lock, settle earlier intents, sync, match, reconcile,
+//! record, report, e-mail, metrics. The scheduler and `--run-now` both call [`run_once`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+
+use crate::api::{Client, ClientConfig};
+use crate::config::Settings;
+use crate::domain::{BankTxId, PaymentId};
+use crate::lock::{LockError, RunLock};
+use crate::matching::{self, Decisions, MatchInput, PaymentFinding, Reason, TransactionFinding};
+use crate::reconcile;
+use crate::report::{Reconciled, Report, ReportInput, RunInfo, SendPolicy};
+use crate::store::{RunEnd, SharedStore, Store};
+use crate::sync::{self, SyncMode, SyncOptions};
+
+/// How to run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Decide and record everything, call nothing.
+    pub dry_run: bool,
+    /// Read every list from the beginning.
+    pub full: bool,
+    /// Show pages read per list on stderr.
+    pub progress: bool,
+    /// Write the e-mail as `report.eml` in the report directory too (the demo does).
+    pub write_eml: bool,
+}
+
+/// How a run ended; decides the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    /// Every list was read and every decision carried out (whatever was left unmatched).
+    Completed,
+    /// A list could not be read completely: nothing was reconciled.
+    Incomplete,
+    /// The run could not do its work (API unreachable, credentials refused, database).
+    Failed,
+    /// Another run holds the lock: nothing was touched.
+    Locked,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Completed => "completed",
+            Self::Incomplete => "incomplete",
+            Self::Failed => "failed",
+            Self::Locked => "skipped_locked",
+        }
+    }
+    /// 0 completed; 1 failed or incomplete; 75 (EX_TEMPFAIL) another run in progress.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Self::Completed => 0,
+            Self::Incomplete | Self::Failed => 1,
+            Self::Locked => 75,
+        }
+    }
+}
+
+/// What a run did, for the summary line, metrics and tests.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    pub run_id: Option<i64>,
+    pub status: RunStatus,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub sync_mode: Option<SyncMode>,
+    pub sync_complete: bool,
+    pub dry_run: bool,
+    pub records_read: BTreeMap<String, u64>,
+    /// `reconciled`, `dry_run`, `reported`, `not_reconciled`.
+    pub decisions: BTreeMap<String, u64>,
+    pub reasons: BTreeMap<String, u64>,
+    pub reconciled_totals: BTreeMap<String, Decimal>,
+    pub reconcile_calls: u64,
+    pub api_requests: u64,
+    pub api_errors: u64,
+    pub report_dir: Option<PathBuf>,
+    /// `sent`, `pending` (will be retried), `not_needed`, `disabled`.
+    pub email: Option<String>,
+    pub error: Option<String>,
+}
+
+impl RunSummary {
+    fn new(started_at: DateTime<Utc>, dry_run: bool) -> Self {
+        Self {
+            run_id: None,
+            status: RunStatus::Failed,
+            started_at,
+            finished_at: started_at,
+            sync_mode: None,
+            sync_complete: false,
+            dry_run,
+            records_read: BTreeMap::new(),
+            decisions: BTreeMap::new(),
+            reasons: BTreeMap::new(),
+            reconciled_totals: BTreeMap::new(),
+            reconcile_calls: 0,
+            api_requests: 0,
+            api_errors: 0,
+            report_dir: None,
+            email: None,
+            error: None,
+        }
+    }
+
+    /// One line for the log and the terminal.
+    pub fn line(&self) -> String {
+        let run = self
+            .run_id
+            .map(|r| format!("run {r}"))
+            .unwrap_or_else(|| "run".into());
+        let mut s = format!(
+            "{run} {}{} in {:.1}s: ",
+            self.status.as_str(),
+            if self.dry_run { " (dry run)" } else { "" },
+            (self.finished_at - self.started_at).num_milliseconds() as f64 / 1000.0
+        );
+        let reconciled = self.decisions.get("reconciled").copied().unwrap_or(0);
+        let totals: Vec<String> = self
+            .reconciled_totals
+            .iter()
+            .map(|(c, v)| format!("{} {c}", crate::domain::format_amount(*v)))
+            .collect();
+        s.push_str(&format!("{reconciled} reconciled"));
+        if !totals.is_empty() {
+            s.push_str(&format!(" ({})", totals.join(", ")));
+        }
+        if let Some(n) = self.decisions.get("dry_run") {
+            s.push_str(&format!(", {n} would be reconciled"));
+        }
+        let attention: u64 = self.reasons.values().sum();
+        s.push_str(&format!(", {attention} need attention"));
+        if !self.reasons.is_empty() {
+            let r: Vec<String> = self.reasons.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            s.push_str(&format!(" [{}]", r.join(" ")));
+        }
+        let read: Vec<String> = self
+            .records_read
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        if !read.is_empty() {
+            s.push_str(&format!("; read {}", read.join(" ")));
+        }
+        if let Some(d) = &self.report_dir {
+            s.push_str(&format!("; report {}", d.display()));
+        }
+        if let Some(e) = &self.email {
+            s.push_str(&format!("; e-mail {e}"));
+        }
+        s
+    }
+}
+
+/// The API client for these settings; the deadline counts from now.
+pub fn client(settings: &Settings) -> anyhow::Result<Client> {
+    let a = &settings.cryptopocket;
+    Client::new(ClientConfig {
+        base_url: a.base_url.clone(),
+        api_key: a.api_key.clone(),
+        api_secret: a.api_secret.clone(),
+        timeout: Duration::from_secs(a.timeout_secs),
+        max_requests_per_second: a.max_requests_per_second,
+        max_attempts: a.max_attempts,
+        backoff_base: Duration::from_millis(a.backoff_base_ms),
+        deadline: Duration::from_secs(a.run_deadline_secs),
+    })
+    .context("cannot create the CryptoPocket client")
+}
+
+/// One run. `Err` only when the run could not even be recorded (lock I/O, database
+/// cannot be opened); every other failure is recorded in `runs` and returned as a
+/// summary with status `Failed` or `Incomplete`.
+pub async fn run_once(settings: &Settings, opts: &RunOptions) -> anyhow::Result<RunSummary> {
+    let started = Utc::now();
+    let mut summary = RunSummary::new(started, opts.dry_run || !settings.reconcile.enabled);
+    let db_path = &settings.database.path;
+
+    let _lock = match RunLock::acquire(db_path) {
+        Ok(l) => l,
+        Err(e @ LockError::Held { .. }) => {
+            summary.status = RunStatus::Locked;
+            summary.error = Some(e.to_string());
+            summary.finished_at = Utc::now();
+            return Ok(summary);
+        }
+        Err(e) => return Err(e).context("cannot take the run lock"),
+    };
+
+    let mut store = Store::open(db_path)?;
+    let abandoned = store.close_abandoned_runs(started)?;
+    if abandoned > 0 {
+        tracing::warn!(runs = abandoned, "marked runs left unfinished by a killed process as failed");
+    }
+    let mode = if opts.full {
+        SyncMode::Full
+    } else {
+        let first = store.watermark("payments")?.is_none();
+        let every = u64::from(settings.sync.full_resync_every);
+        if first || (every > 0 && store.runs_since_full()? + 1 >= every) {
+            SyncMode::Full
+        } else {
+            SyncMode::Incremental
+        }
+    };
+    summary.sync_mode = Some(mode);
+    let run_id = store.begin_run(started, summary.dry_run, mode.as_str())?;
+    summary.run_id = Some(run_id);
+    tracing::info!(run = run_id, mode = mode.as_str(), dry_run = summary.dry_run, "run started");
+
+    let result = run_inner(settings, opts, store, run_id, mode, &mut summary).await;
+    summary.finished_at = Utc::now();
+    if let Err(e) = &result {
+        summary.status = RunStatus::Failed;
+        summary.error = Some(format!("{e:#}"));
+    }
+    // Record the end, whatever happened; a failure here is the run's failure.
+    let end = RunEnd {
+        outcome: match summary.status {
+            RunStatus::Locked => "failed".into(),
+            s => s.as_str().into(),
+        },
+        sync_complete: summary.sync_complete,
+        payments_read: summary.records_read.get("payments").copied().unwrap_or(0),
+        offramps_read: summary.records_read.get("rampoffs").copied().unwrap_or(0),
+        accounts_read: summary.records_read.get("accounts").copied().unwrap_or(0),
+        transactions_read: summary.records_read.get("transactions").copied().unwrap_or(0),
+        bad_records: summary.records_read.get("bad_records").copied().unwrap_or(0),
+        reconcile_calls: summary.reconcile_calls,
+        reconciled: summary.decisions.get("reconciled").copied().unwrap_or(0),
+        api_requests: summary.api_requests,
+        api_errors: summary.api_errors,
+        summary_json: Some(summary_json(&summary)),
+        error: summary.error.clone(),
+    };
+    let mut store = Store::open(db_path)?;
+    store.finish_run(run_id, summary.finished_at, &end)?;
+    if let Some(path) = &settings.monitoring.textfile {
+        let m = metrics_of(&summary);
+        let last_success = last_success(&store)?;
+        if let Err(e) = crate::metrics::write_textfile(path, &m, last_success) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot write the metrics file");
+        }
+    }
+    if let Some(url) = &settings.monitoring.ping_url {
+        let http = reqwest::Client::new();
+        crate::metrics::ping(&http, url, summary.status == RunStatus::Completed).await;
+    }
+    Ok(summary)
+}
+
+async fn run_inner(
+    settings: &Settings,
+    opts: &RunOptions,
+    store: Store,
+    run_id: i64,
+    mode: SyncMode,
+    summary: &mut RunSummary,
+) -> anyhow::Result<()> {
+    let client = Arc::new(client(settings)?);
+    let db = SharedStore::new(store);
+    let calls_disabled = summary.dry_run;
+
+    // 1. Intents left without an outcome by an earlier run (rules §5).
+    let recovered = reconcile::recover(&client, &db, run_id, calls_disabled)
+        .await
+        .context("cannot settle earlier reconcile intents")?;
+    if recovered.recovered > 0 {
+        tracing::info!(settled = recovered.recovered, "settled intents of earlier runs");
+    }
+
+    // 2. Sync every list.
+    let store = db
+        .into_inner()
+        .context("internal: the store is still shared after recovery")?;
+    let sync_opts = SyncOptions {
+        mode,
+        per_page: settings.cryptopocket.page_size,
+        overlap: chrono::Duration::hours(i64::from(settings.sync.overlap_hours)),
+        concurrency: settings.cryptopocket.concurrency,
+        progress: opts.progress,
+    };
+    let (store, synced) = sync::sync_all(client.clone(), store, run_id, &sync_opts).await;
+    let store = match store {
+        Some(s) => s,
+        None => Store::open(&settings.database.path)?,
+    };
+    let synced = synced.context("sync failed")?;
+    summary.sync_complete = synced.complete;
+    summary.records_read = BTreeMap::from([
+        ("payments".to_owned(), synced.payments),
+        ("rampoffs".to_owned(), synced.offramps),
+        ("accounts".to_owned(), synced.accounts),
+        ("transactions".to_owned(), synced.transactions),
+        ("bad_records".to_owned(), synced.bad_records),
+    ]);
+
+    // 3. Match.
+    let data = store.matching_data()?;
+    let now = Utc::now();
+    let mut decisions = matching::decide(&MatchInput {
+        payments: &data.payments,
+        transactions: &data.transactions,
+        offramps: &data.offramps,
+        tied_payments: &data.tied_payments,
+        tied_transactions: &data.tied_transactions,
+        sync_complete: synced.complete,
+        now,
+        params: settings.matching,
+    });
+    let payments: HashMap<PaymentId, _> =
+        data.payments.into_iter().map(|p| (p.id.clone(), p)).collect();
+    let transactions: HashMap<BankTxId, _> = data
+        .transactions
+        .into_iter()
+        .map(|t| (t.id.clone(), t))
+        .collect();
+    let offramps: HashMap<_, _> = data
+        .offramps
+        .into_iter()
+        .map(|o| (o.id.clone(), o))
+        .collect();
+
+    // 4. Reconcile the confident pairs (none after an incomplete sync: the core turned
+    //    them into `sync_incomplete`).
+    let mut pairs = Vec::with_capacity(decisions.reconcile.len());
+    for c in std::mem::take(&mut decisions.reconcile) {
+        match (payments.get(&c.payment), transactions.get(&c.transaction)) {
+            (Some(p), Some(t)) => pairs.push((p.clone(), t.clone())),
+            _ => anyhow::bail!(
+                "internal: matched pair {} / {} has no record",
+                c.payment,
+                c.transaction
+            ),
+        }
+    }
+    let db = SharedStore::new(store);
+    let executed = reconcile::execute(&client, &db, run_id, pairs, calls_disabled)
+        .await
+        .context("reconcile step failed")?;
+    let store = db
+        .into_inner()
+        .context("internal: the store is still shared after reconcile")?;
+
+    let mut reconciled: Vec<Reconciled> = recovered.reconciled;
+    reconciled.extend(executed.reconciled);
+    let mut not_reconciled = recovered.not_reconciled;
+    not_reconciled.extend(executed.not_reconciled);
+    for n in &not_reconciled {
+        if n.payment_open && payments.contains_key(&n.payment) {
+            let days = payments
+                .get(&n.payment)
+                .map(|p| (now - p.created_at).num_days().max(0))
+                .unwrap_or(0);
+            decisions.payments.push(PaymentFinding {
+                payment: n.payment.clone(),
+                reason: Reason::ReconcileFailed,
+                candidates: vec![n.transaction.clone()],
+                difference: None,
+                days_pending: days,
+                detail: Some(n.detail.clone()),
+            });
+        }
+        if transactions.contains_key(&n.transaction) {
+            decisions.transactions.push(TransactionFinding {
+                transaction: n.transaction.clone(),
+                reason: Reason::ReconcileFailed,
+                candidates: vec![n.payment.clone()],
+                suggested: Vec::new(),
+                difference: None,
+                detail: Some(n.detail.clone()),
+            });
+        } else {
+            tracing::warn!(transaction = %n.transaction, detail = %n.detail,
+                "a pair that was not reconciled has no stored credit to report");
+        }
+    }
+    // Dry-run pairs are listed as "would be reconciled" in reconciled.csv.
+    for (pid, tid) in &executed.dry_run {
+        if let Some(p) = payments.get(pid) {
+            reconciled.push(Reconciled {
+                payment_id: pid.clone(),
+                transaction_id: tid.clone(),
+                amount: p.amount.clone(),
+                concept: p.concept.clone(),
+                reconciled_at: now,
+            });
+        }
+    }
+    summary.reconcile_calls = recovered.calls + executed.calls;
+    summary.api_requests = client.stats.requests.load(Ordering::Relaxed);
+    summary.api_errors = client.stats.errors.load(Ordering::Relaxed);
+    tally(summary, &decisions, &reconciled, executed.dry_run.len());
+
+    summary.status = if synced.complete {
+        RunStatus::Completed
+    } else {
+        summary.error = Some(format!(
+            "incomplete sync: nothing was reconciled: {}",
+            synced.errors.join("; ")
+        ));
+        RunStatus::Incomplete
+    };
+
+    // 5. Record what was reported, then the report itself (disk first, then e-mail).
+    let mut store = store;
+    store.insert_findings(run_id, &decisions)?;
+    let report = Report::build(&ReportInput {
+        run: RunInfo {
+            run_id,
+            started_at: summary.started_at,
+            finished_at: Utc::now(),
+            sync_complete: synced.complete,
+            dry_run: summary.dry_run,
+            failed: summary.error.clone(),
+        },
+        decisions: &decisions,
+        payments: &payments,
+        transactions: &transactions,
+        offramps: &offramps,
+        reconciled: &reconciled,
+        now,
+    })
+    .context("cannot build the report")?;
+    deliver(settings, opts, &mut store, run_id, &report, summary).await?;
+    Ok(())
+}
+
+/// Writes the report to disk, queues it, and sends every queued report.
+async fn deliver(
+    settings: &Settings,
+    opts: &RunOptions,
+    store: &mut Store,
+    run_id: i64,
+    report: &Report,
+    summary: &mut RunSummary,
+) -> anyhow::Result<()> {
+    let rs = &settings.reports;
+    let files = report
+        .write_dir(&rs.dir, rs)
+        .with_context(|| format!("cannot write the report under {}", rs.dir.display()))?;
+    summary.report_dir = Some(files.dir.clone());
+    let eml = files.dir.join("report.eml");
+    let wanted = rs.send.should_send(report);
+    let state = match (&settings.email, rs.send) {
+        (None, _) | (_, SendPolicy::Never) => "disabled",
+        _ if !wanted => "not_needed",
+        _ => "pending",
+    };
+    let mut subject = None;
+    if let Some(email) = &settings.email {
+        let message = crate::email::build_message(report, &files, email)
+            .context("cannot build the report e-mail")?;
+        subject = message
+            .headers()
+            .get_raw("Subject")
+            .map(str::to_owned);
+        crate::email::write_eml(&message, &eml)
+            .with_context(|| format!("cannot write {}", eml.display()))?;
+    } else if opts.write_eml {
+        let message = crate::email::build_message(report, &files, &crate::email::EmailSettings::local_preview())
+            .context("cannot build the report e-mail")?;
+        crate::email::write_eml(&message, &eml)
+            .with_context(|| format!("cannot write {}", eml.display()))?;
+    }
+    store.enqueue_report(run_id, &files.dir, state, subject.as_deref(), Utc::now())?;
+    summary.email = Some(state.to_owned());
+
+    let Some(email) = &settings.email else {
+        return Ok(());
+    };
+    // The outbox: this run's report and any earlier one not delivered yet.
+    for pending in store.pending_reports()? {
+        let path = pending.dir.join("report.eml");
+        match crate::email::send_eml(&path, email).await {
+            Ok(()) => {
+                store.mark_report_sent(pending.run_id, Utc::now())?;
+                if pending.run_id == run_id {
+                    summary.email = Some("sent".into());
+                }
+                tracing::info!(report_run = pending.run_id, "report e-mailed");
+            }
+            Err(e) => {
+                let msg = format!("{e}");
+                store.mark_report_failed(pending.run_id, &msg)?;
+                tracing::warn!(report_run = pending.run_id, attempts = pending.attempts + 1, error = %msg,
+                    "report not e-mailed; it stays in the outbox for the next run");
+                // The server is down or refusing: the rest would fail the same way.
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn tally(summary: &mut RunSummary, d: &Decisions, reconciled: &[Reconciled], dry: usize) {
+    let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
+    for r in d
+        .payments
+        .iter()
+        .map(|f| f.reason)
+        .chain(d.transactions.iter().map(|f| f.reason))
+        .chain(d.payouts.iter().map(|f| f.reason))
+    {
+        *reasons.entry(r.as_str().to_owned()).or_default() += 1;
+    }
+    let real = reconciled.len().saturating_sub(dry);
+    let mut totals: BTreeMap<String, Decimal> = BTreeMap::new();
+    if dry == 0 {
+        for r in reconciled {
+            *totals
+                .entry(r.amount.currency().as_str().to_owned())
+                .or_default() += r.amount.amount();
+        }
+    }
+    summary.decisions = BTreeMap::from([
+        ("reconciled".to_owned(), real as u64),
+        ("reported".to_owned(), reasons.values().sum()),
+        ("paid_out".to_owned(), d.paid_out.len() as u64),
+    ]);
+    if dry > 0 {
+        summary.decisions.insert("dry_run".to_owned(), dry as u64);
+    }
+    summary.reasons = reasons;
+    summary.reconciled_totals = totals;
+}
+
+fn summary_json(s: &RunSummary) -> String {
+    let totals: BTreeMap<&String, String> = s
+        .reconciled_totals
+        .iter()
+        .map(|(c, v)| (c, crate::domain::format_amount(*v)))
+        .collect();
+    serde_json::json!({
+        "decisions": s.decisions,
+        "reasons": s.reasons,
+        "reconciled_totals": totals,
+        "records_read": s.records_read,
+    })
+    .to_string()
+}
+
+fn metrics_of(s: &RunSummary) -> crate::metrics::RunMetrics {
+    crate::metrics::RunMetrics {
+        run_id: s.run_id.unwrap_or(0),
+        started_at: s.started_at,
+        finished_at: s.finished_at,
+        success: s.status == RunStatus::Completed,
+        outcome: s.status.as_str().to_owned(),
+        decisions: s.decisions.clone(),
+        reasons: s.reasons.clone(),
+        reconcile_calls: s.reconcile_calls,
+        api_errors: s.api_errors,
+        records_read: s.records_read.clone(),
+    }
+}
+
+fn last_success(store: &Store) -> anyhow::Result<Option<DateTime<Utc>>> {
+    let v: Option<String> = store.connection().query_row(
+        "SELECT MAX(finished_at) FROM runs WHERE outcome = 'completed'",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(v.and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
+        .map(|t| t.with_timezone(&Utc)))
+}
