@@ -1,0 +1,395 @@
+//! The built binary against a local sandbox over real HTTP, with a real SQLite file.
+
+mod helpers;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use cp_recon::sandbox::{BrokenPage, DataSpec, Faults, ListName, SandboxConfig};
+use helpers::{TestEnv, code, findings, scalar, text};
+
+fn small() -> SandboxConfig {
+    SandboxConfig::new(DataSpec::small(7, chrono::Utc::now()))
+}
+
+fn confident(env: &TestEnv) -> BTreeSet<(String, String)> {
+    env.sandbox.expected().confident.iter().cloned().collect()
+}
+
+fn calls(env: &TestEnv) -> Vec<(String, String)> {
+    env.sandbox
+        .reconcile_calls()
+        .into_iter()
+        .map(|c| (c.payment_id, c.transaction_id))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_run_stores_every_record_exactly_to_the_cent_with_its_raw_json() {
+    let env = TestEnv::start(small()).await;
+    let out = env.run(&["--run-now"]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+
+    let store = env.store();
+    let counts = env.sandbox.counts();
+    assert_eq!(store.count("payments").unwrap() as usize, counts.payments);
+    assert_eq!(store.count("offramps").unwrap() as usize, counts.offramps);
+    assert_eq!(store.count("bank_accounts").unwrap() as usize, counts.accounts);
+    assert_eq!(store.count("bank_transactions").unwrap() as usize, counts.transactions);
+    assert_eq!(store.count("bad_records").unwrap(), 0);
+
+    // Every payment amount equals the sandbox's cents / 100, written with two decimals.
+    let mut st = store
+        .connection()
+        .prepare("SELECT id, amount, currency, raw_json FROM payments")
+        .unwrap();
+    let rows: Vec<(String, String, String, String)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for (id, amount, currency, raw) in rows {
+        let rec = env.sandbox.payment(&id).expect("known payment");
+        let cents = rec.fiat_cents;
+        assert_eq!(amount, format!("{}.{:02}", cents / 100, cents % 100), "payment {id}");
+        assert_eq!(currency, rec.fiat_symbol);
+        let v: serde_json::Value = serde_json::from_str(&raw).unwrap();
+        assert_eq!(v["id"], serde_json::Value::String(id.clone()));
+    }
+    let mut st = store
+        .connection()
+        .prepare("SELECT id, amount FROM bank_transactions")
+        .unwrap();
+    let rows: Vec<(String, String)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for (id, amount) in rows {
+        let rec = env.sandbox.transaction(&id).expect("known transaction");
+        assert_eq!(
+            amount.parse::<rust_decimal::Decimal>().unwrap(),
+            rec.amount,
+            "transaction {id}"
+        );
+    }
+    let run = store.run(1).unwrap().unwrap();
+    assert_eq!(run.outcome, "completed");
+    assert!(run.sync_complete);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reconcile_calls_are_exactly_the_confident_pairs_of_the_data_set() {
+    let env = TestEnv::start(small()).await;
+    let out = env.run(&["--run-now"]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+
+    let made = calls(&env);
+    let unique: BTreeSet<_> = made.iter().cloned().collect();
+    assert_eq!(unique.len(), made.len(), "a pair was called twice: {made:?}");
+    assert_eq!(unique, confident(&env));
+    assert!(!unique.is_empty());
+    for (p, _) in &unique {
+        assert_eq!(env.sandbox.payment_status(p).as_deref(), Some("payment_received"));
+    }
+    let store = env.store();
+    let reconciled: i64 = scalar(&store, "SELECT COUNT(*) FROM matches WHERE state = 'reconciled'");
+    assert_eq!(reconciled as usize, unique.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_item_needing_a_person_gets_the_reason_the_data_set_expects() {
+    let env = TestEnv::start(small()).await;
+    let out = env.run(&["--run-now"]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let store = env.store();
+    let exp = env.sandbox.expected();
+    assert_eq!(findings(&store, 1, "payment"), exp.payment_reasons);
+    assert_eq!(findings(&store, 1, "transaction"), exp.transaction_reasons);
+    assert_eq!(findings(&store, 1, "offramp"), exp.payout_reasons);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_adds_no_duplicates_and_makes_no_new_calls() {
+    let env = TestEnv::start(small()).await;
+    let first = env.run(&["--run-now"]).await;
+    assert_eq!(code(&first), 0, "{}", text(&first));
+    let calls_after_first = calls(&env).len();
+    let second = env.run(&["--run-now"]).await;
+    assert_eq!(code(&second), 0, "{}", text(&second));
+    assert_eq!(calls(&env).len(), calls_after_first);
+
+    let store = env.store();
+    let counts = env.sandbox.counts();
+    assert_eq!(store.count("payments").unwrap() as usize, counts.payments);
+    assert_eq!(store.count("bank_transactions").unwrap() as usize, counts.transactions);
+    assert_eq!(store.count("runs").unwrap(), 2);
+    let matches: i64 = scalar(&store, "SELECT COUNT(*) FROM matches");
+    assert_eq!(matches as usize, calls_after_first);
+    // The second run reports the same items for the same reasons.
+    assert_eq!(findings(&store, 2, "payment"), findings(&store, 1, "payment"));
+    assert_eq!(findings(&store, 2, "transaction"), findings(&store, 1, "transaction"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanently_broken_page_fails_the_run_which_is_recorded_incomplete_and_reconciles_nothing() {
+    let mut config = small();
+    config.faults.broken_page = Some(BrokenPage {
+        list: ListName::Transactions,
+        page: 2,
+    });
+    let env = TestEnv::start(config).await;
+    let out = env.run(&["--run-now"]).await;
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(text(&out).contains("incomplete"), "{}", text(&out));
+    assert!(calls(&env).is_empty(), "reconciled after an incomplete sync");
+
+    let store = env.store();
+    let run = store.run(1).unwrap().unwrap();
+    assert_eq!(run.outcome, "incomplete");
+    assert!(!run.sync_complete);
+    let incomplete: i64 = scalar(
+        &store,
+        "SELECT COUNT(*) FROM run_lists WHERE run_id = 1 AND complete = 0",
+    );
+    assert!(incomplete >= 1);
+    // The pairs that would have been reconciled (both sides read) are reported as
+    // sync_incomplete; the others lack their credit, which was on the unread page.
+    let reasons = findings(&store, 1, "payment");
+    let mut seen_pairs = 0;
+    for (p, t) in confident(&env) {
+        let read: i64 = store
+            .connection()
+            .query_row("SELECT COUNT(*) FROM bank_transactions WHERE id = ?1", [&t], |r| r.get(0))
+            .unwrap();
+        if read == 1 {
+            seen_pairs += 1;
+            assert_eq!(reasons.get(&p).map(String::as_str), Some("sync_incomplete"), "{p}");
+        }
+    }
+    assert!(seen_pairs > 0, "no confident pair was fully read; the test proves nothing");
+    // Nothing read by it counts as complete: no watermark for the broken lists.
+    let marks: i64 = scalar(
+        &store,
+        "SELECT COUNT(*) FROM watermarks w JOIN run_lists l ON l.list = w.list AND l.run_id = 1 WHERE l.complete = 0",
+    );
+    assert_eq!(marks, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_calls_nothing_and_records_its_decisions_as_dry_run() {
+    let env = TestEnv::start(small()).await;
+    let out = env.run(&["--run-now", "--dry-run"]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(calls(&env).is_empty());
+    let store = env.store();
+    let dry: i64 = scalar(&store, "SELECT COUNT(*) FROM matches WHERE state = 'dry_run' AND dry_run = 1");
+    assert_eq!(dry as usize, confident(&env).len());
+    let tied: i64 = scalar(&store, "SELECT COUNT(*) FROM matches WHERE state <> 'dry_run'");
+    assert_eq!(tied, 0);
+    assert!(store.run(1).unwrap().unwrap().dry_run);
+
+    // A real run afterwards still reconciles every confident pair, once.
+    let out = env.run(&["--run-now"]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let made: BTreeSet<_> = calls(&env).into_iter().collect();
+    assert_eq!(made, confident(&env));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_disabled_in_the_config_behaves_like_a_dry_run() {
+    let env = TestEnv::start(small()).await;
+    env.write_config("\n[reconcile]\nenabled = false\n");
+    let out = env.run(&["--run-now"]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(calls(&env).is_empty());
+    let store = env.store();
+    let dry: i64 = scalar(&store, "SELECT COUNT(*) FROM matches WHERE state = 'dry_run'");
+    assert_eq!(dry as usize, confident(&env).len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_started_while_another_holds_the_lock_exits_75_and_changes_nothing() {
+    let env = TestEnv::start(small()).await;
+    std::fs::create_dir_all(env.db.parent().unwrap()).unwrap();
+    let held = cp_recon::lock::RunLock::acquire(&env.db).unwrap();
+    let out = env.run(&["--run-now"]).await;
+    assert_eq!(code(&out), 75, "{}", text(&out));
+    assert!(text(&out).contains("another run is in progress"), "{}", text(&out));
+    assert_eq!(env.sandbox.request_count(), 0, "the provider was called");
+    assert!(!env.db.exists(), "the database was touched");
+    drop(held);
+    let out = env.run(&["--run-now"]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_during_a_reconcile_call_is_settled_by_the_next_run_without_a_second_call() {
+    let mut config = small();
+    config.faults.hold_reconcile = true;
+    let env = TestEnv::start(config).await;
+    let mut child = env.command(&["--run-now"]).spawn().unwrap();
+    // The sandbox applied the first reconcile and is holding its answer.
+    env.sandbox.wait_for_held_reconcile().await;
+    child.kill().await.unwrap(); // SIGKILL
+    let status = child.wait().await.unwrap();
+    assert!(!status.success());
+    env.sandbox.set_faults(Faults::default());
+    env.sandbox.release_held();
+
+    {
+        let store = env.store();
+        let open: i64 = scalar(&store, "SELECT COUNT(*) FROM matches WHERE state = 'intent'");
+        assert_eq!(open, 1, "the intent was committed before the call");
+    }
+    let out = env.run(&["--run-now"]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+
+    let made = calls(&env);
+    let mut per_payment: BTreeMap<&str, usize> = BTreeMap::new();
+    for (p, _) in &made {
+        *per_payment.entry(p).or_default() += 1;
+    }
+    assert!(per_payment.values().all(|n| *n == 1), "a payment was called twice: {made:?}");
+    let unique: BTreeSet<_> = made.iter().cloned().collect();
+    assert_eq!(unique, confident(&env));
+
+    let store = env.store();
+    let reconciled: i64 = scalar(&store, "SELECT COUNT(*) FROM matches WHERE state = 'reconciled'");
+    assert_eq!(reconciled as usize, unique.len());
+    let unsettled: i64 = scalar(&store, "SELECT COUNT(*) FROM matches WHERE state IN ('intent','unknown')");
+    assert_eq!(unsettled, 0);
+    let abandoned = store.run(1).unwrap().unwrap();
+    assert_eq!(abandoned.outcome, "failed", "the killed run is marked as such");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_through_rate_limits_outages_token_expiry_and_shifting_pages_still_reconciles_exactly_the_confident_pairs() {
+    let mut config = small();
+    config.faults = Faults {
+        unavailable_every: Some(7),
+        rate_limit_every: Some(11),
+        retry_after_secs: 0,
+        token_max_uses: Some(9),
+        shifting_pages: true,
+        ..Faults::default()
+    };
+    let env = TestEnv::start(config).await;
+    // A reconcile call that meets a 503 or 429 has an unknown outcome: it is not retried
+    // blindly but settled (re-read, called again if still pending) by the next run.
+    for _ in 0..4 {
+        let out = env.run(&["--run-now"]).await;
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let unsettled: i64 = scalar(
+            &env.store(),
+            "SELECT COUNT(*) FROM matches WHERE state IN ('intent', 'unknown')",
+        );
+        if unsettled == 0 {
+            break;
+        }
+    }
+    let applied: Vec<_> = env
+        .sandbox
+        .reconcile_calls()
+        .into_iter()
+        .filter(|c| c.answer == "ok")
+        .map(|c| (c.payment_id, c.transaction_id))
+        .collect();
+    let made: BTreeSet<_> = applied.iter().cloned().collect();
+    assert_eq!(made.len(), applied.len(), "a pair was applied twice");
+    assert_eq!(made, confident(&env));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_provider_fails_the_run_with_exit_1_and_records_it() {
+    let env = TestEnv::start(small()).await;
+    let text_cfg = std::fs::read_to_string(&env.config).unwrap().replace(
+        &env.sandbox.base_url(),
+        "http://127.0.0.1:9/api",
+    );
+    std::fs::write(&env.config, text_cfg).unwrap();
+    let out = env.run(&["--run-now"]).await;
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let store = env.store();
+    let run = store.run(1).unwrap().unwrap();
+    assert_ne!(run.outcome, "completed");
+    assert!(run.error.unwrap_or_default().contains("127.0.0.1:9") || !text(&out).is_empty());
+}
+
+mod config_errors {
+    use super::*;
+
+    async fn run_with(config: &str, env_secret: bool) -> std::process::Output {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, config).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_cp-recon"));
+        c.args(["--run-now", "--config"]).arg(&path).env_remove("CP_RECON_API_SECRET");
+        if env_secret {
+            c.env("CP_RECON_API_SECRET", "x");
+        }
+        c.output().await.unwrap()
+    }
+
+    const GOOD: &str = "[cryptopocket]\nbase_url = \"http://127.0.0.1:1/api\"\napi_key = \"k\"\n\n[database]\npath = \"/tmp/never-used.sqlite3\"\n";
+
+    async fn fails_naming(config: &str, env_secret: bool, key: &str) {
+        let out = run_with(config, env_secret).await;
+        assert_eq!(code(&out), 2, "{}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(key), "error does not name {key}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_key_exits_2_naming_it() {
+        fails_naming(&GOOD.replace("api_key = \"k\"", "api_key = \"k\"\npage_sise = 5"), true, "page_sise").await;
+    }
+
+    #[tokio::test]
+    async fn a_missing_required_key_exits_2_naming_it() {
+        fails_naming(&GOOD.replace("api_key = \"k\"\n", ""), true, "api_key").await;
+    }
+
+    #[tokio::test]
+    async fn a_missing_secret_exits_2_naming_it() {
+        fails_naming(GOOD, false, "cryptopocket.api_secret").await;
+    }
+
+    #[tokio::test]
+    async fn a_secret_in_a_world_readable_file_exits_2_naming_it() {
+        fails_naming(&GOOD.replace("api_key = \"k\"", "api_key = \"k\"\napi_secret = \"s\""), false, "cryptopocket.api_secret").await;
+    }
+
+    #[tokio::test]
+    async fn a_bad_value_exits_2_naming_the_key() {
+        fails_naming(&GOOD.replace("api_key = \"k\"", "api_key = \"k\"\npage_size = 0"), true, "cryptopocket.page_size").await;
+    }
+
+    #[tokio::test]
+    async fn a_wrongly_typed_value_exits_2_naming_the_key() {
+        fails_naming(&GOOD.replace("api_key = \"k\"", "api_key = \"k\"\ntimeout_secs = \"soon\""), true, "timeout_secs").await;
+    }
+
+    #[tokio::test]
+    async fn a_missing_config_file_exits_2_naming_the_path() {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_cp-recon"))
+            .args(["--run-now", "--config", "/nonexistent/cp-recon.toml"])
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(code(&out), 2, "{}", text(&out));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/cp-recon.toml"));
+    }
+
+    #[tokio::test]
+    async fn a_usage_error_exits_2() {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_cp-recon"))
+            .args(["--no-such-flag"])
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(code(&out), 2, "{}", text(&out));
+    }
+}
