@@ -683,6 +683,22 @@ path = "/tmp/x.sqlite3"
     }
 
     #[test]
+    fn the_example_config_in_the_repository_is_complete_and_valid() {
+        let text = include_str!("../config.toml");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("smtp_password"), "pw").unwrap();
+        let d = dir.path().to_string_lossy().into_owned();
+        let env = move |k: &str| match k {
+            ENV_API_SECRET => Some("s".to_owned()),
+            "CREDENTIALS_DIRECTORY" => Some(d.clone()),
+            _ => None,
+        };
+        let s = parse(Path::new("config.toml"), text, true, &env).unwrap();
+        assert_eq!(s.schedule.timezone, "Europe/Madrid");
+        assert!(s.email.is_some());
+    }
+
+    #[test]
     fn a_bad_time_zone_is_named() {
         let e = err(
             &format!("{MINIMAL}\n[schedule]\ntimezone = \"Mars/Olympus\"\n"),

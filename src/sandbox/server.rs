@@ -103,22 +103,22 @@ impl Shared {
 
     /// Counting, transport faults, then the token: what every call but `/authenticate`
     /// goes through. A fault answers before the token is looked at, as a gateway would.
-    fn gate(&self, endpoint: &'static str, headers: &HeaderMap) -> Result<(), Response> {
+    fn gate(&self, endpoint: &'static str, headers: &HeaderMap) -> Result<(), Box<Response>> {
         self.count(endpoint);
         let faults = read(&self.faults).clone();
         let n = self.fault_counter.fetch_add(1, Ordering::Relaxed) + 1;
         if let Some(k) = faults.unavailable_every.filter(|k| *k > 0)
-            && n % u64::from(k) == 0
+            && n.is_multiple_of(u64::from(k))
         {
-            return Err(unavailable(n / u64::from(k)));
+            return Err(Box::new(unavailable(n / u64::from(k))));
         }
         if let Some(k) = faults.rate_limit_every.filter(|k| *k > 0)
-            && n % u64::from(k) == 0
+            && n.is_multiple_of(u64::from(k))
         {
-            return Err(rate_limited(faults.retry_after_secs));
+            return Err(Box::new(rate_limited(faults.retry_after_secs)));
         }
         if !self.token_ok(headers, faults.token_max_uses) {
-            return Err(self.auth_error());
+            return Err(Box::new(self.auth_error()));
         }
         Ok(())
     }
@@ -313,11 +313,11 @@ fn parse_time(s: &str) -> Option<i64> {
 }
 
 /// §13.2 parameters; anything invalid is a 422 naming the field.
-fn parse_list_query(q: RawQuery, with_status: bool) -> Result<ListQuery, Response> {
+fn parse_list_query(q: RawQuery, with_status: bool) -> Result<ListQuery, Box<Response>> {
     let Ok(Query(pairs)) = q else {
         let mut e = BTreeMap::new();
         e.insert("query", "The query string is malformed.".to_owned());
-        return Err(unprocessable(e));
+        return Err(Box::new(unprocessable(e)));
     };
     let mut out = ListQuery {
         page: 1,
@@ -368,7 +368,7 @@ fn parse_list_query(q: RawQuery, with_status: bool) -> Result<ListQuery, Respons
     if errors.is_empty() {
         Ok(out)
     } else {
-        Err(unprocessable(errors))
+        Err(Box::new(unprocessable(errors)))
     }
 }
 
@@ -409,11 +409,11 @@ async fn list_payments(
     q: RawQuery,
 ) -> Response {
     if let Err(r) = s.gate("GET /payments", &headers) {
-        return r;
+        return *r;
     }
     match parse_list_query(q, true) {
         Ok(q) => serve_list(&s, ListKind::Payments, q, "").await,
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
@@ -423,11 +423,11 @@ async fn list_rampoffs(
     q: RawQuery,
 ) -> Response {
     if let Err(r) = s.gate("GET /rampoffs", &headers) {
-        return r;
+        return *r;
     }
     match parse_list_query(q, false) {
         Ok(q) => serve_list(&s, ListKind::Rampoffs, q, "").await,
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
@@ -438,7 +438,7 @@ async fn list_transactions(
     q: RawQuery,
 ) -> Response {
     if let Err(r) = s.gate("GET /banking/accounts/{iban}/transactions", &headers) {
-        return r;
+        return *r;
     }
     let iban = normalise_iban(&iban);
     if !read(&s.state).has_account(&iban) {
@@ -449,13 +449,13 @@ async fn list_transactions(
     }
     match parse_list_query(q, false) {
         Ok(q) => serve_list(&s, ListKind::Transactions, q, &iban).await,
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
 async fn list_accounts(AxState(s): AxState<Arc<Shared>>, headers: HeaderMap) -> Response {
     if let Err(r) = s.gate("GET /banking/accounts", &headers) {
-        return r;
+        return *r;
     }
     let body = read(&s.state).accounts_json();
     json_response(StatusCode::OK, body)
@@ -469,12 +469,12 @@ async fn get_payment(
     headers: HeaderMap,
 ) -> Response {
     if let Err(r) = s.gate("GET /payment/{id}", &headers) {
-        return r;
+        return *r;
     }
     let h = stable_hash(&id);
     let item = read(&s.state).payment_json(&id);
     let Some(item) = item else {
-        return error_body("payment_not_found", s.quirks && h % 3 == 0);
+        return error_body("payment_not_found", s.quirks && h.is_multiple_of(3));
     };
     // The provider spells success three ways (§3.1); pick one per id.
     let status = match (s.quirks, h % 5) {
@@ -540,7 +540,7 @@ fn apply_reconcile(state: &mut State, payment_id: &str, tx_id: &str, iban: &str)
 
 async fn reconcile(AxState(s): AxState<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(r) = s.gate("POST /banking/reconcile", &headers) {
-        return r;
+        return *r;
     }
     let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let payment_id = string_field(&v, "payment_id").unwrap_or_default();
@@ -582,7 +582,7 @@ async fn reconcile(AxState(s): AxState<Arc<Shared>>, headers: HeaderMap, body: B
             )
         } else {
             let h = stable_hash(&format!("{payment_id}/{transaction_id}"));
-            error_body(code, s.quirks && h % 4 == 0)
+            error_body(code, s.quirks && h.is_multiple_of(4))
         };
         (code.to_owned(), response)
     } else {

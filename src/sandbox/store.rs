@@ -545,7 +545,7 @@ mod tests {
 
     #[test]
     fn decimals_become_exact_json_numbers() {
-        let v = number(Decimal::new(14_832_000_1, 7));
+        let v = number(Decimal::new(148_320_001, 7));
         assert_eq!(v.to_string(), "14.8320001");
     }
 
