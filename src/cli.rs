@@ -46,7 +46,12 @@ pub struct Cli {
     pub full: bool,
 
     /// Log format: auto (human on a terminal, one line per event otherwise), human, journal, json.
-    #[arg(long, global = true, env = "CP_RECON_LOG_FORMAT", default_value = "auto")]
+    #[arg(
+        long,
+        global = true,
+        env = "CP_RECON_LOG_FORMAT",
+        default_value = "auto"
+    )]
     pub log_format: LogFormat,
 
     #[command(subcommand)]
@@ -66,7 +71,9 @@ pub enum Command {
 /// with their whole chain.
 pub async fn dispatch(cli: Cli) -> ExitCode {
     let code = match cli.command {
-        Some(Command::Sandbox(args)) => report_err(crate::sandbox::serve_cli(args).await, EXIT_FAILED),
+        Some(Command::Sandbox(args)) => {
+            report_err(crate::sandbox::serve_cli(args).await, EXIT_FAILED)
+        }
         Some(Command::Demo(args)) => report_err(crate::demo::run(args).await, EXIT_FAILED),
         None => {
             let settings = match load_settings(cli.config.as_deref()) {
@@ -120,7 +127,10 @@ pub async fn run_now(settings: &Settings, opts: &RunOptions) -> u8 {
                 RunStatus::Completed => tracing::info!(summary = %s.line(), "run finished"),
                 RunStatus::Incomplete | RunStatus::Failed => {
                     tracing::error!(summary = %s.line(), error = s.error.as_deref().unwrap_or(""), "run did not complete");
-                    eprintln!("cp-recon: error: {}", s.error.as_deref().unwrap_or("run failed"));
+                    eprintln!(
+                        "cp-recon: error: {}",
+                        s.error.as_deref().unwrap_or("run failed")
+                    );
                 }
             }
             if crate::telemetry::is_interactive() && s.status != RunStatus::Locked {

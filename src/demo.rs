@@ -57,7 +57,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", args.dir.display()))?;
 
     let settings = Settings::for_sandbox(&sandbox.base_url(), &key, &secret, &db, &args.dir);
-    println!("cp-recon demo: local sandbox at {} (seed {})", sandbox.base_url(), args.seed);
+    println!(
+        "cp-recon demo: local sandbox at {} (seed {})",
+        sandbox.base_url(),
+        args.seed
+    );
     let summary = run_once(
         &settings,
         &RunOptions {

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use crate::api::{ApiError, Client, ReconcileAnswer};
 use crate::domain::{BankTransaction, BankTxId, Concept, Money, Payment, PaymentId, PaymentStatus};
 use crate::report::Reconciled;
-use crate::store::{MatchRow, MatchState, NewMatch, RunId, SharedStore, StoreError};
+use crate::store::{MatchRow, MatchState, NewMatch, RunId, Settlement, SharedStore, StoreError};
 
 /// A pair that was not reconciled, with what a person needs to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -292,12 +292,14 @@ async fn settle(
             db.call(move |s| {
                 s.settle(
                     match_id,
-                    state,
-                    code.as_deref(),
-                    answer.as_deref(),
-                    status.as_deref(),
-                    run,
-                    now,
+                    &Settlement {
+                        state,
+                        provider_code: code.as_deref(),
+                        provider_answer: answer.as_deref(),
+                        payment_status: status.as_deref(),
+                        run,
+                        now,
+                    },
                 )
             })
             .await
@@ -423,12 +425,14 @@ async fn settle_row(
     db.call(move |s| {
         s.settle(
             id,
-            state,
-            code.as_deref(),
-            Some("settled by re-reading the payment"),
-            status.as_deref(),
-            run,
-            Utc::now(),
+            &Settlement {
+                state,
+                provider_code: code.as_deref(),
+                provider_answer: Some("settled by re-reading the payment"),
+                payment_status: status.as_deref(),
+                run,
+                now: Utc::now(),
+            },
         )
     })
     .await

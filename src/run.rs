@@ -141,7 +141,11 @@ impl RunSummary {
         let attention: u64 = self.reasons.values().sum();
         s.push_str(&format!(", {attention} need attention"));
         if !self.reasons.is_empty() {
-            let r: Vec<String> = self.reasons.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let r: Vec<String> = self
+                .reasons
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             s.push_str(&format!(" [{}]", r.join(" ")));
         }
         let read: Vec<String> = self
@@ -200,7 +204,10 @@ pub async fn run_once(settings: &Settings, opts: &RunOptions) -> anyhow::Result<
     let mut store = Store::open(db_path)?;
     let abandoned = store.close_abandoned_runs(started)?;
     if abandoned > 0 {
-        tracing::warn!(runs = abandoned, "marked runs left unfinished by a killed process as failed");
+        tracing::warn!(
+            runs = abandoned,
+            "marked runs left unfinished by a killed process as failed"
+        );
     }
     let mode = if opts.full {
         SyncMode::Full
@@ -216,7 +223,12 @@ pub async fn run_once(settings: &Settings, opts: &RunOptions) -> anyhow::Result<
     summary.sync_mode = Some(mode);
     let run_id = store.begin_run(started, summary.dry_run, mode.as_str())?;
     summary.run_id = Some(run_id);
-    tracing::info!(run = run_id, mode = mode.as_str(), dry_run = summary.dry_run, "run started");
+    tracing::info!(
+        run = run_id,
+        mode = mode.as_str(),
+        dry_run = summary.dry_run,
+        "run started"
+    );
 
     let result = run_inner(settings, opts, store, run_id, mode, &mut summary).await;
     summary.finished_at = Utc::now();
@@ -234,8 +246,16 @@ pub async fn run_once(settings: &Settings, opts: &RunOptions) -> anyhow::Result<
         payments_read: summary.records_read.get("payments").copied().unwrap_or(0),
         offramps_read: summary.records_read.get("rampoffs").copied().unwrap_or(0),
         accounts_read: summary.records_read.get("accounts").copied().unwrap_or(0),
-        transactions_read: summary.records_read.get("transactions").copied().unwrap_or(0),
-        bad_records: summary.records_read.get("bad_records").copied().unwrap_or(0),
+        transactions_read: summary
+            .records_read
+            .get("transactions")
+            .copied()
+            .unwrap_or(0),
+        bad_records: summary
+            .records_read
+            .get("bad_records")
+            .copied()
+            .unwrap_or(0),
         reconcile_calls: summary.reconcile_calls,
         reconciled: summary.decisions.get("reconciled").copied().unwrap_or(0),
         api_requests: summary.api_requests,
@@ -276,7 +296,10 @@ async fn run_inner(
         .await
         .context("cannot settle earlier reconcile intents")?;
     if recovered.recovered > 0 {
-        tracing::info!(settled = recovered.recovered, "settled intents of earlier runs");
+        tracing::info!(
+            settled = recovered.recovered,
+            "settled intents of earlier runs"
+        );
     }
 
     // 2. Sync every list.
@@ -318,8 +341,11 @@ async fn run_inner(
         now,
         params: settings.matching,
     });
-    let payments: HashMap<PaymentId, _> =
-        data.payments.into_iter().map(|p| (p.id.clone(), p)).collect();
+    let payments: HashMap<PaymentId, _> = data
+        .payments
+        .into_iter()
+        .map(|p| (p.id.clone(), p))
+        .collect();
     let transactions: HashMap<BankTxId, _> = data
         .transactions
         .into_iter()
@@ -461,15 +487,16 @@ async fn deliver(
     if let Some(email) = &settings.email {
         let message = crate::email::build_message(report, &files, email)
             .context("cannot build the report e-mail")?;
-        subject = message
-            .headers()
-            .get_raw("Subject")
-            .map(str::to_owned);
+        subject = message.headers().get_raw("Subject").map(str::to_owned);
         crate::email::write_eml(&message, &eml)
             .with_context(|| format!("cannot write {}", eml.display()))?;
     } else if opts.write_eml {
-        let message = crate::email::build_message(report, &files, &crate::email::EmailSettings::local_preview())
-            .context("cannot build the report e-mail")?;
+        let message = crate::email::build_message(
+            report,
+            &files,
+            &crate::email::EmailSettings::local_preview(),
+        )
+        .context("cannot build the report e-mail")?;
         crate::email::write_eml(&message, &eml)
             .with_context(|| format!("cannot write {}", eml.display()))?;
     }

@@ -164,6 +164,18 @@ pub struct NewMatch<'a> {
     pub now: DateTime<Utc>,
 }
 
+/// The outcome of a match, as [`Store::settle`] records it.
+#[derive(Debug, Clone, Copy)]
+pub struct Settlement<'a> {
+    pub state: MatchState,
+    pub provider_code: Option<&'a str>,
+    pub provider_answer: Option<&'a str>,
+    /// The payment status read with the outcome.
+    pub payment_status: Option<&'a str>,
+    pub run: RunId,
+    pub now: DateTime<Utc>,
+}
+
 /// A row of the report outbox.
 #[derive(Debug, Clone)]
 pub struct OutboxRow {
@@ -727,16 +739,15 @@ impl Store {
     }
 
     /// Records what became of a match.
-    pub fn settle(
-        &mut self,
-        match_id: i64,
-        state: MatchState,
-        provider_code: Option<&str>,
-        provider_answer: Option<&str>,
-        payment_status: Option<&str>,
-        run: RunId,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    pub fn settle(&mut self, match_id: i64, s: &Settlement<'_>) -> Result<(), StoreError> {
+        let Settlement {
+            state,
+            provider_code,
+            provider_answer,
+            payment_status,
+            run,
+            now,
+        } = *s;
         self.conn.execute(
             "UPDATE matches SET state = ?2, provider_code = ?3, provider_answer = ?4,
                 payment_status = COALESCE(?5, payment_status), settled_at = ?6, settled_run = ?7
@@ -1149,16 +1160,15 @@ mod tests {
             Err(StoreError::AlreadyTied { .. })
         ));
         // A refused call unties: the pair may be decided again later.
-        s.settle(
-            id,
-            MatchState::Failed,
-            Some("amount_mismatch"),
-            None,
-            None,
+        let failed = Settlement {
+            state: MatchState::Failed,
+            provider_code: Some("amount_mismatch"),
+            provider_answer: None,
+            payment_status: None,
             run,
             now,
-        )
-        .unwrap();
+        };
+        s.settle(id, &failed).unwrap();
         s.insert_intent(&nm(p2, t1)).unwrap();
         // Dry-run rows never tie anything.
         s.insert_dry_run(&nm(p1, t2)).unwrap();

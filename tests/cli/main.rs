@@ -1,6 +1,7 @@
 //! The built binary against a local sandbox over real HTTP, with a real SQLite file.
 
 mod helpers;
+mod ops;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -33,8 +34,14 @@ async fn a_full_run_stores_every_record_exactly_to_the_cent_with_its_raw_json() 
     let counts = env.sandbox.counts();
     assert_eq!(store.count("payments").unwrap() as usize, counts.payments);
     assert_eq!(store.count("offramps").unwrap() as usize, counts.offramps);
-    assert_eq!(store.count("bank_accounts").unwrap() as usize, counts.accounts);
-    assert_eq!(store.count("bank_transactions").unwrap() as usize, counts.transactions);
+    assert_eq!(
+        store.count("bank_accounts").unwrap() as usize,
+        counts.accounts
+    );
+    assert_eq!(
+        store.count("bank_transactions").unwrap() as usize,
+        counts.transactions
+    );
     assert_eq!(store.count("bad_records").unwrap(), 0);
 
     // Every payment amount equals the sandbox's cents / 100, written with two decimals.
@@ -50,7 +57,11 @@ async fn a_full_run_stores_every_record_exactly_to_the_cent_with_its_raw_json() 
     for (id, amount, currency, raw) in rows {
         let rec = env.sandbox.payment(&id).expect("known payment");
         let cents = rec.fiat_cents;
-        assert_eq!(amount, format!("{}.{:02}", cents / 100, cents % 100), "payment {id}");
+        assert_eq!(
+            amount,
+            format!("{}.{:02}", cents / 100, cents % 100),
+            "payment {id}"
+        );
         assert_eq!(currency, rec.fiat_symbol);
         let v: serde_json::Value = serde_json::from_str(&raw).unwrap();
         assert_eq!(v["id"], serde_json::Value::String(id.clone()));
@@ -85,14 +96,24 @@ async fn the_reconcile_calls_are_exactly_the_confident_pairs_of_the_data_set() {
 
     let made = calls(&env);
     let unique: BTreeSet<_> = made.iter().cloned().collect();
-    assert_eq!(unique.len(), made.len(), "a pair was called twice: {made:?}");
+    assert_eq!(
+        unique.len(),
+        made.len(),
+        "a pair was called twice: {made:?}"
+    );
     assert_eq!(unique, confident(&env));
     assert!(!unique.is_empty());
     for (p, _) in &unique {
-        assert_eq!(env.sandbox.payment_status(p).as_deref(), Some("payment_received"));
+        assert_eq!(
+            env.sandbox.payment_status(p).as_deref(),
+            Some("payment_received")
+        );
     }
     let store = env.store();
-    let reconciled: i64 = scalar(&store, "SELECT COUNT(*) FROM matches WHERE state = 'reconciled'");
+    let reconciled: i64 = scalar(
+        &store,
+        "SELECT COUNT(*) FROM matches WHERE state = 'reconciled'",
+    );
     assert_eq!(reconciled as usize, unique.len());
 }
 
@@ -121,17 +142,27 @@ async fn a_second_run_adds_no_duplicates_and_makes_no_new_calls() {
     let store = env.store();
     let counts = env.sandbox.counts();
     assert_eq!(store.count("payments").unwrap() as usize, counts.payments);
-    assert_eq!(store.count("bank_transactions").unwrap() as usize, counts.transactions);
+    assert_eq!(
+        store.count("bank_transactions").unwrap() as usize,
+        counts.transactions
+    );
     assert_eq!(store.count("runs").unwrap(), 2);
     let matches: i64 = scalar(&store, "SELECT COUNT(*) FROM matches");
     assert_eq!(matches as usize, calls_after_first);
     // The second run reports the same items for the same reasons.
-    assert_eq!(findings(&store, 2, "payment"), findings(&store, 1, "payment"));
-    assert_eq!(findings(&store, 2, "transaction"), findings(&store, 1, "transaction"));
+    assert_eq!(
+        findings(&store, 2, "payment"),
+        findings(&store, 1, "payment")
+    );
+    assert_eq!(
+        findings(&store, 2, "transaction"),
+        findings(&store, 1, "transaction")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_permanently_broken_page_fails_the_run_which_is_recorded_incomplete_and_reconciles_nothing() {
+async fn a_permanently_broken_page_fails_the_run_which_is_recorded_incomplete_and_reconciles_nothing()
+ {
     let mut config = small();
     config.faults.broken_page = Some(BrokenPage {
         list: ListName::Transactions,
@@ -141,7 +172,10 @@ async fn a_permanently_broken_page_fails_the_run_which_is_recorded_incomplete_an
     let out = env.run(&["--run-now"]).await;
     assert_eq!(code(&out), 1, "{}", text(&out));
     assert!(text(&out).contains("incomplete"), "{}", text(&out));
-    assert!(calls(&env).is_empty(), "reconciled after an incomplete sync");
+    assert!(
+        calls(&env).is_empty(),
+        "reconciled after an incomplete sync"
+    );
 
     let store = env.store();
     let run = store.run(1).unwrap().unwrap();
@@ -159,14 +193,25 @@ async fn a_permanently_broken_page_fails_the_run_which_is_recorded_incomplete_an
     for (p, t) in confident(&env) {
         let read: i64 = store
             .connection()
-            .query_row("SELECT COUNT(*) FROM bank_transactions WHERE id = ?1", [&t], |r| r.get(0))
+            .query_row(
+                "SELECT COUNT(*) FROM bank_transactions WHERE id = ?1",
+                [&t],
+                |r| r.get(0),
+            )
             .unwrap();
         if read == 1 {
             seen_pairs += 1;
-            assert_eq!(reasons.get(&p).map(String::as_str), Some("sync_incomplete"), "{p}");
+            assert_eq!(
+                reasons.get(&p).map(String::as_str),
+                Some("sync_incomplete"),
+                "{p}"
+            );
         }
     }
-    assert!(seen_pairs > 0, "no confident pair was fully read; the test proves nothing");
+    assert!(
+        seen_pairs > 0,
+        "no confident pair was fully read; the test proves nothing"
+    );
     // Nothing read by it counts as complete: no watermark for the broken lists.
     let marks: i64 = scalar(
         &store,
@@ -182,9 +227,15 @@ async fn a_dry_run_calls_nothing_and_records_its_decisions_as_dry_run() {
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert!(calls(&env).is_empty());
     let store = env.store();
-    let dry: i64 = scalar(&store, "SELECT COUNT(*) FROM matches WHERE state = 'dry_run' AND dry_run = 1");
+    let dry: i64 = scalar(
+        &store,
+        "SELECT COUNT(*) FROM matches WHERE state = 'dry_run' AND dry_run = 1",
+    );
     assert_eq!(dry as usize, confident(&env).len());
-    let tied: i64 = scalar(&store, "SELECT COUNT(*) FROM matches WHERE state <> 'dry_run'");
+    let tied: i64 = scalar(
+        &store,
+        "SELECT COUNT(*) FROM matches WHERE state <> 'dry_run'",
+    );
     assert_eq!(tied, 0);
     assert!(store.run(1).unwrap().unwrap().dry_run);
 
@@ -203,7 +254,10 @@ async fn reconcile_disabled_in_the_config_behaves_like_a_dry_run() {
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert!(calls(&env).is_empty());
     let store = env.store();
-    let dry: i64 = scalar(&store, "SELECT COUNT(*) FROM matches WHERE state = 'dry_run'");
+    let dry: i64 = scalar(
+        &store,
+        "SELECT COUNT(*) FROM matches WHERE state = 'dry_run'",
+    );
     assert_eq!(dry as usize, confident(&env).len());
 }
 
@@ -214,7 +268,11 @@ async fn a_run_started_while_another_holds_the_lock_exits_75_and_changes_nothing
     let held = cp_recon::lock::RunLock::acquire(&env.db).unwrap();
     let out = env.run(&["--run-now"]).await;
     assert_eq!(code(&out), 75, "{}", text(&out));
-    assert!(text(&out).contains("another run is in progress"), "{}", text(&out));
+    assert!(
+        text(&out).contains("another run is in progress"),
+        "{}",
+        text(&out)
+    );
     assert_eq!(env.sandbox.request_count(), 0, "the provider was called");
     assert!(!env.db.exists(), "the database was touched");
     drop(held);
@@ -238,7 +296,10 @@ async fn a_run_killed_during_a_reconcile_call_is_settled_by_the_next_run_without
 
     {
         let store = env.store();
-        let open: i64 = scalar(&store, "SELECT COUNT(*) FROM matches WHERE state = 'intent'");
+        let open: i64 = scalar(
+            &store,
+            "SELECT COUNT(*) FROM matches WHERE state = 'intent'",
+        );
         assert_eq!(open, 1, "the intent was committed before the call");
     }
     let out = env.run(&["--run-now"]).await;
@@ -249,21 +310,34 @@ async fn a_run_killed_during_a_reconcile_call_is_settled_by_the_next_run_without
     for (p, _) in &made {
         *per_payment.entry(p).or_default() += 1;
     }
-    assert!(per_payment.values().all(|n| *n == 1), "a payment was called twice: {made:?}");
+    assert!(
+        per_payment.values().all(|n| *n == 1),
+        "a payment was called twice: {made:?}"
+    );
     let unique: BTreeSet<_> = made.iter().cloned().collect();
     assert_eq!(unique, confident(&env));
 
     let store = env.store();
-    let reconciled: i64 = scalar(&store, "SELECT COUNT(*) FROM matches WHERE state = 'reconciled'");
+    let reconciled: i64 = scalar(
+        &store,
+        "SELECT COUNT(*) FROM matches WHERE state = 'reconciled'",
+    );
     assert_eq!(reconciled as usize, unique.len());
-    let unsettled: i64 = scalar(&store, "SELECT COUNT(*) FROM matches WHERE state IN ('intent','unknown')");
+    let unsettled: i64 = scalar(
+        &store,
+        "SELECT COUNT(*) FROM matches WHERE state IN ('intent','unknown')",
+    );
     assert_eq!(unsettled, 0);
     let abandoned = store.run(1).unwrap().unwrap();
-    assert_eq!(abandoned.outcome, "failed", "the killed run is marked as such");
+    assert_eq!(
+        abandoned.outcome, "failed",
+        "the killed run is marked as such"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_through_rate_limits_outages_token_expiry_and_shifting_pages_still_reconciles_exactly_the_confident_pairs() {
+async fn a_run_through_rate_limits_outages_token_expiry_and_shifting_pages_still_reconciles_exactly_the_confident_pairs()
+ {
     let mut config = small();
     config.faults = Faults {
         unavailable_every: Some(7),
@@ -302,10 +376,9 @@ async fn a_run_through_rate_limits_outages_token_expiry_and_shifting_pages_still
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_provider_fails_the_run_with_exit_1_and_records_it() {
     let env = TestEnv::start(small()).await;
-    let text_cfg = std::fs::read_to_string(&env.config).unwrap().replace(
-        &env.sandbox.base_url(),
-        "http://127.0.0.1:9/api",
-    );
+    let text_cfg = std::fs::read_to_string(&env.config)
+        .unwrap()
+        .replace(&env.sandbox.base_url(), "http://127.0.0.1:9/api");
     std::fs::write(&env.config, text_cfg).unwrap();
     let out = env.run(&["--run-now"]).await;
     assert_eq!(code(&out), 1, "{}", text(&out));
@@ -325,7 +398,9 @@ mod config_errors {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_cp-recon"));
-        c.args(["--run-now", "--config"]).arg(&path).env_remove("CP_RECON_API_SECRET");
+        c.args(["--run-now", "--config"])
+            .arg(&path)
+            .env_remove("CP_RECON_API_SECRET");
         if env_secret {
             c.env("CP_RECON_API_SECRET", "x");
         }
@@ -344,7 +419,12 @@ mod config_errors {
 
     #[tokio::test]
     async fn an_unknown_key_exits_2_naming_it() {
-        fails_naming(&GOOD.replace("api_key = \"k\"", "api_key = \"k\"\npage_sise = 5"), true, "page_sise").await;
+        fails_naming(
+            &GOOD.replace("api_key = \"k\"", "api_key = \"k\"\npage_sise = 5"),
+            true,
+            "page_sise",
+        )
+        .await;
     }
 
     #[tokio::test]
@@ -359,17 +439,35 @@ mod config_errors {
 
     #[tokio::test]
     async fn a_secret_in_a_world_readable_file_exits_2_naming_it() {
-        fails_naming(&GOOD.replace("api_key = \"k\"", "api_key = \"k\"\napi_secret = \"s\""), false, "cryptopocket.api_secret").await;
+        fails_naming(
+            &GOOD.replace("api_key = \"k\"", "api_key = \"k\"\napi_secret = \"s\""),
+            false,
+            "cryptopocket.api_secret",
+        )
+        .await;
     }
 
     #[tokio::test]
     async fn a_bad_value_exits_2_naming_the_key() {
-        fails_naming(&GOOD.replace("api_key = \"k\"", "api_key = \"k\"\npage_size = 0"), true, "cryptopocket.page_size").await;
+        fails_naming(
+            &GOOD.replace("api_key = \"k\"", "api_key = \"k\"\npage_size = 0"),
+            true,
+            "cryptopocket.page_size",
+        )
+        .await;
     }
 
     #[tokio::test]
     async fn a_wrongly_typed_value_exits_2_naming_the_key() {
-        fails_naming(&GOOD.replace("api_key = \"k\"", "api_key = \"k\"\ntimeout_secs = \"soon\""), true, "timeout_secs").await;
+        fails_naming(
+            &GOOD.replace(
+                "api_key = \"k\"",
+                "api_key = \"k\"\ntimeout_secs = \"soon\"",
+            ),
+            true,
+            "timeout_secs",
+        )
+        .await;
     }
 
     #[tokio::test]

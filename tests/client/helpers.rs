@@ -233,11 +233,7 @@ pub async fn raw_get(sandbox: &Sandbox, path: &str) -> Value {
 
 /// How many requests the sandbox received for one endpoint key.
 pub fn hits(sandbox: &Sandbox, endpoint: &str) -> u64 {
-    sandbox
-        .request_counts()
-        .get(endpoint)
-        .copied()
-        .unwrap_or(0)
+    sandbox.request_counts().get(endpoint).copied().unwrap_or(0)
 }
 
 /// Runs a future that must finish quickly; a hang is a failure, not a stuck suite.
@@ -245,4 +241,83 @@ pub async fn within<F: std::future::IntoFuture>(secs: u64, f: F) -> F::Output {
     tokio::time::timeout(Duration::from_secs(secs), f.into_future())
         .await
         .expect("finished in time")
+}
+
+/// A server that answers `/authenticate` and drops the connection of every other request
+/// after reading it: the request arrived, its answer never leaves. Stops when dropped.
+pub struct ResettingServer {
+    pub base_url: String,
+    /// Requests other than `/authenticate` received (and cut off).
+    pub cut: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ResettingServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub async fn spawn_resetting_server() -> ResettingServer {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bound");
+    let addr = listener.local_addr().expect("an address");
+    let cut = Arc::new(AtomicU64::new(0));
+    let counter = cut.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                // Read the head and the body it announces.
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let head_end = loop {
+                    let Ok(n) = sock.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break p + 4;
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                while buf.len() < head_end + length {
+                    match sock.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                if head.starts_with("post /api/authenticate ") {
+                    let body = r#"{"status":"ok","data":{"token":"tok-1","expires_in":3600}}"#;
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = sock.write_all(answer.as_bytes()).await;
+                    let _ = sock.shutdown().await;
+                } else {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    // Dropped without a byte of answer.
+                }
+            });
+        }
+    });
+    ResettingServer {
+        base_url: format!("http://{addr}/api"),
+        cut,
+        task,
+    }
 }

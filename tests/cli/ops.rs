@@ -1,0 +1,244 @@
+//! Running it in production: the demo, logs without secrets, metrics and pings from a
+//! real run, and the long-running mode under SIGTERM.
+
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::helpers::{SECRET, TestEnv, code, text};
+
+fn small() -> cp_recon::sandbox::SandboxConfig {
+    cp_recon::sandbox::SandboxConfig::new(cp_recon::sandbox::DataSpec::small(
+        11,
+        chrono::Utc::now(),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_writes_the_four_csvs_and_the_eml_without_any_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_cp-recon"))
+        .arg("demo")
+        .current_dir(dir.path())
+        .env_remove("CP_RECON_CONFIG")
+        .env_remove("CP_RECON_API_SECRET")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let run_dir = dir.path().join("cp-recon-demo").join("1");
+    for f in [
+        "unmatched_payments.csv",
+        "unmatched_bank_transactions.csv",
+        "reconciled.csv",
+        "unmatched_payouts.csv",
+        "report.eml",
+    ] {
+        assert!(run_dir.join(f).is_file(), "{f} missing\n{}", text(&out));
+    }
+    let eml = std::fs::read(run_dir.join("report.eml")).unwrap();
+    let parsed = mailparse::parse_mail(&eml).unwrap();
+    let subject = parsed
+        .headers
+        .iter()
+        .find(|h| h.get_key() == "Subject")
+        .unwrap()
+        .get_value();
+    assert!(subject.contains("reconciled"), "{subject}");
+    let reconciled = std::fs::read_to_string(run_dir.join("reconciled.csv")).unwrap();
+    assert!(
+        reconciled.lines().count() > 1,
+        "nothing reconciled:\n{reconciled}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("cp-recon-demo"));
+    // A second demo starts afresh.
+    let again = tokio::process::Command::new(env!("CARGO_BIN_EXE_cp-recon"))
+        .arg("demo")
+        .current_dir(dir.path())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(code(&again), 0, "{}", text(&again));
+}
+
+async fn secrets_stay_out_of_the_logs_in(format: &str) {
+    let env = TestEnv::start(small()).await;
+    let smtp_password = "smtp-pa55w0rd-known";
+    env.write_config(
+        "\n[email]\nsmtp_host = \"127.0.0.1\"\nsmtp_port = 9\ntls = \"none\"\nusername = \"u\"\nfrom = \"a@example.com\"\nto = [\"b@example.com\"]\n",
+    );
+    let out = env
+        .command(&["--run-now"])
+        .env("CP_RECON_LOG_FORMAT", format)
+        .env("CP_RECON_SMTP_PASSWORD", smtp_password)
+        .env("RUST_LOG", "trace")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let all = text(&out);
+    assert!(all.len() > 1000, "suspiciously little output:\n{all}");
+    assert!(
+        !all.contains(SECRET),
+        "the API secret leaked in {format} logs"
+    );
+    assert!(
+        !all.contains(smtp_password),
+        "the SMTP password leaked in {format} logs"
+    );
+    // Tokens are issued by the sandbox; none may be logged either.
+    assert!(
+        !all.contains("\"token\""),
+        "a token leaked in {format} logs"
+    );
+    if format == "json" {
+        for line in String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| !l.is_empty())
+        {
+            if line.starts_with('{') {
+                serde_json::from_str::<serde_json::Value>(line)
+                    .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_appear_in_journal_logs_even_at_trace_level() {
+    secrets_stay_out_of_the_logs_in("journal").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_appear_in_json_logs_even_at_trace_level() {
+    secrets_stay_out_of_the_logs_in("json").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_writes_prometheus_metrics_and_pings_the_dead_mans_switch() {
+    let hits: Arc<Mutex<Vec<String>>> = Arc::default();
+    let app = Router::new()
+        .route("/ping/{*rest}", get(record))
+        .route("/ping", get(record))
+        .with_state(hits.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let env = TestEnv::start(small()).await;
+    let prom = env
+        .reports
+        .parent()
+        .unwrap()
+        .join("metrics")
+        .join("cp-recon.prom");
+    std::fs::create_dir_all(prom.parent().unwrap()).unwrap();
+    env.write_config(&format!(
+        "\n[monitoring]\ntextfile = \"{}\"\nping_url = \"http://{addr}/ping\"\n",
+        prom.display()
+    ));
+    let out = env.run(&["--run-now"]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+
+    let body = std::fs::read_to_string(&prom).unwrap();
+    let lines: Vec<_> = body.lines().map(|l| Ok(l.to_owned())).collect();
+    let scrape = prometheus_parse::Scrape::parse(lines.into_iter()).unwrap();
+    let value = |name: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name)
+            .map(|s| match s.value {
+                prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => f64::NAN,
+            })
+            .unwrap_or_else(|| panic!("{name} missing:\n{body}"))
+    };
+    assert_eq!(value("cp_recon_last_run_success"), 1.0);
+    assert!(value("cp_recon_reconcile_calls") >= 1.0);
+    assert!(value("cp_recon_last_success_timestamp_seconds") > 1.0e9);
+    assert_eq!(hits.lock().unwrap().as_slice(), ["/ping"]);
+
+    // A run that cannot complete pings /fail.
+    env.sandbox.set_faults(cp_recon::sandbox::Faults {
+        broken_page: Some(cp_recon::sandbox::BrokenPage {
+            list: cp_recon::sandbox::ListName::Payments,
+            page: 1,
+        }),
+        ..Default::default()
+    });
+    let out = env.run(&["--run-now", "--full"]).await;
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert_eq!(hits.lock().unwrap().as_slice(), ["/ping", "/ping/fail"]);
+    let body = std::fs::read_to_string(&prom).unwrap();
+    assert!(body.contains("cp_recon_last_run_success 0"), "{body}");
+}
+
+async fn record(State(hits): State<Arc<Mutex<Vec<String>>>>, uri: axum::http::Uri) -> &'static str {
+    hits.lock().unwrap().push(uri.path().to_owned());
+    "OK"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_long_running_mode_runs_on_its_schedule_and_exits_0_on_sigterm() {
+    let env = TestEnv::start(small()).await;
+    env.write_config("\n[schedule]\ncron = \"* * * * * *\"\ntimezone = \"Europe/Madrid\"\n");
+    let mut child = env
+        .command(&[])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    // Readiness: wait for the first run's summary line.
+    let mut seen = Vec::new();
+    loop {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("a run finished within a minute")
+            .unwrap()
+            .expect("the process is still logging");
+        let done = line.contains("run finished");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    let pid = child.id().unwrap() as i32;
+    // SIGTERM, as systemd sends it.
+    let rc = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(rc.success());
+    let rest = tokio::spawn(async move {
+        let mut v = Vec::new();
+        while let Ok(Some(l)) = lines.next_line().await {
+            v.push(l);
+        }
+        v
+    });
+    let status = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .unwrap();
+    let rest = rest.await.unwrap();
+    assert_eq!(status.code(), Some(0), "{seen:?}\n{rest:?}");
+    assert!(rest.iter().any(|l| l.contains("SIGTERM")), "{rest:?}");
+    let store = env.store();
+    let running: i64 = crate::helpers::scalar(
+        &store,
+        "SELECT COUNT(*) FROM runs WHERE outcome = 'running'",
+    );
+    assert_eq!(running, 0, "a run was left half-done");
+    let unsettled: i64 = crate::helpers::scalar(
+        &store,
+        "SELECT COUNT(*) FROM matches WHERE state IN ('intent','unknown')",
+    );
+    assert_eq!(unsettled, 0);
+}
