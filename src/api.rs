@@ -38,6 +38,8 @@ const CODE_AUTH: &str = "authorization_incorrect";
 const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 /// How many characters of a body an error may quote.
 const SNIPPET: usize = 200;
+/// What errors say instead of quoting an authentication answer.
+const WITHHELD: &str = "<body of the authentication answer withheld>";
 
 /// How the client talks to the provider.
 #[derive(Clone)]
@@ -615,22 +617,37 @@ impl Client {
             Err(e) => return Outcome::Transient(describe_reqwest(&e), None),
         };
         let code = status.as_u16();
+        // An authentication answer may echo the secret or carry a token under a name we
+        // do not know: nothing of its body is ever quoted, only its status and shape.
+        let auth = path == PATH_AUTH;
+        let quote_bytes = |b: &[u8]| {
+            if auth {
+                WITHHELD.to_owned()
+            } else {
+                snippet_bytes(b)
+            }
+        };
+        let quote_json = |v: &Value| {
+            if auth {
+                WITHHELD.to_owned()
+            } else {
+                snippet(&v.to_string())
+            }
+        };
         if code == 429 {
             return Outcome::Transient("HTTP 429 Too Many Requests".into(), retry_after);
         }
         if status.is_server_error() {
-            return Outcome::Transient(
-                format!("HTTP {code}: {}", snippet_bytes(&body)),
-                retry_after,
-            );
+            return Outcome::Transient(format!("HTTP {code}: {}", quote_bytes(&body)), retry_after);
         }
         let parsed: Result<Value, _> = serde_json::from_slice(&body);
         if status.is_client_error() {
             let message = match &parsed {
+                Ok(_) if auth => WITHHELD.to_owned(),
                 Ok(v) => laravel_message(v)
                     .or_else(|| error_code(v))
-                    .unwrap_or_else(|| snippet(&v.to_string())),
-                Err(_) => snippet_bytes(&body),
+                    .unwrap_or_else(|| quote_json(v)),
+                Err(_) => quote_bytes(&body),
             };
             return Outcome::Fatal(ApiError::Rejected {
                 endpoint: path.into(),
@@ -642,31 +659,41 @@ impl Client {
             Ok(v) => v,
             // An HTML error page or a cut body with HTTP 200: a read may try again.
             Err(e) => {
-                return Outcome::Transient(
-                    format!("not JSON ({e}): {}", snippet_bytes(&body)),
-                    None,
-                );
+                let why = if auth {
+                    "not JSON".to_owned()
+                } else {
+                    format!("not JSON ({e})")
+                };
+                return Outcome::Transient(format!("{why}: {}", quote_bytes(&body)), None);
             }
         };
         if is_success(&v) {
             return Outcome::Ok(v);
         }
         if let Some(code) = error_code(&v) {
-            let body = if path == PATH_AUTH {
-                String::new()
+            // A code is a short identifier; anything else (free text that might echo a
+            // value) is not repeated for an authentication answer.
+            let is_code =
+                code.len() <= 64 && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            let code = if auth && !is_code {
+                "provider_error".to_owned()
             } else {
-                snippet(&v.to_string())
+                code
             };
-            return Outcome::Code(code, body);
+            return Outcome::Code(code, if auth { String::new() } else { quote_json(&v) });
         }
         if let Some(msg) = laravel_message(&v) {
             return Outcome::Fatal(ApiError::Rejected {
                 endpoint: path.into(),
                 status: code,
-                message: msg,
+                message: if auth { WITHHELD.to_owned() } else { msg },
             });
         }
-        Outcome::Fatal(malformed(path, "neither success nor error envelope", &v))
+        Outcome::Fatal(ApiError::Malformed {
+            endpoint: path.into(),
+            why: "neither success nor error envelope".into(),
+            snippet: quote_json(&v),
+        })
     }
 
     /// A valid token, authenticating when there is none or it is about to expire.

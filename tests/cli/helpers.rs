@@ -37,6 +37,11 @@ impl TestEnv {
 
     /// A config for this sandbox; `extra` is appended (more sections).
     pub fn write_config(&self, extra: &str) {
+        self.write_config_at(&self.config, &self.db, extra);
+    }
+
+    /// A config at `path` for this sandbox with its own database.
+    pub fn write_config_at(&self, path: &std::path::Path, db: &std::path::Path, extra: &str) {
         let text = format!(
             r#"[cryptopocket]
 base_url = "{}"
@@ -53,19 +58,23 @@ path = "{}"
 dir = "{}"
 {extra}"#,
             self.sandbox.base_url(),
-            self.db.display(),
+            db.display(),
             self.reports.display()
         );
-        std::fs::write(&self.config, text).expect("write config");
-        std::fs::set_permissions(&self.config, std::fs::Permissions::from_mode(0o600))
+        std::fs::write(path, text).expect("write config");
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
             .expect("chmod config");
     }
 
     pub fn command(&self, args: &[&str]) -> tokio::process::Command {
+        self.command_with(&self.config, args)
+    }
+
+    pub fn command_with(&self, config: &std::path::Path, args: &[&str]) -> tokio::process::Command {
         let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_cp-recon"));
         c.args(args)
             .arg("--config")
-            .arg(&self.config)
+            .arg(config)
             .env("CP_RECON_API_SECRET", SECRET)
             .env("CP_RECON_LOG_FORMAT", "journal")
             .env("RUST_LOG", "info")

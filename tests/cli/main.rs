@@ -1,6 +1,7 @@
 //! The built binary against a local sandbox over real HTTP, with a real SQLite file.
 
 mod helpers;
+mod incremental;
 mod ops;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -1326,7 +1326,6 @@ async fn the_secret_and_the_token_never_appear_in_errors_or_in_the_clients_debug
 /// What `/authenticate` answers may hold the secret (a debug error page echoing the
 /// request) or the token (under a name the client does not know): no error may quote it.
 #[tokio::test]
-#[ignore = "bug: src/api.rs `decode` quotes /authenticate bodies in 5xx, 4xx, non-JSON and no-envelope errors"]
 async fn an_authenticate_answer_echoing_the_secret_or_the_token_is_never_quoted_in_an_error() {
     let echo = json!({
         "message": "Server Error",

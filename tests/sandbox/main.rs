@@ -1109,7 +1109,9 @@ async fn a_large_data_set_is_generated_and_paged_quickly() {
     // A second pass, raw bytes only: what the sandbox itself costs once items are cached.
     let raw = Instant::now();
     for page in 1..=200 {
-        let r = api.get_raw(&format!("/payments?page={page}&per_page=100")).await;
+        let r = api
+            .get_raw(&format!("/payments?page={page}&per_page=100"))
+            .await;
         assert_eq!(r.status(), StatusCode::OK);
         assert!(!r.bytes().await.expect("body").is_empty());
     }
