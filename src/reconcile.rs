@@ -5,7 +5,11 @@
 //! retried blindly: the payment is re-read and the intent is settled from what it says,
 //! now or by the next run ([`recover`]).
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
 use crate::api::{ApiError, Client, ReconcileAnswer};
 use crate::domain::{BankTransaction, BankTxId, Concept, Money, Payment, PaymentId, PaymentStatus};
@@ -35,129 +39,245 @@ pub struct Outcome {
     pub recovered: u64,
 }
 
-/// Calls for each confident pair. `pairs` carry the records as matched.
+/// Pairs handled together: re-read together, intents committed in one transaction,
+/// calls made concurrently, successes settled in one transaction.
+const BATCH: usize = 64;
+
+fn new_match<'a>(
+    run: RunId,
+    p: &'a Payment,
+    t: &'a BankTransaction,
+    now: DateTime<Utc>,
+) -> NewMatch<'a> {
+    NewMatch {
+        run_id: run,
+        payment: &p.id,
+        transaction: &t.id,
+        iban: &t.iban,
+        amount: &p.amount,
+        concept: p.concept.as_ref(),
+        now,
+    }
+}
+
+/// Calls for each confident pair. `pairs` carry the records as matched; `concurrency`
+/// bounds the requests in flight (the client's rate limit applies on top).
 pub async fn execute(
-    client: &Client,
+    client: &Arc<Client>,
     db: &SharedStore,
     run: RunId,
     pairs: Vec<(Payment, BankTransaction)>,
     dry_run: bool,
+    concurrency: usize,
 ) -> Result<Outcome, StoreError> {
     let mut out = Outcome::default();
+    if dry_run {
+        let now = Utc::now();
+        let rows = pairs.clone();
+        db.call(move |s| {
+            let ms: Vec<_> = rows
+                .iter()
+                .map(|(p, t)| new_match(run, p, t, now))
+                .collect();
+            s.insert_dry_runs(&ms)
+        })
+        .await?;
+        out.dry_run = pairs.into_iter().map(|(p, t)| (p.id, t.id)).collect();
+        return Ok(out);
+    }
     let mut stop: Option<String> = None;
-    for (p, t) in pairs {
-        if dry_run {
-            let now = Utc::now();
-            let (pp, tt) = (p.clone(), t.clone());
-            db.call(move |s| {
-                s.insert_dry_run(&NewMatch {
-                    run_id: run,
-                    payment: &pp.id,
-                    transaction: &tt.id,
-                    iban: &tt.iban,
-                    amount: &pp.amount,
-                    concept: pp.concept.as_ref(),
-                    now,
-                })
-            })
-            .await?;
-            out.dry_run.push((p.id, t.id));
-            continue;
-        }
+    let mut rest = pairs.into_iter().peekable();
+    while rest.peek().is_some() {
+        let chunk: Vec<_> = rest.by_ref().take(BATCH).collect();
         if let Some(why) = &stop {
-            out.not_reconciled.push(NotReconciled {
-                payment: p.id,
-                transaction: t.id,
-                detail: why.clone(),
-                payment_open: true,
-            });
-            continue;
-        }
-        // Rules §3.6: right before the call, the payment must still be pending_bank.
-        match client.payment(&p.id).await {
-            Ok(Some(rec)) if !rec.value.status.is_open() => {
-                let status = rec.value.status.clone();
-                db.call(move |s| s.upsert_payment(run, Utc::now(), &rec))
-                    .await?;
-                tracing::info!(payment = %p.id, %status, "payment no longer pending_bank; not reconciled");
-                out.not_reconciled.push(NotReconciled {
+            out.not_reconciled
+                .extend(chunk.into_iter().map(|(p, t)| NotReconciled {
                     payment: p.id,
                     transaction: t.id,
-                    detail: format!("payment_not_pending (now {status})"),
-                    payment_open: false,
-                });
-                continue;
-            }
-            Ok(Some(_)) => {}
-            Ok(None) => {
-                out.not_reconciled.push(NotReconciled {
+                    detail: why.clone(),
+                    payment_open: true,
+                }));
+            continue;
+        }
+
+        // Rules §3.6: right before the call, each payment must still be pending_bank.
+        let ids: Vec<PaymentId> = chunk.iter().map(|(p, _)| p.id.clone()).collect();
+        let c = client.clone();
+        let reads = bounded(ids, concurrency, move |id| {
+            let c = c.clone();
+            async move { c.payment(&id).await }
+        })
+        .await;
+        let mut ready = Vec::with_capacity(chunk.len());
+        let mut moved = Vec::new();
+        for ((p, t), read) in chunk.into_iter().zip(reads) {
+            let read = read.unwrap_or_else(|e| Err(task_failed("re-read", &e)));
+            match read {
+                Ok(Some(rec)) if rec.value.status.is_open() => ready.push((p, t)),
+                Ok(Some(rec)) => {
+                    let status = rec.value.status.clone();
+                    tracing::info!(payment = %p.id, %status, "payment no longer pending_bank; not reconciled");
+                    out.not_reconciled.push(NotReconciled {
+                        payment: p.id,
+                        transaction: t.id,
+                        detail: format!("payment_not_pending (now {status})"),
+                        payment_open: false,
+                    });
+                    moved.push(rec);
+                }
+                Ok(None) => out.not_reconciled.push(NotReconciled {
                     payment: p.id,
                     transaction: t.id,
                     detail: "payment_not_found".into(),
                     payment_open: false,
-                });
-                continue;
-            }
-            Err(e) => {
-                if matches!(e, ApiError::Auth { .. } | ApiError::Deadline { .. }) {
-                    stop = Some(format!("not called: {e}"));
+                }),
+                Err(e) => {
+                    if matches!(e, ApiError::Auth { .. } | ApiError::Deadline { .. }) {
+                        stop = Some(format!("not called: {e}"));
+                    }
+                    out.not_reconciled.push(NotReconciled {
+                        payment: p.id,
+                        transaction: t.id,
+                        detail: format!("re-read failed: {e}"),
+                        payment_open: true,
+                    });
                 }
-                out.not_reconciled.push(NotReconciled {
-                    payment: p.id,
-                    transaction: t.id,
-                    detail: format!("re-read failed: {e}"),
-                    payment_open: true,
-                });
-                continue;
             }
         }
-        // The intent is committed before the call.
+        if !moved.is_empty() {
+            db.call(move |s| s.upsert_payments(run, Utc::now(), &moved))
+                .await?;
+        }
+        if ready.is_empty() {
+            continue;
+        }
+
+        // The intents are committed, durably, before any call.
         let now = Utc::now();
-        let (pp, tt) = (p.clone(), t.clone());
-        let intent = db
+        let rows = ready.clone();
+        let ids = db
             .call(move |s| {
-                s.insert_intent(&NewMatch {
-                    run_id: run,
-                    payment: &pp.id,
-                    transaction: &tt.id,
-                    iban: &tt.iban,
-                    amount: &pp.amount,
-                    concept: pp.concept.as_ref(),
-                    now,
-                })
+                let ms: Vec<_> = rows
+                    .iter()
+                    .map(|(p, t)| new_match(run, p, t, now))
+                    .collect();
+                s.insert_intents(&ms)
             })
-            .await;
-        let match_id = match intent {
-            Ok(id) => id,
-            Err(StoreError::AlreadyTied { .. }) => {
-                out.not_reconciled.push(NotReconciled {
+            .await?;
+        let mut calls = Vec::with_capacity(ready.len());
+        for ((p, t), id) in ready.into_iter().zip(ids) {
+            match id {
+                Ok(id) => calls.push((id, p, t)),
+                Err(StoreError::AlreadyTied { .. }) => out.not_reconciled.push(NotReconciled {
                     payment: p.id,
                     transaction: t.id,
                     detail: "already tied by an earlier run".into(),
                     payment_open: true,
-                });
-                continue;
+                }),
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
-        };
-        out.calls += 1;
-        let answer = client.reconcile(&p.id, &t.id, &t.iban).await;
-        if let Err(ApiError::Auth { .. }) = &answer {
-            stop = Some("not called: authentication rejected".into());
         }
-        let pair = Pair {
-            payment: &p.id,
-            transaction: &t.id,
-            amount: &p.amount,
-            concept: p.concept.as_ref(),
-        };
-        let settled = settle(client, db, run, match_id, pair, answer).await?;
-        match settled {
-            Settled::Reconciled(r) => out.reconciled.push(r),
-            Settled::Not(n) => out.not_reconciled.push(n),
+
+        out.calls += calls.len() as u64;
+        let targets: Vec<_> = calls
+            .iter()
+            .map(|(_, p, t)| (p.id.clone(), t.id.clone(), t.iban.clone()))
+            .collect();
+        let c = client.clone();
+        let answers = bounded(targets, concurrency, move |(p, t, iban)| {
+            let c = c.clone();
+            async move { c.reconcile(&p, &t, &iban).await }
+        })
+        .await;
+
+        let now = Utc::now();
+        let mut confirmed = Vec::new();
+        for ((match_id, p, t), answer) in calls.into_iter().zip(answers) {
+            let answer = answer.unwrap_or_else(|e| Err(task_failed(PATH_LABEL, &e)));
+            if let Err(ApiError::Auth { .. }) = &answer {
+                stop = Some("not called: authentication rejected".into());
+            }
+            match answer {
+                Ok(ReconcileAnswer::Reconciled { payment_status }) => {
+                    tracing::info!(payment = %p.id, transaction = %t.id, amount = %p.amount, "reconciled");
+                    out.reconciled.push(Reconciled {
+                        payment_id: p.id.clone(),
+                        transaction_id: t.id.clone(),
+                        amount: p.amount.clone(),
+                        concept: p.concept.clone(),
+                        reconciled_at: now,
+                    });
+                    confirmed.push((match_id, p.id, t.id, payment_status));
+                }
+                other => {
+                    let pair = Pair {
+                        payment: &p.id,
+                        transaction: &t.id,
+                        amount: &p.amount,
+                        concept: p.concept.as_ref(),
+                    };
+                    match settle(client, db, run, match_id, pair, other).await? {
+                        Settled::Reconciled(r) => out.reconciled.push(r),
+                        Settled::Not(n) => out.not_reconciled.push(n),
+                    }
+                }
+            }
+        }
+        if !confirmed.is_empty() {
+            db.call(move |s| s.settle_reconciled(&confirmed, run, now))
+                .await?;
         }
     }
     Ok(out)
+}
+
+const PATH_LABEL: &str = "reconcile";
+
+/// A task that panicked or was cancelled: its outcome is unknown.
+fn task_failed(what: &str, e: &str) -> ApiError {
+    ApiError::OutcomeUnknown {
+        endpoint: what.to_owned(),
+        detail: format!("task failed: {e}"),
+    }
+}
+
+/// Runs `f` on every item with at most `limit` in flight; results in input order.
+async fn bounded<T, R, F, Fut>(items: Vec<T>, limit: usize, f: F) -> Vec<Result<R, String>>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    F: Fn(T) -> Fut,
+    Fut: std::future::Future<Output = R> + Send + 'static,
+{
+    let sem = Arc::new(Semaphore::new(limit.max(1)));
+    let mut set = JoinSet::new();
+    let mut index = std::collections::HashMap::with_capacity(items.len());
+    let n = items.len();
+    for (i, item) in items.into_iter().enumerate() {
+        let fut = f(item);
+        let sem = sem.clone();
+        let handle = set.spawn(async move {
+            // The semaphore is never closed, so a permit always comes.
+            let _permit = sem.acquire_owned().await;
+            fut.await
+        });
+        index.insert(handle.id(), i);
+    }
+    let mut slots: Vec<Option<Result<R, String>>> = (0..n).map(|_| None).collect();
+    while let Some(res) = set.join_next_with_id().await {
+        let (id, r) = match res {
+            Ok((id, r)) => (id, Ok(r)),
+            Err(e) => (e.id(), Err(e.to_string())),
+        };
+        if let Some(&i) = index.get(&id) {
+            slots[i] = Some(r);
+        }
+    }
+    // One entry per item, in order, whatever happened: callers zip these with their items.
+    slots
+        .into_iter()
+        .map(|s| s.unwrap_or_else(|| Err("the task reported nothing".to_owned())))
+        .collect()
 }
 
 /// Settles intents left without an outcome by a run that died mid-call, or whose answer

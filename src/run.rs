@@ -371,9 +371,16 @@ async fn run_inner(
         }
     }
     let db = SharedStore::new(store);
-    let executed = reconcile::execute(&client, &db, run_id, pairs, calls_disabled)
-        .await
-        .context("reconcile step failed")?;
+    let executed = reconcile::execute(
+        &client,
+        &db,
+        run_id,
+        pairs,
+        calls_disabled,
+        settings.cryptopocket.concurrency,
+    )
+    .await
+    .context("reconcile step failed")?;
     let store = db
         .into_inner()
         .context("internal: the store is still shared after reconcile")?;

@@ -225,8 +225,10 @@ impl Store {
             .map_err(open_err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(open_err)?;
-        // FULL: an intent committed before a reconcile call survives a power cut too.
-        conn.pragma_update(None, "synchronous", "FULL")
+        // NORMAL in WAL mode: a commit survives the process being killed; only an OS crash
+        // can lose the last ones, and records are re-read by the next run anyway. Intents
+        // are the exception: they are committed with FULL (`insert_intents`).
+        conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;
@@ -698,44 +700,74 @@ impl Store {
     /// Commits the intent before the call. `AlreadyTied` when SQLite's UNIQUE indexes
     /// refuse it.
     pub fn insert_intent(&mut self, m: &NewMatch<'_>) -> Result<i64, StoreError> {
-        self.insert_match(m, MatchState::Intent)
+        self.insert_intents(std::slice::from_ref(m))?
+            .pop()
+            .unwrap_or_else(|| Err(corrupt("matches", "-", "no row inserted")))
+    }
+
+    /// Commits a batch of intents in one transaction, durably (`synchronous = FULL`: the
+    /// intents survive a power cut, not only a killed process). Each intent succeeds or is
+    /// refused (`AlreadyTied`) on its own.
+    pub fn insert_intents(
+        &mut self,
+        ms: &[NewMatch<'_>],
+    ) -> Result<Vec<Result<i64, StoreError>>, StoreError> {
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        let result = (|| {
+            let tx = self.conn.transaction()?;
+            let out: Vec<_> = ms
+                .iter()
+                .map(|m| insert_match_in(&tx, m, MatchState::Intent))
+                .collect();
+            tx.commit()?;
+            Ok(out)
+        })();
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        result
     }
 
     /// A dry-run decision: recorded, never tied.
-    pub fn insert_dry_run(&mut self, m: &NewMatch<'_>) -> Result<i64, StoreError> {
-        self.insert_match(m, MatchState::DryRun)
+    pub fn insert_dry_run(&mut self, m: &NewMatch<'_>) -> Result<(), StoreError> {
+        self.insert_dry_runs(std::slice::from_ref(m))
     }
 
-    fn insert_match(&mut self, m: &NewMatch<'_>, state: MatchState) -> Result<i64, StoreError> {
-        let r = self.conn.execute(
-            "INSERT INTO matches (run_id, payment_id, transaction_id, iban, amount, currency, concept,
-                rule, state, dry_run, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'confident', ?8, ?9, ?10)",
-            params![
-                m.run_id,
-                m.payment.as_str(),
-                m.transaction.as_str(),
-                m.iban.as_str(),
-                m.amount.amount_str(),
-                m.amount.currency().as_str(),
-                m.concept.map(Concept::as_str),
-                state.as_str(),
-                state == MatchState::DryRun,
-                ts(m.now),
-            ],
-        );
-        match r {
-            Ok(_) => Ok(self.conn.last_insert_rowid()),
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                Err(StoreError::AlreadyTied {
-                    payment: m.payment.to_string(),
-                    transaction: m.transaction.to_string(),
-                })
-            }
-            Err(e) => Err(e.into()),
+    /// Dry-run decisions, in one transaction.
+    pub fn insert_dry_runs(&mut self, ms: &[NewMatch<'_>]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        for m in ms {
+            insert_match_in(&tx, m, MatchState::DryRun)?;
         }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Settles a batch of confirmed reconciles in one transaction: the match, the
+    /// payment's new status and the transaction's tie.
+    pub fn settle_reconciled(
+        &mut self,
+        items: &[(i64, PaymentId, BankTxId, PaymentStatus)],
+        run: RunId,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut m = tx.prepare_cached(
+                "UPDATE matches SET state = 'reconciled', provider_answer = 'ok',
+                    payment_status = ?2, settled_at = ?3, settled_run = ?4 WHERE id = ?1",
+            )?;
+            let mut p = tx.prepare_cached("UPDATE payments SET status = ?2 WHERE id = ?1")?;
+            let mut t = tx.prepare_cached(
+                "UPDATE bank_transactions SET reconciled_payment_id = ?2 WHERE id = ?1",
+            )?;
+            let now = ts(now);
+            for (id, pid, tid, status) in items {
+                m.execute(params![id, status.as_str(), now, run])?;
+                p.execute(params![pid.as_str(), status.as_str()])?;
+                t.execute(params![tid.as_str(), pid.as_str()])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// Records what became of a match.
@@ -934,6 +966,42 @@ impl Store {
     /// Read-only access for tests and ad-hoc checks.
     pub fn connection(&self) -> &Connection {
         &self.conn
+    }
+}
+
+fn insert_match_in(
+    tx: &Transaction<'_>,
+    m: &NewMatch<'_>,
+    state: MatchState,
+) -> Result<i64, StoreError> {
+    let r = tx.execute(
+        "INSERT INTO matches (run_id, payment_id, transaction_id, iban, amount, currency, concept,
+            rule, state, dry_run, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'confident', ?8, ?9, ?10)",
+        params![
+            m.run_id,
+            m.payment.as_str(),
+            m.transaction.as_str(),
+            m.iban.as_str(),
+            m.amount.amount_str(),
+            m.amount.currency().as_str(),
+            m.concept.map(Concept::as_str),
+            state.as_str(),
+            state == MatchState::DryRun,
+            ts(m.now),
+        ],
+    );
+    match r {
+        Ok(_) => Ok(tx.last_insert_rowid()),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            Err(StoreError::AlreadyTied {
+                payment: m.payment.to_string(),
+                transaction: m.transaction.to_string(),
+            })
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

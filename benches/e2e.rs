@@ -1,0 +1,232 @@
+//! End-to-end benchmark: the release binary against an in-process sandbox with the scale
+//! data set, compared with the provider-bound limit.
+//!
+//! `cargo bench --bench e2e` (needs `curl`). Sizes: `CP_RECON_BENCH_PAYMENTS` (default
+//! 100000; as many bank transactions, a tenth as many off-ramps, 2 accounts).
+//!
+//! Prints: the baseline (one keep-alive `curl` process fetching every page the run must
+//! read and re-reading every confident payment, plus the reconcile POSTs costed at the
+//! measured mean request time), the cold run's wall time and its ratio to the baseline,
+//! the incremental run after adding 1 % new records and its ratio to the cold run, and
+//! the peak RSS of each run (from `wait4`).
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use cp_recon::sandbox::{DataSpec, PaymentRecord, Sandbox, SandboxConfig, TransactionRecord};
+use rust_decimal::Decimal;
+
+struct Measured {
+    wall: Duration,
+    max_rss_kb: i64,
+    code: i32,
+}
+
+/// Runs a command and waits for it with `wait4`, which reports that child's own peak RSS.
+fn run_measured(cmd: &mut Command) -> Measured {
+    let start = Instant::now();
+    let child = cmd.spawn().expect("spawn");
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero `rusage` is a valid value; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is a child of this process that nothing else waits for.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid, "wait4 failed");
+    let wall = start.elapsed();
+    std::mem::forget(child);
+    Measured {
+        wall,
+        max_rss_kb: usage.ru_maxrss,
+        code: if libc::WIFEXITED(status) {
+            libc::WEXITSTATUS(status)
+        } else {
+            -1
+        },
+    }
+}
+
+fn write_config(dir: &Path, base_url: &str) -> std::path::PathBuf {
+    let path = dir.join("config.toml");
+    let text = format!(
+        "[cryptopocket]\nbase_url = \"{base_url}\"\napi_key = \"sandbox-key\"\npage_size = 100\n\
+         max_requests_per_second = 0\nconcurrency = 4\nbackoff_base_ms = 10\n\n\
+         [database]\npath = \"{}\"\n\n[reports]\ndir = \"{}\"\n",
+        dir.join("recon.sqlite3").display(),
+        dir.join("reports").display()
+    );
+    std::fs::write(&path, text).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
+fn cp_recon(config: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cp-recon"));
+    c.args(args)
+        .arg("--config")
+        .arg(config)
+        .env("CP_RECON_API_SECRET", "sandbox-secret")
+        .env("CP_RECON_LOG_FORMAT", "journal")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null());
+    c
+}
+
+fn pages(items: usize, per_page: usize) -> usize {
+    items.div_ceil(per_page).max(1)
+}
+
+fn main() {
+    let n: usize = std::env::var("CP_RECON_BENCH_PAYMENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let mut spec = DataSpec::scaled(1, Utc::now(), n, n, n / 10);
+        spec.accounts = 2;
+        let t = Instant::now();
+        let sandbox = Sandbox::start(SandboxConfig::new(spec)).await.unwrap();
+        let generated = t.elapsed();
+        let counts = sandbox.counts();
+        let confident = sandbox.expected().confident.len();
+        println!(
+            "data set: {} payments, {} bank transactions over {} accounts, {} off-ramps; {} confident pairs (generated in {:.2}s)",
+            counts.payments, counts.transactions, counts.accounts, counts.offramps, confident,
+            generated.as_secs_f64()
+        );
+
+        // The provider-bound limit: every page a cold run must read, and a re-read per
+        // confident pair, fetched by one keep-alive client.
+        let base = sandbox.base_url();
+        let http = reqwest::Client::new();
+        let auth: serde_json::Value = http
+            .post(format!("{base}/authenticate"))
+            .json(&serde_json::json!({"api_key": "sandbox-key", "api_secret": "sandbox-secret"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = auth["data"]["token"].as_str().unwrap().to_owned();
+        let mut urls = vec![format!("{base}/banking/accounts")];
+        for p in 1..=pages(counts.payments, 100) {
+            urls.push(format!("{base}/payments?page={p}&per_page=100"));
+        }
+        for p in 1..=pages(counts.offramps, 100) {
+            urls.push(format!("{base}/rampoffs?page={p}&per_page=100"));
+        }
+        let mut per_account = std::collections::BTreeMap::<String, usize>::new();
+        for a in sandbox.accounts() {
+            per_account.insert(a.iban.clone(), 0);
+        }
+        // Transactions per account, from the sandbox's own records.
+        let mut total_tx = 0;
+        for a in sandbox.accounts() {
+            let mut page = 1;
+            loop {
+                let v: serde_json::Value = http
+                    .get(format!("{base}/banking/accounts/{}/transactions?page={page}&per_page=1", a.iban))
+                    .header("auth", &token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                let total = v["pagination"]["total"].as_u64().unwrap_or(0) as usize;
+                per_account.insert(a.iban.clone(), total);
+                total_tx += total;
+                page += 1;
+                if page > 1 {
+                    break;
+                }
+            }
+        }
+        assert_eq!(total_tx, counts.transactions);
+        for (iban, items) in &per_account {
+            for p in 1..=pages(*items, 100) {
+                urls.push(format!("{base}/banking/accounts/{iban}/transactions?page={p}&per_page=100"));
+            }
+        }
+        let page_requests = urls.len();
+        for (p, _) in &sandbox.expected().confident {
+            urls.push(format!("{base}/payment/{p}"));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let curl_cfg = dir.path().join("curl.cfg");
+        {
+            let mut f = std::fs::File::create(&curl_cfg).unwrap();
+            writeln!(f, "header = \"auth: {token}\"").unwrap();
+            writeln!(f, "silent").unwrap();
+            for u in &urls {
+                writeln!(f, "url = \"{u}\"\noutput = \"/dev/null\"").unwrap();
+            }
+        }
+        let curl = run_measured(Command::new("curl").arg("-K").arg(&curl_cfg));
+        assert_eq!(curl.code, 0, "curl failed");
+        let gets = urls.len();
+        let mean = curl.wall.as_secs_f64() / gets as f64;
+        let baseline = curl.wall.as_secs_f64() + mean * confident as f64;
+        println!(
+            "baseline: curl made {gets} GETs ({page_requests} pages + {confident} re-reads) in {:.2}s (mean {:.3} ms/request); + {confident} reconcile POSTs at the mean = {:.2}s",
+            curl.wall.as_secs_f64(),
+            mean * 1000.0,
+            baseline
+        );
+
+        // The cold run.
+        let run_dir = tempfile::tempdir().unwrap();
+        let config = write_config(run_dir.path(), &base);
+        let cold = run_measured(&mut cp_recon(&config, &["--run-now"]));
+        assert_eq!(cold.code, 0, "cold run failed");
+        let calls = sandbox.reconcile_calls().len();
+        println!(
+            "cold run: {:.2}s, ratio to baseline {:.2}, peak RSS {:.1} MB, {calls} reconcile calls",
+            cold.wall.as_secs_f64(),
+            cold.wall.as_secs_f64() / baseline,
+            cold.max_rss_kb as f64 / 1024.0
+        );
+
+        // 1 % new records, then an incremental run.
+        let now = Utc::now();
+        let iban = sandbox.accounts()[0].iban.clone();
+        let new = (n / 100).max(1);
+        for i in 0..new {
+            let c = sandbox.fresh_concept();
+            let cents = 1000 + (i as i64 % 5000);
+            let pid = format!("BENCHNEWPAY{i:014}");
+            sandbox
+                .add_payment(PaymentRecord::transfer(&pid, c, cents, now - chrono::Duration::minutes(30)))
+                .unwrap();
+            sandbox
+                .add_transaction(TransactionRecord::credit(
+                    format!("BENCHNEWTX{i:010}"),
+                    &iban,
+                    Decimal::new(cents, 2),
+                    format!("Ref {c}"),
+                    now - chrono::Duration::minutes(10),
+                ))
+                .unwrap();
+        }
+        let inc = run_measured(&mut cp_recon(&config, &["--run-now"]));
+        assert_eq!(inc.code, 0, "incremental run failed");
+        println!(
+            "incremental run (+{new} payments, +{new} credits): {:.2}s, {:.1} % of the cold run, peak RSS {:.1} MB, {} new reconcile calls",
+            inc.wall.as_secs_f64(),
+            100.0 * inc.wall.as_secs_f64() / cold.wall.as_secs_f64(),
+            inc.max_rss_kb as f64 / 1024.0,
+            sandbox.reconcile_calls().len() - calls
+        );
+        sandbox.shutdown().await;
+    });
+}
