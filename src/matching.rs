@@ -197,33 +197,32 @@ pub struct Decisions {
 /// for a person, not a list to work through.
 const MAX_SUGGESTED: usize = 5;
 
-/// Marks the end of a chain in [`ConceptIndex::next`].
+/// Marks "no item" in index fields and at the end of a chain in [`ConceptIndex::next`].
 const NONE: usize = usize::MAX;
 
 /// Decides what to reconcile and why everything else needs a person (rules §2–§4).
 ///
 /// Linear in the size of the input: every pairing goes through a hash lookup of the digit
 /// runs of a credit's text, never through a scan of payment × credit pairs, so a run with
-/// a million payments and a million credits stays well under a second.
+/// a million payments and a million credits stays under a second.
 ///
 /// How it works: open payments are indexed by concept; each open credit's text is cut
-/// into maximal runs of ASCII digits and each run is looked up, giving `hits(T)`. One pass
-/// over those (payment, credit) edges counts, per payment, the credits carrying its
-/// concept (`C1`) and those that also satisfy §3.2–§3.3 (`F`). A pair is confident when
+/// into maximal runs of ASCII digits and each run is looked up, giving `hits(T)`. While
+/// reading the credits, each (payment, credit) edge is tallied on the payment: how many
+/// credits carry its concept (`C1`), how many also satisfy §3.2–§3.3 (`F`), and whether
+/// such a credit carries only this payment's concept. A pair is confident when
 /// `F(P) = {T}` and `hits(T) = {P}`; every other open item gets exactly one reason.
 /// Debits are matched to finished off-ramps by the alphanumeric tokens of their text.
 ///
-/// Duplicate ids in the input (a record listed on two pages) count once: the first
-/// occurrence wins, so no item is ever reported twice.
+/// Records are read in input order (the order they sit in memory) and only the output is
+/// put in id order: at a million records, jumping around the inputs costs more than all
+/// the matching. Duplicate ids in the input (a record listed on two pages) count once —
+/// the first occurrence wins — so no item is ever reported twice.
 pub fn decide(input: &MatchInput<'_>) -> Decisions {
-    let window = Window {
-        now: input.now,
-        tolerance: input.params.booking_tolerance,
-        lookback: input.params.lookback,
-    };
-
     // The caller's sets use the std hasher; a borrowed Fx copy makes the million lookups
     // below cheap, and an empty set costs nothing.
+    let __t = std::time::Instant::now();
+    macro_rules! lap { ($n:expr) => { eprintln!("{:>10} {:?}", $n, __t.elapsed()); } }
     let tied_payments: FxHashSet<&str> = input.tied_payments.iter().map(|id| id.as_str()).collect();
     let tied_transactions: FxHashSet<&str> = input
         .tied_transactions
@@ -231,35 +230,36 @@ pub fn decide(input: &MatchInput<'_>) -> Decisions {
         .map(|id| id.as_str())
         .collect();
 
-    // Open payments, in id order, so that a payment's position is also its sort key.
-    let payments: Vec<&Payment> = unique_in_id_order(input.payments, |p| p.id.as_str())
-        .into_iter()
-        .map(|i| &input.payments[i])
-        .filter(|p| p.status.is_open() && !tied_payments.contains(p.id.as_str()))
-        .collect();
+    let payment_order = unique_in_id_order(input.payments, |p| p.id.as_str());
+    lap!("pay_order");
+    let tx_order = unique_in_id_order(input.transactions, |t| t.id.as_str());
+    lap!("tx_order");
+    let first_payment = first_occurrences(input.payments.len(), &payment_order);
+    let first_tx = first_occurrences(input.transactions.len(), &tx_order);
 
-    // Open credits (in id order, same reason) and every debit.
-    let mut credits: Vec<&BankTransaction> = Vec::with_capacity(input.transactions.len());
-    let mut debits: Vec<&BankTransaction> = Vec::new();
-    for i in unique_in_id_order(input.transactions, |t| t.id.as_str()) {
-        let t = &input.transactions[i];
-        match t.direction {
-            Direction::Credit => {
-                if t.reconciled_payment_id.is_none() && !tied_transactions.contains(t.id.as_str()) {
-                    credits.push(t);
-                }
-            }
-            Direction::Debit => debits.push(t),
-        }
-    }
+    lap!("firsts");
+    let limits = Limits::new(input);
+    let (mut infos, index) = read_payments(input.payments, &first_payment, &tied_payments, &limits);
+    lap!("read_pay");
+    let mut debits = Vec::new();
+    let credits = read_credits(
+        input.transactions,
+        &first_tx,
+        &tied_transactions,
+        &index,
+        &mut infos,
+        &mut debits,
+    );
+    lap!("read_cred");
+    drop(index);
+    let states = payment_states(&infos, input.sync_complete);
 
-    let index = ConceptIndex::new(&payments);
-    let hits = Hits::collect(&credits, &index);
-    let states = payment_states(&payments, &credits, &hits, &window, input.sync_complete);
-
+    lap!("states");
     let mut decisions = Decisions::default();
-    report_payments(&payments, &credits, &hits, &states, &window, &mut decisions);
-    report_credits(&payments, &credits, &hits, &states, &window, &mut decisions);
+    report_payments(input, &payment_order, &credits, &states, &mut decisions);
+    lap!("rep_pay");
+    report_credits(input.payments, &credits, &infos, &states, &mut decisions);
+    lap!("rep_cred");
     match_debits(
         &debits,
         input.offramps,
@@ -270,27 +270,104 @@ pub fn decide(input: &MatchInput<'_>) -> Decisions {
     decisions
         .transactions
         .sort_by(|a, b| a.transaction.cmp(&b.transaction));
+    lap!("end");
     decisions
 }
 
-/// The time conditions of §3.3, with `now` fixed for the whole run.
-struct Window {
-    now: DateTime<Utc>,
+/// The time limits of §3.3, fixed for the whole run. Out-of-range arithmetic saturates
+/// to the earliest representable instant, which makes the limit always hold, as an
+/// unbounded window would.
+struct Limits {
     tolerance: Duration,
-    lookback: Duration,
+    oldest_created: DateTime<Utc>,
+}
+
+impl Limits {
+    fn new(input: &MatchInput<'_>) -> Self {
+        Self {
+            tolerance: input.params.booking_tolerance,
+            oldest_created: input
+                .now
+                .checked_sub_signed(input.params.lookback)
+                .unwrap_or(DateTime::<Utc>::MIN_UTC),
+        }
+    }
+
+    /// §3.3, first half: a credit may be booked no earlier than this.
+    fn earliest_booking(&self, created_at: DateTime<Utc>) -> DateTime<Utc> {
+        created_at
+            .checked_sub_signed(self.tolerance)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    }
+}
+
+/// A currency as a number, so the hot loop compares integers instead of following two
+/// heap pointers. Currencies are three ASCII letters by construction, so the packing is
+/// exact.
+fn currency_code(money: &Money) -> u64 {
+    money
+        .currency()
+        .as_str()
+        .bytes()
+        .fold(0u64, |acc, b| (acc << 8) | u64::from(b))
+}
+
+/// What the matching loop needs of one payment, and what it learns about it, side by
+/// side in one cache line: the loop visits payments in whatever order credits name
+/// them, so each visit should cost one memory access, not four.
+#[derive(Clone, Copy)]
+struct PaymentInfo {
+    amount: Decimal,
+    earliest_booking: DateTime<Utc>,
+    currency: u64,
+    /// Rules §1: open, and the first occurrence of its id.
+    open: bool,
+    /// §3.3, second half: not older than the look-back window.
+    recent: bool,
+    /// |C1(P)|: credits whose text carries the concept.
+    carrying: u32,
+    /// |F(P)|: those that also satisfy §3.2–§3.3.
+    fitting: u32,
+    /// The last carrying credit; the only one when `carrying == 1`.
+    carrier: usize,
+    /// What the pair (P, `carrier`) fails first, if anything.
+    carrier_failure: Option<Reason>,
+    /// The last fitting credit; the only one when `fitting == 1`.
+    fit: usize,
+    /// Some carrying credit also carries another open payment's concept.
+    shared: bool,
+    /// `hits(fit) = {P}`.
+    fit_alone: bool,
+}
+
+/// The facts of a credit that §3.2–§3.3 compare.
+struct CreditFacts {
+    amount: Decimal,
+    currency: u64,
+    booked_at: DateTime<Utc>,
+}
+
+impl CreditFacts {
+    fn of(t: &BankTransaction) -> Self {
+        Self {
+            amount: t.amount.amount(),
+            currency: currency_code(&t.amount),
+            booked_at: t.booked_at,
+        }
+    }
 }
 
 /// The first of §3.2–§3.3 that the pair (P, T) fails, in the order a person should read
 /// them: a different currency explains everything else, then the amount, then the dates.
-/// `None` when all hold. Differences of two instants cannot overflow, so neither can this.
-fn first_failure(p: &Payment, t: &BankTransaction, w: &Window) -> Option<Reason> {
-    if p.amount.currency() != t.amount.currency() {
+/// `None` when all hold.
+fn first_failure(p: &PaymentInfo, t: &CreditFacts) -> Option<Reason> {
+    if p.currency != t.currency {
         Some(Reason::CurrencyMismatch)
-    } else if p.amount.amount() != t.amount.amount() {
+    } else if p.amount != t.amount {
         Some(Reason::AmountMismatch)
-    } else if p.created_at.signed_duration_since(t.booked_at) > w.tolerance {
+    } else if t.booked_at < p.earliest_booking {
         Some(Reason::TooEarly)
-    } else if w.now.signed_duration_since(p.created_at) > w.lookback {
+    } else if !p.recent {
         Some(Reason::OutsideLookback)
     } else {
         None
@@ -347,39 +424,66 @@ fn prefix_key(bytes: &[u8]) -> u64 {
     u64::from_be_bytes(buf)
 }
 
+/// `true` at the positions listed in `order` (the first occurrence of each id).
+fn first_occurrences(len: usize, order: &[usize]) -> Vec<bool> {
+    let mut first = vec![false; len];
+    for &i in order {
+        first[i] = true;
+    }
+    first
+}
+
 /// Maximal runs of bytes satisfying `keep`. Runs of ASCII classes never split a UTF-8
 /// character: bytes of multibyte characters are all ≥ 0x80 and never ASCII.
 fn runs(text: &[u8], keep: fn(&u8) -> bool) -> impl Iterator<Item = &[u8]> {
     text.split(move |b| !keep(b)).filter(|run| !run.is_empty())
 }
 
+/// A digit string of up to [`SHORT_DIGITS`] digits as a number, length included, so that
+/// `"0120037"` and `"120037"` differ: strings are numbered by length, then by value.
+/// Hashing and comparing a `u64` avoids touching the concept's heap string on every
+/// lookup. Longer strings (no real concept is) go through a map of byte slices.
+fn short_key(digits: &[u8]) -> Option<u64> {
+    if digits.len() > SHORT_DIGITS {
+        return None;
+    }
+    // Number of digit strings shorter than this one: 10 + 100 + … (< 1.2e18 for 18).
+    let shorter: u64 = (1..digits.len() as u32).map(|k| 10u64.pow(k)).sum();
+    let value = digits
+        .iter()
+        .fold(0u64, |v, &d| v * 10 + u64::from(d.wrapping_sub(b'0')));
+    Some(shorter + value)
+}
+
+/// Digit strings up to this length get a numeric key (10^18 + shorter ones < 2^64).
+const SHORT_DIGITS: usize = 18;
+
 /// Open payments by concept. A concept may belong to several open payments (the
 /// provider does not promise uniqueness), so each map entry heads a chain through `next`
 /// instead of owning a `Vec`: one allocation for the whole index, not one per concept.
 struct ConceptIndex<'a> {
-    heads: FxHashMap<&'a [u8], usize>,
+    short: FxHashMap<u64, usize>,
+    long: FxHashMap<&'a [u8], usize>,
     next: Vec<usize>,
 }
 
 impl<'a> ConceptIndex<'a> {
-    fn new(payments: &[&'a Payment]) -> Self {
-        let mut heads: FxHashMap<&'a [u8], usize> =
-            FxHashMap::with_capacity_and_hasher(payments.len(), Default::default());
-        let mut next = vec![NONE; payments.len()];
-        // Inserting from the back leaves every chain in ascending (id) order.
-        for (pi, p) in payments.iter().enumerate().rev() {
-            if let Some(concept) = &p.concept {
-                let head = heads.entry(concept.as_str().as_bytes()).or_insert(NONE);
-                next[pi] = *head;
-                *head = pi;
-            }
-        }
-        Self { heads, next }
+    fn insert(&mut self, concept: &'a [u8], pi: usize) {
+        let head = match short_key(concept) {
+            Some(key) => self.short.entry(key).or_insert(NONE),
+            None => self.long.entry(concept).or_insert(NONE),
+        };
+        self.next[pi] = *head;
+        *head = pi;
     }
 
     /// Appends the open payments whose concept is exactly `run`.
     fn extend_with(&self, run: &[u8], out: &mut Vec<usize>) {
-        let mut pi = self.heads.get(run).copied().unwrap_or(NONE);
+        let head = match short_key(run) {
+            Some(key) => self.short.get(&key),
+            None => self.long.get(run),
+        };
+        let mut pi = head.copied().unwrap_or(NONE);
         while pi != NONE {
             out.push(pi);
             pi = self.next[pi];
@@ -387,42 +491,128 @@ impl<'a> ConceptIndex<'a> {
     }
 }
 
-/// `hits(T)` for every open credit, flattened: credit `ti` hit
-/// `list[offsets[ti]..offsets[ti + 1]]`, ascending and without repeats.
-struct Hits {
-    offsets: Vec<usize>,
-    list: Vec<usize>,
+/// One sequential pass over the payments: what each one needs for matching, and the
+/// concept index of the open ones.
+fn read_payments<'a>(
+    payments: &'a [Payment],
+    first: &[bool],
+    tied: &FxHashSet<&str>,
+    limits: &Limits,
+) -> (Vec<PaymentInfo>, ConceptIndex<'a>) {
+    let mut index = ConceptIndex {
+        short: FxHashMap::with_capacity_and_hasher(payments.len(), Default::default()),
+        long: FxHashMap::default(),
+        next: vec![NONE; payments.len()],
+    };
+    let mut infos = Vec::with_capacity(payments.len());
+    for (pi, p) in payments.iter().enumerate() {
+        let open =
+            first[pi] && p.status.is_open() && (tied.is_empty() || !tied.contains(p.id.as_str()));
+        if open && let Some(concept) = &p.concept {
+            index.insert(concept.as_str().as_bytes(), pi);
+        }
+        infos.push(PaymentInfo {
+            amount: p.amount.amount(),
+            earliest_booking: limits.earliest_booking(p.created_at),
+            currency: currency_code(&p.amount),
+            open,
+            recent: p.created_at >= limits.oldest_created,
+            carrying: 0,
+            fitting: 0,
+            carrier: NONE,
+            carrier_failure: None,
+            fit: NONE,
+            shared: false,
+            fit_alone: false,
+        });
+    }
+    (infos, index)
 }
 
-impl Hits {
-    fn collect(credits: &[&BankTransaction], index: &ConceptIndex<'_>) -> Self {
-        let mut offsets = Vec::with_capacity(credits.len() + 1);
-        let mut list = Vec::with_capacity(credits.len());
-        offsets.push(0);
-        for t in credits {
-            let start = list.len();
-            let mut found_runs = 0;
-            for run in runs(t.concept_text.as_bytes(), u8::is_ascii_digit) {
-                let before = list.len();
-                index.extend_with(run, &mut list);
-                found_runs += usize::from(list.len() > before);
-            }
-            // One run yields an ascending chain; several may overlap or repeat a concept
-            // ("120037 / 120037"), and a payment is hit once however often it appears.
-            if found_runs > 1 {
-                let mine = &mut list[start..];
-                mine.sort_unstable();
-                let kept = dedup_sorted(mine);
-                list.truncate(start + kept);
-            }
-            offsets.push(list.len());
-        }
-        Self { offsets, list }
-    }
+/// The open credits, in input order, with `hits(T)` for each, flattened: credit `ti` hit
+/// payments `hits[offsets[ti]..offsets[ti + 1]]` (input positions, without repeats).
+struct OpenCredits<'a> {
+    tx: Vec<&'a BankTransaction>,
+    offsets: Vec<usize>,
+    hits: Vec<usize>,
+}
 
-    fn of(&self, ti: usize) -> &[usize] {
-        &self.list[self.offsets[ti]..self.offsets[ti + 1]]
+impl OpenCredits<'_> {
+    fn hits_of(&self, ti: usize) -> &[usize] {
+        &self.hits[self.offsets[ti]..self.offsets[ti + 1]]
     }
+}
+
+/// One sequential pass over the bank transactions: finds `hits(T)` of every open credit
+/// and tallies each (payment, credit) edge on the payment; sets debits aside.
+fn read_credits<'a>(
+    transactions: &'a [BankTransaction],
+    first: &[bool],
+    tied: &FxHashSet<&str>,
+    index: &ConceptIndex<'_>,
+    infos: &mut [PaymentInfo],
+    debits: &mut Vec<&'a BankTransaction>,
+) -> OpenCredits<'a> {
+    let mut credits = OpenCredits {
+        tx: Vec::with_capacity(transactions.len()),
+        offsets: Vec::with_capacity(transactions.len() + 1),
+        hits: Vec::with_capacity(transactions.len()),
+    };
+    credits.offsets.push(0);
+    for (i, t) in transactions.iter().enumerate() {
+        if !first[i] {
+            continue;
+        }
+        match t.direction {
+            Direction::Debit => {
+                debits.push(t);
+                continue;
+            }
+            Direction::Credit => {
+                let open = t.reconciled_payment_id.is_none()
+                    && (tied.is_empty() || !tied.contains(t.id.as_str()));
+                if !open {
+                    continue;
+                }
+            }
+        }
+        let ti = credits.tx.len();
+        credits.tx.push(t);
+
+        let start = credits.hits.len();
+        let mut runs_found = 0;
+        for run in runs(t.concept_text.as_bytes(), u8::is_ascii_digit) {
+            let before = credits.hits.len();
+            index.extend_with(run, &mut credits.hits);
+            runs_found += usize::from(credits.hits.len() > before);
+        }
+        // One run yields one chain without repeats; several may repeat a concept
+        // ("120037 / 120037"), and a payment is hit once however often it appears.
+        if runs_found > 1 {
+            let mine = &mut credits.hits[start..];
+            mine.sort_unstable();
+            let kept = dedup_sorted(mine);
+            credits.hits.truncate(start + kept);
+        }
+        credits.offsets.push(credits.hits.len());
+
+        let hit = &credits.hits[start..];
+        let alone = hit.len() == 1;
+        let facts = CreditFacts::of(t);
+        for &pi in hit {
+            let info = &mut infos[pi];
+            info.carrying = info.carrying.saturating_add(1);
+            info.carrier = ti;
+            info.shared |= !alone;
+            info.carrier_failure = first_failure(info, &facts);
+            if info.carrier_failure.is_none() {
+                info.fitting = info.fitting.saturating_add(1);
+                info.fit = ti;
+                info.fit_alone = alone;
+            }
+        }
+    }
+    credits
 }
 
 /// Moves the distinct values of a sorted slice to its front; returns how many there are.
@@ -437,9 +627,11 @@ fn dedup_sorted(v: &mut [usize]) -> usize {
     kept
 }
 
-/// Where an open payment stands once every credit has been read.
+/// Where a payment stands once every credit has been read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum PaymentState {
+    /// Not open (rules §1) or a repeat of an id already seen: not reported.
+    NotOpen,
     /// §3.1–§3.5 hold with this credit.
     Confident(usize),
     /// §3.1–§3.4 hold with this credit, but the sync was incomplete.
@@ -453,70 +645,27 @@ enum PaymentState {
     Awaiting,
 }
 
-/// Per-payment tallies over the (payment, credit) edges.
-#[derive(Clone, Copy)]
-struct Tally {
-    /// |C1(P)|: credits whose text carries the concept.
-    carrying: u32,
-    /// |F(P)|: those that also satisfy §3.2–§3.3.
-    fitting: u32,
-    /// The last fitting credit; the only one when `fitting == 1`.
-    fit: usize,
-    /// The last carrying credit; the only one when `carrying == 1`.
-    carrier: usize,
-    /// Some carrying credit also carries another open payment's concept.
-    shared: bool,
-}
-
-fn payment_states(
-    payments: &[&Payment],
-    credits: &[&BankTransaction],
-    hits: &Hits,
-    window: &Window,
-    sync_complete: bool,
-) -> Vec<PaymentState> {
-    let mut tally = vec![
-        Tally {
-            carrying: 0,
-            fitting: 0,
-            fit: NONE,
-            carrier: NONE,
-            shared: false,
-        };
-        payments.len()
-    ];
-    for (ti, t) in credits.iter().enumerate() {
-        let hit = hits.of(ti);
-        let shared = hit.len() > 1;
-        for &pi in hit {
-            let tl = &mut tally[pi];
-            tl.carrying = tl.carrying.saturating_add(1);
-            tl.carrier = ti;
-            tl.shared |= shared;
-            if first_failure(payments[pi], t, window).is_none() {
-                tl.fitting = tl.fitting.saturating_add(1);
-                tl.fit = ti;
-            }
-        }
-    }
-    tally
+fn payment_states(infos: &[PaymentInfo], sync_complete: bool) -> Vec<PaymentState> {
+    infos
         .iter()
-        .enumerate()
-        .map(|(pi, tl)| {
-            // §3.4: F(P) = {T} and hits(T) = {P} (P is in hits(T) because T fits P).
-            if tl.fitting == 1 && hits.of(tl.fit).len() == 1 {
+        .map(|info| {
+            if !info.open {
+                return PaymentState::NotOpen;
+            }
+            // §3.4: F(P) = {T} and hits(T) = {P}.
+            if info.fitting == 1 && info.fit_alone {
                 return if sync_complete {
-                    PaymentState::Confident(tl.fit)
+                    PaymentState::Confident(info.fit)
                 } else {
-                    PaymentState::SyncPair(tl.fit)
+                    PaymentState::SyncPair(info.fit)
                 };
             }
-            match tl.carrying {
+            match info.carrying {
                 0 => PaymentState::Awaiting,
-                1 if !tl.shared => match first_failure(payments[pi], credits[tl.carrier], window) {
-                    Some(reason) => PaymentState::Unique(tl.carrier, reason),
-                    // Unreachable: a fitting unique pair was handled above. Never reconcile
-                    // on an inconsistency; hand it to a person.
+                1 if !info.shared => match info.carrier_failure {
+                    Some(reason) => PaymentState::Unique(info.carrier, reason),
+                    // Unreachable: a single carrier failing nothing is the confident case
+                    // above. Never reconcile on an inconsistency; hand it to a person.
                     None => PaymentState::Ambiguous,
                 },
                 _ => PaymentState::Ambiguous,
@@ -525,20 +674,18 @@ fn payment_states(
         .collect()
 }
 
-/// `C1(P)` for the payments that need it (ambiguous ones list every candidate), in id
-/// order. Built only when some payment is ambiguous, which is rare.
+/// `C1(P)` of the ambiguous payments (they list every candidate). Built only when some
+/// payment is ambiguous, which is rare.
 fn carriers_of_ambiguous(
     states: &[PaymentState],
-    hits: &Hits,
-    credits: usize,
+    credits: &OpenCredits<'_>,
 ) -> FxHashMap<usize, Vec<usize>> {
     let mut out: FxHashMap<usize, Vec<usize>> = FxHashMap::default();
     if !states.contains(&PaymentState::Ambiguous) {
         return out;
     }
-    // Credits are visited in id order, so each list comes out sorted.
-    for ti in 0..credits {
-        for &pi in hits.of(ti) {
+    for ti in 0..credits.tx.len() {
+        for &pi in credits.hits_of(ti) {
             if states[pi] == PaymentState::Ambiguous {
                 out.entry(pi).or_default().push(ti);
             }
@@ -548,34 +695,37 @@ fn carriers_of_ambiguous(
 }
 
 fn report_payments(
-    payments: &[&Payment],
-    credits: &[&BankTransaction],
-    hits: &Hits,
+    input: &MatchInput<'_>,
+    order: &[usize],
+    credits: &OpenCredits<'_>,
     states: &[PaymentState],
-    window: &Window,
     decisions: &mut Decisions,
 ) {
-    let mut carriers = carriers_of_ambiguous(states, hits, credits.len());
+    let mut carriers = carriers_of_ambiguous(states, credits);
+    let tx_ids = |tis: &[usize]| -> Vec<BankTxId> {
+        let mut ids: Vec<BankTxId> = tis.iter().map(|&ti| credits.tx[ti].id.clone()).collect();
+        ids.sort_unstable();
+        ids
+    };
     let confident = states
         .iter()
         .filter(|s| matches!(s, PaymentState::Confident(_)))
         .count();
     decisions.reconcile.reserve_exact(confident);
-    decisions.payments.reserve_exact(states.len() - confident);
-    let tx_ids =
-        |tis: &[usize]| -> Vec<BankTxId> { tis.iter().map(|&ti| credits[ti].id.clone()).collect() };
-    for (pi, (p, state)) in payments.iter().zip(states).enumerate() {
-        let (reason, candidates, diff) = match *state {
+    for &pi in order {
+        let p = &input.payments[pi];
+        let (reason, candidates, diff) = match states[pi] {
+            PaymentState::NotOpen => continue,
             PaymentState::Confident(ti) => {
                 decisions.reconcile.push(ConfidentPair {
                     payment: p.id.clone(),
-                    transaction: credits[ti].id.clone(),
+                    transaction: credits.tx[ti].id.clone(),
                 });
                 continue;
             }
             PaymentState::SyncPair(ti) => (Reason::SyncIncomplete, tx_ids(&[ti]), None),
             PaymentState::Unique(ti, reason) => {
-                (reason, tx_ids(&[ti]), difference(reason, p, credits[ti]))
+                (reason, tx_ids(&[ti]), difference(reason, p, credits.tx[ti]))
             }
             PaymentState::Ambiguous => {
                 let tis = carriers.remove(&pi).unwrap_or_default();
@@ -588,33 +738,34 @@ fn report_payments(
             reason,
             candidates,
             difference: diff,
-            days_pending: whole_days(p.created_at, window.now),
+            days_pending: whole_days(p.created_at, input.now),
             detail: None,
         });
     }
 }
 
 fn report_credits(
-    payments: &[&Payment],
-    credits: &[&BankTransaction],
-    hits: &Hits,
+    payments: &[Payment],
+    credits: &OpenCredits<'_>,
+    infos: &[PaymentInfo],
     states: &[PaymentState],
-    window: &Window,
     decisions: &mut Decisions,
 ) {
     let pay_ids = |pis: &[usize]| -> Vec<PaymentId> {
-        pis.iter().map(|&pi| payments[pi].id.clone()).collect()
+        let mut ids: Vec<PaymentId> = pis.iter().map(|&pi| payments[pi].id.clone()).collect();
+        ids.sort_unstable();
+        ids
     };
     let mut no_concept: Vec<(usize, &Money)> = Vec::new();
-    for (ti, t) in credits.iter().enumerate() {
-        let hit = hits.of(ti);
+    for (ti, &t) in credits.tx.iter().enumerate() {
+        let hit = credits.hits_of(ti);
         let (reason, diff) = match *hit {
             [] => {
                 no_concept.push((decisions.transactions.len(), &t.amount));
                 (Reason::NoConcept, None)
             }
             [pi] => {
-                let p = payments[pi];
+                let p = &payments[pi];
                 match states[pi] {
                     PaymentState::Confident(paired) if paired == ti => continue,
                     PaymentState::SyncPair(paired) if paired == ti => {
@@ -626,7 +777,7 @@ fn report_credits(
                     PaymentState::Ambiguous => (Reason::Ambiguous, None),
                     // P has a full match with another credit, so this one fails a
                     // condition of its own; say which.
-                    _ => match first_failure(p, t, window) {
+                    _ => match first_failure(&infos[pi], &CreditFacts::of(t)) {
                         Some(reason) => (reason, difference(reason, p, t)),
                         None => (Reason::Ambiguous, None),
                     },
@@ -646,32 +797,48 @@ fn report_credits(
     if no_concept.is_empty() {
         return;
     }
-    let suggestions = same_money(payments, no_concept.iter().map(|&(_, m)| m));
+    let suggestions = same_money(payments, infos, no_concept.iter().map(|&(_, m)| m));
     for (fi, money) in no_concept {
-        if let Some(pis) = suggestions.get(money) {
-            decisions.transactions[fi].suggested = pay_ids(pis);
+        if let Some(pis) = suggestions.get(&money_key(currency_code(money), money.amount())) {
+            decisions.transactions[fi].suggested =
+                pis.iter().map(|&pi| payments[pi].id.clone()).collect();
         }
     }
 }
 
-/// For each wanted amount, the open payments of exactly that money (amount and
-/// currency), lowest ids first, at most [`MAX_SUGGESTED`]. Only the amounts asked for are
-/// kept, and the scan stops as soon as every list is full.
+/// Money as a hashable key that compares exactly like [`Money::same_as`]: the currency,
+/// and the amount without trailing zeros (`150.5` and `150.50` are the same key).
+type MoneyKey = (u64, i128, u32);
+
+fn money_key(currency: u64, amount: Decimal) -> MoneyKey {
+    let n = amount.normalize();
+    (currency, n.mantissa(), n.scale())
+}
+
+/// For each wanted amount, the open payments of exactly that money, lowest ids first, at
+/// most [`MAX_SUGGESTED`]. One sequential pass over the payments; only the amounts asked
+/// for are kept.
 fn same_money<'m>(
-    payments: &[&Payment],
+    payments: &[Payment],
+    infos: &[PaymentInfo],
     wanted: impl Iterator<Item = &'m Money>,
-) -> FxHashMap<&'m Money, Vec<usize>> {
-    let mut found: FxHashMap<&Money, Vec<usize>> = wanted.map(|m| (m, Vec::new())).collect();
-    let mut unfilled = found.len();
-    for (pi, p) in payments.iter().enumerate() {
-        if unfilled == 0 {
-            break;
+) -> FxHashMap<MoneyKey, Vec<usize>> {
+    let mut found: FxHashMap<MoneyKey, Vec<usize>> = wanted
+        .map(|m| (money_key(currency_code(m), m.amount()), Vec::new()))
+        .collect();
+    for (pi, info) in infos.iter().enumerate() {
+        if !info.open {
+            continue;
         }
-        if let Some(pis) = found.get_mut(&p.amount)
-            && pis.len() < MAX_SUGGESTED
-        {
-            pis.push(pi);
-            unfilled -= usize::from(pis.len() == MAX_SUGGESTED);
+        let Some(best) = found.get_mut(&money_key(info.currency, info.amount)) else {
+            continue;
+        };
+        let id = &payments[pi].id;
+        // Keep the lowest ids, sorted; the lists are tiny.
+        let at = best.partition_point(|&other| payments[other].id < *id);
+        if at < MAX_SUGGESTED {
+            best.insert(at, pi);
+            best.truncate(MAX_SUGGESTED);
         }
     }
     found

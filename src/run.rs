@@ -291,6 +291,11 @@ async fn run_inner(
     let db = SharedStore::new(store);
     let calls_disabled = summary.dry_run;
 
+    let mut phase = std::time::Instant::now();
+    let mut lap = |name: &str| {
+        tracing::info!(phase = name, ms = phase.elapsed().as_millis() as u64, "phase done");
+        phase = std::time::Instant::now();
+    };
     // 1. Intents left without an outcome by an earlier run (rules §5).
     let recovered = reconcile::recover(&client, &db, run_id, calls_disabled)
         .await
@@ -302,6 +307,7 @@ async fn run_inner(
         );
     }
 
+    lap("recover");
     // 2. Sync every list.
     let store = db
         .into_inner()
@@ -328,6 +334,7 @@ async fn run_inner(
         ("bad_records".to_owned(), synced.bad_records),
     ]);
 
+    lap("sync");
     // 3. Match.
     let data = store.matching_data()?;
     let now = Utc::now();
@@ -357,6 +364,7 @@ async fn run_inner(
         .map(|o| (o.id.clone(), o))
         .collect();
 
+    lap("match");
     // 4. Reconcile the confident pairs (none after an incomplete sync: the core turned
     //    them into `sync_incomplete`).
     let mut pairs = Vec::with_capacity(decisions.reconcile.len());
@@ -445,6 +453,7 @@ async fn run_inner(
         RunStatus::Incomplete
     };
 
+    lap("reconcile");
     // 5. Record what was reported, then the report itself (disk first, then e-mail).
     let mut store = store;
     store.insert_findings(run_id, &decisions)?;
@@ -466,6 +475,7 @@ async fn run_inner(
     })
     .context("cannot build the report")?;
     deliver(settings, opts, &mut store, run_id, &report, summary).await?;
+    lap("report");
     Ok(())
 }
 

@@ -401,6 +401,26 @@ impl Store {
 
     // ---- records ---------------------------------------------------------------------
 
+    /// Opens a transaction that the following writes join (each upsert is a savepoint
+    /// inside it), so a writer can commit many pages at once: one commit, and each
+    /// touched database page written once.
+    pub fn begin_batch(&mut self) -> Result<(), StoreError> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(())
+    }
+
+    pub fn commit_batch(&mut self) -> Result<(), StoreError> {
+        self.conn.execute_batch("COMMIT")?;
+        Ok(())
+    }
+
+    /// Undoes an open batch (after a failed write), so the connection stays usable.
+    pub fn rollback_batch(&mut self) {
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+
     /// Upserts a batch in one transaction.
     pub fn upsert_payments(
         &mut self,
@@ -409,7 +429,7 @@ impl Store {
         batch: &[Record<Payment>],
     ) -> Result<(), StoreError> {
         let now = ts(now);
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         {
             let mut st = tx.prepare_cached(
                 "INSERT INTO payments (id, external_id, user_id, status, amount, currency, payment_type,
@@ -463,7 +483,7 @@ impl Store {
         batch: &[Record<Offramp>],
     ) -> Result<(), StoreError> {
         let now = ts(now);
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         {
             let mut st = tx.prepare_cached(
                 "INSERT INTO offramps (id, user_id, status, amount, currency, iban, created_at,
@@ -503,7 +523,7 @@ impl Store {
         batch: &[Record<BankAccount>],
     ) -> Result<(), StoreError> {
         let now = ts(now);
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         {
             let mut st = tx.prepare_cached(
                 "INSERT INTO bank_accounts (iban, bic, holder_name, currency, balance, raw_json,
@@ -538,14 +558,14 @@ impl Store {
         batch: &[Record<BankTransaction>],
     ) -> Result<(), StoreError> {
         let now = ts(now);
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         upsert_transactions_in(&tx, run, &now, batch)?;
         tx.commit()?;
         Ok(())
     }
 
     pub fn insert_bad_records(&mut self, run: RunId, bad: &[BadRecord]) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         {
             let mut st = tx.prepare_cached(
                 "INSERT INTO bad_records (run_id, endpoint, record_id, error, raw_json)
@@ -1006,7 +1026,7 @@ fn insert_match_in(
 }
 
 fn upsert_transactions_in(
-    tx: &Transaction<'_>,
+    tx: &rusqlite::Savepoint<'_>,
     run: RunId,
     now: &str,
     batch: &[Record<BankTransaction>],

@@ -523,25 +523,43 @@ impl Reader {
     }
 }
 
+/// Pages queued at once are written in one transaction.
+const WRITES_PER_COMMIT: usize = 64;
+
 fn writer_loop(
     mut store: Store,
     mut rx: mpsc::Receiver<Write>,
     run: RunId,
     now: DateTime<Utc>,
 ) -> (Store, Result<(), StoreError>) {
-    while let Some(w) = rx.blocking_recv() {
-        let r = match w {
-            Write::Payments(b) => store.upsert_payments(run, now, &b),
-            Write::Offramps(b) => store.upsert_offramps(run, now, &b),
-            Write::Accounts(b) => store.upsert_accounts(run, now, &b),
-            Write::Transactions(b) => store.upsert_transactions(run, now, &b),
-            Write::Bad(b) => store.insert_bad_records(run, &b),
-            Write::List(l) => store.record_list(run, &l),
-            Write::Watermark(list, t) => store.set_watermark(&list, t, run, now),
-        };
+    while let Some(first) = rx.blocking_recv() {
+        let r = (|| {
+            store.begin_batch()?;
+            apply(&mut store, first, run, now)?;
+            for _ in 1..WRITES_PER_COMMIT {
+                match rx.try_recv() {
+                    Ok(w) => apply(&mut store, w, run, now)?,
+                    Err(_) => break,
+                }
+            }
+            store.commit_batch()
+        })();
         if let Err(e) = r {
+            store.rollback_batch();
             return (store, Err(e));
         }
     }
     (store, Ok(()))
+}
+
+fn apply(store: &mut Store, w: Write, run: RunId, now: DateTime<Utc>) -> Result<(), StoreError> {
+    match w {
+        Write::Payments(b) => store.upsert_payments(run, now, &b),
+        Write::Offramps(b) => store.upsert_offramps(run, now, &b),
+        Write::Accounts(b) => store.upsert_accounts(run, now, &b),
+        Write::Transactions(b) => store.upsert_transactions(run, now, &b),
+        Write::Bad(b) => store.insert_bad_records(run, &b),
+        Write::List(l) => store.record_list(run, &l),
+        Write::Watermark(list, t) => store.set_watermark(&list, t, run, now),
+    }
 }
