@@ -21,7 +21,8 @@ fn dry_run_pairs(store: &Store, run: i64) -> BTreeSet<(String, String)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_incremental_run_reaches_the_same_decisions_as_a_cold_run_including_status_changes_of_old_payments() {
+async fn an_incremental_run_reaches_the_same_decisions_as_a_cold_run_including_status_changes_of_old_payments()
+ {
     let env = TestEnv::start(SandboxConfig::new(cp_recon::sandbox::DataSpec::scaled(
         5,
         Utc::now(),
@@ -60,8 +61,13 @@ async fn an_incremental_run_reaches_the_same_decisions_as_a_cold_run_including_s
     .unwrap();
     // A brand-new payment and its transfer.
     let c = sb.fresh_concept();
-    sb.add_payment(PaymentRecord::transfer("NEWPAYMENT00000000000001", c, 12345, now - Duration::hours(2)))
-        .unwrap();
+    sb.add_payment(PaymentRecord::transfer(
+        "NEWPAYMENT00000000000001",
+        c,
+        12345,
+        now - Duration::hours(2),
+    ))
+    .unwrap();
     sb.add_transaction(TransactionRecord::credit(
         "NEWCREDIT0000000001",
         &iban,
@@ -72,8 +78,13 @@ async fn an_incremental_run_reaches_the_same_decisions_as_a_cold_run_including_s
     .unwrap();
     // A brand-new payment still waiting, a stray credit and a debit nobody explains.
     let c2 = sb.fresh_concept();
-    sb.add_payment(PaymentRecord::transfer("NEWPAYMENT00000000000002", c2, 500, now - Duration::hours(3)))
-        .unwrap();
+    sb.add_payment(PaymentRecord::transfer(
+        "NEWPAYMENT00000000000002",
+        c2,
+        500,
+        now - Duration::hours(3),
+    ))
+    .unwrap();
     sb.add_transaction(TransactionRecord::credit(
         "NEWSTRAYCREDIT00001",
         &iban,
@@ -113,7 +124,10 @@ async fn an_incremental_run_reaches_the_same_decisions_as_a_cold_run_including_s
     assert_eq!(code(&out), 0, "{}", text(&out));
     let a = env.store();
     assert_eq!(a.run(2).unwrap().unwrap().sync_mode, "incremental");
-    let payments_read: i64 = scalar(&a, "SELECT items FROM run_lists WHERE run_id = 2 AND list = 'payments'");
+    let payments_read: i64 = scalar(
+        &a,
+        "SELECT items FROM run_lists WHERE run_id = 2 AND list = 'payments'",
+    );
     assert!(
         (payments_read as usize) < env.sandbox.counts().payments / 2,
         "the incremental run re-read the history: {payments_read}"
@@ -123,22 +137,42 @@ async fn an_incremental_run_reaches_the_same_decisions_as_a_cold_run_including_s
     let cold_db = env.db.with_file_name("cold.sqlite3");
     let cold_cfg = env.db.with_file_name("cold.toml");
     env.write_config_at(&cold_cfg, &cold_db, "");
-    let out = env.command_with(&cold_cfg, &["--run-now", "--dry-run"]).output().await.unwrap();
+    let out = env
+        .command_with(&cold_cfg, &["--run-now", "--dry-run"])
+        .output()
+        .await
+        .unwrap();
     assert_eq!(code(&out), 0, "{}", text(&out));
     let b = Store::open(&cold_db).unwrap();
     assert_eq!(b.run(1).unwrap().unwrap().sync_mode, "full");
 
     assert_eq!(dry_run_pairs(&a, 2), dry_run_pairs(&b, 1));
-    assert!(dry_run_pairs(&a, 2).contains(&("NEWPAYMENT00000000000001".to_owned(), "NEWCREDIT0000000001".to_owned())));
+    assert!(dry_run_pairs(&a, 2).contains(&(
+        "NEWPAYMENT00000000000001".to_owned(),
+        "NEWCREDIT0000000001".to_owned()
+    )));
     assert!(dry_run_pairs(&a, 2).contains(&(paid.clone(), "NEWCREDITFOROLD0001".to_owned())));
     for kind in ["payment", "transaction", "offramp"] {
-        assert_eq!(findings(&a, 2, kind), findings(&b, 1, kind), "{kind} findings differ");
+        assert_eq!(
+            findings(&a, 2, kind),
+            findings(&b, 1, kind),
+            "{kind} findings differ"
+        );
     }
     let fa = findings(&a, 2, "payment");
-    assert!(!fa.contains_key(&gone), "a payment reconciled elsewhere is still reported");
-    assert_eq!(fa.get("NEWPAYMENT00000000000002").map(String::as_str), Some("awaiting_transfer"));
+    assert!(
+        !fa.contains_key(&gone),
+        "a payment reconciled elsewhere is still reported"
+    );
+    assert_eq!(
+        fa.get("NEWPAYMENT00000000000002").map(String::as_str),
+        Some("awaiting_transfer")
+    );
     let ta = findings(&a, 2, "transaction");
-    assert_eq!(ta.get("NEWFEE0000000000001").map(String::as_str), Some("unexplained_debit"));
+    assert_eq!(
+        ta.get("NEWFEE0000000000001").map(String::as_str),
+        Some("unexplained_debit")
+    );
     assert!(!ta.contains_key("NEWPAYOUT0000000001"));
 }
 
@@ -153,6 +187,11 @@ async fn full_resyncs_happen_every_n_runs_and_on_demand() {
     let out = env.run(&["--run-now", "--full"]).await;
     assert_eq!(code(&out), 0, "{}", text(&out));
     let store = env.store();
-    let modes: Vec<String> = (1..=5).map(|r| store.run(r).unwrap().unwrap().sync_mode).collect();
-    assert_eq!(modes, ["full", "incremental", "incremental", "full", "full"]);
+    let modes: Vec<String> = (1..=5)
+        .map(|r| store.run(r).unwrap().unwrap().sync_mode)
+        .collect();
+    assert_eq!(
+        modes,
+        ["full", "incremental", "incremental", "full", "full"]
+    );
 }

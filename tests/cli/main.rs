@@ -1,8 +1,13 @@
 //! The built binary against a local sandbox over real HTTP, with a real SQLite file.
 
+mod email;
 mod helpers;
 mod incremental;
 mod ops;
+// Shared with the reports suite, which uses all of it.
+#[allow(dead_code)]
+#[path = "../common/smtp.rs"]
+mod smtp;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1,0 +1,183 @@
+//! The report outbox across runs, against a real SMTP server; and the CSVs of a real run
+//! against the sandbox's injection payloads.
+
+use std::collections::BTreeMap;
+
+use crate::helpers::{TestEnv, code, findings, text};
+use crate::smtp::spawn_smtp;
+
+fn small() -> cp_recon::sandbox::SandboxConfig {
+    cp_recon::sandbox::SandboxConfig::new(cp_recon::sandbox::DataSpec::small(
+        23,
+        chrono::Utc::now(),
+    ))
+}
+
+fn email_section(port: u16) -> String {
+    format!(
+        "\n[email]\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {port}\ntls = \"none\"\n\
+         from = \"cp-recon <recon@example.com>\"\nto = [\"finance@example.com\"]\ntimeout_secs = 5\n"
+    )
+}
+
+fn report_state(env: &TestEnv, run: i64) -> (String, i64) {
+    env.store().report_state(run).unwrap().expect("report row")
+}
+
+/// The attachment `name` of a raw message, parsed as CSV: first column → `reason`.
+fn attached_reasons(raw: &[u8], name: &str) -> BTreeMap<String, String> {
+    let mail = mailparse::parse_mail(raw).unwrap();
+    let mut found = None;
+    let mut stack = vec![&mail];
+    while let Some(part) = stack.pop() {
+        stack.extend(part.subparts.iter());
+        let disposition = part.get_content_disposition();
+        if disposition.params.get("filename").map(String::as_str) == Some(name) {
+            found = Some(part.get_body_raw().unwrap());
+        }
+    }
+    let bytes = found.unwrap_or_else(|| panic!("{name} not attached"));
+    let mut rd = csv::Reader::from_reader(bytes.as_slice());
+    let headers = rd.headers().unwrap().clone();
+    let reason = headers.iter().position(|h| h == "reason").unwrap();
+    rd.records()
+        .map(|r| {
+            let r = r.unwrap();
+            (r[0].to_owned(), r[reason].to_owned())
+        })
+        .collect()
+}
+
+fn body_text(raw: &[u8]) -> String {
+    let mail = mailparse::parse_mail(raw).unwrap();
+    let mut stack = vec![&mail];
+    while let Some(part) = stack.pop() {
+        if part.ctype.mimetype == "text/plain" {
+            return part.get_body().unwrap();
+        }
+        stack.extend(part.subparts.iter());
+    }
+    panic!("no text part")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_that_could_not_be_mailed_stays_on_disk_and_the_next_run_delivers_it_once() {
+    let env = TestEnv::start(small()).await;
+    // SMTP down: a port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    env.write_config(&email_section(closed));
+    let out = env.run(&["--run-now"]).await;
+    assert_eq!(
+        code(&out),
+        0,
+        "mail failure must not fail the run\n{}",
+        text(&out)
+    );
+    assert_eq!(report_state(&env, 1), ("pending".to_owned(), 1));
+    let dir1 = env.reports.join("1");
+    for f in [
+        "unmatched_payments.csv",
+        "unmatched_bank_transactions.csv",
+        "reconciled.csv",
+        "unmatched_payouts.csv",
+        "report.eml",
+    ] {
+        assert!(dir1.join(f).is_file(), "{f} not on disk");
+    }
+    assert!(
+        text(&out).contains("outbox"),
+        "the failure is logged\n{}",
+        text(&out)
+    );
+
+    // SMTP back: the next run delivers the pending report and its own.
+    let smtp = spawn_smtp();
+    env.write_config(&email_section(smtp.addr.port()));
+    let out = env.run(&["--run-now"]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let received = smtp.received();
+    assert_eq!(received.len(), 2, "run 1's report and run 2's");
+    assert_eq!(report_state(&env, 1).0, "sent");
+    assert_eq!(report_state(&env, 2).0, "sent");
+    assert!(body_text(&received[0]).contains("Run 1:"));
+    assert!(body_text(&received[1]).contains("Run 2:"));
+
+    // The attached CSVs say what the database says.
+    let store = env.store();
+    assert_eq!(
+        attached_reasons(&received[1], "unmatched_payments.csv"),
+        findings(&store, 2, "payment")
+    );
+    assert_eq!(
+        attached_reasons(&received[1], "unmatched_bank_transactions.csv"),
+        findings(&store, 2, "transaction")
+    );
+
+    // A third run sends only its own report: nothing delivered is sent again.
+    let out = env.run(&["--run-now"]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(smtp.received().len(), 3);
+    assert!(body_text(&smtp.received()[2]).contains("Run 3:"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_required_against_a_plain_server_fails_clearly_and_keeps_the_report_pending() {
+    let env = TestEnv::start(small()).await;
+    let smtp = spawn_smtp();
+    env.write_config(
+        &email_section(smtp.addr.port()).replace("tls = \"none\"", "tls = \"starttls\""),
+    );
+    let out = env.run(&["--run-now"]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        smtp.received().is_empty(),
+        "sent in plain text despite starttls"
+    );
+    let (state, attempts) = report_state(&env, 1);
+    assert_eq!((state.as_str(), attempts), ("pending", 1));
+    let err: String = env
+        .store()
+        .connection()
+        .query_row("SELECT last_error FROM reports WHERE run_id = 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(err.to_lowercase().contains("tls"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_injection_payload_of_the_data_set_comes_out_of_a_real_run_neutralised() {
+    let env = TestEnv::start(small()).await;
+    let out = env.run(&["--run-now"]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let path = env
+        .reports
+        .join("1")
+        .join("unmatched_bank_transactions.csv");
+    let mut rd = csv::Reader::from_path(&path).unwrap();
+    let cells: Vec<String> = rd
+        .records()
+        .flat_map(|r| r.unwrap().iter().map(str::to_owned).collect::<Vec<_>>())
+        .collect();
+    let payloads = env.sandbox.expected().injection_texts.clone();
+    assert!(!payloads.is_empty());
+    for p in &payloads {
+        assert!(!cells.contains(p), "payload {p:?} written raw");
+        assert!(
+            cells.contains(&format!("'{p}")),
+            "payload {p:?} missing from the report"
+        );
+    }
+    for c in &cells {
+        assert!(
+            !c.starts_with(['=', '+', '@', '\t', '\r']),
+            "a cell starts a formula: {c:?}"
+        );
+    }
+    // Names in other scripts survive.
+    assert!(cells.iter().any(|c| c == "山田太郎"));
+}
