@@ -582,24 +582,37 @@ impl Client {
                 Outcome::Transient(detail, wait) => (detail, wait),
                 Outcome::NotSent(detail) => (detail, None),
             };
-            if attempt >= self.cfg.max_attempts {
-                self.stats.errors.fetch_add(1, Ordering::Relaxed);
-                return Err(ApiError::Unavailable {
-                    endpoint: path.into(),
-                    attempts: attempt,
-                    detail,
-                });
-            }
-            let backoff = wait.unwrap_or_else(|| self.backoff(attempt));
-            if backoff >= self.remaining(path)? {
-                return Err(ApiError::Deadline {
-                    endpoint: path.into(),
-                });
-            }
-            self.stats.retries.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(endpoint = path, attempt, ?backoff, %detail, "retrying");
-            tokio::time::sleep(backoff).await;
+            self.before_retry(path, attempt, detail, wait).await?;
         }
+    }
+
+    /// After a failed attempt of a read: give up when the attempts or the deadline are
+    /// spent, otherwise wait (`Retry-After`, or capped exponential backoff with jitter).
+    async fn before_retry(
+        &self,
+        path: &str,
+        attempt: u32,
+        detail: String,
+        wait: Option<Duration>,
+    ) -> Result<(), ApiError> {
+        if attempt >= self.cfg.max_attempts {
+            self.stats.errors.fetch_add(1, Ordering::Relaxed);
+            return Err(ApiError::Unavailable {
+                endpoint: path.into(),
+                attempts: attempt,
+                detail,
+            });
+        }
+        let backoff = wait.unwrap_or_else(|| self.backoff(attempt));
+        if backoff >= self.remaining(path)? {
+            return Err(ApiError::Deadline {
+                endpoint: path.into(),
+            });
+        }
+        self.stats.retries.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(endpoint = path, attempt, ?backoff, %detail, "retrying");
+        tokio::time::sleep(backoff).await;
+        Ok(())
     }
 
     /// HTTP status + body → outcome. Success is decided from the body, never from HTTP 200
@@ -747,22 +760,7 @@ impl Client {
                 Outcome::Transient(d, w) => (d, w),
                 Outcome::NotSent(d) => (d, None),
             };
-            if attempt >= self.cfg.max_attempts {
-                self.stats.errors.fetch_add(1, Ordering::Relaxed);
-                return Err(ApiError::Unavailable {
-                    endpoint: PATH_AUTH.into(),
-                    attempts: attempt,
-                    detail,
-                });
-            }
-            let backoff = wait.unwrap_or_else(|| self.backoff(attempt));
-            if backoff >= self.remaining(PATH_AUTH)? {
-                return Err(ApiError::Deadline {
-                    endpoint: PATH_AUTH.into(),
-                });
-            }
-            self.stats.retries.fetch_add(1, Ordering::Relaxed);
-            tokio::time::sleep(backoff).await;
+            self.before_retry(PATH_AUTH, attempt, detail, wait).await?;
         }
     }
 

@@ -177,7 +177,7 @@ async fn daemon(settings: Settings) -> u8 {
     EXIT_OK
 }
 
-/// Resolves on SIGTERM or SIGINT.
+/// Resolves on SIGTERM or SIGINT (the daemon lets a run in progress finish first).
 pub async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
@@ -196,7 +196,7 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! {
-        () = ctrl_c => tracing::info!("SIGINT received; stopping after the current run"),
-        () = term => tracing::info!("SIGTERM received; stopping after the current run"),
+        () = ctrl_c => tracing::info!("SIGINT received; shutting down"),
+        () = term => tracing::info!("SIGTERM received; shutting down"),
     }
 }

@@ -76,7 +76,10 @@ impl SandboxArgs {
 
 /// Serves until Ctrl-C (or SIGTERM), printing one line with the base URL and credentials.
 pub async fn serve_cli(args: SandboxArgs) -> anyhow::Result<()> {
-    serve_until(args, shutdown_signal(), |line| println!("{line}")).await
+    serve_until(args, crate::cli::shutdown_signal(), |line| {
+        println!("{line}")
+    })
+    .await
 }
 
 /// Serves until `shutdown` resolves; `announce` receives the line describing where and
@@ -103,27 +106,4 @@ pub async fn serve_until(
     shutdown.await;
     sandbox.shutdown().await;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    {
-        let term = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            () = ctrl_c => {},
-            () = term => {},
-        }
-    }
-    #[cfg(not(unix))]
-    ctrl_c.await;
 }
