@@ -61,7 +61,6 @@ fn generate(n: usize) -> Data {
     let iban = Iban::parse("ES9121000418450200051332").expect("valid literal");
 
     let mut payments = Vec::with_capacity(n);
-    let mut transactions = Vec::with_capacity(n + n / 100);
     for i in 0..n {
         let cents = 1_000 + rng.below(500_000);
         let currency = if i % 10 == 0 {
@@ -69,47 +68,51 @@ fn generate(n: usize) -> Data {
         } else {
             eur.clone()
         };
-        let amount =
-            Money::from_cents(Decimal::from(cents), currency.clone()).expect("whole cents");
-        let created_at = now - Duration::minutes(rng.below(60 * 24 * 60) as i64);
-        let concept = format!("{}", 10_000_000 + i);
         payments.push(Payment {
             id: PaymentId::parse(rng.id()).expect("non-empty"),
             external_id: None,
             user_id: None,
             status: PaymentStatus::PendingBank,
-            amount,
+            amount: Money::from_cents(Decimal::from(cents), currency).expect("whole cents"),
             payment_type: Some("bank_transfer".into()),
-            concept: Some(Concept::parse(&concept).expect("digits")),
-            created_at,
+            concept: Some(Concept::parse(format!("{}", 10_000_000 + i)).expect("digits")),
+            created_at: now - Duration::minutes(rng.below(60 * 24 * 60) as i64),
             updated_at: None,
         });
+    }
 
+    // Credits arrive in booking order, unrelated to the payments' order: visit the
+    // payments shuffled. Each record is built in list order, as a parser would, so that
+    // its strings sit in memory in the same order as the records.
+    let mut visit: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        let j = rng.below(i as u64 + 1) as usize;
+        visit.swap(i, j);
+    }
+    let mut transactions = Vec::with_capacity(n + n / 100);
+    for i in visit {
+        let p = &payments[i];
+        let concept = p.concept.as_ref().map(|c| c.as_str()).unwrap_or_default();
+        let expected = p.amount.amount();
+        let cent = Decimal::new(1, 2);
         // Noise, by position: every kind of finding shows up, ~2% of the whole.
         let (text, units) = match i % 200 {
             0 => continue, // no transfer yet: awaiting_transfer
-            1 => (format!("Ref {concept} J. Doe"), Decimal::from(cents + 1)), // amount
-            2 => (String::from("payment for my order"), Decimal::from(cents)), // no_concept
-            3 => (
-                format!("{concept} and {}", 10_000_000 + i + 1),
-                Decimal::from(cents),
-            ), // ambiguous
-            4 => (format!("{concept}1"), Decimal::from(cents)), // digit after: no_concept
-            _ => (
-                format!("Transferencia {concept} J. Doe Müller"),
-                Decimal::from(cents),
-            ),
+            1 => (format!("Ref {concept} J. Doe"), expected + cent), // amount_mismatch
+            2 => (String::from("payment for my order"), expected), // no_concept
+            3 => (format!("{concept} and {}", 10_000_000 + i + 1), expected), // ambiguous
+            4 => (format!("{concept}1"), expected), // a digit after: no_concept
+            _ => (format!("Transferencia {concept} J. Doe Müller"), expected),
         };
-        let booked_at = created_at + Duration::minutes(1 + rng.below(60 * 24) as i64);
         transactions.push(BankTransaction {
             id: BankTxId::parse(rng.id()).expect("non-empty"),
             iban: iban.clone(),
-            amount: Money::from_units(units / Decimal::ONE_HUNDRED, currency),
+            amount: Money::from_units(units, p.amount.currency().clone()),
             direction: Direction::Credit,
             concept_text: text,
             counterparty_name: Some("J. Doe".into()),
             counterparty_iban: None,
-            booked_at,
+            booked_at: p.created_at + Duration::minutes(1 + rng.below(60 * 24) as i64),
             value_date: None,
             reconciled_payment_id: None,
         });
@@ -143,12 +146,6 @@ fn generate(n: usize) -> Data {
             created_at: now - Duration::days(6),
             updated_at: Some(now - Duration::days(5)),
         });
-    }
-
-    // Shuffle the credits: the provider returns them in booking order, not id order.
-    for i in (1..transactions.len()).rev() {
-        let j = rng.below(i as u64 + 1) as usize;
-        transactions.swap(i, j);
     }
 
     let tied_payments = payments.iter().step_by(997).map(|p| p.id.clone()).collect();

@@ -78,7 +78,6 @@ CREATE TABLE payments (
     last_seen_run   INTEGER NOT NULL REFERENCES runs(id)
 );
 CREATE INDEX payments_status ON payments(status);
-CREATE INDEX payments_concept ON payments(concept);
 
 CREATE TABLE offramps (
     id              TEXT PRIMARY KEY,
@@ -128,7 +127,6 @@ CREATE TABLE bank_transactions (
     first_seen_run          INTEGER NOT NULL REFERENCES runs(id),
     last_seen_run           INTEGER NOT NULL REFERENCES runs(id)
 );
-CREATE INDEX bank_transactions_iban_booked ON bank_transactions(iban, booked_at);
 
 -- Items the job could not parse: never dropped, always visible.
 CREATE TABLE bad_records (

@@ -216,13 +216,15 @@ const NONE: usize = usize::MAX;
 ///
 /// Records are read in input order (the order they sit in memory) and only the output is
 /// put in id order: at a million records, jumping around the inputs costs more than all
-/// the matching. Duplicate ids in the input (a record listed on two pages) count once —
-/// the first occurrence wins — so no item is ever reported twice.
+/// the matching.
+///
+/// A record listed twice (a page boundary shifting during the sync) is reported once.
+/// A repeated payment or debit counts once, the first occurrence winning. A repeated
+/// credit is read twice, so its payment sees two candidates and is `ambiguous`: the
+/// safe side, and it spares sorting a million credit ids to find a rare glitch.
 pub fn decide(input: &MatchInput<'_>) -> Decisions {
     // The caller's sets use the std hasher; a borrowed Fx copy makes the million lookups
     // below cheap, and an empty set costs nothing.
-    let __t = std::time::Instant::now();
-    macro_rules! lap { ($n:expr) => { eprintln!("{:>10} {:?}", $n, __t.elapsed()); } }
     let tied_payments: FxHashSet<&str> = input.tied_payments.iter().map(|id| id.as_str()).collect();
     let tied_transactions: FxHashSet<&str> = input
         .tied_transactions
@@ -230,36 +232,27 @@ pub fn decide(input: &MatchInput<'_>) -> Decisions {
         .map(|id| id.as_str())
         .collect();
 
-    let payment_order = unique_in_id_order(input.payments, |p| p.id.as_str());
-    lap!("pay_order");
-    let tx_order = unique_in_id_order(input.transactions, |t| t.id.as_str());
-    lap!("tx_order");
-    let first_payment = first_occurrences(input.payments.len(), &payment_order);
-    let first_tx = first_occurrences(input.transactions.len(), &tx_order);
+    let rank = ranks(
+        &unique_in_id_order(input.payments, |p| p.id.as_str()),
+        input.payments.len(),
+    );
 
-    lap!("firsts");
     let limits = Limits::new(input);
-    let (mut infos, index) = read_payments(input.payments, &first_payment, &tied_payments, &limits);
-    lap!("read_pay");
+    let (mut infos, index) = read_payments(input.payments, &rank, &tied_payments, &limits);
     let mut debits = Vec::new();
     let credits = read_credits(
         input.transactions,
-        &first_tx,
         &tied_transactions,
         &index,
         &mut infos,
         &mut debits,
     );
-    lap!("read_cred");
     drop(index);
     let states = payment_states(&infos, input.sync_complete);
 
-    lap!("states");
     let mut decisions = Decisions::default();
-    report_payments(input, &payment_order, &credits, &states, &mut decisions);
-    lap!("rep_pay");
-    report_credits(input.payments, &credits, &infos, &states, &mut decisions);
-    lap!("rep_cred");
+    let carriers = report_credits(input.payments, &credits, &infos, &states, &mut decisions);
+    report_payments(input, &rank, &credits, &states, carriers, &mut decisions);
     match_debits(
         &debits,
         input.offramps,
@@ -270,7 +263,10 @@ pub fn decide(input: &MatchInput<'_>) -> Decisions {
     decisions
         .transactions
         .sort_by(|a, b| a.transaction.cmp(&b.transaction));
-    lap!("end");
+    // A credit listed twice was read twice (see above); report it once.
+    decisions
+        .transactions
+        .dedup_by(|later, first| later.transaction == first.transaction);
     decisions
 }
 
@@ -424,13 +420,13 @@ fn prefix_key(bytes: &[u8]) -> u64 {
     u64::from_be_bytes(buf)
 }
 
-/// `true` at the positions listed in `order` (the first occurrence of each id).
-fn first_occurrences(len: usize, order: &[usize]) -> Vec<bool> {
-    let mut first = vec![false; len];
-    for &i in order {
-        first[i] = true;
+/// Each position's rank in `order` (id order), or [`NONE`] for a repeated id.
+fn ranks(order: &[usize], len: usize) -> Vec<usize> {
+    let mut rank = vec![NONE; len];
+    for (r, &i) in order.iter().enumerate() {
+        rank[i] = r;
     }
-    first
+    rank
 }
 
 /// Maximal runs of bytes satisfying `keep`. Runs of ASCII classes never split a UTF-8
@@ -444,11 +440,7 @@ fn runs(text: &[u8], keep: fn(&u8) -> bool) -> impl Iterator<Item = &[u8]> {
 /// Hashing and comparing a `u64` avoids touching the concept's heap string on every
 /// lookup. Longer strings (no real concept is) go through a map of byte slices.
 fn short_key(digits: &[u8]) -> Option<u64> {
-    if digits.len() > SHORT_DIGITS {
-        return None;
-    }
-    // Number of digit strings shorter than this one: 10 + 100 + … (< 1.2e18 for 18).
-    let shorter: u64 = (1..digits.len() as u32).map(|k| 10u64.pow(k)).sum();
+    let shorter = *SHORTER.get(digits.len())?;
     let value = digits
         .iter()
         .fold(0u64, |v, &d| v * 10 + u64::from(d.wrapping_sub(b'0')));
@@ -458,33 +450,123 @@ fn short_key(digits: &[u8]) -> Option<u64> {
 /// Digit strings up to this length get a numeric key (10^18 + shorter ones < 2^64).
 const SHORT_DIGITS: usize = 18;
 
-/// Open payments by concept. A concept may belong to several open payments (the
-/// provider does not promise uniqueness), so each map entry heads a chain through `next`
-/// instead of owning a `Vec`: one allocation for the whole index, not one per concept.
+/// `SHORTER[n]`: how many non-empty digit strings are shorter than `n` digits.
+const SHORTER: [u64; SHORT_DIGITS + 1] = {
+    let mut table = [0u64; SHORT_DIGITS + 1];
+    let mut n = 2;
+    let mut power = 10u64;
+    while n <= SHORT_DIGITS {
+        table[n] = table[n - 1] + power;
+        power *= 10;
+        n += 1;
+    }
+    table
+};
+
+/// Marks an empty slot of the concept table.
+const EMPTY: usize = usize::MAX;
+/// Set on a slot's head when more payments share the concept (their chain is in `next`).
+/// Payment positions never reach this bit: a slice holds at most `isize::MAX` bytes.
+const SHARED: usize = 1 << (usize::BITS - 1);
+
+/// One slot of the concept table: a concept key and the first open payment with it.
+#[derive(Clone, Copy)]
+struct Slot {
+    key: u64,
+    head: usize,
+}
+
+/// Open payments by concept.
+///
+/// A hand-rolled open-addressing table, because at a million payments the lookups are
+/// the run time and each is a cache miss: key and value share one 16-byte slot, so a
+/// lookup costs one miss where a general-purpose map costs two (control bytes, then
+/// the bucket). A concept may belong to several open payments (the provider does not
+/// promise uniqueness); those chain through `next`, which a concept held by a single
+/// payment never touches.
 struct ConceptIndex<'a> {
-    short: FxHashMap<u64, usize>,
+    slots: Vec<Slot>,
+    /// log2 of `slots.len()`.
+    bits: u32,
     long: FxHashMap<&'a [u8], usize>,
     next: Vec<usize>,
 }
 
 impl<'a> ConceptIndex<'a> {
+    fn with_capacity(payments: usize) -> Self {
+        // At most half full, so probes stay short.
+        let len = (payments * 2).max(2).next_power_of_two();
+        Self {
+            slots: vec![
+                Slot {
+                    key: 0,
+                    head: EMPTY
+                };
+                len
+            ],
+            bits: len.trailing_zeros(),
+            long: FxHashMap::default(),
+            next: vec![EMPTY; payments],
+        }
+    }
+
+    /// Fibonacci hashing: the high bits of the product spread consecutive concepts
+    /// (the provider issues them in sequence) evenly over the table.
+    fn home(&self, key: u64) -> usize {
+        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - self.bits)) as usize
+    }
+
     fn insert(&mut self, concept: &'a [u8], pi: usize) {
-        let head = match short_key(concept) {
-            Some(key) => self.short.entry(key).or_insert(NONE),
-            None => self.long.entry(concept).or_insert(NONE),
+        let Some(key) = short_key(concept) else {
+            if let Some(head) = self.long.insert(concept, pi) {
+                self.next[pi] = head;
+            }
+            return;
         };
-        self.next[pi] = *head;
-        *head = pi;
+        let mask = self.slots.len() - 1;
+        let mut at = self.home(key);
+        loop {
+            let slot = &mut self.slots[at];
+            if slot.head == EMPTY {
+                *slot = Slot { key, head: pi };
+                return;
+            }
+            if slot.key == key {
+                self.next[pi] = slot.head & !SHARED;
+                slot.head = pi | SHARED;
+                return;
+            }
+            at = (at + 1) & mask;
+        }
     }
 
     /// Appends the open payments whose concept is exactly `run`.
     fn extend_with(&self, run: &[u8], out: &mut Vec<usize>) {
-        let head = match short_key(run) {
-            Some(key) => self.short.get(&key),
-            None => self.long.get(run),
+        let mut pi = match short_key(run) {
+            Some(key) => {
+                let mask = self.slots.len() - 1;
+                let mut at = self.home(key);
+                loop {
+                    let slot = self.slots[at];
+                    if slot.head == EMPTY {
+                        return;
+                    }
+                    if slot.key == key {
+                        if slot.head & SHARED == 0 {
+                            out.push(slot.head);
+                            return;
+                        }
+                        break slot.head & !SHARED;
+                    }
+                    at = (at + 1) & mask;
+                }
+            }
+            None => match self.long.get(run) {
+                Some(&head) => head,
+                None => return,
+            },
         };
-        let mut pi = head.copied().unwrap_or(NONE);
-        while pi != NONE {
+        while pi != EMPTY {
             out.push(pi);
             pi = self.next[pi];
         }
@@ -495,19 +577,16 @@ impl<'a> ConceptIndex<'a> {
 /// concept index of the open ones.
 fn read_payments<'a>(
     payments: &'a [Payment],
-    first: &[bool],
+    rank: &[usize],
     tied: &FxHashSet<&str>,
     limits: &Limits,
 ) -> (Vec<PaymentInfo>, ConceptIndex<'a>) {
-    let mut index = ConceptIndex {
-        short: FxHashMap::with_capacity_and_hasher(payments.len(), Default::default()),
-        long: FxHashMap::default(),
-        next: vec![NONE; payments.len()],
-    };
+    let mut index = ConceptIndex::with_capacity(payments.len());
     let mut infos = Vec::with_capacity(payments.len());
     for (pi, p) in payments.iter().enumerate() {
-        let open =
-            first[pi] && p.status.is_open() && (tied.is_empty() || !tied.contains(p.id.as_str()));
+        let open = rank[pi] != NONE
+            && p.status.is_open()
+            && (tied.is_empty() || !tied.contains(p.id.as_str()));
         if open && let Some(concept) = &p.concept {
             index.insert(concept.as_str().as_bytes(), pi);
         }
@@ -547,7 +626,6 @@ impl OpenCredits<'_> {
 /// and tallies each (payment, credit) edge on the payment; sets debits aside.
 fn read_credits<'a>(
     transactions: &'a [BankTransaction],
-    first: &[bool],
     tied: &FxHashSet<&str>,
     index: &ConceptIndex<'_>,
     infos: &mut [PaymentInfo],
@@ -559,10 +637,7 @@ fn read_credits<'a>(
         hits: Vec::with_capacity(transactions.len()),
     };
     credits.offsets.push(0);
-    for (i, t) in transactions.iter().enumerate() {
-        if !first[i] {
-            continue;
-        }
+    for t in transactions {
         match t.direction {
             Direction::Debit => {
                 debits.push(t);
@@ -674,50 +749,35 @@ fn payment_states(infos: &[PaymentInfo], sync_complete: bool) -> Vec<PaymentStat
         .collect()
 }
 
-/// `C1(P)` of the ambiguous payments (they list every candidate). Built only when some
-/// payment is ambiguous, which is rare.
-fn carriers_of_ambiguous(
-    states: &[PaymentState],
-    credits: &OpenCredits<'_>,
-) -> FxHashMap<usize, Vec<usize>> {
-    let mut out: FxHashMap<usize, Vec<usize>> = FxHashMap::default();
-    if !states.contains(&PaymentState::Ambiguous) {
-        return out;
-    }
-    for ti in 0..credits.tx.len() {
-        for &pi in credits.hits_of(ti) {
-            if states[pi] == PaymentState::Ambiguous {
-                out.entry(pi).or_default().push(ti);
-            }
-        }
-    }
-    out
-}
-
+/// Reconcile decisions and payment findings, both in id order.
+///
+/// Payments are visited in input order, where their records and strings lie next to
+/// each other in memory, and each result is written straight to its place in id order:
+/// at a million confident pairs, walking the payments in id order instead would make
+/// every visit a cache miss.
 fn report_payments(
     input: &MatchInput<'_>,
-    order: &[usize],
+    rank: &[usize],
     credits: &OpenCredits<'_>,
     states: &[PaymentState],
+    mut carriers: FxHashMap<usize, Vec<usize>>,
     decisions: &mut Decisions,
 ) {
-    let mut carriers = carriers_of_ambiguous(states, credits);
     let tx_ids = |tis: &[usize]| -> Vec<BankTxId> {
         let mut ids: Vec<BankTxId> = tis.iter().map(|&ti| credits.tx[ti].id.clone()).collect();
         ids.sort_unstable();
+        // A credit listed twice is one candidate.
+        ids.dedup();
         ids
     };
-    let confident = states
-        .iter()
-        .filter(|s| matches!(s, PaymentState::Confident(_)))
-        .count();
-    decisions.reconcile.reserve_exact(confident);
-    for &pi in order {
-        let p = &input.payments[pi];
+    let mut pairs: Vec<Option<ConfidentPair>> = Vec::new();
+    pairs.resize_with(input.payments.len(), || None);
+    let mut found: Vec<(usize, PaymentFinding)> = Vec::new();
+    for (pi, p) in input.payments.iter().enumerate() {
         let (reason, candidates, diff) = match states[pi] {
             PaymentState::NotOpen => continue,
             PaymentState::Confident(ti) => {
-                decisions.reconcile.push(ConfidentPair {
+                pairs[rank[pi]] = Some(ConfidentPair {
                     payment: p.id.clone(),
                     transaction: credits.tx[ti].id.clone(),
                 });
@@ -733,15 +793,19 @@ fn report_payments(
             }
             PaymentState::Awaiting => (Reason::AwaitingTransfer, Vec::new(), None),
         };
-        decisions.payments.push(PaymentFinding {
+        let finding = PaymentFinding {
             payment: p.id.clone(),
             reason,
             candidates,
             difference: diff,
             days_pending: whole_days(p.created_at, input.now),
             detail: None,
-        });
+        };
+        found.push((rank[pi], finding));
     }
+    decisions.reconcile = pairs.into_iter().flatten().collect();
+    found.sort_unstable_by_key(|&(r, _)| r);
+    decisions.payments = found.into_iter().map(|(_, f)| f).collect();
 }
 
 fn report_credits(
@@ -750,7 +814,9 @@ fn report_credits(
     infos: &[PaymentInfo],
     states: &[PaymentState],
     decisions: &mut Decisions,
-) {
+) -> FxHashMap<usize, Vec<usize>> {
+    // `C1(P)` of every ambiguous payment, which lists all its candidates.
+    let mut carriers: FxHashMap<usize, Vec<usize>> = FxHashMap::default();
     let pay_ids = |pis: &[usize]| -> Vec<PaymentId> {
         let mut ids: Vec<PaymentId> = pis.iter().map(|&pi| payments[pi].id.clone()).collect();
         ids.sort_unstable();
@@ -774,7 +840,10 @@ fn report_credits(
                     PaymentState::Unique(paired, reason) if paired == ti => {
                         (reason, difference(reason, p, t))
                     }
-                    PaymentState::Ambiguous => (Reason::Ambiguous, None),
+                    PaymentState::Ambiguous => {
+                        carriers.entry(pi).or_default().push(ti);
+                        (Reason::Ambiguous, None)
+                    }
                     // P has a full match with another credit, so this one fails a
                     // condition of its own; say which.
                     _ => match first_failure(&infos[pi], &CreditFacts::of(t)) {
@@ -783,7 +852,14 @@ fn report_credits(
                     },
                 }
             }
-            _ => (Reason::Ambiguous, None),
+            _ => {
+                for &pi in hit {
+                    if states[pi] == PaymentState::Ambiguous {
+                        carriers.entry(pi).or_default().push(ti);
+                    }
+                }
+                (Reason::Ambiguous, None)
+            }
         };
         decisions.transactions.push(TransactionFinding {
             transaction: t.id.clone(),
@@ -795,7 +871,7 @@ fn report_credits(
         });
     }
     if no_concept.is_empty() {
-        return;
+        return carriers;
     }
     let suggestions = same_money(payments, infos, no_concept.iter().map(|&(_, m)| m));
     for (fi, money) in no_concept {
@@ -804,6 +880,7 @@ fn report_credits(
                 pis.iter().map(|&pi| payments[pi].id.clone()).collect();
         }
     }
+    carriers
 }
 
 /// Money as a hashable key that compares exactly like [`Money::same_as`]: the currency,
@@ -867,7 +944,12 @@ fn match_debits(
         }
     }
 
-    let mut ordered = debits.to_vec();
+    let mut seen: FxHashSet<&str> = FxHashSet::default();
+    let mut ordered: Vec<&BankTransaction> = debits
+        .iter()
+        .copied()
+        .filter(|d| seen.insert(d.id.as_str()))
+        .collect();
     ordered.sort_by(|a, b| a.booked_at.cmp(&b.booked_at).then_with(|| a.id.cmp(&b.id)));
     let mut paid = vec![false; offramps.len()];
     for d in ordered {

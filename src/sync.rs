@@ -532,7 +532,11 @@ fn writer_loop(
     run: RunId,
     now: DateTime<Utc>,
 ) -> (Store, Result<(), StoreError>) {
+    let mut busy = std::time::Duration::ZERO;
+    let mut commits = 0u64;
     while let Some(first) = rx.blocking_recv() {
+        let started = std::time::Instant::now();
+        commits += 1;
         let r = (|| {
             store.begin_batch()?;
             apply(&mut store, first, run, now)?;
@@ -544,11 +548,17 @@ fn writer_loop(
             }
             store.commit_batch()
         })();
+        busy += started.elapsed();
         if let Err(e) = r {
             store.rollback_batch();
             return (store, Err(e));
         }
     }
+    tracing::debug!(
+        busy_ms = busy.as_millis() as u64,
+        commits,
+        "store writer done"
+    );
     (store, Ok(()))
 }
 

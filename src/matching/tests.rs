@@ -767,13 +767,36 @@ fn every_list_is_sorted_by_id() {
 }
 
 #[test]
-fn a_record_listed_twice_counts_once() {
+fn a_payment_listed_twice_counts_once() {
     let d = pair_with_text("120037")
         .with_payment(payment("P1", "120037", eur("150.50"), 2))
-        .with_tx(credit("T1", "120037", eur("150.50"), 1))
         .decide();
     assert_reconciled_only(&d, &[("P1", "T1")]);
     assert!(d.payments.is_empty() && d.transactions.is_empty(), "{d:#?}");
+}
+
+#[test]
+fn a_credit_listed_twice_is_reported_once_and_never_reconciled() {
+    let d = pair_with_text("120037")
+        .with_tx(credit("T1", "120037", eur("150.50"), 1))
+        .decide();
+    assert!(d.reconcile.is_empty());
+    let p = payment_finding(&d, "P1");
+    assert_eq!(p.reason, Reason::Ambiguous);
+    assert_eq!(tx_ids(&p.candidates), ["T1"]);
+    assert_eq!(d.transactions.len(), 1, "{d:#?}");
+    assert_eq!(tx_finding(&d, "T1").reason, Reason::Ambiguous);
+}
+
+#[test]
+fn a_debit_listed_twice_is_one_payout_not_a_double_one() {
+    let d = World::new()
+        .with_offramp(offramp(RAMP, "finished", eur("10"), 100))
+        .with_tx(debit("D1", RAMP, eur("10"), 90))
+        .with_tx(debit("D1", RAMP, eur("10"), 90))
+        .decide();
+    assert_eq!(d.paid_out.len(), 1);
+    assert!(d.transactions.is_empty(), "{d:#?}");
 }
 
 #[test]
