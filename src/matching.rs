@@ -225,6 +225,8 @@ const NONE: usize = usize::MAX;
 pub fn decide(input: &MatchInput<'_>) -> Decisions {
     // The caller's sets use the std hasher; a borrowed Fx copy makes the million lookups
     // below cheap, and an empty set costs nothing.
+    let __t = std::time::Instant::now();
+    macro_rules! lap { ($n:expr) => { eprintln!("{:>10} {:?}", $n, __t.elapsed()); } }
     let tied_payments: FxHashSet<&str> = input.tied_payments.iter().map(|id| id.as_str()).collect();
     let tied_transactions: FxHashSet<&str> = input
         .tied_transactions
@@ -237,8 +239,10 @@ pub fn decide(input: &MatchInput<'_>) -> Decisions {
         input.payments.len(),
     );
 
+    lap!("rank");
     let limits = Limits::new(input);
     let (mut infos, index) = read_payments(input.payments, &rank, &tied_payments, &limits);
+    lap!("read_pay");
     let mut debits = Vec::new();
     let credits = read_credits(
         input.transactions,
@@ -247,12 +251,16 @@ pub fn decide(input: &MatchInput<'_>) -> Decisions {
         &mut infos,
         &mut debits,
     );
+    lap!("read_cred");
     drop(index);
     let states = payment_states(&infos, input.sync_complete);
 
+    lap!("states");
     let mut decisions = Decisions::default();
-    let carriers = report_credits(input.payments, &credits, &infos, &states, &mut decisions);
-    report_payments(input, &rank, &credits, &states, carriers, &mut decisions);
+    let links = report_credits(input.payments, &credits, &infos, &states, &mut decisions);
+    lap!("rep_cred");
+    report_payments(input, &rank, &credits, &states, links, &mut decisions);
+    lap!("rep_pay");
     match_debits(
         &debits,
         input.offramps,
@@ -393,11 +401,19 @@ fn unique_in_id_order<T>(items: &[T], id: impl Fn(&T) -> &str) -> Vec<usize> {
         .enumerate()
         .map(|(i, item)| (prefix_key(id(item).as_bytes()), i))
         .collect();
-    keys.sort_unstable_by(|a, b| {
-        a.0.cmp(&b.0)
-            .then_with(|| id(&items[a.1]).cmp(id(&items[b.1])))
-            .then(a.1.cmp(&b.1))
-    });
+    keys.sort_unstable();
+    // Only ids sharing their first eight bytes need their full strings compared; with
+    // real ids such runs are rare and short.
+    let mut start = 0;
+    while start < keys.len() {
+        let prefix = keys[start].0;
+        let end = start + keys[start..].partition_point(|k| k.0 == prefix);
+        if end - start > 1 {
+            keys[start..end]
+                .sort_by(|a, b| id(&items[a.1]).cmp(id(&items[b.1])).then(a.1.cmp(&b.1)));
+        }
+        start = end;
+    }
     let mut out: Vec<usize> = Vec::with_capacity(keys.len());
     let mut last: Option<(u64, usize)> = None;
     for (key, i) in keys {
@@ -516,13 +532,13 @@ impl<'a> ConceptIndex<'a> {
         (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - self.bits)) as usize
     }
 
-    fn insert(&mut self, concept: &'a [u8], pi: usize) {
-        let Some(key) = short_key(concept) else {
-            if let Some(head) = self.long.insert(concept, pi) {
-                self.next[pi] = head;
-            }
-            return;
-        };
+    fn insert_long(&mut self, digits: &'a [u8], pi: usize) {
+        if let Some(head) = self.long.insert(digits, pi) {
+            self.next[pi] = head;
+        }
+    }
+
+    fn insert_short(&mut self, key: u64, pi: usize) {
         let mask = self.slots.len() - 1;
         let mut at = self.home(key);
         loop {
@@ -540,10 +556,10 @@ impl<'a> ConceptIndex<'a> {
         }
     }
 
-    /// Appends the open payments whose concept is exactly `run`.
-    fn extend_with(&self, run: &[u8], out: &mut Vec<usize>) {
-        let mut pi = match short_key(run) {
-            Some(key) => {
+    /// Appends the open payments whose concept is exactly this run of digits.
+    fn extend_with(&self, run: RunKey<'_>, out: &mut Vec<usize>) {
+        let mut pi = match run {
+            RunKey::Short(key) => {
                 let mask = self.slots.len() - 1;
                 let mut at = self.home(key);
                 loop {
@@ -561,7 +577,7 @@ impl<'a> ConceptIndex<'a> {
                     at = (at + 1) & mask;
                 }
             }
-            None => match self.long.get(run) {
+            RunKey::Long(digits) => match self.long.get(digits) {
                 Some(&head) => head,
                 None => return,
             },
@@ -571,6 +587,13 @@ impl<'a> ConceptIndex<'a> {
             pi = self.next[pi];
         }
     }
+}
+
+/// A run of digits from a credit's text, as the concept index looks it up.
+#[derive(Clone, Copy)]
+enum RunKey<'t> {
+    Short(u64),
+    Long(&'t [u8]),
 }
 
 /// One sequential pass over the payments: what each one needs for matching, and the
@@ -583,12 +606,18 @@ fn read_payments<'a>(
 ) -> (Vec<PaymentInfo>, ConceptIndex<'a>) {
     let mut index = ConceptIndex::with_capacity(payments.len());
     let mut infos = Vec::with_capacity(payments.len());
+    // Inserted in a loop of their own, for the reason given on `read_credits`.
+    let mut keyed: Vec<(u64, usize)> = Vec::with_capacity(payments.len());
     for (pi, p) in payments.iter().enumerate() {
         let open = rank[pi] != NONE
             && p.status.is_open()
             && (tied.is_empty() || !tied.contains(p.id.as_str()));
         if open && let Some(concept) = &p.concept {
-            index.insert(concept.as_str().as_bytes(), pi);
+            let digits = concept.as_str().as_bytes();
+            match short_key(digits) {
+                Some(key) => keyed.push((key, pi)),
+                None => index.insert_long(digits, pi),
+            }
         }
         infos.push(PaymentInfo {
             amount: p.amount.amount(),
@@ -604,6 +633,9 @@ fn read_payments<'a>(
             shared: false,
             fit_alone: false,
         });
+    }
+    for (key, pi) in keyed {
+        index.insert_short(key, pi);
     }
     (infos, index)
 }
@@ -622,8 +654,13 @@ impl OpenCredits<'_> {
     }
 }
 
-/// One sequential pass over the bank transactions: finds `hits(T)` of every open credit
-/// and tallies each (payment, credit) edge on the payment; sets debits aside.
+/// The bank transactions, in three passes over dense arrays: pick the open credits and
+/// cut their texts into digit runs; look every run up; tally every (payment, credit)
+/// edge on the payment. Debits are set aside.
+///
+/// Three tight loops instead of one: the lookups and the tallies each land on a random
+/// cache line, and a short loop body lets the processor have many of those misses in
+/// flight at once, where a long one (scanning text in between) waits for each in turn.
 fn read_credits<'a>(
     transactions: &'a [BankTransaction],
     tied: &FxHashSet<&str>,
@@ -631,12 +668,11 @@ fn read_credits<'a>(
     infos: &mut [PaymentInfo],
     debits: &mut Vec<&'a BankTransaction>,
 ) -> OpenCredits<'a> {
-    let mut credits = OpenCredits {
-        tx: Vec::with_capacity(transactions.len()),
-        offsets: Vec::with_capacity(transactions.len() + 1),
-        hits: Vec::with_capacity(transactions.len()),
-    };
-    credits.offsets.push(0);
+    let mut tx = Vec::with_capacity(transactions.len());
+    let mut facts = Vec::with_capacity(transactions.len());
+    let mut keys: Vec<RunKey<'a>> = Vec::with_capacity(transactions.len());
+    let mut key_offsets = Vec::with_capacity(transactions.len() + 1);
+    key_offsets.push(0);
     for t in transactions {
         match t.direction {
             Direction::Debit => {
@@ -651,35 +687,47 @@ fn read_credits<'a>(
                 }
             }
         }
-        let ti = credits.tx.len();
-        credits.tx.push(t);
-
-        let start = credits.hits.len();
-        let mut runs_found = 0;
+        tx.push(t);
+        facts.push(CreditFacts::of(t));
         for run in runs(t.concept_text.as_bytes(), u8::is_ascii_digit) {
-            let before = credits.hits.len();
-            index.extend_with(run, &mut credits.hits);
-            runs_found += usize::from(credits.hits.len() > before);
+            keys.push(match short_key(run) {
+                Some(key) => RunKey::Short(key),
+                None => RunKey::Long(run),
+            });
+        }
+        key_offsets.push(keys.len());
+    }
+
+    let mut offsets = Vec::with_capacity(tx.len() + 1);
+    let mut hits = Vec::with_capacity(tx.len());
+    offsets.push(0);
+    for ti in 0..tx.len() {
+        let start = hits.len();
+        let mine = &keys[key_offsets[ti]..key_offsets[ti + 1]];
+        for &key in mine {
+            index.extend_with(key, &mut hits);
         }
         // One run yields one chain without repeats; several may repeat a concept
         // ("120037 / 120037"), and a payment is hit once however often it appears.
-        if runs_found > 1 {
-            let mine = &mut credits.hits[start..];
-            mine.sort_unstable();
-            let kept = dedup_sorted(mine);
-            credits.hits.truncate(start + kept);
+        if mine.len() > 1 && hits.len() - start > 1 {
+            let found = &mut hits[start..];
+            found.sort_unstable();
+            let kept = dedup_sorted(found);
+            hits.truncate(start + kept);
         }
-        credits.offsets.push(credits.hits.len());
+        offsets.push(hits.len());
+    }
+    drop(keys);
 
-        let hit = &credits.hits[start..];
+    for (ti, facts) in facts.iter().enumerate() {
+        let hit = &hits[offsets[ti]..offsets[ti + 1]];
         let alone = hit.len() == 1;
-        let facts = CreditFacts::of(t);
         for &pi in hit {
             let info = &mut infos[pi];
             info.carrying = info.carrying.saturating_add(1);
             info.carrier = ti;
             info.shared |= !alone;
-            info.carrier_failure = first_failure(info, &facts);
+            info.carrier_failure = first_failure(info, facts);
             if info.carrier_failure.is_none() {
                 info.fitting = info.fitting.saturating_add(1);
                 info.fit = ti;
@@ -687,7 +735,7 @@ fn read_credits<'a>(
             }
         }
     }
-    credits
+    OpenCredits { tx, offsets, hits }
 }
 
 /// Moves the distinct values of a sorted slice to its front; returns how many there are.
@@ -760,9 +808,13 @@ fn report_payments(
     rank: &[usize],
     credits: &OpenCredits<'_>,
     states: &[PaymentState],
-    mut carriers: FxHashMap<usize, Vec<usize>>,
+    links: CreditLinks,
     decisions: &mut Decisions,
 ) {
+    let CreditLinks {
+        mut partners,
+        mut carriers,
+    } = links;
     let tx_ids = |tis: &[usize]| -> Vec<BankTxId> {
         let mut ids: Vec<BankTxId> = tis.iter().map(|&ti| credits.tx[ti].id.clone()).collect();
         ids.sort_unstable();
@@ -776,11 +828,15 @@ fn report_payments(
     for (pi, p) in input.payments.iter().enumerate() {
         let (reason, candidates, diff) = match states[pi] {
             PaymentState::NotOpen => continue,
-            PaymentState::Confident(ti) => {
-                pairs[rank[pi]] = Some(ConfidentPair {
-                    payment: p.id.clone(),
-                    transaction: credits.tx[ti].id.clone(),
-                });
+            PaymentState::Confident(_) => {
+                // Every confident credit was visited (its only hit is this payment), so
+                // its id is always there.
+                if let Some(transaction) = partners[pi].take() {
+                    pairs[rank[pi]] = Some(ConfidentPair {
+                        payment: p.id.clone(),
+                        transaction,
+                    });
+                }
                 continue;
             }
             PaymentState::SyncPair(ti) => (Reason::SyncIncomplete, tx_ids(&[ti]), None),
@@ -808,20 +864,38 @@ fn report_payments(
     decisions.payments = found.into_iter().map(|(_, f)| f).collect();
 }
 
+/// What reporting the credits learns for reporting the payments.
+struct CreditLinks {
+    /// The id of each confident payment's credit, by payment position. Cloned while the
+    /// credits are read in their own order, so that no credit is looked up at random.
+    partners: Vec<Option<BankTxId>>,
+    /// `C1(P)` of every ambiguous payment, which lists all its candidates.
+    carriers: FxHashMap<usize, Vec<usize>>,
+}
+
 fn report_credits(
     payments: &[Payment],
     credits: &OpenCredits<'_>,
     infos: &[PaymentInfo],
     states: &[PaymentState],
     decisions: &mut Decisions,
-) -> FxHashMap<usize, Vec<usize>> {
-    // `C1(P)` of every ambiguous payment, which lists all its candidates.
+) -> CreditLinks {
     let mut carriers: FxHashMap<usize, Vec<usize>> = FxHashMap::default();
+    let mut partners: Vec<Option<BankTxId>> = Vec::new();
+    partners.resize_with(payments.len(), || None);
     let pay_ids = |pis: &[usize]| -> Vec<PaymentId> {
         let mut ids: Vec<PaymentId> = pis.iter().map(|&pi| payments[pi].id.clone()).collect();
         ids.sort_unstable();
         ids
     };
+    // The state of each credit's only payment, gathered in a loop of its own for the
+    // reason given on `read_credits`.
+    let only: Vec<PaymentState> = (0..credits.tx.len())
+        .map(|ti| match *credits.hits_of(ti) {
+            [pi] => states[pi],
+            _ => PaymentState::NotOpen,
+        })
+        .collect();
     let mut no_concept: Vec<(usize, &Money)> = Vec::new();
     for (ti, &t) in credits.tx.iter().enumerate() {
         let hit = credits.hits_of(ti);
@@ -832,8 +906,11 @@ fn report_credits(
             }
             [pi] => {
                 let p = &payments[pi];
-                match states[pi] {
-                    PaymentState::Confident(paired) if paired == ti => continue,
+                match only[ti] {
+                    PaymentState::Confident(paired) if paired == ti => {
+                        partners[pi] = Some(t.id.clone());
+                        continue;
+                    }
                     PaymentState::SyncPair(paired) if paired == ti => {
                         (Reason::SyncIncomplete, None)
                     }
@@ -871,7 +948,7 @@ fn report_credits(
         });
     }
     if no_concept.is_empty() {
-        return carriers;
+        return CreditLinks { partners, carriers };
     }
     let suggestions = same_money(payments, infos, no_concept.iter().map(|&(_, m)| m));
     for (fi, money) in no_concept {
@@ -880,7 +957,7 @@ fn report_credits(
                 pis.iter().map(|&pi| payments[pi].id.clone()).collect();
         }
     }
-    carriers
+    CreditLinks { partners, carriers }
 }
 
 /// Money as a hashable key that compares exactly like [`Money::same_as`]: the currency,

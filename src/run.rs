@@ -293,7 +293,12 @@ async fn run_inner(
 
     let mut phase = std::time::Instant::now();
     let mut lap = |name: &str| {
-        tracing::info!(phase = name, ms = phase.elapsed().as_millis() as u64, "phase done");
+        tracing::info!(
+            phase = name,
+            ms = phase.elapsed().as_millis() as u64,
+            peak_rss_kb = peak_rss_kb(),
+            "phase done"
+        );
         phase = std::time::Instant::now();
     };
     // 1. Intents left without an outcome by an earlier run (rules §5).
@@ -617,4 +622,13 @@ fn last_success(store: &Store) -> anyhow::Result<Option<DateTime<Utc>>> {
     )?;
     Ok(v.and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
         .map(|t| t.with_timezone(&Utc)))
+}
+
+/// The process's peak resident set so far (Linux `VmHWM`), for the phase log lines.
+fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }

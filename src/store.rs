@@ -412,6 +412,20 @@ impl Store {
         Ok(())
     }
 
+    /// While a sync writes, the WAL is not checkpointed after every commit (each
+    /// checkpoint copies and fsyncs); [`Store::end_bulk`] checkpoints once at the end.
+    pub fn begin_bulk(&mut self) -> Result<(), StoreError> {
+        self.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        Ok(())
+    }
+
+    pub fn end_bulk(&mut self) -> Result<(), StoreError> {
+        self.conn.pragma_update(None, "wal_autocheckpoint", 1000)?;
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     pub fn commit_batch(&mut self) -> Result<(), StoreError> {
         self.conn.execute_batch("COMMIT")?;
         Ok(())

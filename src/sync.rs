@@ -532,6 +532,9 @@ fn writer_loop(
     run: RunId,
     now: DateTime<Utc>,
 ) -> (Store, Result<(), StoreError>) {
+    if let Err(e) = store.begin_bulk() {
+        return (store, Err(e));
+    }
     let mut busy = std::time::Duration::ZERO;
     let mut commits = 0u64;
     while let Some(first) = rx.blocking_recv() {
@@ -551,8 +554,12 @@ fn writer_loop(
         busy += started.elapsed();
         if let Err(e) = r {
             store.rollback_batch();
+            let _ = store.end_bulk();
             return (store, Err(e));
         }
+    }
+    if let Err(e) = store.end_bulk() {
+        return (store, Err(e));
     }
     tracing::debug!(
         busy_ms = busy.as_millis() as u64,
