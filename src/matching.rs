@@ -203,8 +203,9 @@ const NONE: usize = usize::MAX;
 /// Decides what to reconcile and why everything else needs a person (rules §2–§4).
 ///
 /// Linear in the size of the input: every pairing goes through a hash lookup of the digit
-/// runs of a credit's text, never through a scan of payment × credit pairs, so a run with
-/// a million payments and a million credits stays under a second.
+/// runs of a credit's text, never through a scan of payment × credit pairs, so a million
+/// payments against a million credits take about a second on one core
+/// (`benches/matching.rs`).
 ///
 /// How it works: open payments are indexed by concept; each open credit's text is cut
 /// into maximal runs of ASCII digits and each run is looked up, giving `hits(T)`. While
@@ -225,8 +226,6 @@ const NONE: usize = usize::MAX;
 pub fn decide(input: &MatchInput<'_>) -> Decisions {
     // The caller's sets use the std hasher; a borrowed Fx copy makes the million lookups
     // below cheap, and an empty set costs nothing.
-    let __t = std::time::Instant::now();
-    macro_rules! lap { ($n:expr) => { eprintln!("{:>10} {:?}", $n, __t.elapsed()); } }
     let tied_payments: FxHashSet<&str> = input.tied_payments.iter().map(|id| id.as_str()).collect();
     let tied_transactions: FxHashSet<&str> = input
         .tied_transactions
@@ -239,10 +238,8 @@ pub fn decide(input: &MatchInput<'_>) -> Decisions {
         input.payments.len(),
     );
 
-    lap!("rank");
     let limits = Limits::new(input);
     let (mut infos, index) = read_payments(input.payments, &rank, &tied_payments, &limits);
-    lap!("read_pay");
     let mut debits = Vec::new();
     let credits = read_credits(
         input.transactions,
@@ -251,16 +248,12 @@ pub fn decide(input: &MatchInput<'_>) -> Decisions {
         &mut infos,
         &mut debits,
     );
-    lap!("read_cred");
     drop(index);
     let states = payment_states(&infos, input.sync_complete);
 
-    lap!("states");
     let mut decisions = Decisions::default();
     let links = report_credits(input.payments, &credits, &infos, &states, &mut decisions);
-    lap!("rep_cred");
     report_payments(input, &rank, &credits, &states, links, &mut decisions);
-    lap!("rep_pay");
     match_debits(
         &debits,
         input.offramps,
@@ -407,7 +400,10 @@ fn unique_in_id_order<T>(items: &[T], id: impl Fn(&T) -> &str) -> Vec<usize> {
     let mut start = 0;
     while start < keys.len() {
         let prefix = keys[start].0;
-        let end = start + keys[start..].partition_point(|k| k.0 == prefix);
+        let mut end = start + 1;
+        while end < keys.len() && keys[end].0 == prefix {
+            end += 1;
+        }
         if end - start > 1 {
             keys[start..end]
                 .sort_by(|a, b| id(&items[a.1]).cmp(id(&items[b.1])).then(a.1.cmp(&b.1)));
@@ -859,7 +855,11 @@ fn report_payments(
         };
         found.push((rank[pi], finding));
     }
-    decisions.reconcile = pairs.into_iter().flatten().collect();
+    // `filter_map` keeps the allocation (a `Option<ConfidentPair>` is as big as a
+    // `ConfidentPair`); `flatten` would copy a million pairs into a new one.
+    #[allow(clippy::filter_map_identity)]
+    let reconcile = pairs.into_iter().filter_map(|pair| pair).collect();
+    decisions.reconcile = reconcile;
     found.sort_unstable_by_key(|&(r, _)| r);
     decisions.payments = found.into_iter().map(|(_, f)| f).collect();
 }
@@ -980,11 +980,39 @@ fn same_money<'m>(
     let mut found: FxHashMap<MoneyKey, Vec<usize>> = wanted
         .map(|m| (money_key(currency_code(m), m.amount()), Vec::new()))
         .collect();
+
+    // Normalising a million amounts would cost more than the rest of the scan. Instead,
+    // each wanted amount is written out at every scale the payments use (`150.5` as
+    // 15050 at scale 2), and each payment is looked up as it is stored.
+    let scales = infos
+        .iter()
+        .filter(|info| info.open)
+        .fold(0u32, |mask, info| mask | 1 << info.amount.scale());
+    let mut as_stored: FxHashMap<MoneyKey, MoneyKey> = FxHashMap::default();
+    for &(currency, mantissa, scale) in found.keys() {
+        for stored_scale in scale..=Decimal::MAX_SCALE {
+            if scales & (1 << stored_scale) == 0 {
+                continue;
+            }
+            let widened = 10i128
+                .checked_pow(stored_scale - scale)
+                .and_then(|factor| mantissa.checked_mul(factor))
+                .filter(|m| m.unsigned_abs() < 1 << 96);
+            // A longer mantissa than a decimal holds: no payment can be stored so.
+            let Some(widened) = widened else { break };
+            as_stored.insert(
+                (currency, widened, stored_scale),
+                (currency, mantissa, scale),
+            );
+        }
+    }
+
     for (pi, info) in infos.iter().enumerate() {
         if !info.open {
             continue;
         }
-        let Some(best) = found.get_mut(&money_key(info.currency, info.amount)) else {
+        let stored = (info.currency, info.amount.mantissa(), info.amount.scale());
+        let Some(best) = as_stored.get(&stored).and_then(|key| found.get_mut(key)) else {
             continue;
         };
         let id = &payments[pi].id;

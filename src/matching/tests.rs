@@ -831,3 +831,18 @@ fn ids_sharing_a_long_prefix_are_still_sorted_and_deduplicated() {
     let ids: Vec<&str> = d.payments.iter().map(|f| f.payment.as_str()).collect();
     assert_eq!(ids, ["PAYMENT-000001", "PAYMENT-000002", "PAYMENT-000010"]);
 }
+
+#[test]
+fn suggestions_find_amounts_stored_at_another_scale() {
+    let cents = |c: i64| {
+        Money::from_cents(Decimal::from(c), Currency::parse("EUR").expect("ok")).expect("cents")
+    };
+    let d = World::new()
+        .with_payment(payment("P1", "1", cents(15050), 2))
+        .with_payment(payment("P2", "2", cents(15000), 2))
+        .with_tx(credit("T1", "no ref", eur("150.5"), 1))
+        .with_tx(credit("T2", "no ref", eur("150"), 1))
+        .decide();
+    assert_eq!(pay_ids(&tx_finding(&d, "T1").suggested), ["P1"]);
+    assert_eq!(pay_ids(&tx_finding(&d, "T2").suggested), ["P2"]);
+}
