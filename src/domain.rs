@@ -225,6 +225,19 @@ impl From<Currency> for String {
 ///
 /// The unit is explicit in the constructor: [`Money::from_cents`] for the provider's
 /// integer-cents fields, [`Money::from_units`] for decimal-units fields.
+///
+/// ```
+/// use std::str::FromStr;
+/// use cp_recon::domain::{Currency, Money};
+/// use rust_decimal::Decimal;
+///
+/// let eur = Currency::parse("EUR").unwrap();
+/// // A payment's `fiat_amount` (cents) against a bank transaction's `amount` (units).
+/// let expected = Money::from_cents(Decimal::from(15050), eur.clone()).unwrap();
+/// let received = Money::from_units(Decimal::from_str("150.50").unwrap(), eur);
+/// assert!(expected.same_as(&received));
+/// assert_eq!(expected.to_string(), "150.50 EUR");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Money {
     amount: Decimal,
