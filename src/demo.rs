@@ -79,13 +79,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("  reconcile calls received by the sandbox: {calls}");
     if let Some(dir) = &summary.report_dir {
         println!("  reports:  {}", dir.display());
-        for f in [
-            "unmatched_payments.csv",
-            "unmatched_bank_transactions.csv",
-            "reconciled.csv",
-            "unmatched_payouts.csv",
-            "report.eml",
-        ] {
+        let files = crate::report::ReportKind::ALL
+            .iter()
+            .map(|k| k.file_name())
+            .chain(["report.eml"]);
+        for f in files {
             println!("            {}", dir.join(f).display());
         }
     }
