@@ -1,8 +1,8 @@
 //! Store benchmark: bulk upsert of bank transactions, as the sync writes them.
 //!
 //! `cargo bench --bench store`. Two shapes: one commit per page of 100 (the worst case),
-//! and the sync writer's coalesced commits (64 pages per transaction). A second pass
-//! over the same ids measures the update path of the upsert.
+//! and the sync writer's (64 pages per transaction, no WAL checkpoint until the end). A
+//! second pass over the same ids measures the update path of the upsert.
 
 use std::hint::black_box;
 use std::str::FromStr;
@@ -84,6 +84,7 @@ fn upsert(c: &mut Criterion) {
         b.iter_batched(
             fresh,
             |(dir, mut store, run)| {
+                store.begin_bulk().unwrap();
                 for batch in data.chunks(PAGE * 64) {
                     store.begin_batch().unwrap();
                     for page in batch.chunks(PAGE) {
@@ -93,6 +94,7 @@ fn upsert(c: &mut Criterion) {
                     }
                     store.commit_batch().unwrap();
                 }
+                store.end_bulk().unwrap();
                 (dir, store)
             },
             BatchSize::PerIteration,
@@ -109,6 +111,7 @@ fn upsert(c: &mut Criterion) {
                 (dir, store, run)
             },
             |(dir, mut store, run)| {
+                store.begin_bulk().unwrap();
                 for batch in data.chunks(PAGE * 64) {
                     store.begin_batch().unwrap();
                     for page in batch.chunks(PAGE) {
@@ -118,6 +121,7 @@ fn upsert(c: &mut Criterion) {
                     }
                     store.commit_batch().unwrap();
                 }
+                store.end_bulk().unwrap();
                 (dir, store)
             },
             BatchSize::PerIteration,

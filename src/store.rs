@@ -234,6 +234,10 @@ impl Store {
         // memory until its commit instead of spilling to the WAL page by page.
         conn.pragma_update(None, "cache_size", -32_768)
             .map_err(open_err)?;
+        // An upsert inside an open transaction gets a statement journal; in memory it
+        // costs a copy, in a temp file a write() per page.
+        conn.pragma_update(None, "temp_store", "MEMORY")
+            .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;
         let migrations = Migrations::new(MIGRATIONS.iter().map(|s| M::up(s)).collect());
