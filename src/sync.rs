@@ -121,7 +121,7 @@ pub async fn sync_all(
         tx: tx.clone(),
         per_page: opts.per_page,
         counters: counters.clone(),
-        progress: opts.progress,
+        progress: opts.progress.then(|| Arc::new(Progress::default())),
     };
 
     // Accounts first: the transaction lists depend on them.
@@ -202,6 +202,9 @@ pub async fn sync_all(
         }
     }
 
+    if let Some(p) = &reader.progress {
+        p.finish();
+    }
     // Incremental: payments stored as pending that the provider no longer lists as
     // pending are re-read one by one, so a status change of an old payment is never missed.
     if opts.mode == SyncMode::Incremental {
@@ -331,7 +334,59 @@ struct Reader {
     tx: mpsc::Sender<Write>,
     per_page: u32,
     counters: Arc<Counters>,
-    progress: bool,
+    progress: Option<Arc<Progress>>,
+}
+
+/// Pages read per list, for a person at a terminal: one compact line at most once a
+/// second (lists are read concurrently and log lines may come in between, so each
+/// update is a line of its own rather than a redraw).
+struct Progress {
+    state: std::sync::Mutex<(
+        std::collections::BTreeMap<String, (u32, u64)>,
+        std::time::Instant,
+    )>,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self {
+            state: std::sync::Mutex::new((Default::default(), std::time::Instant::now())),
+        }
+    }
+}
+
+impl Progress {
+    fn update(&self, list: &str, pages: u32, items: u64) {
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        state.0.insert(list.to_owned(), (pages, items));
+        if state.1.elapsed() >= std::time::Duration::from_secs(1) {
+            state.1 = std::time::Instant::now();
+            eprintln!("{}", Self::line(&state.0));
+        }
+    }
+
+    fn finish(&self) {
+        if let Ok(state) = self.state.lock() {
+            eprintln!("{}", Self::line(&state.0));
+        }
+    }
+
+    /// `read: payments 27 pages/2700, tx ES…1332 15/1465, ...`
+    fn line(lists: &std::collections::BTreeMap<String, (u32, u64)>) -> String {
+        let parts: Vec<String> = lists
+            .iter()
+            .map(|(l, (p, i))| {
+                let name = match l.strip_prefix("transactions:") {
+                    Some(iban) => format!("tx …{}", &iban[iban.len().saturating_sub(4)..]),
+                    None => l.clone(),
+                };
+                format!("{name} {p}/{i}")
+            })
+            .collect();
+        format!("read (pages/items): {}", parts.join(", "))
+    }
 }
 
 impl Reader {
@@ -447,12 +502,8 @@ impl Reader {
                         error = Some("the store writer stopped".into());
                         break;
                     }
-                    if self.progress {
-                        eprint!(
-                            "\r  {name}: {} page(s), {} item(s)   ",
-                            pager.pages_read,
-                            pager.items_seen()
-                        );
+                    if let Some(p) = &self.progress {
+                        p.update(name, pager.pages_read, pager.items_seen());
                     }
                 }
                 Err(e) => {
@@ -461,9 +512,6 @@ impl Reader {
                     break;
                 }
             }
-        }
-        if self.progress {
-            eprintln!();
         }
         if error.is_none() && bad_count > 0 {
             error = Some(format!(
