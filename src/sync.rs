@@ -341,11 +341,14 @@ struct Reader {
 /// second (lists are read concurrently and log lines may come in between, so each
 /// update is a line of its own rather than a redraw).
 struct Progress {
-    state: std::sync::Mutex<(
-        std::collections::BTreeMap<String, (u32, u64)>,
-        std::time::Instant,
-    )>,
+    state: std::sync::Mutex<ProgressState>,
 }
+
+/// Pages and items per list, and when the last line was printed.
+type ProgressState = (
+    std::collections::BTreeMap<String, (u32, u64)>,
+    std::time::Instant,
+);
 
 impl Default for Progress {
     fn default() -> Self {
