@@ -7,7 +7,8 @@
 //! are: a write whose answer was lost comes back as [`ApiError::OutcomeUnknown`] and the
 //! caller re-reads the payment before deciding anything (§13.7).
 
-use std::collections::HashSet;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashSet};
 use std::str::FromStr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +17,8 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use rust_decimal::Decimal;
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::{Map, Value};
+use serde_json::Value;
+use serde_json::value::RawValue;
 use tokio::time::Instant;
 
 use crate::domain::{
@@ -342,7 +344,8 @@ enum Kind {
 
 /// What one HTTP exchange produced, before retry decisions.
 enum Outcome {
-    Ok(Value),
+    /// A success envelope; the body as received, parsed by the endpoint that asked.
+    Ok(Vec<u8>),
     /// The envelope said error with this code.
     Code(String, String),
     /// Retry a read (after `wait` if given); a write's outcome is unknown.
@@ -395,10 +398,10 @@ impl Client {
         page: u32,
         per_page: u32,
     ) -> Result<Page<Payment>, ApiError> {
-        let v = self
+        let body = self
             .get(PATH_PAYMENTS, &list_params(q, page, per_page, true))
             .await?;
-        parse_page(PATH_PAYMENTS, v, parse_payment)
+        parse_page(PATH_PAYMENTS, &body, parse_payment)
     }
 
     /// `GET /rampoffs`, one page (§13.4).
@@ -408,10 +411,10 @@ impl Client {
         page: u32,
         per_page: u32,
     ) -> Result<Page<Offramp>, ApiError> {
-        let v = self
+        let body = self
             .get(PATH_RAMPOFFS, &list_params(q, page, per_page, false))
             .await?;
-        parse_page(PATH_RAMPOFFS, v, parse_offramp)
+        parse_page(PATH_RAMPOFFS, &body, parse_offramp)
     }
 
     /// `GET /banking/accounts/{iban}/transactions`, one page (§13.6).
@@ -423,29 +426,30 @@ impl Client {
         per_page: u32,
     ) -> Result<Page<BankTransaction>, ApiError> {
         let path = transactions_path(iban);
-        let v = self
+        let body = self
             .get(&path, &list_params(q, page, per_page, false))
             .await?;
-        parse_page(&path, v, parse_transaction)
+        parse_page(&path, &body, parse_transaction)
     }
 
     /// `GET /banking/accounts` (§13.5): not paginated.
     pub async fn accounts(&self) -> Result<(Vec<Record<BankAccount>>, Vec<BadRecord>), ApiError> {
-        let v = self.get(PATH_ACCOUNTS, &[]).await?;
+        let v = json(PATH_ACCOUNTS, &self.get(PATH_ACCOUNTS, &[]).await?)?;
         let items = find_array(&v, &["data", "data.accounts", "accounts"])
             .ok_or_else(|| malformed(PATH_ACCOUNTS, "no list of accounts in `data`", &v))?;
         let mut good = Vec::with_capacity(items.len());
         let mut bad = Vec::new();
         for item in items {
-            match parse_account(item) {
-                Ok(a) => good.push(Record {
-                    value: a,
-                    raw: item.to_string(),
-                }),
+            let raw = item.to_string();
+            let parsed = serde_json::value::to_raw_value(item)
+                .map_err(|e| e.to_string())
+                .and_then(|r| parse_account(&r));
+            match parsed {
+                Ok(a) => good.push(Record { value: a, raw }),
                 Err(error) => bad.push(BadRecord {
                     endpoint: PATH_ACCOUNTS.into(),
-                    id: item.get("iban").and_then(flex_string),
-                    raw: item.to_string(),
+                    id: item.get("iban").and_then(value_string),
+                    raw,
                     error,
                 }),
             }
@@ -457,19 +461,24 @@ impl Client {
     pub async fn payment(&self, id: &PaymentId) -> Result<Option<Record<Payment>>, ApiError> {
         let path = format!("{PATH_PAYMENT}/{}", encode_path(id.as_str()));
         match self.get(&path, &[]).await {
-            Ok(v) => {
-                let data = v
-                    .get("data")
-                    .filter(|d| d.is_object())
-                    .ok_or_else(|| malformed(&path, "no payment object in `data`", &v))?;
+            Ok(body) => {
+                let data = serde_json::from_slice::<DataOnly<'_>>(&body)
+                    .ok()
+                    .and_then(|d| d.data)
+                    .filter(|d| d.get().starts_with('{'))
+                    .ok_or_else(|| ApiError::Malformed {
+                        endpoint: path.clone(),
+                        why: "no payment object in `data`".into(),
+                        snippet: snippet_bytes(&body),
+                    })?;
                 let p = parse_payment(data).map_err(|why| ApiError::Malformed {
                     endpoint: path.clone(),
                     why,
-                    snippet: snippet(&data.to_string()),
+                    snippet: snippet(data.get()),
                 })?;
                 Ok(Some(Record {
                     value: p,
-                    raw: data.to_string(),
+                    raw: data.get().to_owned(),
                 }))
             }
             Err(ApiError::Provider { code, .. }) if code == "payment_not_found" => Ok(None),
@@ -496,11 +505,13 @@ impl Client {
             })
             .await
         {
-            Ok(v) => {
+            Ok(body) => {
+                // The call was applied: an answer we cannot read does not change that.
+                let v = serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null);
                 let status = v
                     .get("data")
                     .and_then(|d| d.get("payment_status"))
-                    .and_then(flex_string)
+                    .and_then(value_string)
                     .map(|s| PaymentStatus::parse(&s))
                     .unwrap_or(PaymentStatus::PaymentReceived);
                 Ok(ReconcileAnswer::Reconciled {
@@ -514,14 +525,18 @@ impl Client {
 
     // ---- transport -----------------------------------------------------------------
 
-    async fn get(&self, path: &str, params: &[(&'static str, String)]) -> Result<Value, ApiError> {
+    async fn get(
+        &self,
+        path: &str,
+        params: &[(&'static str, String)],
+    ) -> Result<Vec<u8>, ApiError> {
         self.send(path, Kind::Read, |http, url| http.get(url).query(params))
             .await
     }
 
     /// One logical call: token, pacing, retries (reads only), envelope decoding, and one
     /// re-authentication on `authorization_incorrect`.
-    async fn send<F>(&self, path: &str, kind: Kind, build: F) -> Result<Value, ApiError>
+    async fn send<F>(&self, path: &str, kind: Kind, build: F) -> Result<Vec<u8>, ApiError>
     where
         F: Fn(&reqwest::Client, String) -> reqwest::RequestBuilder,
     {
@@ -653,6 +668,14 @@ impl Client {
         if status.is_server_error() {
             return Outcome::Transient(format!("HTTP {code}: {}", quote_bytes(&body)), retry_after);
         }
+        // The common case, a success envelope, is recognised without building a tree of
+        // the whole body: a list page is parsed once, item by item, by its endpoint.
+        if status.is_success()
+            && let Ok(light) = serde_json::from_slice::<StatusOnly<'_>>(&body)
+            && light.status.as_deref().is_some_and(success_word)
+        {
+            return Outcome::Ok(body.to_vec());
+        }
         let parsed: Result<Value, _> = serde_json::from_slice(&body);
         if status.is_client_error() {
             let message = match &parsed {
@@ -681,7 +704,7 @@ impl Client {
             }
         };
         if is_success(&v) {
-            return Outcome::Ok(v);
+            return Outcome::Ok(body.to_vec());
         }
         if let Some(code) = error_code(&v) {
             // A code is a short identifier; anything else (free text that might echo a
@@ -748,7 +771,15 @@ impl Client {
                 Err(e) => Outcome::Transient(describe_reqwest(&e), None),
             };
             let (detail, wait) = match outcome {
-                Outcome::Ok(v) => return token_from(&v),
+                Outcome::Ok(body) => {
+                    return token_from(&json(PATH_AUTH, &body).map_err(|_| {
+                        ApiError::Malformed {
+                            endpoint: PATH_AUTH.into(),
+                            why: "the answer is not JSON".into(),
+                            snippet: WITHHELD.into(),
+                        }
+                    })?);
+                }
                 Outcome::Code(code, _) => {
                     self.stats.errors.fetch_add(1, Ordering::Relaxed);
                     return Err(ApiError::Auth {
@@ -868,11 +899,31 @@ fn encode_path(s: &str) -> String {
 fn is_success(v: &Value) -> bool {
     v.get("status")
         .and_then(Value::as_str)
-        .map(|s| {
-            let s = s.trim().to_ascii_lowercase();
-            s == "ok" || s == "success" || s == "sucess"
-        })
-        .unwrap_or(false)
+        .is_some_and(success_word)
+}
+
+/// The three spellings of success (§3.1), in any case.
+fn success_word(s: &str) -> bool {
+    let s = s.trim();
+    s.eq_ignore_ascii_case("ok")
+        || s.eq_ignore_ascii_case("success")
+        || s.eq_ignore_ascii_case("sucess")
+}
+
+/// Only the envelope's `status`; everything else in the body is skipped unparsed.
+#[derive(serde::Deserialize)]
+struct StatusOnly<'a> {
+    #[serde(borrow)]
+    status: Option<Cow<'a, str>>,
+}
+
+/// A body as JSON, for the endpoints whose answers are small.
+fn json(endpoint: &str, body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::Malformed {
+        endpoint: endpoint.to_owned(),
+        why: format!("not JSON ({e})"),
+        snippet: snippet_bytes(body),
+    })
 }
 
 /// `error`, else `message` — but only when the status says error (§3.2).
@@ -882,8 +933,8 @@ fn error_code(v: &Value) -> Option<String> {
         return None;
     }
     v.get("error")
-        .and_then(flex_string)
-        .or_else(|| v.get("message").and_then(flex_string))
+        .and_then(value_string)
+        .or_else(|| v.get("message").and_then(value_string))
         .or_else(|| Some("provider_error".to_owned()))
 }
 
@@ -926,7 +977,7 @@ fn token_from(v: &Value) -> Result<Token, ApiError> {
         })?;
     let ttl = data
         .and_then(|d| d.get("expires_in"))
-        .and_then(flex_u64)
+        .and_then(value_u64)
         .map(Duration::from_secs)
         .unwrap_or(DEFAULT_TOKEN_TTL);
     // Refresh early: at 90 % of the lifetime, and at least a minute before it ends.
@@ -937,24 +988,54 @@ fn token_from(v: &Value) -> Result<Token, ApiError> {
     })
 }
 
+/// The envelope of a list page: items and pagination kept as raw JSON, so each item is
+/// parsed once, straight into its record, and stored byte for byte as received.
+#[derive(serde::Deserialize)]
+struct PageEnvelope<'a> {
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+    #[serde(borrow)]
+    pagination: Option<&'a RawValue>,
+    #[serde(borrow)]
+    meta: Option<&'a RawValue>,
+}
+
+/// Only the envelope's `data`.
+#[derive(serde::Deserialize)]
+struct DataOnly<'a> {
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+}
+
 fn parse_page<T>(
     endpoint: &str,
-    v: Value,
-    parse: fn(&Value) -> Result<T, String>,
+    body: &[u8],
+    parse: fn(&RawValue) -> Result<T, String>,
 ) -> Result<Page<T>, ApiError> {
-    let items = v
-        .get("data")
-        .and_then(Value::as_array)
-        .ok_or_else(|| malformed(endpoint, "`data` is not a list", &v))?;
-    let pag = v
-        .get("pagination")
-        .or_else(|| v.get("meta"))
-        .and_then(Value::as_object);
-    let field = |name: &str| pag.and_then(|p| p.get(name)).and_then(flex_u64);
+    let bad_page = |why: &str| ApiError::Malformed {
+        endpoint: endpoint.to_owned(),
+        why: why.to_owned(),
+        snippet: snippet_bytes(body),
+    };
+    let env: PageEnvelope<'_> =
+        serde_json::from_slice(body).map_err(|e| bad_page(&format!("not a page ({e})")))?;
+    let items: Vec<&RawValue> = env
+        .data
+        .and_then(|d| serde_json::from_str(d.get()).ok())
+        .ok_or_else(|| bad_page("`data` is not a list"))?;
+    let pag: Option<Obj<'_>> = env
+        .pagination
+        .or(env.meta)
+        .and_then(|p| serde_json::from_str(p.get()).ok());
+    let field = |name: &str| {
+        pag.as_ref()
+            .and_then(|p| p.get(name))
+            .and_then(|v| flex_u64(v))
+    };
     let (Some(current_page), Some(per_page), Some(last_page)) =
         (field("current_page"), field("per_page"), field("last_page"))
     else {
-        return Err(malformed(endpoint, "missing or invalid `pagination`", &v));
+        return Err(bad_page("missing or invalid `pagination`"));
     };
     let info = PageInfo {
         current_page: u32::try_from(current_page).unwrap_or(u32::MAX),
@@ -969,12 +1050,14 @@ fn parse_page<T>(
         match parse(item) {
             Ok(value) => good.push(Record {
                 value,
-                raw: item.to_string(),
+                raw: item.get().to_owned(),
             }),
             Err(error) => bad.push(BadRecord {
                 endpoint: endpoint.to_owned(),
-                id: item.get("id").and_then(flex_string),
-                raw: item.to_string(),
+                id: serde_json::from_str::<Obj<'_>>(item.get())
+                    .ok()
+                    .and_then(|o| o.get("id").and_then(|v| flex_string(v))),
+                raw: item.get().to_owned(),
                 error,
             }),
         }
@@ -996,29 +1079,42 @@ fn find_array<'a>(v: &'a Value, paths: &[&str]) -> Option<&'a Vec<Value>> {
     })
 }
 
-type Obj = Map<String, Value>;
+/// One JSON object's fields, each kept as raw JSON text borrowed from the body.
+type Obj<'a> = BTreeMap<Cow<'a, str>, &'a RawValue>;
 
-fn obj(v: &Value) -> Result<&Obj, String> {
-    v.as_object().ok_or_else(|| "not a JSON object".to_owned())
+fn obj(v: &RawValue) -> Result<Obj<'_>, String> {
+    serde_json::from_str(v.get()).map_err(|_| "not a JSON object".to_owned())
 }
 
-fn req<'a>(o: &'a Obj, k: &str) -> Result<&'a Value, String> {
+fn req<'a>(o: &Obj<'a>, k: &str) -> Result<&'a RawValue, String> {
     match o.get(k) {
-        None | Some(Value::Null) => Err(format!("`{k}` is missing")),
-        Some(v) => Ok(v),
+        Some(v) if v.get() != "null" => Ok(v),
+        _ => Err(format!("`{k}` is missing")),
     }
 }
 
-fn req_string(o: &Obj, k: &str) -> Result<String, String> {
+fn req_string(o: &Obj<'_>, k: &str) -> Result<String, String> {
     flex_string(req(o, k)?).ok_or_else(|| format!("`{k}` is not a string or number"))
 }
 
-fn opt_string(o: &Obj, k: &str) -> Option<String> {
-    o.get(k).and_then(flex_string).filter(|s| !s.is_empty())
+fn opt_string(o: &Obj<'_>, k: &str) -> Option<String> {
+    o.get(k)
+        .and_then(|v| flex_string(v))
+        .filter(|s| !s.is_empty())
 }
 
 /// A string, or a number's literal text (ids and concepts come both ways, §4).
-fn flex_string(v: &Value) -> Option<String> {
+fn flex_string(v: &RawValue) -> Option<String> {
+    let text = v.get();
+    match text.as_bytes().first()? {
+        b'"' => serde_json::from_str::<String>(text).ok(),
+        b'-' | b'0'..=b'9' => Some(text.to_owned()),
+        _ => None,
+    }
+}
+
+/// The same for a parsed value (small answers: accounts, reconcile, authenticate).
+fn value_string(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -1026,37 +1122,34 @@ fn flex_string(v: &Value) -> Option<String> {
     }
 }
 
-fn flex_u64(v: &Value) -> Option<u64> {
-    match v {
-        Value::Number(n) => n.as_u64().or_else(|| n.to_string().parse().ok()),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
+fn flex_u64(v: &RawValue) -> Option<u64> {
+    flex_string(v).and_then(|s| s.trim().parse().ok())
+}
+
+fn value_u64(v: &Value) -> Option<u64> {
+    value_string(v).and_then(|s| s.trim().parse().ok())
 }
 
 /// A decimal from a JSON number's literal text or a numeric string; never through f64.
-fn flex_decimal(v: &Value) -> Option<Decimal> {
-    let text = match v {
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => s.trim().to_owned(),
-        _ => return None,
-    };
-    Decimal::from_str(&text)
-        .or_else(|_| Decimal::from_scientific(&text))
+fn flex_decimal(v: &RawValue) -> Option<Decimal> {
+    let text = flex_string(v)?;
+    let text = text.trim();
+    Decimal::from_str(text)
+        .or_else(|_| Decimal::from_scientific(text))
         .ok()
 }
 
-fn req_decimal(o: &Obj, k: &str) -> Result<Decimal, String> {
+fn req_decimal(o: &Obj<'_>, k: &str) -> Result<Decimal, String> {
     let v = req(o, k)?;
-    flex_decimal(v).ok_or_else(|| format!("`{k}` is not a decimal: {}", snippet(&v.to_string())))
+    flex_decimal(v).ok_or_else(|| format!("`{k}` is not a decimal: {}", snippet(v.get())))
 }
 
-fn req_time(o: &Obj, k: &str) -> Result<DateTime<Utc>, String> {
+fn req_time(o: &Obj<'_>, k: &str) -> Result<DateTime<Utc>, String> {
     let s = req_string(o, k)?;
     parse_time(&s).ok_or_else(|| format!("`{k}` is not an ISO-8601 time: {s:?}"))
 }
 
-fn opt_time(o: &Obj, k: &str) -> Result<Option<DateTime<Utc>>, String> {
+fn opt_time(o: &Obj<'_>, k: &str) -> Result<Option<DateTime<Utc>>, String> {
     match opt_string(o, k) {
         None => Ok(None),
         Some(s) => parse_time(&s)
@@ -1082,12 +1175,12 @@ fn parse_time(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.and_utc())
 }
 
-fn currency(o: &Obj, k: &str) -> Result<Currency, String> {
+fn currency(o: &Obj<'_>, k: &str) -> Result<Currency, String> {
     Currency::parse(req_string(o, k)?).map_err(|e| format!("`{k}`: {e}"))
 }
 
-fn parse_payment(v: &Value) -> Result<Payment, String> {
-    let o = obj(v)?;
+fn parse_payment(v: &RawValue) -> Result<Payment, String> {
+    let o = &obj(v)?;
     let id = PaymentId::parse(req_string(o, "id")?).map_err(|e| e.to_string())?;
     let cur = currency(o, "fiat_symbol")?;
     // `fiat_amount` is integer cents here (§5.3, §13.3).
@@ -1110,8 +1203,8 @@ fn parse_payment(v: &Value) -> Result<Payment, String> {
     })
 }
 
-fn parse_offramp(v: &Value) -> Result<Offramp, String> {
-    let o = obj(v)?;
+fn parse_offramp(v: &RawValue) -> Result<Offramp, String> {
+    let o = &obj(v)?;
     let id = OfframpId::parse(req_string(o, "id")?).map_err(|e| e.to_string())?;
     // `fiat_amount` is a decimal string in currency units here (§13.4).
     let fiat = Money::from_units(req_decimal(o, "fiat_amount")?, currency(o, "fiat_symbol")?);
@@ -1126,8 +1219,8 @@ fn parse_offramp(v: &Value) -> Result<Offramp, String> {
     })
 }
 
-fn parse_transaction(v: &Value) -> Result<BankTransaction, String> {
-    let o = obj(v)?;
+fn parse_transaction(v: &RawValue) -> Result<BankTransaction, String> {
+    let o = &obj(v)?;
     let id = BankTxId::parse(req_string(o, "id")?).map_err(|e| e.to_string())?;
     let iban = Iban::parse(req_string(o, "iban")?).map_err(|e| format!("`iban`: {e}"))?;
     let amount = req_decimal(o, "amount")?;
@@ -1152,7 +1245,10 @@ fn parse_transaction(v: &Value) -> Result<BankTransaction, String> {
         iban,
         amount: Money::from_units(amount, currency(o, "currency")?),
         direction,
-        concept_text: o.get("concept").and_then(flex_string).unwrap_or_default(),
+        concept_text: o
+            .get("concept")
+            .and_then(|v| flex_string(v))
+            .unwrap_or_default(),
         counterparty_name: opt_string(o, "counterparty_name"),
         counterparty_iban: opt_string(o, "counterparty_iban"),
         booked_at: req_time(o, "booked_at")?,
@@ -1161,8 +1257,8 @@ fn parse_transaction(v: &Value) -> Result<BankTransaction, String> {
     })
 }
 
-fn parse_account(v: &Value) -> Result<BankAccount, String> {
-    let o = obj(v)?;
+fn parse_account(v: &RawValue) -> Result<BankAccount, String> {
+    let o = &obj(v)?;
     let iban = Iban::parse(req_string(o, "iban")?).map_err(|e| format!("`iban`: {e}"))?;
     let currency = match opt_string(o, "currency") {
         None => None,
@@ -1173,7 +1269,7 @@ fn parse_account(v: &Value) -> Result<BankAccount, String> {
         bic: opt_string(o, "bic"),
         holder_name: opt_string(o, "holder_name"),
         currency,
-        balance: o.get("balance").and_then(flex_decimal),
+        balance: o.get("balance").and_then(|v| flex_decimal(v)),
     })
 }
 
@@ -1220,6 +1316,10 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn raw(v: &Value) -> Box<RawValue> {
+        serde_json::value::to_raw_value(v).unwrap()
+    }
+
     #[test]
     fn the_three_success_spellings_are_success() {
         for s in ["ok", "success", "sucess", "OK"] {
@@ -1249,7 +1349,7 @@ mod tests {
                 "payment_type":"TRANSFER","extra":{"x":1}}"#,
         )
         .unwrap();
-        let p = parse_payment(&v).unwrap();
+        let p = parse_payment(&raw(&v)).unwrap();
         assert_eq!(p.amount.amount_str(), "150.50");
         assert_eq!(p.user_id.as_deref(), Some("100067"));
         assert_eq!(p.concept.unwrap().as_str(), "120037");
@@ -1263,14 +1363,14 @@ mod tests {
             r#"{"id":"P1","status":"x","fiat_amount":123456789012345678,"fiat_symbol":"EUR","created_at":"2026-06-26T10:30:00Z"}"#,
         )
         .unwrap();
-        let p = parse_payment(&v).unwrap();
+        let p = parse_payment(&raw(&v)).unwrap();
         assert_eq!(p.amount.amount_str(), "1234567890123456.78");
     }
 
     #[test]
     fn fractional_cents_make_a_bad_record_naming_the_field() {
         let v = json!({"id":"P1","status":"x","fiat_amount":"150.5","fiat_symbol":"EUR","created_at":"2026-06-26T10:30:00Z"});
-        let e = parse_payment(&v).unwrap_err();
+        let e = parse_payment(&raw(&v)).unwrap_err();
         assert!(e.contains("fiat_amount"), "{e}");
     }
 
@@ -1279,11 +1379,15 @@ mod tests {
         let mut v = json!({"id":"T1","iban":"ES91 2100 0418 4502 0005 1332","amount":"150.50",
             "currency":"EUR","direction":"credit","concept":"Ref 120037","booked_at":"2026-06-26T10:30:00Z",
             "value_date":"2026-06-26","reconciled_payment_id":null});
-        let t = parse_transaction(&v).unwrap();
+        let t = parse_transaction(&raw(&v)).unwrap();
         assert_eq!(t.amount.amount_str(), "150.50");
         assert_eq!(t.iban.as_str(), "ES9121000418450200051332");
         v["amount"] = json!("-1.00");
-        assert!(parse_transaction(&v).unwrap_err().contains("positive"));
+        assert!(
+            parse_transaction(&raw(&v))
+                .unwrap_err()
+                .contains("positive")
+        );
     }
 
     #[test]
@@ -1307,8 +1411,8 @@ mod tests {
         let items = ids
             .iter()
             .map(|id| Record {
-                value: parse_payment(&json!({"id":id,"status":"started","fiat_amount":1,
-                    "fiat_symbol":"EUR","created_at":"2026-01-01T00:00:00Z"}))
+                value: parse_payment(&raw(&json!({"id":id,"status":"started","fiat_amount":1,
+                    "fiat_symbol":"EUR","created_at":"2026-01-01T00:00:00Z"})))
                 .unwrap(),
                 raw: String::new(),
             })
