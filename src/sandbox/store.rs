@@ -105,12 +105,6 @@ fn insert_sorted(keys: &mut Vec<Key>, key: Key) {
     keys.insert(pos, key);
 }
 
-fn remove_sorted(keys: &mut Vec<Key>, key: &Key) {
-    if let Ok(pos) = keys.binary_search(key) {
-        keys.remove(pos);
-    }
-}
-
 fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
@@ -249,6 +243,10 @@ pub(crate) struct State {
     pub payments: FxHashMap<Arc<str>, Row<PaymentRecord>>,
     pub payment_order: Vec<Key>,
     pub payment_by_status: FxHashMap<String, Vec<Key>>,
+    /// A status changed since `payment_by_status` was built. Status changes (one per
+    /// reconcile) only set this; the next status-filtered read rebuilds the index once,
+    /// instead of every change shifting a sorted vector of up to every payment.
+    pub status_index_stale: bool,
     pub offramps: FxHashMap<Arc<str>, Row<OfframpRecord>>,
     pub offramp_order: Vec<Key>,
     pub txs: FxHashMap<Arc<str>, Row<TransactionRecord>>,
@@ -280,6 +278,7 @@ impl State {
             payments: FxHashMap::default(),
             payment_order: Vec::with_capacity(g.payments.len()),
             payment_by_status: FxHashMap::default(),
+            status_index_stale: false,
             offramps: FxHashMap::default(),
             offramp_order: Vec::with_capacity(g.offramps.len()),
             txs: FxHashMap::default(),
@@ -334,7 +333,8 @@ impl State {
         }
     }
 
-    /// One page of a list. `iban` is only read for transactions.
+    /// One page of a list. `iban` is only read for transactions. A status filter reads
+    /// the per-status index: call [`State::refresh_status_index`] first.
     pub fn page(&self, kind: ListKind, q: &ListQuery, iban: &str) -> Page {
         let keys = self.keys(kind, q, iban);
         let (lo, hi) = window(keys, q.from, q.to);
@@ -411,18 +411,31 @@ impl State {
         let Some(row) = self.payments.get_mut(id) else {
             return false;
         };
-        let old = std::mem::replace(&mut row.rec.status, status.to_owned());
+        if row.rec.status != status {
+            row.rec.status = status.to_owned();
+            self.status_index_stale = true;
+        }
         row.rec.updated_at = now;
         row.touch();
-        let key = (micros(row.rec.created_at), Arc::from(id));
-        if let Some(v) = self.payment_by_status.get_mut(&old) {
-            remove_sorted(v, &key);
-        }
-        insert_sorted(
-            self.payment_by_status.entry(status.to_owned()).or_default(),
-            key,
-        );
         true
+    }
+
+    /// Rebuilds the per-status index from the payments in list order (O(n)).
+    pub fn refresh_status_index(&mut self) {
+        if !self.status_index_stale {
+            return;
+        }
+        let mut by_status: FxHashMap<String, Vec<Key>> = FxHashMap::default();
+        for key in &self.payment_order {
+            if let Some(row) = self.payments.get(&key.1) {
+                by_status
+                    .entry(row.rec.status.clone())
+                    .or_default()
+                    .push(key.clone());
+            }
+        }
+        self.payment_by_status = by_status;
+        self.status_index_stale = false;
     }
 
     pub fn add_payment(&mut self, p: PaymentRecord) -> Result<(), SandboxError> {
