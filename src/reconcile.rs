@@ -224,7 +224,7 @@ pub async fn execute(
             }
         }
         if !confirmed.is_empty() {
-            db.call(move |s| s.settle_reconciled(&confirmed, run, now))
+            db.call(move |s| s.settle_reconciled(&confirmed, "ok", run, now))
                 .await?;
         }
     }
@@ -348,12 +348,15 @@ pub async fn recover(
                 Settled::Not(n) => out.not_reconciled.push(n),
             }
         } else {
-            let state = moved_state(&status);
-            settle_row(db, &m, state, None, Some(status.as_str()), run).await?;
-            if state == MatchState::Reconciled {
-                let (pid, tid) = (m.payment_id.clone(), m.transaction_id.clone());
-                let st = status.clone();
-                db.call(move |s| s.mark_reconciled(&pid, &tid, &st)).await?;
+            if moved_state(&status) == MatchState::Reconciled {
+                let item = (
+                    m.id,
+                    m.payment_id.clone(),
+                    m.transaction_id.clone(),
+                    status.clone(),
+                );
+                let answer = "settled by re-reading the payment".to_owned();
+                record_reconciled(db, item, answer, run, Utc::now()).await?;
                 out.reconciled.push(Reconciled {
                     payment_id: m.payment_id.clone(),
                     transaction_id: m.transaction_id.clone(),
@@ -361,6 +364,16 @@ pub async fn recover(
                     concept: m.concept.clone(),
                     reconciled_at: Utc::now(),
                 });
+            } else {
+                settle_row(
+                    db,
+                    &m,
+                    MatchState::MovedOn,
+                    None,
+                    Some(status.as_str()),
+                    run,
+                )
+                .await?;
             }
         }
         out.recovered += 1;
@@ -434,16 +447,8 @@ async fn settle(
     };
     match answer {
         Ok(ReconcileAnswer::Reconciled { payment_status }) => {
-            done(
-                MatchState::Reconciled,
-                None,
-                Some("ok".into()),
-                Some(payment_status.as_str().to_owned()),
-            )
-            .await?;
-            let (pid, tid) = (pid_ref.clone(), tid_ref.clone());
-            db.call(move |s| s.mark_reconciled(&pid, &tid, &payment_status))
-                .await?;
+            let item = (match_id, pid_ref.clone(), tid_ref.clone(), payment_status);
+            record_reconciled(db, item, "ok".into(), run, now).await?;
             tracing::info!(payment = %pid_ref, transaction = %tid_ref, amount = %pair.amount, "reconciled");
             Ok(Settled::Reconciled(reconciled(now)))
         }
@@ -479,20 +484,18 @@ async fn settle(
             tracing::warn!(payment = %pid_ref, transaction = %tid_ref, error = %e, "reconcile answer lost; re-reading the payment");
             match reread_status(client, pid_ref).await {
                 Some(s) if !s.is_open() => {
-                    let state = moved_state(&s);
-                    done(
-                        state,
-                        None,
-                        Some(format!("lost: {e}")),
-                        Some(s.as_str().to_owned()),
-                    )
-                    .await?;
-                    if state == MatchState::Reconciled {
-                        let (pid, tid) = (pid_ref.clone(), tid_ref.clone());
-                        db.call(move |st| st.mark_reconciled(&pid, &tid, &s))
-                            .await?;
+                    if moved_state(&s) == MatchState::Reconciled {
+                        let item = (match_id, pid_ref.clone(), tid_ref.clone(), s);
+                        record_reconciled(db, item, format!("lost: {e}"), run, now).await?;
                         Ok(Settled::Reconciled(reconciled(now)))
                     } else {
+                        done(
+                            MatchState::MovedOn,
+                            None,
+                            Some(format!("lost: {e}")),
+                            Some(s.as_str().to_owned()),
+                        )
+                        .await?;
                         Ok(Settled::Not(NotReconciled {
                             payment: pid_ref.clone(),
                             transaction: tid_ref.clone(),
@@ -520,6 +523,18 @@ async fn settle(
             }
         }
     }
+}
+
+/// Records one confirmed reconcile (see [`crate::store::Store::settle_reconciled`]).
+async fn record_reconciled(
+    db: &SharedStore,
+    item: (i64, PaymentId, BankTxId, PaymentStatus),
+    answer: String,
+    run: RunId,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    db.call(move |s| s.settle_reconciled(&[item], &answer, run, now))
+        .await
 }
 
 async fn reread_status(client: &Client, id: &PaymentId) -> Option<PaymentStatus> {

@@ -786,18 +786,21 @@ impl Store {
         Ok(())
     }
 
-    /// Settles a batch of confirmed reconciles in one transaction: the match, the
-    /// payment's new status and the transaction's tie.
+    /// Records confirmed reconciles, in one transaction: each match becomes `reconciled`
+    /// (with `answer`: the provider's `ok`, or how the outcome was learnt), and the
+    /// payment's new status and the transaction's tie are written, so the store tells the
+    /// truth before the next sync. The one way a tie is recorded as done.
     pub fn settle_reconciled(
         &mut self,
         items: &[(i64, PaymentId, BankTxId, PaymentStatus)],
+        answer: &str,
         run: RunId,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         {
             let mut m = tx.prepare_cached(
-                "UPDATE matches SET state = 'reconciled', provider_answer = 'ok',
+                "UPDATE matches SET state = 'reconciled', provider_answer = ?5,
                     payment_status = ?2, settled_at = ?3, settled_run = ?4 WHERE id = ?1",
             )?;
             let mut p = tx.prepare_cached("UPDATE payments SET status = ?2 WHERE id = ?1")?;
@@ -806,7 +809,7 @@ impl Store {
             )?;
             let now = ts(now);
             for (id, pid, tid, status) in items {
-                m.execute(params![id, status.as_str(), now, run])?;
+                m.execute(params![id, status.as_str(), now, run, answer])?;
                 p.execute(params![pid.as_str(), status.as_str()])?;
                 t.execute(params![tid.as_str(), pid.as_str()])?;
             }
@@ -985,27 +988,6 @@ impl Store {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?)
-    }
-
-    /// After a confirmed reconcile: the payment's new status and the transaction's tie, so
-    /// the store tells the truth before the next sync.
-    pub fn mark_reconciled(
-        &mut self,
-        payment: &PaymentId,
-        transaction: &BankTxId,
-        status: &PaymentStatus,
-    ) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
-        tx.execute(
-            "UPDATE payments SET status = ?2 WHERE id = ?1",
-            params![payment.as_str(), status.as_str()],
-        )?;
-        tx.execute(
-            "UPDATE bank_transactions SET reconciled_payment_id = ?2 WHERE id = ?1",
-            params![transaction.as_str(), payment.as_str()],
-        )?;
-        tx.commit()?;
-        Ok(())
     }
 
     /// Read-only access for tests and ad-hoc checks.
