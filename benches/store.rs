@@ -14,6 +14,10 @@ use cp_recon::store::Store;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use rust_decimal::Decimal;
 
+// The allocator the binary ships with (see src/main.rs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const ROWS: usize = 50_000;
 const PAGE: usize = 100;
 
