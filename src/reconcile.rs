@@ -420,23 +420,18 @@ async fn settle(
                 code: Option<String>,
                 answer: Option<String>,
                 status: Option<String>| {
-        let db = db.clone();
-        async move {
-            db.call(move |s| {
-                s.settle(
-                    match_id,
-                    &Settlement {
-                        state,
-                        provider_code: code.as_deref(),
-                        provider_answer: answer.as_deref(),
-                        payment_status: status.as_deref(),
-                        run,
-                        now,
-                    },
-                )
-            })
-            .await
-        }
+        record_fate(
+            db,
+            match_id,
+            state,
+            Texts {
+                code,
+                answer,
+                status,
+            },
+            run,
+            now,
+        )
     };
     let reconciled = |at: DateTime<Utc>| Reconciled {
         payment_id: pid_ref.clone(),
@@ -556,17 +551,49 @@ async fn settle_row(
     status: Option<&str>,
     run: RunId,
 ) -> Result<(), StoreError> {
-    let (id, code, status) = (m.id, code.map(str::to_owned), status.map(str::to_owned));
+    let texts = Texts {
+        code: code.map(str::to_owned),
+        answer: Some("settled by re-reading the payment".to_owned()),
+        status: status.map(str::to_owned),
+    };
+    record_fate(db, m.id, state, texts, run, Utc::now()).await
+}
+
+/// What is recorded with a match's outcome.
+struct Texts {
+    /// The provider's error code.
+    code: Option<String>,
+    /// The provider's answer, or how the outcome was learnt.
+    answer: Option<String>,
+    /// The payment status read with the outcome.
+    status: Option<String>,
+}
+
+/// Records an outcome that is not a confirmed tie (those go through
+/// [`record_reconciled`]).
+async fn record_fate(
+    db: &SharedStore,
+    match_id: i64,
+    state: MatchState,
+    texts: Texts,
+    run: RunId,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let Texts {
+        code,
+        answer,
+        status,
+    } = texts;
     db.call(move |s| {
         s.settle(
-            id,
+            match_id,
             &Settlement {
                 state,
                 provider_code: code.as_deref(),
-                provider_answer: Some("settled by re-reading the payment"),
+                provider_answer: answer.as_deref(),
                 payment_status: status.as_deref(),
                 run,
-                now: Utc::now(),
+                now,
             },
         )
     })

@@ -267,7 +267,7 @@ pub async fn run_once(settings: &Settings, opts: &RunOptions) -> anyhow::Result<
     store.finish_run(run_id, summary.finished_at, &end)?;
     if let Some(path) = &settings.monitoring.textfile {
         let m = metrics_of(&summary);
-        let last_success = last_success(&store)?;
+        let last_success = store.last_success()?;
         if let Err(e) = crate::metrics::write_textfile(path, &m, last_success) {
             tracing::warn!(path = %path.display(), error = %e, "cannot write the metrics file");
         }
@@ -612,16 +612,6 @@ fn metrics_of(s: &RunSummary) -> crate::metrics::RunMetrics {
         api_errors: s.api_errors,
         records_read: s.records_read.clone(),
     }
-}
-
-fn last_success(store: &Store) -> anyhow::Result<Option<DateTime<Utc>>> {
-    let v: Option<String> = store.connection().query_row(
-        "SELECT MAX(finished_at) FROM runs WHERE outcome = 'completed'",
-        [],
-        |r| r.get(0),
-    )?;
-    Ok(v.and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
-        .map(|t| t.with_timezone(&Utc)))
 }
 
 /// The process's peak resident set so far (Linux `VmHWM`), for the phase log lines.

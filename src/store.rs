@@ -390,6 +390,33 @@ impl Store {
         v.map(|s| parse_ts("watermarks", list, &s)).transpose()
     }
 
+    /// Every list's watermark, in one query (incremental runs start from them).
+    pub fn watermarks(
+        &self,
+    ) -> Result<std::collections::HashMap<String, DateTime<Utc>>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT list, high_water FROM watermarks")?;
+        let mut rows = st.query([])?;
+        let mut out = std::collections::HashMap::new();
+        while let Some(r) = rows.next()? {
+            let list: String = r.get(0)?;
+            let t = parse_ts("watermarks", &list, &r.get::<_, String>(1)?)?;
+            out.insert(list, t);
+        }
+        Ok(out)
+    }
+
+    /// When the last completed run finished (for the metrics' staleness alert).
+    pub fn last_success(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let v: Option<String> = self.conn.query_row(
+            "SELECT MAX(finished_at) FROM runs WHERE outcome = 'completed'",
+            [],
+            |r| r.get(0),
+        )?;
+        v.map(|s| parse_ts("runs", "finished_at", &s)).transpose()
+    }
+
     /// Only called after a complete read of `list`.
     pub fn set_watermark(
         &mut self,

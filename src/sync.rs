@@ -295,16 +295,10 @@ struct Watermarks {
 
 impl Watermarks {
     fn load(store: &Store, opts: &SyncOptions) -> Result<Self, StoreError> {
-        let mut marks = std::collections::HashMap::new();
-        if opts.mode == SyncMode::Incremental {
-            let mut st = store.connection().prepare("SELECT list FROM watermarks")?;
-            let names: Vec<String> = st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
-            for n in names {
-                if let Some(t) = store.watermark(&n)? {
-                    marks.insert(n, t);
-                }
-            }
-        }
+        let marks = match opts.mode {
+            SyncMode::Incremental => store.watermarks()?,
+            SyncMode::Full => std::collections::HashMap::new(),
+        };
         Ok(Self {
             mode: opts.mode,
             overlap: opts.overlap,
