@@ -55,6 +55,23 @@ fn rows() -> Vec<Record<BankTransaction>> {
         .collect()
 }
 
+/// Writes `data` as the sync writer does: 64 pages of 100 per transaction, no WAL
+/// checkpoint until the end.
+fn write_like_the_sync(store: &mut Store, run: i64, data: &[Record<BankTransaction>]) {
+    let now = Utc::now();
+    store.begin_bulk().unwrap();
+    for batch in data.chunks(PAGE * 64) {
+        store.begin_batch().unwrap();
+        for page in batch.chunks(PAGE) {
+            store
+                .upsert_transactions(run, now, black_box(page))
+                .unwrap();
+        }
+        store.commit_batch().unwrap();
+    }
+    store.end_bulk().unwrap();
+}
+
 fn fresh() -> (tempfile::TempDir, Store, i64) {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(&dir.path().join("bench.sqlite3")).unwrap();
@@ -88,17 +105,7 @@ fn upsert(c: &mut Criterion) {
         b.iter_batched(
             fresh,
             |(dir, mut store, run)| {
-                store.begin_bulk().unwrap();
-                for batch in data.chunks(PAGE * 64) {
-                    store.begin_batch().unwrap();
-                    for page in batch.chunks(PAGE) {
-                        store
-                            .upsert_transactions(run, now, black_box(page))
-                            .unwrap();
-                    }
-                    store.commit_batch().unwrap();
-                }
-                store.end_bulk().unwrap();
+                write_like_the_sync(&mut store, run, &data);
                 (dir, store)
             },
             BatchSize::PerIteration,
@@ -115,17 +122,7 @@ fn upsert(c: &mut Criterion) {
                 (dir, store, run)
             },
             |(dir, mut store, run)| {
-                store.begin_bulk().unwrap();
-                for batch in data.chunks(PAGE * 64) {
-                    store.begin_batch().unwrap();
-                    for page in batch.chunks(PAGE) {
-                        store
-                            .upsert_transactions(run, now, black_box(page))
-                            .unwrap();
-                    }
-                    store.commit_batch().unwrap();
-                }
-                store.end_bulk().unwrap();
+                write_like_the_sync(&mut store, run, &data);
                 (dir, store)
             },
             BatchSize::PerIteration,
