@@ -197,6 +197,18 @@ pub struct MatchingData {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// The checkpoint [`Store::end_bulk`] started on a connection of its own.
+    checkpoint: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Store {
+    /// Waits for a background checkpoint, so the connection's own checkpoint at close
+    /// (SQLite's, when the last connection closes) finds the WAL already copied.
+    fn drop(&mut self) {
+        if let Some(h) = self.checkpoint.take() {
+            let _ = h.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -250,6 +262,7 @@ impl Store {
         Ok(Self {
             conn,
             path: path.to_path_buf(),
+            checkpoint: None,
         })
     }
 
@@ -445,15 +458,46 @@ impl Store {
 
     /// While a sync writes, the WAL is not checkpointed after every commit (each
     /// checkpoint copies and fsyncs); [`Store::end_bulk`] checkpoints once at the end.
+    /// Foreign keys are not enforced meanwhile: the only ones the sync writes are the
+    /// current run's id (`first_seen_run`, `last_seen_run`), which exists, and checking
+    /// them would make every update keep a statement journal.
     pub fn begin_bulk(&mut self) -> Result<(), StoreError> {
         self.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        self.conn.pragma_update(None, "foreign_keys", "OFF")?;
         Ok(())
     }
 
+    /// Ends a bulk write: the WAL the sync wrote is copied into the database file by a
+    /// passive checkpoint on a thread and connection of its own, which runs alongside
+    /// matching and reconciling instead of before them (a passive checkpoint never blocks
+    /// this connection). Later commits checkpoint as usual.
     pub fn end_bulk(&mut self) -> Result<(), StoreError> {
+        self.conn.pragma_update(None, "foreign_keys", "ON")?;
         self.conn.pragma_update(None, "wal_autocheckpoint", 1000)?;
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        if let Some(h) = self.checkpoint.take() {
+            let _ = h.join();
+        }
+        let path = self.path.clone();
+        let spawned = std::thread::Builder::new()
+            .name("checkpoint".into())
+            .spawn(move || {
+                let r = Connection::open(&path).and_then(|c| {
+                    c.busy_timeout(std::time::Duration::from_secs(10))?;
+                    c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                });
+                if let Err(e) = r {
+                    // Not an error of the run: the next commit or close checkpoints.
+                    tracing::warn!(path = %path.display(), error = %e, "background checkpoint failed");
+                }
+            });
+        match spawned {
+            Ok(h) => self.checkpoint = Some(h),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start the background checkpoint; checkpointing now");
+                self.conn
+                    .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+            }
+        }
         Ok(())
     }
 
@@ -493,21 +537,20 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = ts(now);
         self.in_tx(|tx| {
-            let mut st = tx.prepare_cached(
-                "INSERT INTO payments (id, external_id, user_id, status, amount, currency, payment_type,
-                    concept, created_at, updated_at, raw_json, first_seen_at, last_seen_at,
-                    first_seen_run, last_seen_run)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?13)
-                 ON CONFLICT (id) DO UPDATE SET external_id = excluded.external_id,
-                    user_id = excluded.user_id, status = excluded.status, amount = excluded.amount,
-                    currency = excluded.currency, payment_type = excluded.payment_type,
-                    concept = excluded.concept, created_at = excluded.created_at,
-                    updated_at = excluded.updated_at, raw_json = excluded.raw_json,
-                    last_seen_at = excluded.last_seen_at, last_seen_run = excluded.last_seen_run",
+            let mut upsert = Upsert::new(
+                tx,
+                "UPDATE payments SET external_id = ?2, user_id = ?3, status = ?4, amount = ?5,
+                    currency = ?6, payment_type = ?7, concept = ?8, created_at = ?9,
+                    updated_at = ?10, raw_json = ?11, last_seen_at = ?12, last_seen_run = ?13
+                 WHERE id = ?1",
+                "INSERT INTO payments (id, external_id, user_id, status, amount, currency,
+                    payment_type, concept, created_at, updated_at, raw_json, first_seen_at,
+                    last_seen_at, first_seen_run, last_seen_run)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?13)",
             )?;
             for r in batch {
                 let p = &r.value;
-                st.execute(params![
+                upsert.row(params![
                     p.id.as_str(),
                     p.external_id,
                     p.user_id,
@@ -545,19 +588,20 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = ts(now);
         self.in_tx(|tx| {
-            let mut st = tx.prepare_cached(
+            let mut upsert = Upsert::new(
+                tx,
+                "UPDATE offramps SET user_id = ?2, status = ?3, amount = ?4, currency = ?5,
+                    iban = ?6, created_at = ?7, updated_at = ?8, raw_json = ?9,
+                    last_seen_at = ?10, last_seen_run = ?11
+                 WHERE id = ?1",
                 "INSERT INTO offramps (id, user_id, status, amount, currency, iban, created_at,
-                    updated_at, raw_json, first_seen_at, last_seen_at, first_seen_run, last_seen_run)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?11)
-                 ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, status = excluded.status,
-                    amount = excluded.amount, currency = excluded.currency, iban = excluded.iban,
-                    created_at = excluded.created_at, updated_at = excluded.updated_at,
-                    raw_json = excluded.raw_json, last_seen_at = excluded.last_seen_at,
-                    last_seen_run = excluded.last_seen_run",
+                    updated_at, raw_json, first_seen_at, last_seen_at, first_seen_run,
+                    last_seen_run)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?11)",
             )?;
             for r in batch {
                 let o = &r.value;
-                st.execute(params![
+                upsert.row(params![
                     o.id.as_str(),
                     o.user_id,
                     o.status.as_str(),
@@ -825,22 +869,41 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
-        {
-            let mut m = tx.prepare_cached(
-                "UPDATE matches SET state = 'reconciled', provider_answer = ?5,
-                    payment_status = ?2, settled_at = ?3, settled_run = ?4 WHERE id = ?1",
-            )?;
-            let mut p = tx.prepare_cached("UPDATE payments SET status = ?2 WHERE id = ?1")?;
-            let mut t = tx.prepare_cached(
-                "UPDATE bank_transactions SET reconciled_payment_id = ?2 WHERE id = ?1",
-            )?;
-            let now = ts(now);
-            for (id, pid, tid, status) in items {
-                m.execute(params![id, status.as_str(), now, run, answer])?;
-                p.execute(params![pid.as_str(), status.as_str()])?;
-                t.execute(params![tid.as_str(), pid.as_str()])?;
-            }
-        }
+        mark_reconciled_in(&tx, items, answer, run, now)?;
+        let mut ties: Vec<_> = items.iter().map(|(_, p, t, s)| (p, t, s)).collect();
+        record_ties_in(&tx, &mut ties)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The ledger half of [`Store::settle_reconciled`] for a batch of calls: the matches
+    /// become `reconciled` now; the payments' statuses and the transactions' ties follow
+    /// in one [`Store::record_ties`] at the end of the phase. A stale status in between
+    /// is harmless: matching excludes every payment and transaction the ledger ties, and
+    /// the next sync re-reads any stored `pending_bank` payment the provider no longer
+    /// lists as pending.
+    pub fn mark_reconciled(
+        &mut self,
+        items: &[(i64, PaymentId, BankTxId, PaymentStatus)],
+        answer: &str,
+        run: RunId,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        mark_reconciled_in(&tx, items, answer, run, now)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Writes the new payment statuses and transaction ties of confirmed reconciles, in
+    /// one transaction and in key order, so each database page is written once.
+    pub fn record_ties(
+        &mut self,
+        items: &[(i64, PaymentId, BankTxId, PaymentStatus)],
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut ties: Vec<_> = items.iter().map(|(_, p, t, s)| (p, t, s)).collect();
+        record_ties_in(&tx, &mut ties)?;
         tx.commit()?;
         Ok(())
     }
@@ -1023,28 +1086,67 @@ impl Store {
     }
 }
 
+fn mark_reconciled_in(
+    tx: &Connection,
+    items: &[(i64, PaymentId, BankTxId, PaymentStatus)],
+    answer: &str,
+    run: RunId,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut m = tx.prepare_cached(
+        "UPDATE matches SET state = 'reconciled', provider_answer = ?5,
+            payment_status = ?2, settled_at = ?3, settled_run = ?4 WHERE id = ?1",
+    )?;
+    let now = ts(now);
+    for (id, _, _, status) in items {
+        m.execute(params![id, status.as_str(), now, run, answer])?;
+    }
+    Ok(())
+}
+
+fn record_ties_in(
+    tx: &Connection,
+    ties: &mut [(&PaymentId, &BankTxId, &PaymentStatus)],
+) -> Result<(), StoreError> {
+    let mut p = tx.prepare_cached("UPDATE payments SET status = ?2 WHERE id = ?1")?;
+    ties.sort_unstable_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+    for (pid, _, status) in ties.iter() {
+        p.execute(params![pid.as_str(), status.as_str()])?;
+    }
+    let mut t =
+        tx.prepare_cached("UPDATE bank_transactions SET reconciled_payment_id = ?2 WHERE id = ?1")?;
+    ties.sort_unstable_by(|a, b| a.1.as_str().cmp(b.1.as_str()));
+    for (pid, tid, _) in ties.iter() {
+        t.execute(params![tid.as_str(), pid.as_str()])?;
+    }
+    Ok(())
+}
+
 fn insert_match_in(
     tx: &Transaction<'_>,
     m: &NewMatch<'_>,
     state: MatchState,
 ) -> Result<i64, StoreError> {
-    let r = tx.execute(
-        "INSERT INTO matches (run_id, payment_id, transaction_id, iban, amount, currency, concept,
-            rule, state, dry_run, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'confident', ?8, ?9, ?10)",
-        params![
-            m.run_id,
-            m.payment.as_str(),
-            m.transaction.as_str(),
-            m.iban.as_str(),
-            m.amount.amount_str(),
-            m.amount.currency().as_str(),
-            m.concept.map(Concept::as_str),
-            state.as_str(),
-            state == MatchState::DryRun,
-            ts(m.now),
-        ],
-    );
+    let r = tx
+        .prepare_cached(
+            "INSERT INTO matches (run_id, payment_id, transaction_id, iban, amount, currency,
+                concept, rule, state, dry_run, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'confident', ?8, ?9, ?10)",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                m.run_id,
+                m.payment.as_str(),
+                m.transaction.as_str(),
+                m.iban.as_str(),
+                m.amount.amount_str(),
+                m.amount.currency().as_str(),
+                m.concept.map(Concept::as_str),
+                state.as_str(),
+                state == MatchState::DryRun,
+                ts(m.now),
+            ])
+        });
     match r {
         Ok(_) => Ok(tx.last_insert_rowid()),
         Err(rusqlite::Error::SqliteFailure(e, _))
@@ -1059,28 +1161,54 @@ fn insert_match_in(
     }
 }
 
+/// An upsert as two plain statements: `UPDATE` by id, then `INSERT` when no row was
+/// there. Both take the same parameters. (`INSERT … ON CONFLICT DO UPDATE` makes SQLite
+/// keep a statement journal, a copy of every page each statement touches, so that a
+/// failing statement can be undone inside the open transaction; these two statements need
+/// none, and a failure rolls the writer's whole transaction back anyway. Measured in
+/// BENCHMARKS.md.)
+struct Upsert<'c> {
+    update: rusqlite::CachedStatement<'c>,
+    insert: rusqlite::CachedStatement<'c>,
+}
+
+impl<'c> Upsert<'c> {
+    fn new(tx: &'c Connection, update: &str, insert: &str) -> Result<Self, StoreError> {
+        Ok(Self {
+            update: tx.prepare_cached(update)?,
+            insert: tx.prepare_cached(insert)?,
+        })
+    }
+
+    fn row(&mut self, p: impl rusqlite::Params + Copy) -> Result<(), StoreError> {
+        if self.update.execute(p)? == 0 {
+            self.insert.execute(p)?;
+        }
+        Ok(())
+    }
+}
+
 fn upsert_transactions_in(
     tx: &Connection,
     run: RunId,
     now: &str,
     batch: &[Record<BankTransaction>],
 ) -> Result<(), StoreError> {
-    let mut st = tx.prepare_cached(
+    let mut upsert = Upsert::new(
+        tx,
+        "UPDATE bank_transactions SET iban = ?2, direction = ?3, amount = ?4, currency = ?5,
+            concept = ?6, counterparty_name = ?7, counterparty_iban = ?8, booked_at = ?9,
+            value_date = ?10, reconciled_payment_id = ?11, raw_json = ?12, last_seen_at = ?13,
+            last_seen_run = ?14
+         WHERE id = ?1",
         "INSERT INTO bank_transactions (id, iban, direction, amount, currency, concept,
             counterparty_name, counterparty_iban, booked_at, value_date, reconciled_payment_id,
             raw_json, first_seen_at, last_seen_at, first_seen_run, last_seen_run)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?14)
-         ON CONFLICT (id) DO UPDATE SET iban = excluded.iban, direction = excluded.direction,
-            amount = excluded.amount, currency = excluded.currency, concept = excluded.concept,
-            counterparty_name = excluded.counterparty_name,
-            counterparty_iban = excluded.counterparty_iban, booked_at = excluded.booked_at,
-            value_date = excluded.value_date, reconciled_payment_id = excluded.reconciled_payment_id,
-            raw_json = excluded.raw_json, last_seen_at = excluded.last_seen_at,
-            last_seen_run = excluded.last_seen_run",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?14)",
     )?;
     for r in batch {
         let t = &r.value;
-        st.execute(params![
+        upsert.row(params![
             t.id.as_str(),
             t.iban.as_str(),
             t.direction.as_str(),
