@@ -290,6 +290,13 @@ impl Paginator {
     pub fn items_seen(&self) -> u64 {
         self.seen.len() as u64
     }
+
+    /// The last page the largest `total` seen so far implies (1 before any page): how far
+    /// a reader may read ahead. [`Paginator::accept`] still decides where the list ends.
+    pub fn last_known_page(&self) -> u32 {
+        let pages = self.max_total.div_ceil(u64::from(self.per_page.max(1)));
+        u32::try_from(pages).unwrap_or(u32::MAX).max(1)
+    }
 }
 
 /// Records that carry the provider's id (for dedupe).

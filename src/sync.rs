@@ -116,24 +116,25 @@ pub async fn sync_all(
 
     let counters = Arc::new(Counters::default());
     let mut report = SyncReport::default();
+    let sem = Arc::new(Semaphore::new(opts.concurrency.max(1)));
     let reader = Reader {
         client: client.clone(),
         tx: tx.clone(),
         per_page: opts.per_page,
+        sem,
+        read_ahead: opts.concurrency.max(1),
         counters: counters.clone(),
         progress: opts.progress.then(|| Arc::new(Progress::default())),
     };
 
     // Accounts first: the transaction lists depend on them.
     let accounts = reader.accounts().await;
-    let sem = Arc::new(Semaphore::new(opts.concurrency.max(1)));
     let mut tasks: JoinSet<ListRead> = JoinSet::new();
     let pending_seen: Arc<std::sync::Mutex<HashSet<PaymentId>>> = Arc::default();
 
     {
-        let (r, s, from) = (reader.clone(), sem.clone(), marks.from(LIST_PAYMENTS));
+        let (r, from) = (reader.clone(), marks.from(LIST_PAYMENTS));
         tasks.spawn(async move {
-            let _p = s.acquire_owned().await;
             let q = ListQuery {
                 from,
                 ..ListQuery::default()
@@ -142,9 +143,8 @@ pub async fn sync_all(
         });
     }
     if opts.mode == SyncMode::Incremental {
-        let (r, s, seen) = (reader.clone(), sem.clone(), pending_seen.clone());
+        let (r, seen) = (reader.clone(), pending_seen.clone());
         tasks.spawn(async move {
-            let _p = s.acquire_owned().await;
             let q = ListQuery {
                 status: Some(PaymentStatus::PendingBank),
                 ..ListQuery::default()
@@ -153,9 +153,8 @@ pub async fn sync_all(
         });
     }
     {
-        let (r, s, from) = (reader.clone(), sem.clone(), marks.from(LIST_RAMPOFFS));
+        let (r, from) = (reader.clone(), marks.from(LIST_RAMPOFFS));
         tasks.spawn(async move {
-            let _p = s.acquire_owned().await;
             let q = ListQuery {
                 from,
                 ..ListQuery::default()
@@ -176,9 +175,8 @@ pub async fn sync_all(
     }
     for iban in ibans {
         let name = transactions_list(&iban);
-        let (r, s, from) = (reader.clone(), sem.clone(), marks.from(&name));
+        let (r, from) = (reader.clone(), marks.from(&name));
         tasks.spawn(async move {
-            let _p = s.acquire_owned().await;
             let q = ListQuery {
                 from,
                 ..ListQuery::default()
@@ -327,6 +325,10 @@ struct Reader {
     client: Arc<Client>,
     tx: mpsc::Sender<Write>,
     per_page: u32,
+    /// Every page request holds one permit: all lists together stay within `concurrency`.
+    sem: Arc<Semaphore>,
+    /// Pages of one list requested at once.
+    read_ahead: usize,
     counters: Arc<Counters>,
     progress: Option<Arc<Progress>>,
 }
@@ -434,68 +436,116 @@ impl Reader {
         kind: Kind,
         seen: Option<Arc<std::sync::Mutex<HashSet<PaymentId>>>>,
     ) -> ListRead {
+        let (client, per_page, counters) =
+            (self.client.clone(), self.per_page, self.counters.clone());
+        let read_from = q.from;
+        match kind {
+            Kind::Payments => {
+                let fetch = move |no| {
+                    let (c, q) = (client.clone(), q.clone());
+                    async move { c.payments_page(&q, no, per_page).await }
+                };
+                let wrap = move |items: Vec<Record<Payment>>| {
+                    if let Some(s) = &seen
+                        && let Ok(mut s) = s.lock()
+                    {
+                        s.extend(items.iter().map(|r| r.value.id.clone()));
+                    }
+                    counters
+                        .payments
+                        .fetch_add(items.len() as u64, Ordering::Relaxed);
+                    Write::Payments(items)
+                };
+                self.read_pages(name, read_from, fetch, |p| p.created_at, wrap)
+                    .await
+            }
+            Kind::Offramps => {
+                let fetch = move |no| {
+                    let (c, q) = (client.clone(), q.clone());
+                    async move { c.offramps_page(&q, no, per_page).await }
+                };
+                let wrap = move |items: Vec<Record<Offramp>>| {
+                    counters
+                        .offramps
+                        .fetch_add(items.len() as u64, Ordering::Relaxed);
+                    Write::Offramps(items)
+                };
+                self.read_pages(name, read_from, fetch, |o| o.created_at, wrap)
+                    .await
+            }
+            Kind::Transactions(iban) => {
+                let fetch = move |no| {
+                    let (c, q, iban) = (client.clone(), q.clone(), iban.clone());
+                    async move { c.transactions_page(&iban, &q, no, per_page).await }
+                };
+                let wrap = move |items: Vec<Record<BankTransaction>>| {
+                    counters
+                        .transactions
+                        .fetch_add(items.len() as u64, Ordering::Relaxed);
+                    Write::Transactions(items)
+                };
+                self.read_pages(name, read_from, fetch, |t| t.booked_at, wrap)
+                    .await
+            }
+        }
+    }
+
+    /// The page loop of [`Reader::list`]. Once the first page has told the list's size,
+    /// up to `read_ahead` later pages are requested at once (each request holds a permit
+    /// of the shared semaphore, so all lists together stay within `concurrency`); pages
+    /// are still taken in order, so the [`Paginator`] decides where the list ends exactly
+    /// as it would reading one page at a time, and pages read past that end are dropped.
+    async fn read_pages<T, F, Fut>(
+        &self,
+        name: &str,
+        read_from: Option<DateTime<Utc>>,
+        fetch: F,
+        stamp: fn(&T) -> DateTime<Utc>,
+        wrap: impl Fn(Vec<Record<T>>) -> Write,
+    ) -> ListRead
+    where
+        T: crate::api::Identified + Send + 'static,
+        F: Fn(u32) -> Fut,
+        Fut: std::future::Future<Output = Result<Page<T>, ApiError>> + Send + 'static,
+    {
         let mut pager = Paginator::new(self.per_page);
         let mut high: Option<DateTime<Utc>> = None;
         let mut error: Option<String> = None;
         let mut bad_count = 0u64;
-        let read_from = q.from;
+        let mut in_flight = std::collections::VecDeque::new();
+        let mut requested = 0u32;
+        let ahead = u32::try_from(self.read_ahead.max(1)).unwrap_or(u32::MAX);
         while let Some(page_no) = pager.next_page() {
-            let step = match &kind {
-                Kind::Payments => self
-                    .page(
-                        name,
-                        &mut pager,
-                        self.client.payments_page(&q, page_no, self.per_page).await,
-                        |p| p.created_at,
-                    )
-                    .await
-                    .map(|(items, n)| {
-                        if let Some(s) = &seen
-                            && let Ok(mut s) = s.lock()
-                        {
-                            s.extend(items.iter().map(|r| r.value.id.clone()));
-                        }
-                        self.counters
-                            .payments
-                            .fetch_add(items.len() as u64, Ordering::Relaxed);
-                        (Write::Payments(items), n)
-                    }),
-                Kind::Offramps => self
-                    .page(
-                        name,
-                        &mut pager,
-                        self.client.offramps_page(&q, page_no, self.per_page).await,
-                        |o| o.created_at,
-                    )
-                    .await
-                    .map(|(items, n)| {
-                        self.counters
-                            .offramps
-                            .fetch_add(items.len() as u64, Ordering::Relaxed);
-                        (Write::Offramps(items), n)
-                    }),
-                Kind::Transactions(iban) => self
-                    .page(
-                        name,
-                        &mut pager,
-                        self.client
-                            .transactions_page(iban, &q, page_no, self.per_page)
-                            .await,
-                        |t| t.booked_at,
-                    )
-                    .await
-                    .map(|(items, n)| {
-                        self.counters
-                            .transactions
-                            .fetch_add(items.len() as u64, Ordering::Relaxed);
-                        (Write::Transactions(items), n)
-                    }),
+            let until = pager
+                .last_known_page()
+                .max(page_no)
+                .min(page_no.saturating_add(ahead - 1));
+            while requested < until {
+                requested += 1;
+                let (sem, fut) = (self.sem.clone(), fetch(requested));
+                in_flight.push_back(tokio::spawn(async move {
+                    // The semaphore is never closed, so a permit always comes.
+                    let _permit = sem.acquire_owned().await;
+                    fut.await
+                }));
+            }
+            // Pages are requested in order and taken in order: the oldest is `page_no`.
+            let Some(handle) = in_flight.pop_front() else {
+                error = Some(format!("internal: page {page_no} was never requested"));
+                break;
             };
-            match step {
-                Ok((write, (page_high, bad))) => {
+            let page = handle.await.unwrap_or_else(|e| {
+                Err(ApiError::Unavailable {
+                    endpoint: name.to_owned(),
+                    attempts: 0,
+                    detail: format!("page {page_no}: task failed: {e}"),
+                })
+            });
+            match self.page(name, &mut pager, page, stamp).await {
+                Ok((items, (page_high, bad))) => {
                     high = high.max(page_high);
                     bad_count += bad;
-                    if self.tx.send(write).await.is_err() {
+                    if self.tx.send(wrap(items)).await.is_err() {
                         error = Some("the store writer stopped".into());
                         break;
                     }
@@ -509,6 +559,10 @@ impl Reader {
                     break;
                 }
             }
+        }
+        // Pages read ahead past the end (or past an error) are not needed.
+        for h in in_flight {
+            h.abort();
         }
         if error.is_none() && bad_count > 0 {
             error = Some(format!(
