@@ -6,6 +6,7 @@
 //! now or by the next run ([`recover`]).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::Semaphore;
@@ -41,7 +42,7 @@ pub struct Outcome {
 
 /// Pairs handled together: re-read together, intents committed in one transaction,
 /// calls made concurrently, successes settled in one transaction.
-const BATCH: usize = 64;
+const BATCH: usize = 512;
 
 fn new_match<'a>(
     run: RunId,
@@ -62,6 +63,11 @@ fn new_match<'a>(
 
 /// Calls for each confident pair. `pairs` carry the records as matched; `concurrency`
 /// bounds the requests in flight (the client's rate limit applies on top).
+///
+/// Pairs go in batches, two stages at a time: while one batch's calls are made and
+/// settled, the next batch's payments are re-read and its intents committed. Every
+/// request of both stages holds a permit of one semaphore, so `concurrency` bounds them
+/// together, and a batch's intents are always committed before any of its calls.
 pub async fn execute(
     client: &Arc<Client>,
     db: &SharedStore,
@@ -85,153 +91,315 @@ pub async fn execute(
         out.dry_run = pairs.into_iter().map(|(p, t)| (p.id, t.id)).collect();
         return Ok(out);
     }
+    let sem = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut stop: Option<String> = None;
+    // Confirmed ties whose payment status and transaction tie are written at the end.
+    let mut ties = Vec::new();
+    let mut spent = Spent::default();
     let mut rest = pairs.into_iter().peekable();
-    while rest.peek().is_some() {
+    let mut prepared: Option<Prepared> = None;
+    loop {
         let chunk: Vec<_> = rest.by_ref().take(BATCH).collect();
-        if let Some(why) = &stop {
-            out.not_reconciled
-                .extend(chunk.into_iter().map(|(p, t)| NotReconciled {
-                    payment: p.id,
-                    transaction: t.id,
-                    detail: why.clone(),
-                    payment_open: true,
-                }));
-            continue;
+        if chunk.is_empty() && prepared.is_none() {
+            break;
         }
-
-        // Rules §3.6: right before the call, each payment must still be pending_bank.
-        let ids: Vec<PaymentId> = chunk.iter().map(|(p, _)| p.id.clone()).collect();
-        let c = client.clone();
-        let reads = bounded(ids, concurrency, move |id| {
-            let c = c.clone();
-            async move { c.payment(&id).await }
-        })
-        .await;
-        let mut ready = Vec::with_capacity(chunk.len());
-        let mut moved = Vec::new();
-        for ((p, t), read) in chunk.into_iter().zip(reads) {
-            let read = read.unwrap_or_else(|e| Err(task_failed("re-read", &e)));
-            match read {
-                Ok(Some(rec)) if rec.value.status.is_open() => ready.push((p, t)),
-                Ok(Some(rec)) => {
-                    let status = rec.value.status.clone();
-                    tracing::info!(payment = %p.id, %status, "payment no longer pending_bank; not reconciled");
-                    out.not_reconciled.push(NotReconciled {
+        let stage1 = async {
+            if chunk.is_empty() {
+                return Ok(None);
+            }
+            if let Some(why) = &stop {
+                let not = chunk
+                    .into_iter()
+                    .map(|(p, t)| NotReconciled {
                         payment: p.id,
                         transaction: t.id,
-                        detail: format!("payment_not_pending (now {status})"),
-                        payment_open: false,
-                    });
-                    moved.push(rec);
-                }
-                Ok(None) => out.not_reconciled.push(NotReconciled {
-                    payment: p.id,
-                    transaction: t.id,
-                    detail: "payment_not_found".into(),
-                    payment_open: false,
-                }),
-                Err(e) => {
-                    if matches!(e, ApiError::Auth { .. } | ApiError::Deadline { .. }) {
-                        stop = Some(format!("not called: {e}"));
-                    }
-                    out.not_reconciled.push(NotReconciled {
-                        payment: p.id,
-                        transaction: t.id,
-                        detail: format!("re-read failed: {e}"),
+                        detail: why.clone(),
                         payment_open: true,
-                    });
-                }
-            }
-        }
-        if !moved.is_empty() {
-            db.call(move |s| s.upsert_payments(run, Utc::now(), &moved))
-                .await?;
-        }
-        if ready.is_empty() {
-            continue;
-        }
-
-        // The intents are committed, durably, before any call.
-        let now = Utc::now();
-        let rows = ready.clone();
-        let ids = db
-            .call(move |s| {
-                let ms: Vec<_> = rows
-                    .iter()
-                    .map(|(p, t)| new_match(run, p, t, now))
+                    })
                     .collect();
-                s.insert_intents(&ms)
-            })
-            .await?;
-        let mut calls = Vec::with_capacity(ready.len());
-        for ((p, t), id) in ready.into_iter().zip(ids) {
-            match id {
-                Ok(id) => calls.push((id, p, t)),
-                Err(StoreError::AlreadyTied { .. }) => out.not_reconciled.push(NotReconciled {
-                    payment: p.id,
-                    transaction: t.id,
-                    detail: "already tied by an earlier run".into(),
-                    payment_open: true,
-                }),
-                Err(e) => return Err(e),
+                return Ok(Some(Prepared {
+                    calls: Vec::new(),
+                    not,
+                    stop: None,
+                    spent: Spent::default(),
+                }));
             }
+            prepare(client, db, run, chunk, &sem).await.map(Some)
+        };
+        let stage2 = async {
+            match prepared.take() {
+                Some(p) => call_and_settle(client, db, run, p.calls, &sem, stop.clone())
+                    .await
+                    .map(Some),
+                None => Ok(None),
+            }
+        };
+        let (next, called) = tokio::join!(stage1, stage2);
+        if let Some(c) = called? {
+            out.calls += c.calls;
+            out.reconciled.extend(c.reconciled);
+            out.not_reconciled.extend(c.not);
+            ties.extend(c.confirmed);
+            spent.add(&c.spent);
+            stop = stop.or(c.stop);
         }
-
-        out.calls += calls.len() as u64;
-        let targets: Vec<_> = calls
-            .iter()
-            .map(|(_, p, t)| (p.id.clone(), t.id.clone(), t.iban.clone()))
-            .collect();
-        let c = client.clone();
-        let answers = bounded(targets, concurrency, move |(p, t, iban)| {
-            let c = c.clone();
-            async move { c.reconcile(&p, &t, &iban).await }
-        })
-        .await;
-
-        let now = Utc::now();
-        let mut confirmed = Vec::new();
-        for ((match_id, p, t), answer) in calls.into_iter().zip(answers) {
-            let answer = answer.unwrap_or_else(|e| Err(task_failed(PATH_LABEL, &e)));
-            if let Err(ApiError::Auth { .. }) = &answer {
-                stop = Some("not called: authentication rejected".into());
-            }
-            match answer {
-                Ok(ReconcileAnswer::Reconciled { payment_status }) => {
-                    tracing::info!(payment = %p.id, transaction = %t.id, amount = %p.amount, "reconciled");
-                    out.reconciled.push(Reconciled {
-                        payment_id: p.id.clone(),
-                        transaction_id: t.id.clone(),
-                        amount: p.amount.clone(),
-                        concept: p.concept.clone(),
-                        reconciled_at: now,
-                    });
-                    confirmed.push((match_id, p.id, t.id, payment_status));
-                }
-                other => {
-                    let pair = Pair {
-                        payment: &p.id,
-                        transaction: &t.id,
-                        amount: &p.amount,
-                        concept: p.concept.as_ref(),
-                    };
-                    match settle(client, db, run, match_id, pair, other).await? {
-                        Settled::Reconciled(r) => out.reconciled.push(r),
-                        Settled::Not(n) => out.not_reconciled.push(n),
-                    }
-                }
-            }
-        }
-        if !confirmed.is_empty() {
-            db.call(move |s| s.settle_reconciled(&confirmed, "ok", run, now))
-                .await?;
+        if let Some(mut p) = next? {
+            out.not_reconciled.append(&mut p.not);
+            spent.add(&p.spent);
+            stop = stop.or(p.stop.take());
+            prepared = Some(p);
         }
     }
+    let lap = Instant::now();
+    if !ties.is_empty() {
+        db.call(move |s| s.record_ties(&ties)).await?;
+    }
+    spent.ties = lap.elapsed();
+    tracing::debug!(
+        rereads_ms = spent.rereads.as_millis() as u64,
+        intents_ms = spent.intents.as_millis() as u64,
+        calls_ms = spent.calls.as_millis() as u64,
+        settles_ms = spent.settles.as_millis() as u64,
+        ties_ms = spent.ties.as_millis() as u64,
+        "reconcile stages done (the two stages overlap)"
+    );
     Ok(out)
 }
 
+/// A batch whose intents are committed, waiting for its calls.
+struct Prepared {
+    /// (match id, payment, transaction) of each committed intent.
+    calls: Vec<(i64, Payment, BankTransaction)>,
+    /// Pairs of the batch that will not be called, and why.
+    not: Vec<NotReconciled>,
+    /// Set when no further call may be made (authentication rejected, deadline).
+    stop: Option<String>,
+    spent: Spent,
+}
+
+/// Stage 1 of a batch: re-read each payment right before its call (rules §3.6), and
+/// commit durably the intents of those still `pending_bank`.
+async fn prepare(
+    client: &Arc<Client>,
+    db: &SharedStore,
+    run: RunId,
+    chunk: Vec<(Payment, BankTransaction)>,
+    sem: &Arc<Semaphore>,
+) -> Result<Prepared, StoreError> {
+    let mut spent = Spent::default();
+    let mut stop = None;
+    let mut not = Vec::new();
+    let lap = Instant::now();
+    let ids: Vec<PaymentId> = chunk.iter().map(|(p, _)| p.id.clone()).collect();
+    let c = client.clone();
+    let reads = bounded(ids, sem, move |id| {
+        let c = c.clone();
+        async move { c.payment(&id).await }
+    })
+    .await;
+    let mut ready = Vec::with_capacity(chunk.len());
+    let mut moved = Vec::new();
+    for ((p, t), read) in chunk.into_iter().zip(reads) {
+        let read = read.unwrap_or_else(|e| Err(task_failed("re-read", &e)));
+        match read {
+            Ok(Some(rec)) if rec.value.status.is_open() => ready.push((p, t)),
+            Ok(Some(rec)) => {
+                let status = rec.value.status.clone();
+                tracing::info!(payment = %p.id, %status, "payment no longer pending_bank; not reconciled");
+                not.push(NotReconciled {
+                    payment: p.id,
+                    transaction: t.id,
+                    detail: format!("payment_not_pending (now {status})"),
+                    payment_open: false,
+                });
+                moved.push(rec);
+            }
+            Ok(None) => not.push(NotReconciled {
+                payment: p.id,
+                transaction: t.id,
+                detail: "payment_not_found".into(),
+                payment_open: false,
+            }),
+            Err(e) => {
+                if matches!(e, ApiError::Auth { .. } | ApiError::Deadline { .. }) {
+                    stop = Some(format!("not called: {e}"));
+                }
+                not.push(NotReconciled {
+                    payment: p.id,
+                    transaction: t.id,
+                    detail: format!("re-read failed: {e}"),
+                    payment_open: true,
+                });
+            }
+        }
+    }
+    spent.rereads = lap.elapsed();
+    if !moved.is_empty() {
+        db.call(move |s| s.upsert_payments(run, Utc::now(), &moved))
+            .await?;
+    }
+    let mut calls = Vec::with_capacity(ready.len());
+    if ready.is_empty() {
+        return Ok(Prepared {
+            calls,
+            not,
+            stop,
+            spent,
+        });
+    }
+
+    // The intents are committed, durably, before any call.
+    let lap = Instant::now();
+    let now = Utc::now();
+    let rows = ready.clone();
+    let ids = db
+        .call(move |s| {
+            let ms: Vec<_> = rows
+                .iter()
+                .map(|(p, t)| new_match(run, p, t, now))
+                .collect();
+            s.insert_intents(&ms)
+        })
+        .await?;
+    for ((p, t), id) in ready.into_iter().zip(ids) {
+        match id {
+            Ok(id) => calls.push((id, p, t)),
+            Err(StoreError::AlreadyTied { .. }) => not.push(NotReconciled {
+                payment: p.id,
+                transaction: t.id,
+                detail: "already tied by an earlier run".into(),
+                payment_open: true,
+            }),
+            Err(e) => return Err(e),
+        }
+    }
+    spent.intents = lap.elapsed();
+    Ok(Prepared {
+        calls,
+        not,
+        stop,
+        spent,
+    })
+}
+
+/// What stage 2 did with a batch.
+#[derive(Default)]
+struct Called {
+    calls: u64,
+    reconciled: Vec<Reconciled>,
+    not: Vec<NotReconciled>,
+    /// Confirmed ties, for [`crate::store::Store::record_ties`] at the end of the phase.
+    confirmed: Vec<(i64, PaymentId, BankTxId, PaymentStatus)>,
+    stop: Option<String>,
+    spent: Spent,
+}
+
+/// Stage 2 of a batch: the calls, and what became of each. When calls were stopped
+/// (authentication rejected, deadline) after the batch's intents were committed, those
+/// intents are settled as `skipped`: no call was made for them.
+async fn call_and_settle(
+    client: &Arc<Client>,
+    db: &SharedStore,
+    run: RunId,
+    calls: Vec<(i64, Payment, BankTransaction)>,
+    sem: &Arc<Semaphore>,
+    stop: Option<String>,
+) -> Result<Called, StoreError> {
+    let mut done = Called::default();
+    if let Some(why) = stop {
+        for (match_id, p, t) in calls {
+            let texts = Texts {
+                code: None,
+                answer: Some(why.clone()),
+                status: None,
+            };
+            record_fate(db, match_id, MatchState::Skipped, texts, run, Utc::now()).await?;
+            done.not.push(NotReconciled {
+                payment: p.id,
+                transaction: t.id,
+                detail: why.clone(),
+                payment_open: true,
+            });
+        }
+        return Ok(done);
+    }
+    let lap = Instant::now();
+    done.calls = calls.len() as u64;
+    let targets: Vec<_> = calls
+        .iter()
+        .map(|(_, p, t)| (p.id.clone(), t.id.clone(), t.iban.clone()))
+        .collect();
+    let c = client.clone();
+    let answers = bounded(targets, sem, move |(p, t, iban)| {
+        let c = c.clone();
+        async move { c.reconcile(&p, &t, &iban).await }
+    })
+    .await;
+    done.spent.calls = lap.elapsed();
+
+    let lap = Instant::now();
+    let now = Utc::now();
+    for ((match_id, p, t), answer) in calls.into_iter().zip(answers) {
+        let answer = answer.unwrap_or_else(|e| Err(task_failed(PATH_LABEL, &e)));
+        if let Err(ApiError::Auth { .. }) = &answer {
+            done.stop = Some("not called: authentication rejected".into());
+        }
+        match answer {
+            Ok(ReconcileAnswer::Reconciled { payment_status }) => {
+                tracing::info!(payment = %p.id, transaction = %t.id, amount = %p.amount, "reconciled");
+                done.reconciled.push(Reconciled {
+                    payment_id: p.id.clone(),
+                    transaction_id: t.id.clone(),
+                    amount: p.amount.clone(),
+                    concept: p.concept.clone(),
+                    reconciled_at: now,
+                });
+                done.confirmed.push((match_id, p.id, t.id, payment_status));
+            }
+            other => {
+                let pair = Pair {
+                    payment: &p.id,
+                    transaction: &t.id,
+                    amount: &p.amount,
+                    concept: p.concept.as_ref(),
+                };
+                match settle(client, db, run, match_id, pair, other).await? {
+                    Settled::Reconciled(r) => done.reconciled.push(r),
+                    Settled::Not(n) => done.not.push(n),
+                }
+            }
+        }
+    }
+    if !done.confirmed.is_empty() {
+        let batch = done.confirmed.clone();
+        db.call(move |s| s.mark_reconciled(&batch, "ok", run, now))
+            .await?;
+    }
+    done.spent.settles = lap.elapsed();
+    Ok(done)
+}
+
 const PATH_LABEL: &str = "reconcile";
+
+/// Where a reconcile phase spent its time (logged at debug level).
+#[derive(Default)]
+struct Spent {
+    rereads: Duration,
+    intents: Duration,
+    calls: Duration,
+    settles: Duration,
+    ties: Duration,
+}
+
+impl Spent {
+    fn add(&mut self, o: &Spent) {
+        self.rereads += o.rereads;
+        self.intents += o.intents;
+        self.calls += o.calls;
+        self.settles += o.settles;
+        self.ties += o.ties;
+    }
+}
 
 /// A task that panicked or was cancelled: its outcome is unknown.
 fn task_failed(what: &str, e: &str) -> ApiError {
@@ -241,15 +409,15 @@ fn task_failed(what: &str, e: &str) -> ApiError {
     }
 }
 
-/// Runs `f` on every item with at most `limit` in flight; results in input order.
-async fn bounded<T, R, F, Fut>(items: Vec<T>, limit: usize, f: F) -> Vec<Result<R, String>>
+/// Runs `f` on every item, each holding a permit of `sem` while it runs; results in
+/// input order.
+async fn bounded<T, R, F, Fut>(items: Vec<T>, sem: &Arc<Semaphore>, f: F) -> Vec<Result<R, String>>
 where
     T: Send + 'static,
     R: Send + 'static,
     F: Fn(T) -> Fut,
     Fut: std::future::Future<Output = R> + Send + 'static,
 {
-    let sem = Arc::new(Semaphore::new(limit.max(1)));
     let mut set = JoinSet::new();
     let mut index = std::collections::HashMap::with_capacity(items.len());
     let n = items.len();

@@ -1448,3 +1448,117 @@ async fn a_client_past_its_deadline_sends_nothing() {
     assert!(matches!(err, ApiError::Deadline { .. }), "{err:?}");
     server.verify().await;
 }
+
+// ---- the reconcile phase: calls stop when authentication is rejected ------------------
+
+/// Answers every reconcile call with an authentication error and counts the calls per
+/// payment id.
+struct RejectAuth(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Respond for RejectAuth {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let body = String::from_utf8_lossy(&request.body).into_owned();
+        if let Ok(mut calls) = self.0.lock() {
+            calls.push(body);
+        }
+        ResponseTemplate::new(200)
+            .set_body_json(json!({"status": "error", "error": "authorization_incorrect"}))
+    }
+}
+
+#[tokio::test]
+async fn once_authentication_is_rejected_no_later_pair_is_called_and_committed_intents_are_settled_as_skipped()
+ {
+    use cp_recon::domain::{BankTransaction, Concept, Currency, Money, Payment};
+    use cp_recon::store::{SharedStore, Store};
+
+    let server = mock_server_with_token("tok-1").await;
+    Mock::given(method("GET"))
+        .and(wiremock::matchers::path_regex("^/api/payment/"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "status": "ok",
+            "data": payment_item("P-any", json!(1000)),
+        })))
+        .mount(&server)
+        .await;
+    let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    Mock::given(method("POST"))
+        .and(path("/api/banking/reconcile"))
+        .respond_with(RejectAuth(calls.clone()))
+        .mount(&server)
+        .await;
+    let client = std::sync::Arc::new(mock_client(&server));
+
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut store = Store::open(&dir.path().join("recon.sqlite3")).expect("the store opens");
+    let run = store
+        .begin_run(anchor(), false, "full")
+        .expect("a run starts");
+    let db = SharedStore::new(store);
+
+    // Three batches' worth of pairs (batches are 512): the first batch's calls are
+    // rejected while the second batch is being prepared.
+    let eur = Currency::parse("EUR").expect("a currency");
+    let account = iban("ES9121000418450200051332");
+    let pairs: Vec<(Payment, BankTransaction)> = (0..1100)
+        .map(|i| {
+            let amount = Money::from_units(Decimal::new(1000 + i, 2), eur.clone());
+            let payment = Payment {
+                id: PaymentId::parse(format!("P{i:05}")).expect("an id"),
+                external_id: None,
+                user_id: None,
+                status: PaymentStatus::PendingBank,
+                amount: amount.clone(),
+                payment_type: Some("transfer".into()),
+                concept: Some(Concept::parse(format!("{}", 200_000 + i)).expect("a concept")),
+                created_at: anchor(),
+                updated_at: None,
+            };
+            let transaction = BankTransaction {
+                id: BankTxId::parse(format!("T{i:05}")).expect("an id"),
+                iban: account.clone(),
+                amount,
+                direction: Direction::Credit,
+                concept_text: format!("Ref {}", 200_000 + i),
+                counterparty_name: None,
+                counterparty_iban: None,
+                booked_at: anchor(),
+                value_date: None,
+                reconciled_payment_id: None,
+            };
+            (payment, transaction)
+        })
+        .collect();
+    let first_batch: HashSet<String> = (0..512).map(|i| format!("P{i:05}")).collect();
+
+    let out = cp_recon::reconcile::execute(&client, &db, run, pairs, false, 4)
+        .await
+        .expect("the phase ends");
+
+    assert!(out.reconciled.is_empty());
+    assert_eq!(out.not_reconciled.len(), 1100, "every pair is reported");
+    let called = calls.lock().expect("the call log").clone();
+    assert!(!called.is_empty(), "the first batch was called");
+    for body in &called {
+        let id = body
+            .split('"')
+            .find(|s| s.starts_with('P') && s.len() == 6)
+            .unwrap_or_default()
+            .to_owned();
+        assert!(first_batch.contains(&id), "a later pair was called: {body}");
+    }
+    let store = db.into_inner().expect("the store is no longer shared");
+    let states: Vec<(String, i64)> = store
+        .connection()
+        .prepare("SELECT state, count(*) FROM matches GROUP BY state ORDER BY state")
+        .and_then(|mut st| {
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .expect("the ledger reads");
+    assert_eq!(
+        states,
+        vec![("skipped".to_owned(), 512), ("unknown".to_owned(), 512)],
+        "the first batch is unknown (re-read next run), the second was never called, the third has no intent"
+    );
+}
