@@ -93,6 +93,20 @@ fn peak_rss_mb(log: &Path) -> f64 {
     kb / 1024.0
 }
 
+/// The run's `phase done` lines, as `name=ms` pairs (where its time went).
+fn phases(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap();
+    text.lines()
+        .filter(|l| l.contains("phase done"))
+        .filter_map(|l| {
+            let name = l.split("phase=\"").nth(1)?.split('"').next()?;
+            let ms = l.split(" ms=").nth(1)?.split_whitespace().next()?;
+            Some(format!("{name} {ms} ms"))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn pages(items: usize, per_page: usize) -> usize {
     items.div_ceil(per_page).max(1)
 }
@@ -209,6 +223,7 @@ fn main() {
             cold.wall.as_secs_f64() / baseline,
             peak_rss_mb(&cold_log)
         );
+        println!("  phases: {}", phases(&cold_log));
 
         // 1 % new records, then an incremental run.
         let now = Utc::now();
@@ -241,6 +256,7 @@ fn main() {
             peak_rss_mb(&inc_log),
             sandbox.reconcile_calls().len() - calls
         );
+        println!("  phases: {}", phases(&inc_log));
         sandbox.shutdown().await;
     });
 }
