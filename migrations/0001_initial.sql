@@ -148,7 +148,8 @@ CREATE TABLE bad_records (
 --               re-reads it before anything else
 --   failed      the provider refused it (provider_code says why); nothing is tied
 --   moved_on    the payment left pending_bank without this call (someone else reconciled it)
---   skipped     the re-read right before the call said the payment was no longer pending_bank
+--   skipped     never called: the run stopped calling (authentication rejected, deadline)
+--               after the intent was committed
 --   dry_run     decided in a dry run; nothing was called
 CREATE TABLE matches (
     id              INTEGER PRIMARY KEY,
