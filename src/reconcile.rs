@@ -392,12 +392,12 @@ struct Spent {
 }
 
 impl Spent {
+    /// Adds a stage's times (the final ties are timed once, by the phase itself).
     fn add(&mut self, o: &Spent) {
         self.rereads += o.rereads;
         self.intents += o.intents;
         self.calls += o.calls;
         self.settles += o.settles;
-        self.ties += o.ties;
     }
 }
 

@@ -870,8 +870,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         mark_reconciled_in(&tx, items, answer, run, now)?;
-        let mut ties: Vec<_> = items.iter().map(|(_, p, t, s)| (p, t, s)).collect();
-        record_ties_in(&tx, &mut ties)?;
+        record_ties_in(&tx, items)?;
         tx.commit()?;
         Ok(())
     }
@@ -902,8 +901,7 @@ impl Store {
         items: &[(i64, PaymentId, BankTxId, PaymentStatus)],
     ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
-        let mut ties: Vec<_> = items.iter().map(|(_, p, t, s)| (p, t, s)).collect();
-        record_ties_in(&tx, &mut ties)?;
+        record_ties_in(&tx, items)?;
         tx.commit()?;
         Ok(())
     }
@@ -1106,8 +1104,9 @@ fn mark_reconciled_in(
 
 fn record_ties_in(
     tx: &Connection,
-    ties: &mut [(&PaymentId, &BankTxId, &PaymentStatus)],
+    items: &[(i64, PaymentId, BankTxId, PaymentStatus)],
 ) -> Result<(), StoreError> {
+    let mut ties: Vec<_> = items.iter().map(|(_, p, t, s)| (p, t, s)).collect();
     let mut p = tx.prepare_cached("UPDATE payments SET status = ?2 WHERE id = ?1")?;
     ties.sort_unstable_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
     for (pid, _, status) in ties.iter() {
