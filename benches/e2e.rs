@@ -4,6 +4,11 @@
 //! `cargo bench --bench e2e` (needs `curl`). Sizes: `CP_RECON_BENCH_PAYMENTS` (default
 //! 100000; as many bank transactions, a tenth as many off-ramps, 2 accounts).
 //!
+//! `CP_RECON_BENCH_RUST_LOG` replaces the runs' log filter (e.g.
+//! `info,cp_recon::sync=debug,cp_recon::reconcile=debug`), and `CP_RECON_BENCH_KEEP=1`
+//! keeps the runs' directory (database, logs `cold.log` and `incremental.log`) and prints
+//! its path.
+//!
 //! Prints: the baseline (one keep-alive `curl` process fetching every page the run must
 //! read and re-reading every confident payment, plus the reconcile POSTs costed at the
 //! measured mean request time; timed on its second pass, so the sandbox serves it warm
@@ -76,7 +81,11 @@ fn cp_recon(config: &Path, log: &Path, args: &[&str]) -> Command {
         .arg(config)
         .env("CP_RECON_API_SECRET", "sandbox-secret")
         .env("CP_RECON_LOG_FORMAT", "journal")
-        .env("RUST_LOG", "warn,cp_recon::run=info")
+        .env(
+            "RUST_LOG",
+            std::env::var("CP_RECON_BENCH_RUST_LOG")
+                .unwrap_or_else(|_| "warn,cp_recon::run=info".into()),
+        )
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(log).unwrap());
     c
@@ -257,6 +266,9 @@ fn main() {
             sandbox.reconcile_calls().len() - calls
         );
         println!("  phases: {}", phases(&inc_log));
+        if std::env::var_os("CP_RECON_BENCH_KEEP").is_some() {
+            println!("kept: {}", run_dir.keep().display());
+        }
         sandbox.shutdown().await;
     });
 }

@@ -64,10 +64,11 @@ fn new_match<'a>(
 /// Calls for each confident pair. `pairs` carry the records as matched; `concurrency`
 /// bounds the requests in flight (the client's rate limit applies on top).
 ///
-/// Pairs go in batches, two stages at a time: while one batch's calls are made and
-/// settled, the next batch's payments are re-read and its intents committed. Every
-/// request of both stages holds a permit of one semaphore, so `concurrency` bounds them
-/// together, and a batch's intents are always committed before any of its calls.
+/// Pairs go in batches through three stages at a time: while one batch's calls are
+/// made, the next batch's payments are re-read and its intents committed, and the
+/// previous batch's outcomes are recorded. Every request of every stage holds a permit
+/// of one semaphore, so `concurrency` bounds them together, and a batch's intents are
+/// always committed before any of its calls.
 pub async fn execute(
     client: &Arc<Client>,
     db: &SharedStore,
@@ -98,9 +99,10 @@ pub async fn execute(
     let mut spent = Spent::default();
     let mut rest = pairs.into_iter().peekable();
     let mut prepared: Option<Prepared> = None;
+    let mut answered: Option<Answered> = None;
     loop {
         let chunk: Vec<_> = rest.by_ref().take(BATCH).collect();
-        if chunk.is_empty() && prepared.is_none() {
+        if chunk.is_empty() && prepared.is_none() && answered.is_none() {
             break;
         }
         let stage1 = async {
@@ -128,20 +130,30 @@ pub async fn execute(
         };
         let stage2 = async {
             match prepared.take() {
-                Some(p) => call_and_settle(client, db, run, p.calls, &sem, stop.clone())
-                    .await
-                    .map(Some),
+                Some(p) => Some(call(client, p.calls, &sem, stop.clone()).await),
+                None => None,
+            }
+        };
+        let stage3 = async {
+            match answered.take() {
+                Some(a) => record(client, db, run, a, &sem).await.map(Some),
                 None => Ok(None),
             }
         };
-        let (next, called) = tokio::join!(stage1, stage2);
-        if let Some(c) = called? {
-            out.calls += c.calls;
-            out.reconciled.extend(c.reconciled);
-            out.not_reconciled.extend(c.not);
-            ties.extend(c.confirmed);
+        let (next, called, recorded) = tokio::join!(stage1, stage2, stage3);
+        if let Some(r) = recorded? {
+            out.reconciled.extend(r.reconciled);
+            out.not_reconciled.extend(r.not);
+            ties.extend(r.confirmed);
+            spent.add(&r.spent);
+        }
+        if let Some(c) = called {
+            if c.answers.is_ok() {
+                out.calls += c.calls.len() as u64;
+            }
             spent.add(&c.spent);
-            stop = stop.or(c.stop);
+            stop = stop.or(c.stop.clone());
+            answered = Some(c);
         }
         if let Some(mut p) = next? {
             out.not_reconciled.append(&mut p.not);
@@ -161,7 +173,7 @@ pub async fn execute(
         calls_ms = spent.calls.as_millis() as u64,
         settles_ms = spent.settles.as_millis() as u64,
         ties_ms = spent.ties.as_millis() as u64,
-        "reconcile stages done (the two stages overlap)"
+        "reconcile stages done (the stages overlap)"
     );
     Ok(out)
 }
@@ -282,49 +294,35 @@ async fn prepare(
     })
 }
 
-/// What stage 2 did with a batch.
-#[derive(Default)]
-struct Called {
-    calls: u64,
-    reconciled: Vec<Reconciled>,
-    not: Vec<NotReconciled>,
-    /// Confirmed ties, for [`crate::store::Store::record_ties`] at the end of the phase.
-    confirmed: Vec<(i64, PaymentId, BankTxId, PaymentStatus)>,
+/// A batch after stage 2: its calls and their answers.
+struct Answered {
+    /// (match id, payment, transaction) of each committed intent.
+    calls: Vec<(i64, Payment, BankTransaction)>,
+    /// One answer per call, in order; or, when calls were stopped before this batch,
+    /// why none was made.
+    answers: Result<Vec<Result<Result<ReconcileAnswer, ApiError>, String>>, String>,
+    /// Set when an answer says no further call may be made (authentication rejected).
     stop: Option<String>,
     spent: Spent,
 }
 
-/// Stage 2 of a batch: the calls, and what became of each. When calls were stopped
-/// (authentication rejected, deadline) after the batch's intents were committed, those
-/// intents are settled as `skipped`: no call was made for them.
-async fn call_and_settle(
+/// Stage 2 of a batch: the calls, nothing else. No call is made once calls were stopped
+/// (authentication rejected, deadline).
+async fn call(
     client: &Arc<Client>,
-    db: &SharedStore,
-    run: RunId,
     calls: Vec<(i64, Payment, BankTransaction)>,
     sem: &Arc<Semaphore>,
     stop: Option<String>,
-) -> Result<Called, StoreError> {
-    let mut done = Called::default();
+) -> Answered {
     if let Some(why) = stop {
-        for (match_id, p, t) in calls {
-            let texts = Texts {
-                code: None,
-                answer: Some(why.clone()),
-                status: None,
-            };
-            record_fate(db, match_id, MatchState::Skipped, texts, run, Utc::now()).await?;
-            done.not.push(NotReconciled {
-                payment: p.id,
-                transaction: t.id,
-                detail: why.clone(),
-                payment_open: true,
-            });
-        }
-        return Ok(done);
+        return Answered {
+            calls,
+            answers: Err(why),
+            stop: None,
+            spent: Spent::default(),
+        };
     }
     let lap = Instant::now();
-    done.calls = calls.len() as u64;
     let targets: Vec<_> = calls
         .iter()
         .map(|(_, p, t)| (p.id.clone(), t.id.clone(), t.iban.clone()))
@@ -335,15 +333,67 @@ async fn call_and_settle(
         async move { c.reconcile(&p, &t, &iban).await }
     })
     .await;
-    done.spent.calls = lap.elapsed();
+    let stop = answers
+        .iter()
+        .any(|a| matches!(a, Ok(Err(ApiError::Auth { .. }))))
+        .then(|| "not called: authentication rejected".to_owned());
+    Answered {
+        calls,
+        answers: Ok(answers),
+        stop,
+        spent: Spent {
+            calls: lap.elapsed(),
+            ..Spent::default()
+        },
+    }
+}
 
+/// What stage 3 recorded for a batch.
+#[derive(Default)]
+struct Recorded {
+    reconciled: Vec<Reconciled>,
+    not: Vec<NotReconciled>,
+    /// Confirmed ties, for [`crate::store::Store::record_ties`] at the end of the phase.
+    confirmed: Vec<(i64, PaymentId, BankTxId, PaymentStatus)>,
+    spent: Spent,
+}
+
+/// Stage 3 of a batch: what became of each call. Intents whose calls were stopped
+/// (authentication rejected, deadline) after they were committed are settled as
+/// `skipped`: no call was made for them. An answer that does not say for sure is settled
+/// by re-reading the payment, holding a permit like every other request.
+async fn record(
+    client: &Arc<Client>,
+    db: &SharedStore,
+    run: RunId,
+    batch: Answered,
+    sem: &Arc<Semaphore>,
+) -> Result<Recorded, StoreError> {
+    let mut done = Recorded::default();
+    let answers = match batch.answers {
+        Ok(a) => a,
+        Err(why) => {
+            for (match_id, p, t) in batch.calls {
+                let texts = Texts {
+                    code: None,
+                    answer: Some(why.clone()),
+                    status: None,
+                };
+                record_fate(db, match_id, MatchState::Skipped, texts, run, Utc::now()).await?;
+                done.not.push(NotReconciled {
+                    payment: p.id,
+                    transaction: t.id,
+                    detail: why.clone(),
+                    payment_open: true,
+                });
+            }
+            return Ok(done);
+        }
+    };
     let lap = Instant::now();
     let now = Utc::now();
-    for ((match_id, p, t), answer) in calls.into_iter().zip(answers) {
+    for ((match_id, p, t), answer) in batch.calls.into_iter().zip(answers) {
         let answer = answer.unwrap_or_else(|e| Err(task_failed(PATH_LABEL, &e)));
-        if let Err(ApiError::Auth { .. }) = &answer {
-            done.stop = Some("not called: authentication rejected".into());
-        }
         match answer {
             Ok(ReconcileAnswer::Reconciled { payment_status }) => {
                 tracing::info!(payment = %p.id, transaction = %t.id, amount = %p.amount, "reconciled");
@@ -363,6 +413,8 @@ async fn call_and_settle(
                     amount: &p.amount,
                     concept: p.concept.as_ref(),
                 };
+                // The semaphore is never closed, so a permit always comes.
+                let _permit = sem.acquire().await;
                 match settle(client, db, run, match_id, pair, other).await? {
                     Settled::Reconciled(r) => done.reconciled.push(r),
                     Settled::Not(n) => done.not.push(n),

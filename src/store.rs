@@ -20,7 +20,10 @@ use crate::domain::{
 };
 use crate::matching::Decisions;
 
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_initial.sql"),
+    include_str!("../migrations/0002_match_holds.sql"),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -122,6 +125,12 @@ impl MatchState {
             Self::DryRun => "dry_run",
         }
     }
+    /// Whether a match in this state holds its payment and transaction (it is, or may
+    /// be, applied): the `holds` column, which the exactly-once indexes count.
+    fn holds(self) -> Option<i64> {
+        matches!(self, Self::Intent | Self::Reconciled | Self::Unknown).then_some(1)
+    }
+
     fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "intent" => Self::Intent,
@@ -761,10 +770,9 @@ impl Store {
 
     /// Payments and transactions tied by this job (`intent`, `unknown`, `reconciled`).
     pub fn tied(&self) -> Result<(HashSet<PaymentId>, HashSet<BankTxId>), StoreError> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT payment_id, transaction_id FROM matches
-             WHERE state IN ('intent', 'reconciled', 'unknown')",
-        )?;
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT payment_id, transaction_id FROM matches WHERE holds = 1")?;
         let mut rows = st.query([])?;
         let mut ps = HashSet::new();
         let mut ts_ = HashSet::new();
@@ -918,7 +926,8 @@ impl Store {
         } = *s;
         self.conn.execute(
             "UPDATE matches SET state = ?2, provider_code = ?3, provider_answer = ?4,
-                payment_status = COALESCE(?5, payment_status), settled_at = ?6, settled_run = ?7
+                payment_status = COALESCE(?5, payment_status), settled_at = ?6, settled_run = ?7,
+                holds = ?8
              WHERE id = ?1",
             params![
                 match_id,
@@ -927,7 +936,8 @@ impl Store {
                 provider_answer,
                 payment_status,
                 ts(now),
-                run
+                run,
+                state.holds()
             ],
         )?;
         Ok(())
@@ -1084,6 +1094,8 @@ impl Store {
     }
 }
 
+/// Leaves `holds` alone: intents and unknowns hold already, and naming the column would
+/// make SQLite rewrite the rows' entries in both exactly-once indexes (migration 0002).
 fn mark_reconciled_in(
     tx: &Connection,
     items: &[(i64, PaymentId, BankTxId, PaymentStatus)],
@@ -1129,8 +1141,8 @@ fn insert_match_in(
     let r = tx
         .prepare_cached(
             "INSERT INTO matches (run_id, payment_id, transaction_id, iban, amount, currency,
-                concept, rule, state, dry_run, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'confident', ?8, ?9, ?10)",
+                concept, rule, state, dry_run, created_at, holds)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'confident', ?8, ?9, ?10, ?11)",
         )
         .and_then(|mut st| {
             st.execute(params![
@@ -1144,12 +1156,13 @@ fn insert_match_in(
                 state.as_str(),
                 state == MatchState::DryRun,
                 ts(m.now),
+                state.holds(),
             ])
         });
     match r {
         Ok(_) => Ok(tx.last_insert_rowid()),
         Err(rusqlite::Error::SqliteFailure(e, _))
-            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
         {
             Err(StoreError::AlreadyTied {
                 payment: m.payment.to_string(),
@@ -1435,6 +1448,93 @@ mod tests {
         }
         let s = Store::open(&path).unwrap();
         assert_eq!(s.count("runs").unwrap(), 1);
+    }
+
+    #[test]
+    fn a_version_1_database_keeps_its_matches_and_their_holds_through_migration_2() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.sqlite3");
+        {
+            let mut c = Connection::open(&path).unwrap();
+            Migrations::new(vec![M::up(MIGRATIONS[0])])
+                .to_latest(&mut c)
+                .unwrap();
+            c.execute_batch(
+                "INSERT INTO runs (id, started_at, version) VALUES (1, 't', 'v');
+                 INSERT INTO matches (run_id, payment_id, transaction_id, iban, amount,
+                     currency, rule, state, created_at)
+                 VALUES (1, 'P1', 'T1', 'I', '1.00', 'EUR', 'confident', 'reconciled', 't'),
+                        (1, 'P2', 'T2', 'I', '1.00', 'EUR', 'confident', 'unknown', 't'),
+                        (1, 'P3', 'T3', 'I', '1.00', 'EUR', 'confident', 'failed', 't'),
+                        (1, 'P3', 'T3', 'I', '1.00', 'EUR', 'confident', 'intent', 't'),
+                        (1, 'P4', 'T4', 'I', '1.00', 'EUR', 'confident', 'dry_run', 't');",
+            )
+            .unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        let rows: Vec<(String, String, Option<i64>)> = s
+            .conn
+            .prepare("SELECT payment_id, state, holds FROM matches ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let holds: Vec<_> = rows
+            .iter()
+            .map(|(p, st, h)| (p.as_str(), st.as_str(), *h))
+            .collect();
+        assert_eq!(
+            holds,
+            [
+                ("P1", "reconciled", Some(1)),
+                ("P2", "unknown", Some(1)),
+                ("P3", "failed", None),
+                ("P3", "intent", Some(1)),
+                ("P4", "dry_run", None),
+            ]
+        );
+        let (p, t) = s.tied().unwrap();
+        assert_eq!(p.len(), 3);
+        assert_eq!(t.len(), 3);
+        // The migrated indexes still refuse a second hold on P1 or T1.
+        let again = s.conn.execute(
+            "INSERT INTO matches (run_id, payment_id, transaction_id, iban, amount, currency,
+                 rule, state, created_at, holds)
+             VALUES (1, 'P1', 'T9', 'I', '1.00', 'EUR', 'confident', 'intent', 't', 1)",
+            [],
+        );
+        assert!(again.is_err(), "{again:?}");
+    }
+
+    #[test]
+    fn the_holds_column_cannot_disagree_with_the_state() {
+        let (_d, s) = open();
+        s.conn
+            .execute_batch(
+                "INSERT INTO runs (id, started_at, version) VALUES (1, 't', 'v');
+                 INSERT INTO matches (id, run_id, payment_id, transaction_id, iban, amount,
+                     currency, rule, state, created_at, holds)
+                 VALUES (7, 1, 'P1', 'T1', 'I', '1.00', 'EUR', 'confident', 'intent', 't', 1);",
+            )
+            .unwrap();
+        for wrong in [
+            "UPDATE matches SET state = 'failed' WHERE id = 7",
+            "UPDATE matches SET holds = NULL WHERE id = 7",
+            "INSERT INTO matches (run_id, payment_id, transaction_id, iban, amount, currency,
+                 rule, state, created_at)
+             VALUES (1, 'P2', 'T2', 'I', '1.00', 'EUR', 'confident', 'intent', 't')",
+            "INSERT INTO matches (run_id, payment_id, transaction_id, iban, amount, currency,
+                 rule, state, created_at, holds)
+             VALUES (1, 'P2', 'T2', 'I', '1.00', 'EUR', 'confident', 'dry_run', 't', 1)",
+        ] {
+            let r = s.conn.execute(wrong, []);
+            assert!(
+                matches!(&r, Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_CHECK),
+                "{wrong}: {r:?}"
+            );
+        }
     }
 
     #[test]
