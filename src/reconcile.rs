@@ -294,13 +294,16 @@ async fn prepare(
     })
 }
 
+/// A call's answer; `Err` when its task failed (panicked or was cancelled).
+type CallAnswer = Result<Result<ReconcileAnswer, ApiError>, String>;
+
 /// A batch after stage 2: its calls and their answers.
 struct Answered {
     /// (match id, payment, transaction) of each committed intent.
     calls: Vec<(i64, Payment, BankTransaction)>,
     /// One answer per call, in order; or, when calls were stopped before this batch,
     /// why none was made.
-    answers: Result<Vec<Result<Result<ReconcileAnswer, ApiError>, String>>, String>,
+    answers: Result<Vec<CallAnswer>, String>,
     /// Set when an answer says no further call may be made (authentication rejected).
     stop: Option<String>,
     spent: Spent,
