@@ -8,7 +8,7 @@
 //! caller re-reads the payment before deciding anything (§13.7).
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -1033,7 +1033,7 @@ fn parse_page<T>(
     let pag: Option<Obj<'_>> = env
         .pagination
         .or(env.meta)
-        .and_then(|p| serde_json::from_str(p.get()).ok());
+        .and_then(|p| obj(p, PAGINATION_FIELDS).ok());
     let field = |name: &str| {
         pag.as_ref()
             .and_then(|p| p.get(name))
@@ -1061,9 +1061,9 @@ fn parse_page<T>(
             }),
             Err(error) => bad.push(BadRecord {
                 endpoint: endpoint.to_owned(),
-                id: serde_json::from_str::<Obj<'_>>(item.get())
+                id: obj(item, ID_FIELD)
                     .ok()
-                    .and_then(|o| o.get("id").and_then(|v| flex_string(v))),
+                    .and_then(|o| o.get("id").and_then(flex_string)),
                 raw: item.get().to_owned(),
                 error,
             }),
@@ -1086,11 +1086,90 @@ fn find_array<'a>(v: &'a Value, paths: &[&str]) -> Option<&'a Vec<Value>> {
     })
 }
 
-/// One JSON object's fields, each kept as raw JSON text borrowed from the body.
-type Obj<'a> = BTreeMap<Cow<'a, str>, &'a RawValue>;
+/// Most fields any parser reads from one object.
+const MAX_FIELDS: usize = 16;
 
-fn obj(v: &RawValue) -> Result<Obj<'_>, String> {
-    serde_json::from_str(v.get()).map_err(|_| "not a JSON object".to_owned())
+/// The fields a parser reads from one JSON object, each kept as raw JSON text borrowed
+/// from the body. The object is read in one pass: other fields are skipped, no key is
+/// copied, and a field given twice keeps its last value.
+struct Obj<'a> {
+    names: &'static [&'static str],
+    values: [Option<&'a RawValue>; MAX_FIELDS],
+}
+
+impl<'a> Obj<'a> {
+    /// `k` must be one of the names the object was read with.
+    fn get(&self, k: &str) -> Option<&'a RawValue> {
+        let i = self.names.iter().position(|n| *n == k);
+        debug_assert!(i.is_some(), "field `{k}` was not asked for");
+        self.values[i?]
+    }
+}
+
+fn obj<'a>(v: &'a RawValue, names: &'static [&'static str]) -> Result<Obj<'a>, String> {
+    use serde::de::DeserializeSeed;
+    let mut de = serde_json::Deserializer::from_str(v.get());
+    ObjSeed(names)
+        .deserialize(&mut de)
+        .and_then(|o| de.end().map(|()| o))
+        .map_err(|_| "not a JSON object".to_owned())
+}
+
+/// Reads an object into an [`Obj`] of the given field names.
+struct ObjSeed(&'static [&'static str]);
+
+impl<'de> serde::de::DeserializeSeed<'de> for ObjSeed {
+    type Value = Obj<'de>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Obj<'de>, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ObjSeed {
+    type Value = Obj<'de>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Obj<'de>, A::Error> {
+        debug_assert!(self.0.len() <= MAX_FIELDS);
+        let mut values = [None; MAX_FIELDS];
+        while let Some(slot) = map.next_key_seed(KeySeed(self.0))? {
+            match slot {
+                Some(i) => values[i] = Some(map.next_value::<&'de RawValue>()?),
+                None => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Obj {
+            names: self.0,
+            values,
+        })
+    }
+}
+
+/// A key, as its index among the wanted names (`None`: not wanted).
+struct KeySeed(&'static [&'static str]);
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeySeed {
+    type Value = Option<usize>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl serde::de::Visitor<'_> for KeySeed {
+    type Value = Option<usize>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a field name")
+    }
+    fn visit_str<E: serde::de::Error>(self, k: &str) -> Result<Option<usize>, E> {
+        Ok(self
+            .0
+            .iter()
+            .position(|n| *n == k)
+            .filter(|&i| i < MAX_FIELDS))
+    }
 }
 
 fn req<'a>(o: &Obj<'a>, k: &str) -> Result<&'a RawValue, String> {
@@ -1100,24 +1179,36 @@ fn req<'a>(o: &Obj<'a>, k: &str) -> Result<&'a RawValue, String> {
     }
 }
 
+fn req_str<'a>(o: &Obj<'a>, k: &str) -> Result<Cow<'a, str>, String> {
+    flex_str(req(o, k)?).ok_or_else(|| format!("`{k}` is not a string or number"))
+}
+
 fn req_string(o: &Obj<'_>, k: &str) -> Result<String, String> {
-    flex_string(req(o, k)?).ok_or_else(|| format!("`{k}` is not a string or number"))
+    req_str(o, k).map(Cow::into_owned)
+}
+
+fn opt_str<'a>(o: &Obj<'a>, k: &str) -> Option<Cow<'a, str>> {
+    o.get(k).and_then(flex_str).filter(|s| !s.is_empty())
 }
 
 fn opt_string(o: &Obj<'_>, k: &str) -> Option<String> {
-    o.get(k)
-        .and_then(|v| flex_string(v))
-        .filter(|s| !s.is_empty())
+    opt_str(o, k).map(Cow::into_owned)
 }
 
-/// A string, or a number's literal text (ids and concepts come both ways, §4).
-fn flex_string(v: &RawValue) -> Option<String> {
+/// A string, or a number's literal text (ids and concepts come both ways, §4). Borrowed
+/// from the body unless the string has escapes.
+fn flex_str(v: &RawValue) -> Option<Cow<'_, str>> {
     let text = v.get();
     match text.as_bytes().first()? {
-        b'"' => serde_json::from_str::<String>(text).ok(),
-        b'-' | b'0'..=b'9' => Some(text.to_owned()),
+        b'"' if !text.contains('\\') => text.get(1..text.len() - 1).map(Cow::Borrowed),
+        b'"' => serde_json::from_str::<String>(text).ok().map(Cow::Owned),
+        b'-' | b'0'..=b'9' => Some(Cow::Borrowed(text)),
         _ => None,
     }
+}
+
+fn flex_string(v: &RawValue) -> Option<String> {
+    flex_str(v).map(Cow::into_owned)
 }
 
 /// The same for a parsed value (small answers: accounts, reconcile, authenticate).
@@ -1130,7 +1221,7 @@ fn value_string(v: &Value) -> Option<String> {
 }
 
 fn flex_u64(v: &RawValue) -> Option<u64> {
-    flex_string(v).and_then(|s| s.trim().parse().ok())
+    flex_str(v).and_then(|s| s.trim().parse().ok())
 }
 
 fn value_u64(v: &Value) -> Option<u64> {
@@ -1139,7 +1230,7 @@ fn value_u64(v: &Value) -> Option<u64> {
 
 /// A decimal from a JSON number's literal text or a numeric string; never through f64.
 fn flex_decimal(v: &RawValue) -> Option<Decimal> {
-    let text = flex_string(v)?;
+    let text = flex_str(v)?;
     let text = text.trim();
     Decimal::from_str(text)
         .or_else(|_| Decimal::from_scientific(text))
@@ -1152,12 +1243,12 @@ fn req_decimal(o: &Obj<'_>, k: &str) -> Result<Decimal, String> {
 }
 
 fn req_time(o: &Obj<'_>, k: &str) -> Result<DateTime<Utc>, String> {
-    let s = req_string(o, k)?;
+    let s = req_str(o, k)?;
     parse_time(&s).ok_or_else(|| format!("`{k}` is not an ISO-8601 time: {s:?}"))
 }
 
 fn opt_time(o: &Obj<'_>, k: &str) -> Result<Option<DateTime<Utc>>, String> {
-    match opt_string(o, k) {
+    match opt_str(o, k) {
         None => Ok(None),
         Some(s) => parse_time(&s)
             .map(Some)
@@ -1183,11 +1274,51 @@ fn parse_time(s: &str) -> Option<DateTime<Utc>> {
 }
 
 fn currency(o: &Obj<'_>, k: &str) -> Result<Currency, String> {
-    Currency::parse(req_string(o, k)?).map_err(|e| format!("`{k}`: {e}"))
+    Currency::parse(req_str(o, k)?).map_err(|e| format!("`{k}`: {e}"))
 }
 
+/// The fields each parser reads.
+const PAYMENT_FIELDS: &[&str] = &[
+    "id",
+    "external_id",
+    "user_id",
+    "status",
+    "fiat_amount",
+    "fiat_symbol",
+    "payment_type",
+    "concept",
+    "created_at",
+    "updated_at",
+];
+const OFFRAMP_FIELDS: &[&str] = &[
+    "id",
+    "user_id",
+    "status",
+    "fiat_amount",
+    "fiat_symbol",
+    "iban",
+    "created_at",
+    "updated_at",
+];
+const TRANSACTION_FIELDS: &[&str] = &[
+    "id",
+    "iban",
+    "amount",
+    "currency",
+    "direction",
+    "concept",
+    "counterparty_name",
+    "counterparty_iban",
+    "booked_at",
+    "value_date",
+    "reconciled_payment_id",
+];
+const ACCOUNT_FIELDS: &[&str] = &["iban", "bic", "holder_name", "currency", "balance"];
+const PAGINATION_FIELDS: &[&str] = &["current_page", "per_page", "last_page", "total"];
+const ID_FIELD: &[&str] = &["id"];
+
 fn parse_payment(v: &RawValue) -> Result<Payment, String> {
-    let o = &obj(v)?;
+    let o = &obj(v, PAYMENT_FIELDS)?;
     let id = PaymentId::parse(req_string(o, "id")?).map_err(|e| e.to_string())?;
     let cur = currency(o, "fiat_symbol")?;
     // `fiat_amount` is integer cents here (§5.3, §13.3).
@@ -1201,7 +1332,7 @@ fn parse_payment(v: &RawValue) -> Result<Payment, String> {
         id,
         external_id: opt_string(o, "external_id"),
         user_id: opt_string(o, "user_id"),
-        status: PaymentStatus::parse(&req_string(o, "status")?),
+        status: PaymentStatus::parse(&req_str(o, "status")?),
         amount,
         payment_type: opt_string(o, "payment_type").map(|s| s.to_ascii_lowercase()),
         concept,
@@ -1211,14 +1342,14 @@ fn parse_payment(v: &RawValue) -> Result<Payment, String> {
 }
 
 fn parse_offramp(v: &RawValue) -> Result<Offramp, String> {
-    let o = &obj(v)?;
+    let o = &obj(v, OFFRAMP_FIELDS)?;
     let id = OfframpId::parse(req_string(o, "id")?).map_err(|e| e.to_string())?;
     // `fiat_amount` is a decimal string in currency units here (§13.4).
     let fiat = Money::from_units(req_decimal(o, "fiat_amount")?, currency(o, "fiat_symbol")?);
     Ok(Offramp {
         id,
         user_id: opt_string(o, "user_id"),
-        status: OfframpStatus::parse(&req_string(o, "status")?),
+        status: OfframpStatus::parse(&req_str(o, "status")?),
         fiat,
         iban: opt_string(o, "iban"),
         created_at: req_time(o, "created_at")?,
@@ -1227,7 +1358,7 @@ fn parse_offramp(v: &RawValue) -> Result<Offramp, String> {
 }
 
 fn parse_transaction(v: &RawValue) -> Result<BankTransaction, String> {
-    let o = &obj(v)?;
+    let o = &obj(v, TRANSACTION_FIELDS)?;
     let id = BankTxId::parse(req_string(o, "id")?).map_err(|e| e.to_string())?;
     let iban = Iban::parse(req_string(o, "iban")?).map_err(|e| format!("`iban`: {e}"))?;
     let amount = req_decimal(o, "amount")?;
@@ -1235,7 +1366,7 @@ fn parse_transaction(v: &RawValue) -> Result<BankTransaction, String> {
         return Err(format!("`amount` must be positive, got {amount}"));
     }
     let direction =
-        Direction::parse(&req_string(o, "direction")?).map_err(|e| format!("`direction`: {e}"))?;
+        Direction::parse(&req_str(o, "direction")?).map_err(|e| format!("`direction`: {e}"))?;
     let value_date = match opt_string(o, "value_date") {
         None => None,
         Some(s) => Some(
@@ -1265,7 +1396,7 @@ fn parse_transaction(v: &RawValue) -> Result<BankTransaction, String> {
 }
 
 fn parse_account(v: &RawValue) -> Result<BankAccount, String> {
-    let o = &obj(v)?;
+    let o = &obj(v, ACCOUNT_FIELDS)?;
     let iban = Iban::parse(req_string(o, "iban")?).map_err(|e| format!("`iban`: {e}"))?;
     let currency = match opt_string(o, "currency") {
         None => None,
@@ -1362,6 +1493,42 @@ mod tests {
         assert_eq!(p.concept.unwrap().as_str(), "120037");
         assert_eq!(p.payment_type.as_deref(), Some("transfer"));
         assert!(p.status.is_open());
+    }
+
+    #[test]
+    fn an_item_is_read_in_one_pass_whatever_its_field_order_escapes_or_repeats() {
+        // Unknown fields of any shape are skipped; an escaped key still names its field;
+        // a repeated field keeps its last value; escaped text is decoded.
+        let body = r#"{"extra":{"a":[1,{"b":"}"}]},"st\u0061tus":"pending_bank",
+            "id":"P0","id":"P1","fiat_symbol":"EUR","fiat_amount":15050,
+            "external_id":"order \"7\"","created_at":"2026-06-26T10:30:00Z","user_id":null}"#;
+        let v: Box<RawValue> = serde_json::from_str(body).unwrap();
+        let p = parse_payment(&v).unwrap();
+        assert_eq!(p.id.as_str(), "P1");
+        assert!(p.status.is_open());
+        assert_eq!(p.external_id.as_deref(), Some("order \"7\""));
+        assert_eq!(p.user_id, None);
+        assert_eq!(p.amount.amount_str(), "150.50");
+        // Not an object, or trailing garbage: a bad record, with a reason.
+        for bad in [r#"[1,2]"#, r#""P1""#] {
+            let v: Box<RawValue> = serde_json::from_str(bad).unwrap();
+            assert_eq!(parse_payment(&v).unwrap_err(), "not a JSON object");
+        }
+    }
+
+    #[test]
+    fn a_string_is_borrowed_unless_it_has_escapes() {
+        let plain: Box<RawValue> = serde_json::from_str(r#""SEPA CT 120037""#).unwrap();
+        assert!(matches!(
+            flex_str(&plain),
+            Some(Cow::Borrowed("SEPA CT 120037"))
+        ));
+        let escaped: Box<RawValue> = serde_json::from_str(r#""caf\u00e9 \/ 1""#).unwrap();
+        assert_eq!(flex_str(&escaped).as_deref(), Some("café / 1"));
+        let number: Box<RawValue> = serde_json::from_str("120037").unwrap();
+        assert_eq!(flex_str(&number).as_deref(), Some("120037"));
+        let other: Box<RawValue> = serde_json::from_str("true").unwrap();
+        assert_eq!(flex_str(&other), None);
     }
 
     #[test]
