@@ -4,7 +4,8 @@
 //! `cargo bench --bench e2e` (needs `curl`). Sizes: `CP_RECON_BENCH_PAYMENTS` (default
 //! 100000; as many bank transactions, a tenth as many off-ramps, 2 accounts).
 //!
-//! `CP_RECON_BENCH_RUST_LOG` replaces the runs' log filter (e.g.
+//! `CP_RECON_BENCH_BIN` runs another build of the binary (to compare two builds on the
+//! same machine, alternately). `CP_RECON_BENCH_RUST_LOG` replaces the runs' log filter (e.g.
 //! `info,cp_recon::sync=debug,cp_recon::reconcile=debug`), and `CP_RECON_BENCH_KEEP=1`
 //! keeps the runs' directory (database, logs `cold.log` and `incremental.log`) and prints
 //! its path.
@@ -75,7 +76,9 @@ fn write_config(dir: &Path, base_url: &str) -> std::path::PathBuf {
 }
 
 fn cp_recon(config: &Path, log: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cp-recon"));
+    let bin = std::env::var_os("CP_RECON_BENCH_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_cp-recon").into());
+    let mut c = Command::new(bin);
     c.args(args)
         .arg("--config")
         .arg(config)

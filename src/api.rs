@@ -1034,11 +1034,7 @@ fn parse_page<T>(
         .pagination
         .or(env.meta)
         .and_then(|p| obj(p, PAGINATION_FIELDS).ok());
-    let field = |name: &str| {
-        pag.as_ref()
-            .and_then(|p| p.get(name))
-            .and_then(|v| flex_u64(v))
-    };
+    let field = |name: &str| pag.as_ref().and_then(|p| p.get(name)).and_then(flex_u64);
     let (Some(current_page), Some(per_page), Some(last_page)) =
         (field("current_page"), field("per_page"), field("last_page"))
     else {
@@ -1383,10 +1379,7 @@ fn parse_transaction(v: &RawValue) -> Result<BankTransaction, String> {
         iban,
         amount: Money::from_units(amount, currency(o, "currency")?),
         direction,
-        concept_text: o
-            .get("concept")
-            .and_then(|v| flex_string(v))
-            .unwrap_or_default(),
+        concept_text: o.get("concept").and_then(flex_string).unwrap_or_default(),
         counterparty_name: opt_string(o, "counterparty_name"),
         counterparty_iban: opt_string(o, "counterparty_iban"),
         booked_at: req_time(o, "booked_at")?,
@@ -1407,7 +1400,7 @@ fn parse_account(v: &RawValue) -> Result<BankAccount, String> {
         bic: opt_string(o, "bic"),
         holder_name: opt_string(o, "holder_name"),
         currency,
-        balance: o.get("balance").and_then(|v| flex_decimal(v)),
+        balance: o.get("balance").and_then(flex_decimal),
     })
 }
 

@@ -41,8 +41,18 @@ pub struct Outcome {
 }
 
 /// Pairs handled together: re-read together, intents committed in one transaction,
-/// calls made concurrently, successes settled in one transaction.
-const BATCH: usize = 512;
+/// calls made concurrently, successes settled in one transaction. A run cuts its pairs
+/// into about [`BATCHES`] batches of this many at most and [`MIN_BATCH`] at least: big
+/// batches spare commits (each batch's intents cost one fsync), and a small run still
+/// gets enough batches for its three stages to overlap.
+const MAX_BATCH: usize = 512;
+const MIN_BATCH: usize = 64;
+const BATCHES: usize = 8;
+
+/// How many pairs go in each batch when a run has `pairs` to reconcile.
+pub fn batch_size(pairs: usize) -> usize {
+    pairs.div_ceil(BATCHES).clamp(MIN_BATCH, MAX_BATCH)
+}
 
 fn new_match<'a>(
     run: RunId,
@@ -97,11 +107,12 @@ pub async fn execute(
     // Confirmed ties whose payment status and transaction tie are written at the end.
     let mut ties = Vec::new();
     let mut spent = Spent::default();
+    let batch = batch_size(pairs.len());
     let mut rest = pairs.into_iter().peekable();
     let mut prepared: Option<Prepared> = None;
     let mut answered: Option<Answered> = None;
     loop {
-        let chunk: Vec<_> = rest.by_ref().take(BATCH).collect();
+        let chunk: Vec<_> = rest.by_ref().take(batch).collect();
         if chunk.is_empty() && prepared.is_none() && answered.is_none() {
             break;
         }
@@ -821,4 +832,22 @@ async fn record_fate(
         )
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_is_cut_into_about_eight_batches_of_64_to_512_pairs() {
+        assert_eq!(batch_size(0), MIN_BATCH);
+        assert_eq!(batch_size(10), MIN_BATCH);
+        assert_eq!(batch_size(1000), 125);
+        assert_eq!(batch_size(14_176), MAX_BATCH);
+        for n in [1, 63, 64, 511, 512, 513, 4095, 4096, 4097, 1_000_000] {
+            let b = batch_size(n);
+            assert!((MIN_BATCH..=MAX_BATCH).contains(&b), "{n}: {b}");
+            assert!(n.div_ceil(b) <= BATCHES || b == MAX_BATCH, "{n}: {b}");
+        }
+    }
 }

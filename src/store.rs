@@ -23,6 +23,7 @@ use crate::matching::Decisions;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_match_holds.sql"),
+    include_str!("../migrations/0003_matching_indexes.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -192,6 +193,24 @@ pub struct OutboxRow {
     pub dir: PathBuf,
     pub attempts: i64,
 }
+
+/// The matching input. Each query reads the open rows from an index (`payments_status`,
+/// and the covering indexes of migration 0003, whose WHERE clauses these repeat exactly),
+/// and asks the exactly-once indexes whether this job already ties the row.
+const MATCHING_PAYMENTS: &str = "
+    SELECT id, external_id, user_id, status, amount, currency, payment_type, concept,
+           created_at, updated_at,
+           EXISTS (SELECT 1 FROM matches m WHERE m.payment_id = payments.id AND m.holds = 1)
+    FROM payments WHERE status = 'pending_bank'";
+const MATCHING_TRANSACTIONS: &str = "
+    SELECT id, iban, direction, amount, currency, concept, counterparty_name,
+           counterparty_iban, booked_at, value_date, reconciled_payment_id,
+           EXISTS (SELECT 1 FROM matches m
+                   WHERE m.transaction_id = bank_transactions.id AND m.holds = 1)
+    FROM bank_transactions WHERE direction = 'debit' OR reconciled_payment_id IS NULL";
+const MATCHING_OFFRAMPS: &str = "
+    SELECT id, user_id, status, amount, currency, iban, created_at, updated_at
+    FROM offramps WHERE status = 'finished'";
 
 /// What matching needs from the store.
 #[derive(Debug, Default)]
@@ -730,59 +749,35 @@ impl Store {
     pub fn matching_data(&self) -> Result<MatchingData, StoreError> {
         let mut d = MatchingData::default();
         {
-            let mut st = self.conn.prepare(
-                "SELECT id, external_id, user_id, status, amount, currency, payment_type, concept,
-                        created_at, updated_at
-                 FROM payments WHERE status = 'pending_bank'",
-            )?;
+            let mut st = self.conn.prepare(MATCHING_PAYMENTS)?;
             let mut rows = st.query([])?;
             while let Some(r) = rows.next()? {
-                d.payments.push(payment_row(r)?);
+                let p = payment_row(r)?;
+                if r.get::<_, bool>(10)? {
+                    d.tied_payments.insert(p.id.clone());
+                }
+                d.payments.push(p);
             }
         }
         {
-            let mut st = self.conn.prepare(
-                "SELECT id, iban, direction, amount, currency, concept, counterparty_name,
-                        counterparty_iban, booked_at, value_date, reconciled_payment_id
-                 FROM bank_transactions
-                 WHERE direction = 'debit' OR reconciled_payment_id IS NULL",
-            )?;
+            let mut st = self.conn.prepare(MATCHING_TRANSACTIONS)?;
             let mut rows = st.query([])?;
             while let Some(r) = rows.next()? {
-                d.transactions.push(transaction_row(r)?);
+                let t = transaction_row(r)?;
+                if r.get::<_, bool>(11)? {
+                    d.tied_transactions.insert(t.id.clone());
+                }
+                d.transactions.push(t);
             }
         }
         {
-            let mut st = self.conn.prepare(
-                "SELECT id, user_id, status, amount, currency, iban, created_at, updated_at
-                 FROM offramps WHERE status = 'finished'",
-            )?;
+            let mut st = self.conn.prepare(MATCHING_OFFRAMPS)?;
             let mut rows = st.query([])?;
             while let Some(r) = rows.next()? {
                 d.offramps.push(offramp_row(r)?);
             }
         }
-        let (p, t) = self.tied()?;
-        d.tied_payments = p;
-        d.tied_transactions = t;
         Ok(d)
-    }
-
-    /// Payments and transactions tied by this job (`intent`, `unknown`, `reconciled`).
-    pub fn tied(&self) -> Result<(HashSet<PaymentId>, HashSet<BankTxId>), StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT payment_id, transaction_id FROM matches WHERE holds = 1")?;
-        let mut rows = st.query([])?;
-        let mut ps = HashSet::new();
-        let mut ts_ = HashSet::new();
-        while let Some(r) = rows.next()? {
-            let p: String = r.get(0)?;
-            let t: String = r.get(1)?;
-            ps.insert(PaymentId::parse(&p).map_err(|e| corrupt("matches", &p, e))?);
-            ts_.insert(BankTxId::parse(&t).map_err(|e| corrupt("matches", &t, e))?);
-        }
-        Ok((ps, ts_))
     }
 
     pub fn payments_by_ids(&self, ids: &[&PaymentId]) -> Result<Vec<Payment>, StoreError> {
@@ -1519,9 +1514,13 @@ mod tests {
                 ("P4", "dry_run", None),
             ]
         );
-        let (p, t) = s.tied().unwrap();
-        assert_eq!(p.len(), 3);
-        assert_eq!(t.len(), 3);
+        let held: i64 = s
+            .conn
+            .query_row("SELECT COUNT(*) FROM matches WHERE holds = 1", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(held, 3);
         // The migrated indexes still refuse a second hold on P1 or T1.
         let again = s.conn.execute(
             "INSERT INTO matches (run_id, payment_id, transaction_id, iban, amount, currency,
@@ -1626,6 +1625,25 @@ mod tests {
         })
         .collect();
         assert_eq!(rows, expected);
+    }
+
+    #[test]
+    fn the_matching_input_is_read_from_indexes_without_scanning_a_table() {
+        let (_d, s) = open();
+        for sql in [MATCHING_PAYMENTS, MATCHING_TRANSACTIONS, MATCHING_OFFRAMPS] {
+            let plan: Vec<String> = s
+                .conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap()
+                .query_map([], |r| r.get(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            for step in &plan {
+                let scans = step.starts_with("SCAN ") && !step.contains("COVERING INDEX");
+                assert!(!scans, "{sql}\nscans a table: {plan:?}");
+            }
+        }
     }
 
     #[test]

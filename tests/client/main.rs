@@ -1496,8 +1496,8 @@ async fn once_authentication_is_rejected_no_later_pair_is_called_and_committed_i
         .expect("a run starts");
     let db = SharedStore::new(store);
 
-    // Three batches' worth of pairs (batches are 512): the first batch's calls are
-    // rejected while the second batch is being prepared.
+    // Several batches' worth of pairs: the first batch's calls are rejected while the
+    // second batch is being prepared.
     let eur = Currency::parse("EUR").expect("a currency");
     let account = iban("ES9121000418450200051332");
     let pairs: Vec<(Payment, BankTransaction)> = (0..1100)
@@ -1529,7 +1529,9 @@ async fn once_authentication_is_rejected_no_later_pair_is_called_and_committed_i
             (payment, transaction)
         })
         .collect();
-    let first_batch: HashSet<String> = (0..512).map(|i| format!("P{i:05}")).collect();
+    let batch = cp_recon::reconcile::batch_size(pairs.len()) as i64;
+    assert!(batch < 1100 / 2, "at least three batches");
+    let first_batch: HashSet<String> = (0..batch).map(|i| format!("P{i:05}")).collect();
 
     let out = cp_recon::reconcile::execute(&client, &db, run, pairs, false, 4)
         .await
@@ -1558,7 +1560,7 @@ async fn once_authentication_is_rejected_no_later_pair_is_called_and_committed_i
         .expect("the ledger reads");
     assert_eq!(
         states,
-        vec![("skipped".to_owned(), 512), ("unknown".to_owned(), 512)],
-        "the first batch is unknown (re-read next run), the second was never called, the third has no intent"
+        vec![("skipped".to_owned(), batch), ("unknown".to_owned(), batch)],
+        "the first batch is unknown (re-read next run), the second was never called, later ones have no intent"
     );
 }
