@@ -4,6 +4,7 @@
 //! `cargo bench --bench e2e` (needs `curl`). Sizes: `CP_RECON_BENCH_PAYMENTS` (default
 //! 100000; as many bank transactions, a tenth as many off-ramps, 2 accounts).
 //!
+//! `CP_RECON_BENCH_CONCURRENCY` sets the runs' `concurrency` (default 4).
 //! `CP_RECON_BENCH_BIN` runs another build of the binary (to compare two builds on the
 //! same machine, alternately). `CP_RECON_BENCH_RUST_LOG` replaces the runs' log filter (e.g.
 //! `info,cp_recon::sync=debug,cp_recon::reconcile=debug`), and `CP_RECON_BENCH_KEEP=1`
@@ -62,9 +63,13 @@ fn run_measured(cmd: &mut Command) -> Measured {
 
 fn write_config(dir: &Path, base_url: &str) -> std::path::PathBuf {
     let path = dir.join("config.toml");
+    let concurrency: u32 = std::env::var("CP_RECON_BENCH_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
     let text = format!(
         "[cryptopocket]\nbase_url = \"{base_url}\"\napi_key = \"sandbox-key\"\npage_size = 100\n\
-         max_requests_per_second = 0\nconcurrency = 4\nbackoff_base_ms = 10\n\n\
+         max_requests_per_second = 0\nconcurrency = {concurrency}\nbackoff_base_ms = 10\n\n\
          [database]\npath = \"{}\"\n\n[reports]\ndir = \"{}\"\n",
         dir.join("recon.sqlite3").display(),
         dir.join("reports").display()

@@ -1562,7 +1562,7 @@ mod tests {
     }
 
     #[test]
-    fn an_upsert_batch_of_new_and_known_rows_in_any_order_keeps_each_first_sighting() {
+    fn an_upsert_batch_of_new_changed_and_unchanged_rows_in_any_order_ends_as_the_provider_says() {
         let (_d, mut s) = open();
         let t0 = Utc::now();
         let run1 = s.begin_run(t0, false, "full").unwrap();
@@ -1580,21 +1580,30 @@ mod tests {
             },
             raw: format!(r#"{{"id":"{id}","status":"{status}"}}"#),
         };
-        s.upsert_payments(
-            run1,
-            t0,
-            &[pay("A", "pending_bank"), pay("B", "pending_bank")],
-        )
-        .unwrap();
+        let first = [
+            pay("A", "pending_bank"),
+            pay("B", "pending_bank"),
+            pay("F", "pending_bank"),
+        ];
+        s.upsert_payments(run1, t0, &first).unwrap();
+        // A tie written since changed a column but not the raw JSON.
+        s.conn
+            .execute(
+                "UPDATE payments SET status = 'payment_received' WHERE id = 'B'",
+                [],
+            )
+            .unwrap();
         let t1 = t0 + chrono::Duration::minutes(15);
         let run2 = s.begin_run(t1, false, "incremental").unwrap();
-        // Known, new, new, known, new: each switch of kind is a first try that misses.
+        // Changed, new, new, known with the same raw JSON, new, unchanged: each switch of
+        // kind is a first try that misses.
         let batch = [
             pay("A", "payment_received"),
             pay("C", "pending_bank"),
             pay("D", "pending_bank"),
-            pay("B", "payment_failed"),
+            pay("B", "pending_bank"),
             pay("E", "pending_bank"),
+            pay("F", "pending_bank"),
         ];
         s.upsert_payments(run2, t1, &batch).unwrap();
         let rows: Vec<(String, String, i64, i64, String)> = s
@@ -1611,12 +1620,14 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         let (r1, r2) = (run1, run2);
+        // The provider still says B is pending: the store says so again.
         let expected: Vec<(String, String, i64, i64, String)> = [
             ("A", "payment_received", r1),
-            ("B", "payment_failed", r1),
+            ("B", "pending_bank", r1),
             ("C", "pending_bank", r2),
             ("D", "pending_bank", r2),
             ("E", "pending_bank", r2),
+            ("F", "pending_bank", r1),
         ]
         .into_iter()
         .map(|(id, st, first)| {
