@@ -1109,23 +1109,54 @@ fn mark_reconciled_in(
     Ok(())
 }
 
+/// Rows are written in the order they sit in their table (rowid), so each table page is
+/// visited once and in file order; their rowids are found first through the id index,
+/// in id order. A tie whose row is missing writes nothing, as the `UPDATE` by id did.
 fn record_ties_in(
     tx: &Connection,
     items: &[(i64, PaymentId, BankTxId, PaymentStatus)],
 ) -> Result<(), StoreError> {
     let mut ties: Vec<_> = items.iter().map(|(_, p, t, s)| (p, t, s)).collect();
-    let mut p = tx.prepare_cached("UPDATE payments SET status = ?2 WHERE id = ?1")?;
     ties.sort_unstable_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
-    for (pid, _, status) in ties.iter() {
-        p.execute(params![pid.as_str(), status.as_str()])?;
+    let rows = rowids(
+        tx,
+        "payments",
+        ties.iter().map(|(p, _, s)| (p.as_str(), s.as_str())),
+    )?;
+    let mut p = tx.prepare_cached("UPDATE payments SET status = ?2 WHERE rowid = ?1")?;
+    for (rowid, status) in rows {
+        p.execute(params![rowid, status])?;
     }
-    let mut t =
-        tx.prepare_cached("UPDATE bank_transactions SET reconciled_payment_id = ?2 WHERE id = ?1")?;
     ties.sort_unstable_by(|a, b| a.1.as_str().cmp(b.1.as_str()));
-    for (pid, tid, _) in ties.iter() {
-        t.execute(params![tid.as_str(), pid.as_str()])?;
+    let rows = rowids(
+        tx,
+        "bank_transactions",
+        ties.iter().map(|(p, t, _)| (t.as_str(), p.as_str())),
+    )?;
+    let mut t = tx.prepare_cached(
+        "UPDATE bank_transactions SET reconciled_payment_id = ?2 WHERE rowid = ?1",
+    )?;
+    for (rowid, pid) in rows {
+        t.execute(params![rowid, pid])?;
     }
     Ok(())
+}
+
+/// The rowids of `table`'s rows with the given ids, each with its value, in rowid order.
+fn rowids<'v>(
+    tx: &Connection,
+    table: &str,
+    ids: impl Iterator<Item = (&'v str, &'v str)>,
+) -> Result<Vec<(i64, &'v str)>, StoreError> {
+    let mut st = tx.prepare_cached(&format!("SELECT rowid FROM {table} WHERE id = ?1"))?;
+    let mut out = Vec::new();
+    for (id, value) in ids {
+        if let Some(rowid) = st.query_row([id], |r| r.get(0)).optional()? {
+            out.push((rowid, value));
+        }
+    }
+    out.sort_unstable_by_key(|(rowid, _)| *rowid);
+    Ok(out)
 }
 
 fn insert_match_in(
