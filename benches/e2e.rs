@@ -4,19 +4,19 @@
 //! `cargo bench --bench e2e` (needs `curl`). Sizes: `CP_RECON_BENCH_PAYMENTS` (default
 //! 100000; as many bank transactions, a tenth as many off-ramps, 2 accounts).
 //!
-//! `CP_RECON_BENCH_CONCURRENCY` sets the runs' `concurrency` (default 4).
-//! `CP_RECON_BENCH_BIN` runs another build of the binary (to compare two builds on the
-//! same machine, alternately). `CP_RECON_BENCH_RUST_LOG` replaces the runs' log filter (e.g.
-//! `info,cp_recon::sync=debug,cp_recon::reconcile=debug`), and `CP_RECON_BENCH_KEEP=1`
-//! keeps the runs' directory (database, logs `cold.log` and `incremental.log`) and prints
-//! its path.
+//! Knobs, all optional: `CP_RECON_BENCH_CONCURRENCY` sets the runs' `concurrency`
+//! (default 4); `CP_RECON_BENCH_BIN` runs another build of the binary (to compare two
+//! builds on the same machine, alternately); `CP_RECON_BENCH_RUST_LOG` replaces the
+//! runs' log filter (e.g. `info,cp_recon::sync=debug,cp_recon::reconcile=debug`);
+//! `CP_RECON_BENCH_KEEP=1` keeps the runs' directory (database, `cold.log`,
+//! `incremental.log`) and prints its path.
 //!
 //! Prints: the baseline (one keep-alive `curl` process fetching every page the run must
 //! read and re-reading every confident payment, plus the reconcile POSTs costed at the
-//! measured mean request time; timed on its second pass, so the sandbox serves it warm
-//! as it serves the run), the cold run's wall time and its ratio to the baseline, the
-//! incremental run after adding 1 % new records and its ratio to the cold run, and the
-//! peak RSS of each run.
+//! measured mean request time; after a warm-up pass, so that the sandbox serves it warm
+//! as it serves the run, the median of three timed passes), the cold run's wall time and
+//! its ratio to the baseline, the incremental run after adding 1 % new records and its
+//! ratio to the cold run, each run's phases, and the peak RSS of each run.
 //!
 //! Peak RSS is the run's own `VmHWM`, which cp-recon logs with each phase. `wait4`'s
 //! `ru_maxrss` would be wrong here: the child is spawned with vfork/posix_spawn, and
@@ -212,19 +212,27 @@ fn main() {
                 writeln!(f, "url = \"{u}\"\noutput = \"/dev/null\"").unwrap();
             }
         }
-        // A first pass warms the sandbox's caches, as the run will find them warm.
+        // A first pass warms the sandbox's caches, as the run will find them warm. Then
+        // three timed passes; the median is the baseline (this machine's timings wander).
         let warm = run_measured(Command::new("curl").arg("-K").arg(&curl_cfg));
         assert_eq!(warm.code, 0, "curl failed");
-        let curl = run_measured(Command::new("curl").arg("-K").arg(&curl_cfg));
-        assert_eq!(curl.code, 0, "curl failed");
+        let mut passes: Vec<f64> = (0..3)
+            .map(|_| {
+                let pass = run_measured(Command::new("curl").arg("-K").arg(&curl_cfg));
+                assert_eq!(pass.code, 0, "curl failed");
+                pass.wall.as_secs_f64()
+            })
+            .collect();
+        let shown: Vec<String> = passes.iter().map(|p| format!("{p:.2}")).collect();
+        passes.sort_by(f64::total_cmp);
+        let curl = passes[1];
         let gets = urls.len();
-        let mean = curl.wall.as_secs_f64() / gets as f64;
-        let baseline = curl.wall.as_secs_f64() + mean * confident as f64;
+        let mean = curl / gets as f64;
+        let baseline = curl + mean * confident as f64;
         println!(
-            "baseline: curl made {gets} GETs ({page_requests} pages + {confident} re-reads) in {:.2}s (mean {:.3} ms/request); + {confident} reconcile POSTs at the mean = {:.2}s",
-            curl.wall.as_secs_f64(),
+            "baseline: curl made {gets} GETs ({page_requests} pages + {confident} re-reads) in {curl:.2}s (median of {}s; mean {:.3} ms/request); + {confident} reconcile POSTs at the mean = {baseline:.2}s",
+            shown.join("/"),
             mean * 1000.0,
-            baseline
         );
 
         // The cold run.
