@@ -124,7 +124,8 @@ pub enum ApiError {
         total: u64,
         per_page: u32,
     },
-    /// The run's overall deadline passed.
+    /// The run's overall deadline passed. No request starts after it, so for a write
+    /// this means the call was not made.
     #[error("{endpoint}: run deadline exceeded")]
     Deadline { endpoint: String },
     /// A write whose answer was lost (timeout, reset, 5xx, garbage): it may or may not

@@ -315,7 +315,8 @@ struct Answered {
     /// One answer per call, in order; or, when calls were stopped before this batch,
     /// why none was made.
     answers: Result<Vec<CallAnswer>, String>,
-    /// Set when an answer says no further call may be made (authentication rejected).
+    /// Set when an answer says no further call may be made (authentication rejected,
+    /// deadline).
     stop: Option<String>,
     spent: Spent,
 }
@@ -347,10 +348,12 @@ async fn call(
         async move { c.reconcile(&p, &t, &iban).await }
     })
     .await;
-    let stop = answers
-        .iter()
-        .any(|a| matches!(a, Ok(Err(ApiError::Auth { .. }))))
-        .then(|| "not called: authentication rejected".to_owned());
+    let stop = answers.iter().find_map(|a| match a {
+        Ok(Err(e @ (ApiError::Auth { .. } | ApiError::Deadline { .. }))) => {
+            Some(format!("not called: {e}"))
+        }
+        _ => None,
+    });
     Answered {
         calls,
         answers: Ok(answers),
@@ -373,8 +376,8 @@ struct Recorded {
 }
 
 /// Stage 3 of a batch: what became of each call. Intents whose calls were stopped
-/// (authentication rejected, deadline) after they were committed are settled as
-/// `skipped`: no call was made for them. An answer that does not say for sure is settled
+/// (authentication rejected, deadline) after they were committed, and calls the run's
+/// deadline kept from being sent, are settled as `skipped`: no call was made for them. An answer that does not say for sure is settled
 /// by re-reading the payment, holding a permit like every other request.
 async fn record(
     client: &Arc<Client>,
@@ -419,6 +422,23 @@ async fn record(
                     reconciled_at: now,
                 });
                 done.confirmed.push((match_id, p.id, t.id, payment_status));
+            }
+            // The run's deadline passed before the call was sent (the client starts no
+            // request after it): nothing to re-read, nothing applied.
+            Err(e @ ApiError::Deadline { .. }) => {
+                let why = format!("not called: {e}");
+                let texts = Texts {
+                    code: None,
+                    answer: Some(why.clone()),
+                    status: None,
+                };
+                record_fate(db, match_id, MatchState::Skipped, texts, run, now).await?;
+                done.not.push(NotReconciled {
+                    payment: p.id,
+                    transaction: t.id,
+                    detail: why,
+                    payment_open: true,
+                });
             }
             other => {
                 let pair = Pair {
@@ -837,6 +857,93 @@ async fn record_fate(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::ClientConfig;
+    use crate::domain::{Currency, Direction, Iban};
+    use crate::store::Store;
+
+    #[tokio::test]
+    async fn calls_the_run_deadline_kept_from_being_sent_are_skipped_and_stop_the_calls() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("recon.sqlite3")).unwrap();
+        let now = Utc::now();
+        let run = store.begin_run(now, false, "full").unwrap();
+        let amount = Money::from_units(
+            rust_decimal::Decimal::new(15050, 2),
+            Currency::parse("EUR").unwrap(),
+        );
+        let payment = Payment {
+            id: PaymentId::parse("P1").unwrap(),
+            external_id: None,
+            user_id: None,
+            status: PaymentStatus::PendingBank,
+            amount: amount.clone(),
+            payment_type: Some("transfer".into()),
+            concept: Some(Concept::parse("120037").unwrap()),
+            created_at: now,
+            updated_at: None,
+        };
+        let transaction = BankTransaction {
+            id: BankTxId::parse("T1").unwrap(),
+            iban: Iban::parse("ES9121000418450200051332").unwrap(),
+            amount,
+            direction: Direction::Credit,
+            concept_text: "Ref 120037".into(),
+            counterparty_name: None,
+            counterparty_iban: None,
+            booked_at: now,
+            value_date: None,
+            reconciled_payment_id: None,
+        };
+        let ids = store
+            .insert_intents(&[new_match(run, &payment, &transaction, now)])
+            .unwrap();
+        let id = ids.into_iter().next().unwrap().unwrap();
+        let db = SharedStore::new(store);
+        // The deadline has passed before anything starts: the client sends nothing (its
+        // base URL is never reached).
+        let client = Arc::new(
+            Client::new(ClientConfig {
+                base_url: "http://127.0.0.1:9/api".into(),
+                api_key: "k".into(),
+                api_secret: "s".to_owned().into(),
+                timeout: Duration::from_secs(1),
+                max_requests_per_second: 0,
+                max_attempts: 1,
+                backoff_base: Duration::from_millis(1),
+                deadline: Duration::ZERO,
+            })
+            .unwrap(),
+        );
+        let sem = Arc::new(Semaphore::new(1));
+
+        let answered = call(&client, vec![(id, payment, transaction)], &sem, None).await;
+        assert!(
+            answered
+                .stop
+                .as_deref()
+                .is_some_and(|s| s.contains("deadline"))
+        );
+        let recorded = record(&client, &db, run, answered, &sem).await.unwrap();
+
+        assert!(recorded.reconciled.is_empty() && recorded.confirmed.is_empty());
+        assert_eq!(recorded.not.len(), 1);
+        assert!(recorded.not[0].payment_open);
+        assert!(recorded.not[0].detail.starts_with("not called:"));
+        let store = db.into_inner().unwrap();
+        let (state, holds): (String, Option<i64>) = store
+            .connection()
+            .query_row(
+                "SELECT state, holds FROM matches WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((state.as_str(), holds), ("skipped", None));
+        assert!(
+            store.unsettled().unwrap().is_empty(),
+            "nothing for the next run to settle"
+        );
+    }
 
     #[test]
     fn a_run_is_cut_into_about_eight_batches_of_64_to_512_pairs() {
