@@ -108,7 +108,7 @@ pub async fn execute(
     let mut ties = Vec::new();
     let mut spent = Spent::default();
     let batch = batch_size(pairs.len());
-    let mut rest = pairs.into_iter().peekable();
+    let mut rest = pairs.into_iter();
     let mut prepared: Option<Prepared> = None;
     let mut answered: Option<Answered> = None;
     loop {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 use rust_decimal::Decimal;
 
@@ -852,12 +852,12 @@ impl Store {
 
     /// Dry-run decisions, in one transaction.
     pub fn insert_dry_runs(&mut self, ms: &[NewMatch<'_>]) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
-        for m in ms {
-            insert_match_in(&tx, m, MatchState::DryRun)?;
-        }
-        tx.commit()?;
-        Ok(())
+        self.in_tx(|tx| {
+            for m in ms {
+                insert_match_in(tx, m, MatchState::DryRun)?;
+            }
+            Ok(())
+        })
     }
 
     /// Records confirmed reconciles, in one transaction: each match becomes `reconciled`
@@ -871,11 +871,10 @@ impl Store {
         run: RunId,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
-        mark_reconciled_in(&tx, items, answer, run, now)?;
-        record_ties_in(&tx, items)?;
-        tx.commit()?;
-        Ok(())
+        self.in_tx(|tx| {
+            mark_reconciled_in(tx, items, answer, run, now)?;
+            record_ties_in(tx, items)
+        })
     }
 
     /// The ledger half of [`Store::settle_reconciled`] for a batch of calls: the matches
@@ -891,10 +890,7 @@ impl Store {
         run: RunId,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
-        mark_reconciled_in(&tx, items, answer, run, now)?;
-        tx.commit()?;
-        Ok(())
+        self.in_tx(|tx| mark_reconciled_in(tx, items, answer, run, now))
     }
 
     /// Writes the new payment statuses and transaction ties of confirmed reconciles, in
@@ -903,10 +899,7 @@ impl Store {
         &mut self,
         items: &[(i64, PaymentId, BankTxId, PaymentStatus)],
     ) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
-        record_ties_in(&tx, items)?;
-        tx.commit()?;
-        Ok(())
+        self.in_tx(|tx| record_ties_in(tx, items))
     }
 
     /// Records what became of a match.
@@ -1160,7 +1153,7 @@ fn rowids<'v>(
 }
 
 fn insert_match_in(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     m: &NewMatch<'_>,
     state: MatchState,
 ) -> Result<i64, StoreError> {
