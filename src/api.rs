@@ -7,8 +7,8 @@
 //! are: a write whose answer was lost comes back as [`ApiError::OutcomeUnknown`] and the
 //! caller re-reads the payment before deciding anything (§13.7).
 
+use rustc_hash::FxHashSet;
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::str::FromStr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -233,7 +233,9 @@ pub struct Paginator {
     next: u32,
     done: bool,
     max_total: u64,
-    seen: HashSet<String>,
+    /// Ids come from the authenticated provider, so a fast hash without flooding
+    /// protection is fine here.
+    seen: FxHashSet<String>,
     pub pages_read: u32,
     pub duplicates: u64,
 }
@@ -245,7 +247,7 @@ impl Paginator {
             next: 1,
             done: false,
             max_total: 0,
-            seen: HashSet::new(),
+            seen: FxHashSet::default(),
             pages_read: 0,
             duplicates: 0,
         }
@@ -328,6 +330,8 @@ struct Token {
 /// The client. Cheap to share behind an `Arc`; safe to use from concurrent tasks.
 pub struct Client {
     http: reqwest::Client,
+    /// `cfg.base_url`, parsed once.
+    base: reqwest::Url,
     cfg: ClientConfig,
     token: tokio::sync::Mutex<Option<Token>>,
     pacer: Mutex<Instant>,
@@ -353,7 +357,7 @@ enum Kind {
 /// What one HTTP exchange produced, before retry decisions.
 enum Outcome {
     /// A success envelope; the body as received, parsed by the endpoint that asked.
-    Ok(Vec<u8>),
+    Ok(Answer),
     /// The envelope said error with this code.
     Code(String, String),
     /// Retry a read (after `wait` if given); a write's outcome is unknown.
@@ -376,6 +380,11 @@ impl Client {
                 why: format!("cannot build HTTP client: {e}"),
                 snippet: String::new(),
             })?;
+        let base = reqwest::Url::parse(&cfg.base_url).map_err(|e| ApiError::Malformed {
+            endpoint: "client".into(),
+            why: format!("base_url {:?} is not a URL: {e}", cfg.base_url),
+            snippet: String::new(),
+        })?;
         let now = Instant::now();
         let seed = u64::from(std::process::id())
             ^ std::time::SystemTime::now()
@@ -384,6 +393,7 @@ impl Client {
                 .unwrap_or(0x9E37_79B9);
         Ok(Self {
             http,
+            base,
             deadline: now + cfg.deadline,
             cfg,
             token: tokio::sync::Mutex::new(None),
@@ -442,7 +452,7 @@ impl Client {
 
     /// `GET /banking/accounts` (§13.5): not paginated.
     pub async fn accounts(&self) -> Result<(Vec<Record<BankAccount>>, Vec<BadRecord>), ApiError> {
-        let v = json(PATH_ACCOUNTS, &self.get(PATH_ACCOUNTS, &[]).await?)?;
+        let v = json(PATH_ACCOUNTS, &self.get(PATH_ACCOUNTS, &[]).await?.body)?;
         let items = find_array(&v, &["data", "data.accounts", "accounts"])
             .ok_or_else(|| malformed(PATH_ACCOUNTS, "no list of accounts in `data`", &v))?;
         let mut good = Vec::with_capacity(items.len());
@@ -469,15 +479,17 @@ impl Client {
     pub async fn payment(&self, id: &PaymentId) -> Result<Option<Record<Payment>>, ApiError> {
         let path = format!("{PATH_PAYMENT}/{}", encode_path(id.as_str()));
         match self.get(&path, &[]).await {
-            Ok(body) => {
-                let data = serde_json::from_slice::<DataOnly<'_>>(&body)
+            Ok(answer) => {
+                let data = answer
+                    .page_parts()
                     .ok()
-                    .and_then(|d| d.data)
-                    .filter(|d| d.get().starts_with('{'))
+                    .and_then(|p| p.data)
+                    .filter(|d| d.starts_with('{'))
+                    .and_then(|d| serde_json::from_str::<&RawValue>(d).ok())
                     .ok_or_else(|| ApiError::Malformed {
                         endpoint: path.clone(),
                         why: "no payment object in `data`".into(),
-                        snippet: snippet_bytes(&body),
+                        snippet: snippet_bytes(&answer.body),
                     })?;
                 let p = parse_payment(data).map_err(|why| ApiError::Malformed {
                     endpoint: path.clone(),
@@ -513,9 +525,9 @@ impl Client {
             })
             .await
         {
-            Ok(body) => {
+            Ok(answer) => {
                 // The call was applied: an answer we cannot read does not change that.
-                let v = serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null);
+                let v = serde_json::from_slice::<Value>(&answer.body).unwrap_or(Value::Null);
                 let status = v
                     .get("data")
                     .and_then(|d| d.get("payment_status"))
@@ -533,22 +545,28 @@ impl Client {
 
     // ---- transport -----------------------------------------------------------------
 
-    async fn get(
-        &self,
-        path: &str,
-        params: &[(&'static str, String)],
-    ) -> Result<Vec<u8>, ApiError> {
+    async fn get(&self, path: &str, params: &[(&'static str, String)]) -> Result<Answer, ApiError> {
         self.send(path, Kind::Read, |http, url| http.get(url).query(params))
             .await
     }
 
+    /// The base URL with `path` (which starts with `/`, segments already encoded) appended
+    /// to its path. The base was parsed once, in [`Client::new`]: only the path is parsed
+    /// per request.
+    fn url(&self, path: &str) -> reqwest::Url {
+        let mut url = self.base.clone();
+        let joined = format!("{}{path}", self.base.path().trim_end_matches('/'));
+        url.set_path(&joined);
+        url
+    }
+
     /// One logical call: token, pacing, retries (reads only), envelope decoding, and one
     /// re-authentication on `authorization_incorrect`.
-    async fn send<F>(&self, path: &str, kind: Kind, build: F) -> Result<Vec<u8>, ApiError>
+    async fn send<F>(&self, path: &str, kind: Kind, build: F) -> Result<Answer, ApiError>
     where
-        F: Fn(&reqwest::Client, String) -> reqwest::RequestBuilder,
+        F: Fn(&reqwest::Client, reqwest::Url) -> reqwest::RequestBuilder,
     {
-        let url = format!("{}{}", self.cfg.base_url, path);
+        let url = self.url(path);
         let mut attempt = 0u32;
         let mut reauthed = false;
         loop {
@@ -679,10 +697,14 @@ impl Client {
         // The common case, a success envelope, is recognised without building a tree of
         // the whole body: a list page is parsed once, item by item, by its endpoint.
         if status.is_success()
-            && let Ok(light) = serde_json::from_slice::<StatusOnly<'_>>(&body)
+            && let Ok(light) = serde_json::from_slice::<Envelope<'_>>(&body)
             && light.status.as_deref().is_some_and(success_word)
         {
-            return Outcome::Ok(body.to_vec());
+            let parts = light.parts(&body);
+            return Outcome::Ok(Answer {
+                body: Vec::from(body),
+                parts: Some(parts),
+            });
         }
         let parsed: Result<Value, _> = serde_json::from_slice(&body);
         if status.is_client_error() {
@@ -712,7 +734,10 @@ impl Client {
             }
         };
         if is_success(&v) {
-            return Outcome::Ok(body.to_vec());
+            return Outcome::Ok(Answer {
+                body: Vec::from(body),
+                parts: None,
+            });
         }
         if let Some(code) = error_code(&v) {
             // A code is a short identifier; anything else (free text that might echo a
@@ -755,7 +780,7 @@ impl Client {
     }
 
     async fn authenticate(&self, endpoint: &str) -> Result<Token, ApiError> {
-        let url = format!("{}{}", self.cfg.base_url, PATH_AUTH);
+        let url = self.url(PATH_AUTH);
         let body = serde_json::json!({
             "api_key": self.cfg.api_key,
             "api_secret": self.cfg.api_secret.expose_secret(),
@@ -768,7 +793,7 @@ impl Client {
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
             let outcome = match self
                 .http
-                .post(&url)
+                .post(url.clone())
                 .json(&body)
                 .timeout(self.cfg.timeout.min(remaining))
                 .send()
@@ -779,8 +804,8 @@ impl Client {
                 Err(e) => Outcome::Transient(describe_reqwest(&e), None),
             };
             let (detail, wait) = match outcome {
-                Outcome::Ok(body) => {
-                    return token_from(&json(PATH_AUTH, &body).map_err(|_| {
+                Outcome::Ok(answer) => {
+                    return token_from(&json(PATH_AUTH, &answer.body).map_err(|_| {
                         ApiError::Malformed {
                             endpoint: PATH_AUTH.into(),
                             why: "the answer is not JSON".into(),
@@ -918,11 +943,89 @@ fn success_word(s: &str) -> bool {
         || s.eq_ignore_ascii_case("sucess")
 }
 
-/// Only the envelope's `status`; everything else in the body is skipped unparsed.
+/// The envelope of a success answer, read once on the way in: its `status`, and where
+/// `data`, `pagination` and `meta` sit in the body, so a list page is not read twice.
 #[derive(serde::Deserialize)]
-struct StatusOnly<'a> {
+struct Envelope<'a> {
     #[serde(borrow)]
     status: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+    #[serde(borrow)]
+    pagination: Option<&'a RawValue>,
+    #[serde(borrow)]
+    meta: Option<&'a RawValue>,
+}
+
+impl Envelope<'_> {
+    /// The byte ranges of the parts in `body`, which they were borrowed from.
+    fn parts(&self, body: &[u8]) -> Parts {
+        let span = |v: Option<&RawValue>| {
+            v.map(|v| {
+                let start = v.get().as_ptr() as usize - body.as_ptr() as usize;
+                start..start + v.get().len()
+            })
+        };
+        Parts {
+            data: span(self.data),
+            pagination: span(self.pagination),
+            meta: span(self.meta),
+        }
+    }
+}
+
+/// Where an envelope's parts sit in a body.
+#[derive(Debug, Clone, Default)]
+struct Parts {
+    data: Option<std::ops::Range<usize>>,
+    pagination: Option<std::ops::Range<usize>>,
+    meta: Option<std::ops::Range<usize>>,
+}
+
+/// A success answer: the body as received and, when its envelope was already read, where
+/// the envelope's parts are.
+#[derive(Debug)]
+struct Answer {
+    body: Vec<u8>,
+    parts: Option<Parts>,
+}
+
+/// An envelope's parts as JSON text borrowed from the body.
+struct PageParts<'a> {
+    data: Option<&'a str>,
+    pagination: Option<&'a str>,
+    meta: Option<&'a str>,
+}
+
+impl Answer {
+    /// The envelope's parts: from the ranges found on the way in, or read now.
+    fn page_parts(&self) -> Result<PageParts<'_>, String> {
+        let Some(parts) = &self.parts else {
+            let env: PageEnvelope<'_> =
+                serde_json::from_slice(&self.body).map_err(|e| format!("not a page ({e})"))?;
+            return Ok(PageParts {
+                data: env.data.map(RawValue::get),
+                pagination: env.pagination.map(RawValue::get),
+                meta: env.meta.map(RawValue::get),
+            });
+        };
+        // The ranges came from `&str`s borrowed from this very body.
+        let text = |r: &Option<std::ops::Range<usize>>| -> Result<Option<&str>, String> {
+            r.clone()
+                .map(|r| {
+                    self.body
+                        .get(r)
+                        .and_then(|b| std::str::from_utf8(b).ok())
+                        .ok_or_else(|| "envelope out of step with its body".to_owned())
+                })
+                .transpose()
+        };
+        Ok(PageParts {
+            data: text(&parts.data)?,
+            pagination: text(&parts.pagination)?,
+            meta: text(&parts.meta)?,
+        })
+    }
 }
 
 /// A body as JSON, for the endpoints whose answers are small.
@@ -1008,28 +1111,20 @@ struct PageEnvelope<'a> {
     meta: Option<&'a RawValue>,
 }
 
-/// Only the envelope's `data`.
-#[derive(serde::Deserialize)]
-struct DataOnly<'a> {
-    #[serde(borrow)]
-    data: Option<&'a RawValue>,
-}
-
 fn parse_page<T>(
     endpoint: &str,
-    body: &[u8],
+    answer: &Answer,
     parse: fn(&RawValue) -> Result<T, String>,
 ) -> Result<Page<T>, ApiError> {
     let bad_page = |why: &str| ApiError::Malformed {
         endpoint: endpoint.to_owned(),
         why: why.to_owned(),
-        snippet: snippet_bytes(body),
+        snippet: snippet_bytes(&answer.body),
     };
-    let env: PageEnvelope<'_> =
-        serde_json::from_slice(body).map_err(|e| bad_page(&format!("not a page ({e})")))?;
+    let env = answer.page_parts().map_err(|why| bad_page(&why))?;
     let items: Vec<&RawValue> = env
         .data
-        .and_then(|d| serde_json::from_str(d.get()).ok())
+        .and_then(|d| serde_json::from_str(d).ok())
         .ok_or_else(|| bad_page("`data` is not a list"))?;
     let pag: Option<Obj<'_>> = env
         .pagination
@@ -1058,7 +1153,7 @@ fn parse_page<T>(
             }),
             Err(error) => bad.push(BadRecord {
                 endpoint: endpoint.to_owned(),
-                id: obj(item, ID_FIELD)
+                id: obj(item.get(), ID_FIELD)
                     .ok()
                     .and_then(|o| o.get("id").and_then(flex_string)),
                 raw: item.get().to_owned(),
@@ -1103,9 +1198,9 @@ impl<'a> Obj<'a> {
     }
 }
 
-fn obj<'a>(v: &'a RawValue, names: &'static [&'static str]) -> Result<Obj<'a>, String> {
+fn obj<'a>(text: &'a str, names: &'static [&'static str]) -> Result<Obj<'a>, String> {
     use serde::de::DeserializeSeed;
-    let mut de = serde_json::Deserializer::from_str(v.get());
+    let mut de = serde_json::Deserializer::from_str(text);
     ObjSeed(names)
         .deserialize(&mut de)
         .and_then(|o| de.end().map(|()| o))
@@ -1315,7 +1410,7 @@ const PAGINATION_FIELDS: &[&str] = &["current_page", "per_page", "last_page", "t
 const ID_FIELD: &[&str] = &["id"];
 
 fn parse_payment(v: &RawValue) -> Result<Payment, String> {
-    let o = &obj(v, PAYMENT_FIELDS)?;
+    let o = &obj(v.get(), PAYMENT_FIELDS)?;
     let id = PaymentId::parse(req_string(o, "id")?).map_err(|e| e.to_string())?;
     let cur = currency(o, "fiat_symbol")?;
     // `fiat_amount` is integer cents here (§5.3, §13.3).
@@ -1339,7 +1434,7 @@ fn parse_payment(v: &RawValue) -> Result<Payment, String> {
 }
 
 fn parse_offramp(v: &RawValue) -> Result<Offramp, String> {
-    let o = &obj(v, OFFRAMP_FIELDS)?;
+    let o = &obj(v.get(), OFFRAMP_FIELDS)?;
     let id = OfframpId::parse(req_string(o, "id")?).map_err(|e| e.to_string())?;
     // `fiat_amount` is a decimal string in currency units here (§13.4).
     let fiat = Money::from_units(req_decimal(o, "fiat_amount")?, currency(o, "fiat_symbol")?);
@@ -1355,7 +1450,7 @@ fn parse_offramp(v: &RawValue) -> Result<Offramp, String> {
 }
 
 fn parse_transaction(v: &RawValue) -> Result<BankTransaction, String> {
-    let o = &obj(v, TRANSACTION_FIELDS)?;
+    let o = &obj(v.get(), TRANSACTION_FIELDS)?;
     let id = BankTxId::parse(req_string(o, "id")?).map_err(|e| e.to_string())?;
     let iban = Iban::parse(req_string(o, "iban")?).map_err(|e| format!("`iban`: {e}"))?;
     let amount = req_decimal(o, "amount")?;
@@ -1390,7 +1485,7 @@ fn parse_transaction(v: &RawValue) -> Result<BankTransaction, String> {
 }
 
 fn parse_account(v: &RawValue) -> Result<BankAccount, String> {
-    let o = &obj(v, ACCOUNT_FIELDS)?;
+    let o = &obj(v.get(), ACCOUNT_FIELDS)?;
     let iban = Iban::parse(req_string(o, "iban")?).map_err(|e| format!("`iban`: {e}"))?;
     let currency = match opt_string(o, "currency") {
         None => None,
@@ -1634,6 +1729,86 @@ mod tests {
         };
         assert!(matches!(err, ApiError::Runaway { .. }));
         assert!(n <= 4);
+    }
+
+    /// The answer `decode` makes of a success body: with the envelope's parts found on the
+    /// way (`light`), or without them, as after the fallback through a full JSON tree.
+    fn answer(body: &str, light: bool) -> Answer {
+        let parts = light.then(|| {
+            serde_json::from_str::<Envelope<'_>>(body)
+                .unwrap()
+                .parts(body.as_bytes())
+        });
+        Answer {
+            body: body.as_bytes().to_vec(),
+            parts,
+        }
+    }
+
+    #[test]
+    fn a_page_reads_the_same_whether_its_envelope_was_read_on_the_way_in_or_not() {
+        let body = r#"{"status":"ok","meta":{"x":1},"data":[
+            {"id":"P1","status":"pending_bank","fiat_amount":15050,"fiat_symbol":"EUR",
+             "created_at":"2026-06-26T10:30:00Z","holder":"Jos\u00e9 Pe\u00f1a"},
+            {"id":"P2","status":"pending_bank","fiat_amount":"1.5","fiat_symbol":"EUR",
+             "created_at":"2026-06-26T10:30:00Z"}],
+            "pagination":{"current_page":2,"per_page":2,"last_page":3,"total":6}}"#;
+        let read = |light| {
+            let page = parse_page("/payments", &answer(body, light), parse_payment).unwrap();
+            let good: Vec<_> = page.items.iter().map(|r| r.raw.clone()).collect();
+            let bad: Vec<_> = page
+                .bad
+                .iter()
+                .map(|b| (b.id.clone(), b.error.clone()))
+                .collect();
+            (good, bad, format!("{:?}", page.info))
+        };
+        let (light, full) = (read(true), read(false));
+        assert_eq!(light, full);
+        assert_eq!(light.0.len(), 1);
+        assert!(light.0[0].starts_with(r#"{"id":"P1""#), "{:?}", light.0);
+        assert_eq!(light.1.len(), 1, "the fractional cents are a bad record");
+        assert!(light.2.contains("current_page: 2"), "{}", light.2);
+        // A page without its list or pagination is refused the same way too.
+        for broken in [
+            r#"{"status":"ok","data":{"id":"P1"},"pagination":{}}"#,
+            r#"{"status":"ok","data":[]}"#,
+        ] {
+            let e = |light| {
+                parse_page("/payments", &answer(broken, light), parse_payment)
+                    .unwrap_err()
+                    .to_string()
+            };
+            assert_eq!(e(true), e(false), "{broken}");
+        }
+    }
+
+    #[test]
+    fn request_urls_append_the_path_to_the_base_url_s_path() {
+        let client = |base: &str| {
+            Client::new(ClientConfig {
+                base_url: base.to_owned(),
+                api_key: "k".into(),
+                api_secret: SecretString::from("s".to_owned()),
+                timeout: Duration::from_secs(1),
+                max_requests_per_second: 0,
+                max_attempts: 1,
+                backoff_base: Duration::from_millis(1),
+                deadline: Duration::from_secs(1),
+            })
+        };
+        let url = |base: &str, path: &str| client(base).unwrap().url(path).to_string();
+        assert_eq!(
+            url("https://sandbox.example/api", "/payments"),
+            "https://sandbox.example/api/payments"
+        );
+        assert_eq!(
+            url("http://127.0.0.1:8080/api/", "/payment/P%2F1"),
+            "http://127.0.0.1:8080/api/payment/P%2F1"
+        );
+        assert_eq!(url("http://h", "/auth"), "http://h/auth");
+        let e = client("not a url").unwrap_err().to_string();
+        assert!(e.contains("base_url \"not a url\" is not a URL"), "{e}");
     }
 
     #[test]

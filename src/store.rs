@@ -225,17 +225,70 @@ pub struct MatchingData {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
-    /// The checkpoint [`Store::end_bulk`] started on a connection of its own.
-    checkpoint: Option<std::thread::JoinHandle<()>>,
+    /// Checkpoints on a connection of its own, from [`Store::end_bulk`] on.
+    checkpointer: Option<Checkpointer>,
+    /// Between [`Store::begin_bulk`] and [`Store::end_bulk`].
+    bulk: bool,
 }
 
 impl Drop for Store {
-    /// Waits for a background checkpoint, so the connection's own checkpoint at close
+    /// Waits for the background checkpoint, so the connection's own checkpoint at close
     /// (SQLite's, when the last connection closes) finds the WAL already copied.
     fn drop(&mut self) {
-        if let Some(h) = self.checkpoint.take() {
-            let _ = h.join();
+        if let Some(c) = self.checkpointer.take() {
+            c.finish();
         }
+    }
+}
+
+/// Copies the WAL into the database file on a thread and connection of its own, when
+/// asked, so that no commit of the run waits for it: a passive checkpoint never blocks
+/// the writer, and the writer's own connection does not checkpoint once this exists.
+/// Asking while a checkpoint runs queues one more, which then copies everything
+/// committed by the time it starts.
+struct Checkpointer {
+    ask: std::sync::mpsc::SyncSender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path) -> std::io::Result<Self> {
+        let (ask, asked) = std::sync::mpsc::sync_channel::<()>(1);
+        let path = path.to_path_buf();
+        let thread = std::thread::Builder::new()
+            .name("checkpoint".into())
+            .spawn(move || {
+                let conn = Connection::open(&path).and_then(|c| {
+                    c.busy_timeout(std::time::Duration::from_secs(10))?;
+                    Ok(c)
+                });
+                let conn = match conn {
+                    Ok(c) => c,
+                    Err(e) => {
+                        // Not an error of the run: closing the store checkpoints.
+                        tracing::warn!(path = %path.display(), error = %e, "background checkpoint failed");
+                        return;
+                    }
+                };
+                while asked.recv().is_ok() {
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::warn!(path = %path.display(), error = %e, "background checkpoint failed");
+                    }
+                }
+            })?;
+        Ok(Self { ask, thread })
+    }
+
+    /// Asks for a checkpoint, unless one is already queued.
+    fn ask(&self) {
+        let _ = self.ask.try_send(());
+    }
+
+    /// Waits for the queued checkpoint, then closes the connection.
+    fn finish(self) {
+        drop(self.ask);
+        let _ = self.thread.join();
     }
 }
 
@@ -290,7 +343,8 @@ impl Store {
         Ok(Self {
             conn,
             path: path.to_path_buf(),
-            checkpoint: None,
+            checkpointer: None,
+            bulk: false,
         })
     }
 
@@ -492,41 +546,40 @@ impl Store {
     pub fn begin_bulk(&mut self) -> Result<(), StoreError> {
         self.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         self.conn.pragma_update(None, "foreign_keys", "OFF")?;
+        self.bulk = true;
         Ok(())
     }
 
     /// Ends a bulk write: the WAL the sync wrote is copied into the database file by a
     /// passive checkpoint on a thread and connection of its own, which runs alongside
-    /// matching and reconciling instead of before them (a passive checkpoint never blocks
-    /// this connection). Later commits checkpoint as usual.
+    /// matching and reconciling instead of before them. From here on this connection
+    /// never checkpoints itself: each later transaction asks that thread for another
+    /// checkpoint, and closing the store waits for it.
     pub fn end_bulk(&mut self) -> Result<(), StoreError> {
         self.conn.pragma_update(None, "foreign_keys", "ON")?;
-        self.conn.pragma_update(None, "wal_autocheckpoint", 1000)?;
-        if let Some(h) = self.checkpoint.take() {
-            let _ = h.join();
-        }
-        let path = self.path.clone();
-        let spawned = std::thread::Builder::new()
-            .name("checkpoint".into())
-            .spawn(move || {
-                let r = Connection::open(&path).and_then(|c| {
-                    c.busy_timeout(std::time::Duration::from_secs(10))?;
-                    c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                });
-                if let Err(e) = r {
-                    // Not an error of the run: the next commit or close checkpoints.
-                    tracing::warn!(path = %path.display(), error = %e, "background checkpoint failed");
+        self.bulk = false;
+        if self.checkpointer.is_none() {
+            match Checkpointer::start(&self.path) {
+                Ok(c) => self.checkpointer = Some(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot start the background checkpoint; checkpointing now");
+                    self.conn.pragma_update(None, "wal_autocheckpoint", 1000)?;
+                    self.conn
+                        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+                    return Ok(());
                 }
-            });
-        match spawned {
-            Ok(h) => self.checkpoint = Some(h),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot start the background checkpoint; checkpointing now");
-                self.conn
-                    .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
             }
         }
+        self.checkpoint_soon();
         Ok(())
+    }
+
+    /// Asks the background checkpoint (if there is one, and no sync is writing) to copy
+    /// what was committed so far.
+    fn checkpoint_soon(&self) {
+        if let Some(c) = self.checkpointer.as_ref().filter(|_| !self.bulk) {
+            c.ask();
+        }
     }
 
     pub fn commit_batch(&mut self) -> Result<(), StoreError> {
@@ -546,6 +599,7 @@ impl Store {
         let tx = self.conn.transaction()?;
         let r = f(&tx)?;
         tx.commit()?;
+        self.checkpoint_soon();
         Ok(r)
     }
 
@@ -842,6 +896,7 @@ impl Store {
             Ok(out)
         })();
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        self.checkpoint_soon();
         result
     }
 
@@ -1583,6 +1638,58 @@ mod tests {
                 "{wrong}: {r:?}"
             );
         }
+    }
+
+    #[test]
+    fn after_a_sync_the_wal_is_copied_into_the_database_file_by_the_background_checkpoint() {
+        let (d, mut s) = open();
+        let t0 = Utc::now();
+        let run = s.begin_run(t0, false, "full").unwrap();
+        let pays = |from: usize| -> Vec<Record<Payment>> {
+            (from..from + 2_000)
+                .map(|i| Record {
+                    value: Payment {
+                        id: PaymentId::parse(format!("P{i:06}")).unwrap(),
+                        external_id: None,
+                        user_id: None,
+                        status: PaymentStatus::parse("pending_bank"),
+                        amount: eur("1.00"),
+                        payment_type: None,
+                        concept: None,
+                        created_at: t0,
+                        updated_at: None,
+                    },
+                    raw: format!(r#"{{"id":"P{i:06}","padding":"{}"}}"#, "x".repeat(200)),
+                })
+                .collect()
+        };
+        let file = d.path().join("db").join("recon.sqlite3");
+        let size = || std::fs::metadata(&file).unwrap().len();
+        s.begin_bulk().unwrap();
+        s.begin_batch().unwrap();
+        s.upsert_payments(run, t0, &pays(0)).unwrap();
+        s.commit_batch().unwrap();
+        let during_sync = size();
+        s.end_bulk().unwrap();
+        // The writer's own connection never checkpoints from here on.
+        let auto: i64 = s
+            .conn
+            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(auto, 0);
+        // A later transaction asks for another checkpoint.
+        s.upsert_payments(run, t0, &pays(2_000)).unwrap();
+        s.checkpointer.take().unwrap().finish();
+        let after = size();
+        assert!(
+            after > during_sync + 500_000,
+            "the rows stayed in the WAL: {during_sync} bytes during the sync, {after} after"
+        );
+        let rows: i64 = s
+            .conn
+            .query_row("SELECT count(*) FROM payments", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 4_000);
     }
 
     #[test]
