@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_match_holds.sql"),
     include_str!("../migrations/0003_matching_indexes.sql"),
+    include_str!("../migrations/0004_time_ordered_indexes.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -195,7 +196,7 @@ pub struct OutboxRow {
 }
 
 /// The matching input. Each query reads the open rows from an index (`payments_status`,
-/// and the covering indexes of migration 0003, whose WHERE clauses these repeat exactly),
+/// and the covering indexes of migrations 0003 and 0004, whose WHERE clauses these repeat exactly),
 /// and asks the exactly-once indexes whether this job already ties the row.
 const MATCHING_PAYMENTS: &str = "
     SELECT id, external_id, user_id, status, amount, currency, payment_type, concept,
