@@ -698,7 +698,7 @@ impl Client {
         // the whole body: a list page is parsed once, item by item, by its endpoint.
         if status.is_success()
             && let Ok(light) = serde_json::from_slice::<Envelope<'_>>(&body)
-            && light.status.as_deref().is_some_and(success_word)
+            && light.status_text().as_deref().is_some_and(success_word)
         {
             let parts = light.parts(&body);
             return Outcome::Ok(Answer {
@@ -943,12 +943,15 @@ fn success_word(s: &str) -> bool {
         || s.eq_ignore_ascii_case("sucess")
 }
 
-/// The envelope of a success answer, read once on the way in: its `status`, and where
-/// `data`, `pagination` and `meta` sit in the body, so a list page is not read twice.
+/// The envelope of an answer: its `status`, and the list page's items and pagination kept
+/// as raw JSON, so each item is parsed once, straight into its record, and stored byte for
+/// byte as received. A success answer's envelope is read once, on the way in: the
+/// [`Answer`] keeps where its parts sit, so a list page is not read twice.
 #[derive(serde::Deserialize)]
 struct Envelope<'a> {
+    /// Raw, so that a `status` of any type still leaves the rest of the envelope readable.
     #[serde(borrow)]
-    status: Option<Cow<'a, str>>,
+    status: Option<&'a RawValue>,
     #[serde(borrow)]
     data: Option<&'a RawValue>,
     #[serde(borrow)]
@@ -958,6 +961,12 @@ struct Envelope<'a> {
 }
 
 impl Envelope<'_> {
+    /// `status` when it is a string.
+    fn status_text(&self) -> Option<Cow<'_, str>> {
+        self.status
+            .and_then(|r| serde_json::from_str::<Cow<'_, str>>(r.get()).ok())
+    }
+
     /// The byte ranges of the parts in `body`, which they were borrowed from.
     fn parts(&self, body: &[u8]) -> Parts {
         let span = |v: Option<&RawValue>| {
@@ -1001,7 +1010,7 @@ impl Answer {
     /// The envelope's parts: from the ranges found on the way in, or read now.
     fn page_parts(&self) -> Result<PageParts<'_>, String> {
         let Some(parts) = &self.parts else {
-            let env: PageEnvelope<'_> =
+            let env: Envelope<'_> =
                 serde_json::from_slice(&self.body).map_err(|e| format!("not a page ({e})"))?;
             return Ok(PageParts {
                 data: env.data.map(RawValue::get),
@@ -1097,18 +1106,6 @@ fn token_from(v: &Value) -> Result<Token, ApiError> {
         value: SecretString::from(token.to_owned()),
         refresh_at: Instant::now() + (ttl - early),
     })
-}
-
-/// The envelope of a list page: items and pagination kept as raw JSON, so each item is
-/// parsed once, straight into its record, and stored byte for byte as received.
-#[derive(serde::Deserialize)]
-struct PageEnvelope<'a> {
-    #[serde(borrow)]
-    data: Option<&'a RawValue>,
-    #[serde(borrow)]
-    pagination: Option<&'a RawValue>,
-    #[serde(borrow)]
-    meta: Option<&'a RawValue>,
 }
 
 fn parse_page<T>(
@@ -1769,6 +1766,11 @@ mod tests {
         assert!(light.0[0].starts_with(r#"{"id":"P1""#), "{:?}", light.0);
         assert_eq!(light.1.len(), 1, "the fractional cents are a bad record");
         assert!(light.2.contains("current_page: 2"), "{}", light.2);
+        // A `status` that is not a string is no success word, and leaves the page readable.
+        let odd = r#"{"status":true,"data":[],"pagination":{"current_page":1,"per_page":2,"last_page":1}}"#;
+        let env = serde_json::from_str::<Envelope<'_>>(odd).unwrap();
+        assert_eq!(env.status_text(), None);
+        assert!(parse_page("/payments", &answer(odd, false), parse_payment).is_ok());
         // A page without its list or pagination is refused the same way too.
         for broken in [
             r#"{"status":"ok","data":{"id":"P1"},"pagination":{}}"#,
