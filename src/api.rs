@@ -984,7 +984,7 @@ impl Envelope<'_> {
 }
 
 /// Where an envelope's parts sit in a body.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug)]
 struct Parts {
     data: Option<std::ops::Range<usize>>,
     pagination: Option<std::ops::Range<usize>>,
@@ -1009,14 +1009,15 @@ struct PageParts<'a> {
 impl Answer {
     /// The envelope's parts: from the ranges found on the way in, or read now.
     fn page_parts(&self) -> Result<PageParts<'_>, String> {
-        let Some(parts) = &self.parts else {
-            let env: Envelope<'_> =
-                serde_json::from_slice(&self.body).map_err(|e| format!("not a page ({e})"))?;
-            return Ok(PageParts {
-                data: env.data.map(RawValue::get),
-                pagination: env.pagination.map(RawValue::get),
-                meta: env.meta.map(RawValue::get),
-            });
+        let read;
+        let parts = match &self.parts {
+            Some(parts) => parts,
+            None => {
+                read = serde_json::from_slice::<Envelope<'_>>(&self.body)
+                    .map_err(|e| format!("not a page ({e})"))?
+                    .parts(&self.body);
+                &read
+            }
         };
         // The ranges came from `&str`s borrowed from this very body.
         let text = |r: &Option<std::ops::Range<usize>>| -> Result<Option<&str>, String> {
