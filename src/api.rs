@@ -514,11 +514,23 @@ impl Client {
         transaction: &BankTxId,
         iban: &Iban,
     ) -> Result<ReconcileAnswer, ApiError> {
-        let body = serde_json::json!({
-            "payment_id": payment.as_str(),
-            "transaction_id": transaction.as_str(),
-            "iban": iban.as_str(),
-        });
+        /// The request body of §13.7.
+        #[derive(serde::Serialize)]
+        struct Body<'a> {
+            payment_id: &'a str,
+            transaction_id: &'a str,
+            iban: &'a str,
+        }
+        /// What is read of the answer's `data`: the payment's new status, if it says.
+        #[derive(serde::Deserialize)]
+        struct Data {
+            payment_status: Option<Value>,
+        }
+        let body = Body {
+            payment_id: payment.as_str(),
+            transaction_id: transaction.as_str(),
+            iban: iban.as_str(),
+        };
         match self
             .send(PATH_RECONCILE, Kind::Write, |http, url| {
                 http.post(url).json(&body)
@@ -527,10 +539,13 @@ impl Client {
         {
             Ok(answer) => {
                 // The call was applied: an answer we cannot read does not change that.
-                let v = serde_json::from_slice::<Value>(&answer.body).unwrap_or(Value::Null);
-                let status = v
-                    .get("data")
-                    .and_then(|d| d.get("payment_status"))
+                let status = answer
+                    .page_parts()
+                    .ok()
+                    .and_then(|p| p.data)
+                    .and_then(|d| serde_json::from_str::<Data>(d).ok())
+                    .and_then(|d| d.payment_status)
+                    .as_ref()
                     .and_then(value_string)
                     .map(|s| PaymentStatus::parse(&s))
                     .unwrap_or(PaymentStatus::PaymentReceived);

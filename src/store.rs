@@ -620,17 +620,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = ts(now);
         self.in_tx(|tx| {
-            let mut upsert = Upsert::new(
-                tx,
-                "UPDATE payments SET external_id = ?2, user_id = ?3, status = ?4, amount = ?5,
-                    currency = ?6, payment_type = ?7, concept = ?8, created_at = ?9,
-                    updated_at = ?10, raw_json = ?11, last_seen_at = ?12, last_seen_run = ?13
-                 WHERE id = ?1",
-                "INSERT INTO payments (id, external_id, user_id, status, amount, currency,
-                    payment_type, concept, created_at, updated_at, raw_json, first_seen_at,
-                    last_seen_at, first_seen_run, last_seen_run)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?13)",
-            )?;
+            let mut upsert = Upsert::new(tx, &PAYMENTS)?;
             for r in batch {
                 let p = &r.value;
                 upsert.row(params![
@@ -671,17 +661,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = ts(now);
         self.in_tx(|tx| {
-            let mut upsert = Upsert::new(
-                tx,
-                "UPDATE offramps SET user_id = ?2, status = ?3, amount = ?4, currency = ?5,
-                    iban = ?6, created_at = ?7, updated_at = ?8, raw_json = ?9,
-                    last_seen_at = ?10, last_seen_run = ?11
-                 WHERE id = ?1",
-                "INSERT INTO offramps (id, user_id, status, amount, currency, iban, created_at,
-                    updated_at, raw_json, first_seen_at, last_seen_at, first_seen_run,
-                    last_seen_run)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?11)",
-            )?;
+            let mut upsert = Upsert::new(tx, &OFFRAMPS)?;
             for r in batch {
                 let o = &r.value;
                 upsert.row(params![
@@ -1248,17 +1228,108 @@ fn insert_match_in(
     }
 }
 
-/// An upsert as two plain statements, `UPDATE` by id and `INSERT`, which take the same
-/// parameters. (`INSERT … ON CONFLICT DO UPDATE` makes SQLite keep a statement journal,
-/// a copy of every page each statement touches, so that a failing statement can be
-/// undone inside the open transaction; these two statements need none, and a failure
-/// rolls the writer's whole transaction back anyway. Measured in BENCHMARKS.md.)
+/// A provider list's table as the sync writes it: `id`, the record's columns in the
+/// order the upserts bind them (parameters `?2` onwards), then `now` and the run.
+struct Listed {
+    table: &'static str,
+    columns: &'static [&'static str],
+}
+
+const PAYMENTS: Listed = Listed {
+    table: "payments",
+    columns: &[
+        "external_id",
+        "user_id",
+        "status",
+        "amount",
+        "currency",
+        "payment_type",
+        "concept",
+        "created_at",
+        "updated_at",
+        "raw_json",
+    ],
+};
+
+const OFFRAMPS: Listed = Listed {
+    table: "offramps",
+    columns: &[
+        "user_id",
+        "status",
+        "amount",
+        "currency",
+        "iban",
+        "created_at",
+        "updated_at",
+        "raw_json",
+    ],
+};
+
+const BANK_TRANSACTIONS: Listed = Listed {
+    table: "bank_transactions",
+    columns: &[
+        "iban",
+        "direction",
+        "amount",
+        "currency",
+        "concept",
+        "counterparty_name",
+        "counterparty_iban",
+        "booked_at",
+        "value_date",
+        "reconciled_payment_id",
+        "raw_json",
+    ],
+};
+
+impl Listed {
+    /// The three statements of [`Upsert`], all taking the same parameters.
+    fn statements(&self) -> [String; 3] {
+        let (t, cols) = (self.table, self.columns);
+        let (now, run) = (cols.len() + 2, cols.len() + 3);
+        let each = |f: &dyn Fn(usize, &str) -> String, sep: &str| {
+            cols.iter()
+                .enumerate()
+                .map(|(i, c)| f(i + 2, c))
+                .collect::<Vec<_>>()
+                .join(sep)
+        };
+        let seen = format!(
+            "UPDATE {t} SET last_seen_at = ?{now}, last_seen_run = ?{run} WHERE id = ?1 AND {}",
+            each(&|i, c| format!("{c} IS ?{i}"), " AND ")
+        );
+        let update = format!(
+            "UPDATE {t} SET {}, last_seen_at = ?{now}, last_seen_run = ?{run} WHERE id = ?1",
+            each(&|i, c| format!("{c} = ?{i}"), ", ")
+        );
+        let insert = format!(
+            "INSERT INTO {t} (id, {}, first_seen_at, last_seen_at, first_seen_run, last_seen_run)
+             VALUES (?1, {}, ?{now}, ?{now}, ?{run}, ?{run})",
+            cols.join(", "),
+            each(&|i, _| format!("?{i}"), ", ")
+        );
+        [seen, update, insert]
+    }
+}
+
+/// An upsert as plain statements that take the same parameters: `UPDATE` of the
+/// `last_seen_*` columns of a row whose every other column already holds what the
+/// provider sent (the common case when the overlap window re-reads a list), `UPDATE` of
+/// the whole row by id, and `INSERT`. (`INSERT … ON CONFLICT DO UPDATE` makes SQLite keep
+/// a statement journal, a copy of every page each statement touches, so that a failing
+/// statement can be undone inside the open transaction; these statements need none, and
+/// a failure rolls the writer's whole transaction back anyway. Measured in
+/// BENCHMARKS.md.) The first `UPDATE` leaves the indexes alone: none of them holds a
+/// `last_seen_*` column. A row is compared column by column, not by its raw JSON alone,
+/// so a column this job changed itself (a tie) or parsed differently in an earlier
+/// version is still rewritten.
 ///
 /// Rows come in runs: a cold sync's are all new, an incremental sync's mostly known. So
 /// each row is first tried the way the previous row succeeded: a new row costs one
 /// `INSERT` after a new row, and a known row one `UPDATE` after a known row. A
 /// single-row `INSERT` refused by the primary key has written nothing.
 struct Upsert<'c> {
+    seen: rusqlite::CachedStatement<'c>,
     update: rusqlite::CachedStatement<'c>,
     insert: rusqlite::CachedStatement<'c>,
     /// Whether the previous row was new.
@@ -1266,10 +1337,12 @@ struct Upsert<'c> {
 }
 
 impl<'c> Upsert<'c> {
-    fn new(tx: &'c Connection, update: &str, insert: &str) -> Result<Self, StoreError> {
+    fn new(tx: &'c Connection, listed: &Listed) -> Result<Self, StoreError> {
+        let [seen, update, insert] = listed.statements();
         Ok(Self {
-            update: tx.prepare_cached(update)?,
-            insert: tx.prepare_cached(insert)?,
+            seen: tx.prepare_cached(&seen)?,
+            update: tx.prepare_cached(&update)?,
+            insert: tx.prepare_cached(&insert)?,
             last_new: false,
         })
     }
@@ -1280,17 +1353,22 @@ impl<'c> Upsert<'c> {
                 Ok(_) => return Ok(()),
                 Err(e) if is_key_conflict(&e) => {
                     self.last_new = false;
-                    if self.update.execute(p)? == 0 {
+                    if !self.known(p)? {
                         return Err(e.into());
                     }
                 }
                 Err(e) => return Err(e.into()),
             }
-        } else if self.update.execute(p)? == 0 {
+        } else if !self.known(p)? {
             self.last_new = true;
             self.insert.execute(p)?;
         }
         Ok(())
+    }
+
+    /// Updates the row if it exists; whether it did.
+    fn known(&mut self, p: impl rusqlite::Params + Copy) -> Result<bool, StoreError> {
+        Ok(self.seen.execute(p)? == 1 || self.update.execute(p)? == 1)
     }
 }
 
@@ -1306,18 +1384,7 @@ fn upsert_transactions_in(
     now: &str,
     batch: &[Record<BankTransaction>],
 ) -> Result<(), StoreError> {
-    let mut upsert = Upsert::new(
-        tx,
-        "UPDATE bank_transactions SET iban = ?2, direction = ?3, amount = ?4, currency = ?5,
-            concept = ?6, counterparty_name = ?7, counterparty_iban = ?8, booked_at = ?9,
-            value_date = ?10, reconciled_payment_id = ?11, raw_json = ?12, last_seen_at = ?13,
-            last_seen_run = ?14
-         WHERE id = ?1",
-        "INSERT INTO bank_transactions (id, iban, direction, amount, currency, concept,
-            counterparty_name, counterparty_iban, booked_at, value_date, reconciled_payment_id,
-            raw_json, first_seen_at, last_seen_at, first_seen_run, last_seen_run)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?14)",
-    )?;
+    let mut upsert = Upsert::new(tx, &BANK_TRANSACTIONS)?;
     for r in batch {
         let t = &r.value;
         upsert.row(params![
@@ -1691,6 +1758,86 @@ mod tests {
             .query_row("SELECT count(*) FROM payments", [], |r| r.get(0))
             .unwrap();
         assert_eq!(rows, 4_000);
+    }
+
+    #[test]
+    fn a_transaction_seen_again_unchanged_only_moves_its_last_seen_and_a_local_tie_is_undone() {
+        let (_d, mut s) = open();
+        let t0 = Utc::now();
+        let run1 = s.begin_run(t0, false, "full").unwrap();
+        let credit = |id: &str| Record {
+            value: BankTransaction {
+                id: BankTxId::parse(id).unwrap(),
+                iban: Iban::parse("ES9121000418450200051332").unwrap(),
+                amount: eur("12.50"),
+                direction: Direction::Credit,
+                concept_text: format!("Ref 1234 {id}"),
+                // NULL columns must compare as unchanged too.
+                counterparty_name: None,
+                counterparty_iban: None,
+                booked_at: t0,
+                value_date: None,
+                reconciled_payment_id: None,
+            },
+            raw: format!(r#"{{"id":"{id}"}}"#),
+        };
+        let both = [credit("T1"), credit("T2")];
+        s.upsert_transactions(run1, t0, &both).unwrap();
+        // This job tied T2 since; the provider has not (yet) said so.
+        s.record_ties(&[(
+            1,
+            PaymentId::parse("P2").unwrap(),
+            BankTxId::parse("T2").unwrap(),
+            PaymentStatus::PaymentReceived,
+        )])
+        .unwrap();
+        let before: Vec<String> = s
+            .transactions_by_ids(&[&both[0].value.id])
+            .unwrap()
+            .iter()
+            .map(|t| format!("{t:?}"))
+            .collect();
+
+        let t1 = t0 + chrono::Duration::minutes(15);
+        let run2 = s.begin_run(t1, false, "incremental").unwrap();
+        s.upsert_transactions(run2, t1, &both).unwrap();
+
+        let rows: Vec<(String, Option<String>, i64, i64, String)> = s
+            .conn
+            .prepare(
+                "SELECT id, reconciled_payment_id, first_seen_run, last_seen_run, last_seen_at
+                 FROM bank_transactions ORDER BY id",
+            )
+            .unwrap()
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [
+                ("T1".to_owned(), None, run1, run2, ts(t1)),
+                ("T2".to_owned(), None, run1, run2, ts(t1)),
+            ]
+        );
+        let after: Vec<String> = s
+            .transactions_by_ids(&[&both[0].value.id])
+            .unwrap()
+            .iter()
+            .map(|t| format!("{t:?}"))
+            .collect();
+        assert_eq!(after, before, "nothing but the last sighting changed");
+        // Both are open credits again, in the matching input's index too.
+        let open: Vec<String> = s
+            .matching_data()
+            .unwrap()
+            .transactions
+            .iter()
+            .map(|t| t.id.to_string())
+            .collect();
+        assert_eq!(open, ["T1", "T2"]);
     }
 
     #[test]

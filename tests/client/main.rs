@@ -809,6 +809,58 @@ async fn a_reconcile_answered_by_a_server_error_or_garbage_is_outcome_unknown_an
 }
 
 #[tokio::test]
+async fn a_reconcile_answer_gives_the_payments_new_status_and_one_that_does_not_say_means_received()
+{
+    for (name, body, expected) in [
+        (
+            "status given",
+            json!({"status": "success", "data": {"payment_id": "P1", "payment_status": "coins_sent"}}),
+            PaymentStatus::CoinsSent,
+        ),
+        (
+            "unknown status kept",
+            json!({"status": "ok", "data": {"payment_status": "settled_elsewhere"}}),
+            PaymentStatus::Other("settled_elsewhere".into()),
+        ),
+        (
+            "no status",
+            json!({"status": "ok", "data": {"payment_id": "P1"}}),
+            PaymentStatus::PaymentReceived,
+        ),
+        (
+            "data not an object",
+            json!({"status": "ok", "data": "done"}),
+            PaymentStatus::PaymentReceived,
+        ),
+        (
+            "no data",
+            json!({"status": "ok"}),
+            PaymentStatus::PaymentReceived,
+        ),
+    ] {
+        let (server, result) =
+            reconcile_against(ResponseTemplate::new(200).set_body_json(body)).await;
+        assert_eq!(
+            result.expect(name),
+            ReconcileAnswer::Reconciled {
+                payment_status: expected
+            },
+            "{name}"
+        );
+        let sent = server.received_requests().await.unwrap_or_default();
+        let call = sent
+            .iter()
+            .find(|r| r.url.path() == "/api/banking/reconcile")
+            .expect("the call was sent");
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&call.body).expect("a JSON body"),
+            json!({"payment_id": "P1", "transaction_id": "T1", "iban": "ES9121000418450200051332"}),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_reconcile_answer_slower_than_the_timeout_is_outcome_unknown_and_sent_once() {
     let slow = ResponseTemplate::new(200)
         .set_body_json(json!({"status": "ok", "data": {"payment_status": "payment_received"}}))
