@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, Timelike, Utc};
 use rust_decimal::Decimal;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
@@ -929,7 +929,53 @@ fn list_params(
 
 /// ISO-8601 with microseconds and `Z`, as the provider writes its own timestamps.
 pub fn wire_time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+    // What `to_rfc3339_opts(SecondsFormat::Micros, true)` writes, without the formatting
+    // machinery: the sync writer formats two or three times per stored row.
+    let nanos = t.nanosecond();
+    if nanos >= 1_000_000_000 {
+        // A leap second: rare enough for the general path.
+        return t.to_rfc3339_opts(SecondsFormat::Micros, true);
+    }
+    let Some(mut s) = date_text(t.date_naive(), 27) else {
+        return t.to_rfc3339_opts(SecondsFormat::Micros, true);
+    };
+    let secs = t.num_seconds_from_midnight();
+    s.push('T');
+    push_digits(&mut s, secs / 3600, 2);
+    s.push(':');
+    push_digits(&mut s, secs / 60 % 60, 2);
+    s.push(':');
+    push_digits(&mut s, secs % 60, 2);
+    s.push('.');
+    push_digits(&mut s, nanos / 1000, 6);
+    s.push('Z');
+    s
+}
+
+/// A date as `YYYY-MM-DD`, as `NaiveDate`'s `Display` writes it.
+pub fn wire_date(d: NaiveDate) -> String {
+    date_text(d, 10).unwrap_or_else(|| d.to_string())
+}
+
+/// `YYYY-MM-DD` for years 0–9999 (beyond them `chrono` adds a sign and digits), in a
+/// string with room for `capacity` bytes.
+fn date_text(d: NaiveDate, capacity: usize) -> Option<String> {
+    let year = u32::try_from(d.year()).ok().filter(|y| *y <= 9999)?;
+    let mut s = String::with_capacity(capacity);
+    push_digits(&mut s, year, 4);
+    s.push('-');
+    push_digits(&mut s, d.month(), 2);
+    s.push('-');
+    push_digits(&mut s, d.day(), 2);
+    Some(s)
+}
+
+/// The last `width` decimal digits of `n`, zero-padded.
+fn push_digits(s: &mut String, n: u32, width: u32) {
+    for i in (0..width).rev() {
+        let digit = n / 10u32.pow(i) % 10;
+        s.push(char::from(b'0' + digit as u8));
+    }
 }
 
 fn encode_path(s: &str) -> String {
@@ -1558,6 +1604,44 @@ mod tests {
 
     fn raw(v: &Value) -> Box<RawValue> {
         serde_json::value::to_raw_value(v).unwrap()
+    }
+
+    #[test]
+    fn wire_times_and_dates_print_as_chrono_prints_them() {
+        let at = |secs: i64, nanos: u32| DateTime::<Utc>::from_timestamp(secs, nanos).unwrap();
+        for t in [
+            at(1_782_469_800, 0),
+            at(1_782_469_800, 123_456_789),
+            at(0, 999),
+            at(-62_167_219_200, 0),           // 0000-01-01
+            at(-62_167_219_201, 0),           // one second before: year -1
+            at(253_402_300_799, 999_999_999), // 9999-12-31T23:59:59.999999
+            at(253_402_300_800, 0),           // 10000-01-01
+            at(1_483_228_799, 1_500_000_000), // a leap second
+        ] {
+            assert_eq!(
+                wire_time(t),
+                t.to_rfc3339_opts(SecondsFormat::Micros, true),
+                "{t:?}"
+            );
+            assert_eq!(wire_date(t.date_naive()), t.date_naive().to_string());
+        }
+        assert_eq!(
+            wire_time(at(1_782_469_800, 5_000)),
+            "2026-06-26T10:30:00.000005Z"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_wire_time_prints_as_chrono_prints_it(
+            secs in -400_000_000_000i64..400_000_000_000,
+            nanos in 0u32..1_000_000_000,
+        ) {
+            let t = DateTime::<Utc>::from_timestamp(secs, nanos).unwrap();
+            proptest::prop_assert_eq!(wire_time(t), t.to_rfc3339_opts(SecondsFormat::Micros, true));
+            proptest::prop_assert_eq!(wire_date(t.date_naive()), t.date_naive().to_string());
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 use rust_decimal::Decimal;
 
-use crate::api::{BadRecord, Record, wire_time};
+use crate::api::{BadRecord, Record, wire_date, wire_time};
 use crate::domain::{
     BankAccount, BankTransaction, BankTxId, Concept, Currency, Direction, Iban, Money, Offramp,
     OfframpId, OfframpStatus, Payment, PaymentId, PaymentStatus,
@@ -1397,7 +1397,7 @@ fn upsert_transactions_in(
             t.counterparty_name,
             t.counterparty_iban,
             ts(t.booked_at),
-            t.value_date.map(|d| d.to_string()),
+            t.value_date.map(wire_date),
             t.reconciled_payment_id.as_ref().map(PaymentId::as_str),
             r.raw,
             now,
