@@ -391,7 +391,7 @@ async fn serve_list(s: &Shared, kind: ListKind, q: ListQuery, iban: &str) -> Res
     if let Some(ms) = faults.slow_ms.filter(|ms| *ms > 0) {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
-    if q.status.is_some() && read(&s.state).status_index_stale {
+    if q.status.is_some() && read(&s.state).status_index_stale() {
         write(&s.state).refresh_status_index();
     }
     let body = read(&s.state).page(kind, &q, iban).render();

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::{Value, json};
 
 use super::data::{
@@ -98,6 +98,22 @@ fn window(keys: &[Key], from: Option<i64>, to: Option<i64>) -> (usize, usize) {
     let lo = from.map_or(0, |f| keys.partition_point(|k| k.0 < f));
     let hi = to.map_or(keys.len(), |t| keys.partition_point(|k| k.0 < t));
     (lo, hi.max(lo))
+}
+
+/// Two sorted key lists as one.
+fn merge_sorted(a: Vec<Key>, b: Vec<Key>) -> Vec<Key> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    loop {
+        let take_a = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) => x <= y,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        out.extend(if take_a { a.next() } else { b.next() });
+    }
+    out
 }
 
 fn insert_sorted(keys: &mut Vec<Key>, key: Key) {
@@ -243,10 +259,12 @@ pub(crate) struct State {
     pub payments: FxHashMap<Arc<str>, Row<PaymentRecord>>,
     pub payment_order: Vec<Key>,
     pub payment_by_status: FxHashMap<String, Vec<Key>>,
-    /// A status changed since `payment_by_status` was built. Status changes (one per
-    /// reconcile) only set this; the next status-filtered read rebuilds the index once,
-    /// instead of every change shifting a sorted vector of up to every payment.
-    pub status_index_stale: bool,
+    /// Payments whose status changed since `payment_by_status` was brought up to date,
+    /// each with its key and the status it is still filed under there. Status changes
+    /// (one per reconcile) are only noted here; the next status-filtered read moves them
+    /// all at once, instead of every change shifting a sorted vector of up to every
+    /// payment, or every read rebuilding the index from every payment.
+    status_moves: FxHashMap<Arc<str>, (Key, String)>,
     pub offramps: FxHashMap<Arc<str>, Row<OfframpRecord>>,
     pub offramp_order: Vec<Key>,
     pub txs: FxHashMap<Arc<str>, Row<TransactionRecord>>,
@@ -278,7 +296,7 @@ impl State {
             payments: FxHashMap::default(),
             payment_order: Vec::with_capacity(g.payments.len()),
             payment_by_status: FxHashMap::default(),
-            status_index_stale: false,
+            status_moves: FxHashMap::default(),
             offramps: FxHashMap::default(),
             offramp_order: Vec::with_capacity(g.offramps.len()),
             txs: FxHashMap::default(),
@@ -408,34 +426,58 @@ impl State {
     }
 
     pub fn set_payment_status(&mut self, id: &str, status: &str, now: DateTime<Utc>) -> bool {
-        let Some(row) = self.payments.get_mut(id) else {
+        let Some((id, row)) = self.payments.get_key_value(id) else {
             return false;
         };
-        if row.rec.status != status {
-            row.rec.status = status.to_owned();
-            self.status_index_stale = true;
+        let id = id.clone();
+        if row.rec.status != status && !self.status_moves.contains_key(&id) {
+            let key = (micros(row.rec.created_at), id.clone());
+            self.status_moves
+                .insert(id.clone(), (key, row.rec.status.clone()));
         }
+        let Some(row) = self.payments.get_mut(&id) else {
+            return false;
+        };
+        row.rec.status = status.to_owned();
         row.rec.updated_at = now;
         row.touch();
         true
     }
 
-    /// Rebuilds the per-status index from the payments in list order (O(n)).
+    /// Whether a status-filtered read must call [`State::refresh_status_index`] first.
+    pub fn status_index_stale(&self) -> bool {
+        !self.status_moves.is_empty()
+    }
+
+    /// Files the payments whose status changed under their new status: out of the old
+    /// status's keys, merged into the new one's (linear in the statuses touched).
     pub fn refresh_status_index(&mut self) {
-        if !self.status_index_stale {
-            return;
-        }
-        let mut by_status: FxHashMap<String, Vec<Key>> = FxHashMap::default();
-        for key in &self.payment_order {
-            if let Some(row) = self.payments.get(&key.1) {
-                by_status
-                    .entry(row.rec.status.clone())
-                    .or_default()
-                    .push(key.clone());
+        let mut leaving: FxHashMap<String, FxHashSet<Arc<str>>> = FxHashMap::default();
+        let mut arriving: FxHashMap<String, Vec<Key>> = FxHashMap::default();
+        for (id, (key, filed)) in std::mem::take(&mut self.status_moves) {
+            let Some(row) = self.payments.get(&id) else {
+                continue;
+            };
+            if row.rec.status != filed {
+                match arriving.get_mut(&row.rec.status) {
+                    Some(keys) => keys.push(key),
+                    None => {
+                        arriving.insert(row.rec.status.clone(), vec![key]);
+                    }
+                }
+                leaving.entry(filed).or_default().insert(id);
             }
         }
-        self.payment_by_status = by_status;
-        self.status_index_stale = false;
+        for (status, ids) in leaving {
+            if let Some(keys) = self.payment_by_status.get_mut(&status) {
+                keys.retain(|k| !ids.contains(&k.1));
+            }
+        }
+        for (status, mut new) in arriving {
+            new.sort_unstable();
+            let keys = self.payment_by_status.entry(status).or_default();
+            *keys = merge_sorted(std::mem::take(keys), new);
+        }
     }
 
     pub fn add_payment(&mut self, p: PaymentRecord) -> Result<(), SandboxError> {
@@ -539,6 +581,60 @@ mod tests {
             .enumerate()
             .map(|(i, t)| (*t, Arc::from(format!("id{i}").as_str())))
             .collect()
+    }
+
+    /// The status index as a full rebuild from every payment would make it.
+    fn rebuilt(s: &State) -> Vec<(String, Vec<Key>)> {
+        let mut by: FxHashMap<String, Vec<Key>> = FxHashMap::default();
+        for key in &s.payment_order {
+            let status = s.payments[&key.1].rec.status.clone();
+            by.entry(status).or_default().push(key.clone());
+        }
+        let mut v: Vec<_> = by.into_iter().collect();
+        v.sort();
+        v
+    }
+
+    fn filed(s: &State) -> Vec<(String, Vec<Key>)> {
+        let mut v: Vec<_> = s
+            .payment_by_status
+            .iter()
+            .filter(|(_, keys)| !keys.is_empty())
+            .map(|(st, keys)| (st.clone(), keys.clone()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn the_status_index_after_any_status_changes_and_additions_is_what_a_rebuild_gives() {
+        let anchor = DateTime::<Utc>::from_timestamp(1_782_469_800, 0).unwrap_or_default();
+        let spec = crate::sandbox::DataSpec::small(7, anchor);
+        let mut s = State::new(super::super::data::generate(&spec), true, 7, anchor);
+        let mut rng = Rng::new(11);
+        let statuses = ["pending_bank", "payment_received", "coins_sent", "started"];
+        for round in 0..30 {
+            let ids: Vec<Arc<str>> = s.payment_order.iter().map(|k| k.1.clone()).collect();
+            // Some payments change status, some twice, some back to where they were.
+            for _ in 0..rng.range(0, 25) {
+                let id = &ids[rng.range(0, ids.len() as i64) as usize];
+                let st = statuses[rng.range(0, statuses.len() as i64) as usize];
+                assert!(s.set_payment_status(id, st, anchor));
+            }
+            if round % 3 == 0 {
+                let at = anchor - chrono::Duration::minutes(rng.range(0, 10_000));
+                let st = statuses[rng.range(0, statuses.len() as i64) as usize];
+                let mut p =
+                    PaymentRecord::transfer(format!("NEW{round:04}"), 900_000 + round, 1500, at);
+                p.status = st.to_owned();
+                s.add_payment(p).unwrap();
+            }
+            if round % 2 == 1 {
+                s.refresh_status_index();
+                assert!(!s.status_index_stale());
+                assert_eq!(filed(&s), rebuilt(&s), "round {round}");
+            }
+        }
     }
 
     #[test]
