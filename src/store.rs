@@ -1760,6 +1760,26 @@ mod tests {
         assert_eq!(rows, 4_000);
     }
 
+    /// The rows of a five-column query.
+    fn five_columns<A, B, C, D, E>(s: &Store, sql: &str) -> Vec<(A, B, C, D, E)>
+    where
+        A: rusqlite::types::FromSql,
+        B: rusqlite::types::FromSql,
+        C: rusqlite::types::FromSql,
+        D: rusqlite::types::FromSql,
+        E: rusqlite::types::FromSql,
+    {
+        s.conn
+            .prepare(sql)
+            .unwrap()
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
     #[test]
     fn a_transaction_seen_again_unchanged_only_moves_its_last_seen_and_a_local_tie_is_undone() {
         let (_d, mut s) = open();
@@ -1802,19 +1822,11 @@ mod tests {
         let run2 = s.begin_run(t1, false, "incremental").unwrap();
         s.upsert_transactions(run2, t1, &both).unwrap();
 
-        let rows: Vec<(String, Option<String>, i64, i64, String)> = s
-            .conn
-            .prepare(
-                "SELECT id, reconciled_payment_id, first_seen_run, last_seen_run, last_seen_at
-                 FROM bank_transactions ORDER BY id",
-            )
-            .unwrap()
-            .query_map([], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-            })
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let rows: Vec<(String, Option<String>, i64, i64, String)> = five_columns(
+            &s,
+            "SELECT id, reconciled_payment_id, first_seen_run, last_seen_run, last_seen_at
+             FROM bank_transactions ORDER BY id",
+        );
         assert_eq!(
             rows,
             [
@@ -1885,19 +1897,11 @@ mod tests {
             pay("F", "pending_bank"),
         ];
         s.upsert_payments(run2, t1, &batch).unwrap();
-        let rows: Vec<(String, String, i64, i64, String)> = s
-            .conn
-            .prepare(
-                "SELECT id, status, first_seen_run, last_seen_run, raw_json FROM payments
-                 ORDER BY id",
-            )
-            .unwrap()
-            .query_map([], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-            })
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let rows: Vec<(String, String, i64, i64, String)> = five_columns(
+            &s,
+            "SELECT id, status, first_seen_run, last_seen_run, raw_json FROM payments
+             ORDER BY id",
+        );
         let (r1, r2) = (run1, run2);
         // The provider still says B is pending: the store says so again.
         let expected: Vec<(String, String, i64, i64, String)> = [
