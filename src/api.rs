@@ -957,6 +957,25 @@ pub fn wire_date(d: NaiveDate) -> String {
     date_text(d, 10).unwrap_or_else(|| d.to_string())
 }
 
+/// A `YYYY-MM-DD` date, as `NaiveDate::parse_from_str(s, "%Y-%m-%d")` reads it; the
+/// common ten-digit shape without the format machinery (the store reads one per credit
+/// for every run's matching).
+pub fn date_from_text(s: &str) -> Option<NaiveDate> {
+    let b = s.as_bytes();
+    let digits = |r: std::ops::Range<usize>| {
+        b[r].iter().try_fold(0u32, |n, c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    if b.len() == 10 && b[4] == b'-' && b[7] == b'-' {
+        if let (Some(y), Some(m), Some(d)) = (digits(0..4), digits(5..7), digits(8..10)) {
+            // Ten bytes of this shape that are no date are no date for chrono either.
+            return NaiveDate::from_ymd_opt(i32::try_from(y).ok()?, m, d);
+        }
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
+}
+
 /// `YYYY-MM-DD` for years 0–9999 (beyond them `chrono` adds a sign and digits), in a
 /// string with room for `capacity` bytes.
 fn date_text(d: NaiveDate, capacity: usize) -> Option<String> {
@@ -1521,8 +1540,8 @@ fn parse_transaction(v: &RawValue) -> Result<BankTransaction, String> {
     let value_date = match opt_string(o, "value_date") {
         None => None,
         Some(s) => Some(
-            NaiveDate::parse_from_str(s.get(..10).unwrap_or(&s), "%Y-%m-%d")
-                .map_err(|_| format!("`value_date` is not a date: {s:?}"))?,
+            date_from_text(s.get(..10).unwrap_or(&s))
+                .ok_or_else(|| format!("`value_date` is not a date: {s:?}"))?,
         ),
     };
     let reconciled_payment_id = match opt_string(o, "reconciled_payment_id") {
@@ -1641,6 +1660,48 @@ mod tests {
             let t = DateTime::<Utc>::from_timestamp(secs, nanos).unwrap();
             proptest::prop_assert_eq!(wire_time(t), t.to_rfc3339_opts(SecondsFormat::Micros, true));
             proptest::prop_assert_eq!(wire_date(t.date_naive()), t.date_naive().to_string());
+        }
+    }
+
+    #[test]
+    fn dates_are_read_as_chrono_reads_them() {
+        for s in [
+            "2026-11-21",
+            "0000-01-01",
+            "9999-12-31",
+            "2024-02-29",
+            "2026-02-29", // not a leap year
+            "2026-13-01",
+            "2026-00-10",
+            "2026-11-31",
+            "2026-1-05",
+            "2026-11-5",
+            "+2026-11-21",
+            "12026-11-21",
+            "2026/11/21",
+            "2026-11-2x",
+            "2026-11-21T",
+            " 2026-11-21",
+            "",
+        ] {
+            assert_eq!(
+                date_from_text(s),
+                NaiveDate::parse_from_str(s, "%Y-%m-%d").ok(),
+                "{s:?}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_date_shaped_text_is_read_as_chrono_reads_it(s in "[0-9+ -]{0,4}[0-9]{0,5}-[0-9]{1,3}-[0-9]{1,3}") {
+            proptest::prop_assert_eq!(date_from_text(&s), NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok());
+        }
+
+        #[test]
+        fn any_date_reads_back_from_its_wire_text(days in -700_000i32..3_000_000) {
+            let d = NaiveDate::from_num_days_from_ce_opt(days).unwrap();
+            proptest::prop_assert_eq!(date_from_text(&wire_date(d)), Some(d));
         }
     }
 

@@ -100,11 +100,18 @@ pub struct Iban(String);
 impl Iban {
     pub fn parse(s: impl AsRef<str>) -> Result<Self, DomainError> {
         let raw = s.as_ref();
-        let norm: String = raw
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .map(|c| c.to_ascii_uppercase())
-            .collect();
+        let norm: String = if raw
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        {
+            // Already in the stored form (the store reads one per credit every run).
+            raw.to_owned()
+        } else {
+            raw.chars()
+                .filter(|c| !c.is_whitespace())
+                .map(|c| c.to_ascii_uppercase())
+                .collect()
+        };
         if norm.is_empty() {
             return Err(DomainError::Empty("IBAN"));
         }
@@ -574,6 +581,25 @@ mod tests {
         assert_eq!(i.masked(), "ES…1332");
         assert!(Iban::parse("1234").is_err());
         assert!(Iban::parse("ES91-2100").is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn an_iban_in_any_spacing_and_case_reads_as_its_normal_form(
+            s in "[A-Za-z]{0,3}[0-9]{0,3}[A-Za-z0-9 \t]{0,36}",
+        ) {
+            let normal: String = s
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .map(|c| c.to_ascii_uppercase())
+                .collect();
+            let (spaced, plain) = (Iban::parse(&s), Iban::parse(&normal));
+            proptest::prop_assert_eq!(spaced.is_ok(), plain.is_ok());
+            if let (Ok(a), Ok(b)) = (spaced, plain) {
+                proptest::prop_assert_eq!(a.as_str(), normal.as_str());
+                proptest::prop_assert_eq!(b.as_str(), normal.as_str());
+            }
+        }
     }
 
     #[test]
