@@ -967,11 +967,13 @@ pub fn date_from_text(s: &str) -> Option<NaiveDate> {
             c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
         })
     };
-    if b.len() == 10 && b[4] == b'-' && b[7] == b'-' {
-        if let (Some(y), Some(m), Some(d)) = (digits(0..4), digits(5..7), digits(8..10)) {
-            // Ten bytes of this shape that are no date are no date for chrono either.
-            return NaiveDate::from_ymd_opt(i32::try_from(y).ok()?, m, d);
-        }
+    if b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && let (Some(y), Some(m), Some(d)) = (digits(0..4), digits(5..7), digits(8..10))
+    {
+        // Ten bytes of this shape that are no date are no date for chrono either.
+        return NaiveDate::from_ymd_opt(i32::try_from(y).ok()?, m, d);
     }
     NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 use rust_decimal::Decimal;
 
@@ -39,6 +39,15 @@ pub enum StoreError {
     Migrate {
         path: PathBuf,
         source: rusqlite_migration::Error,
+    },
+    /// The file was migrated by a newer version (after a rollback, say).
+    #[error(
+        "database {path}: schema version {found} is newer than this version of cp-recon knows ({known}): a newer cp-recon has upgraded it; run that version, or restore the copy backed up before the upgrade"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: usize,
     },
     #[error("database: {0}")]
     Sql(#[from] rusqlite::Error),
@@ -337,6 +346,18 @@ impl Store {
             .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;
+        // rusqlite_migration keeps the version in `user_version`; its own refusal of a
+        // newer one does not say what to do.
+        let found: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(open_err)?;
+        if usize::try_from(found).is_ok_and(|v| v > MIGRATIONS.len()) {
+            return Err(StoreError::TooNew {
+                path: path.to_path_buf(),
+                found,
+                known: MIGRATIONS.len(),
+            });
+        }
         let migrations = Migrations::new(MIGRATIONS.iter().map(|s| M::up(s)).collect());
         migrations
             .to_latest(&mut conn)
@@ -782,62 +803,29 @@ impl Store {
     /// Everything the matching core looks at: open candidates only (payments stored as
     /// `pending_bank`, credits not reconciled at the provider, every debit, finished
     /// off-ramps) and what this job has already tied.
-    ///
-    /// The bank transactions, most of the rows, are read on this connection while a
-    /// second, read-only one reads the payments and off-ramps on a thread of its own.
-    /// Nothing writes in between (the store is this run's), so both read the same state.
     pub fn matching_data(&self) -> Result<MatchingData, StoreError> {
-        if !self.conn.is_autocommit() {
-            // The second connection would not see this one's uncommitted rows.
-            return Err(corrupt(
-                "-",
-                "-",
-                "internal: the matching input was asked for inside an open transaction",
-            ));
-        }
-        let side = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        std::thread::scope(|scope| {
-            let other = std::thread::Builder::new()
-                .name("match-input".into())
-                .spawn_scoped(scope, move || -> Result<_, StoreError> {
-                    let mut d = MatchingData::default();
-                    read_rows(&side, MATCHING_PAYMENTS, |r| {
-                        let p = payment_row(r)?;
-                        if r.get::<_, bool>(10)? {
-                            d.tied_payments.insert(p.id.clone());
-                        }
-                        d.payments.push(p);
-                        Ok(())
-                    })?;
-                    read_rows(&side, MATCHING_OFFRAMPS, |r| {
-                        d.offramps.push(offramp_row(r)?);
-                        Ok(())
-                    })?;
-                    Ok(d)
-                })
-                .map_err(|e| corrupt("-", "-", format!("cannot start a reader thread: {e}")))?;
-            let mut transactions = Vec::new();
-            let mut tied_transactions = HashSet::new();
-            read_rows(&self.conn, MATCHING_TRANSACTIONS, |r| {
-                let t = transaction_row(r)?;
-                if r.get::<_, bool>(11)? {
-                    tied_transactions.insert(t.id.clone());
-                }
-                transactions.push(t);
-                Ok(())
-            })?;
-            let d = other
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
-            Ok(MatchingData {
-                transactions,
-                tied_transactions,
-                ..d
-            })
-        })
+        let mut d = MatchingData::default();
+        read_rows(&self.conn, MATCHING_PAYMENTS, |r| {
+            let p = payment_row(r)?;
+            if r.get::<_, bool>(10)? {
+                d.tied_payments.insert(p.id.clone());
+            }
+            d.payments.push(p);
+            Ok(())
+        })?;
+        read_rows(&self.conn, MATCHING_TRANSACTIONS, |r| {
+            let t = transaction_row(r)?;
+            if r.get::<_, bool>(11)? {
+                d.tied_transactions.insert(t.id.clone());
+            }
+            d.transactions.push(t);
+            Ok(())
+        })?;
+        read_rows(&self.conn, MATCHING_OFFRAMPS, |r| {
+            d.offramps.push(offramp_row(r)?);
+            Ok(())
+        })?;
+        Ok(d)
     }
 
     pub fn payments_by_ids(&self, ids: &[&PaymentId]) -> Result<Vec<Payment>, StoreError> {
@@ -1687,6 +1675,27 @@ mod tests {
     }
 
     #[test]
+    fn a_database_upgraded_by_a_newer_version_is_refused_with_what_to_do() {
+        let (d, s) = open();
+        let path = s.path().to_path_buf();
+        s.connection()
+            .pragma_update(None, "user_version", MIGRATIONS.len() as i64 + 1)
+            .unwrap();
+        drop(s);
+        let e = Store::open(&path).map(|_| ()).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            matches!(e, StoreError::TooNew { found, .. } if found == MIGRATIONS.len() as i64 + 1)
+        );
+        assert!(msg.contains(&path.display().to_string()), "{msg}");
+        assert!(
+            msg.contains("newer than this version of cp-recon knows"),
+            "{msg}"
+        );
+        drop(d);
+    }
+
+    #[test]
     fn a_version_1_database_keeps_its_matches_and_their_holds_through_migration_2() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v1.sqlite3");
@@ -2068,51 +2077,25 @@ mod tests {
             ..Decisions::default()
         };
         s.insert_findings(run, &d).unwrap();
-        let rows: Vec<(
-            String,
-            String,
-            String,
-            String,
-            Option<String>,
-            Option<String>,
-        )> = s
+        let rows: Vec<String> = s
             .conn
             .prepare(
-                "SELECT kind, item_id, reason, candidates, difference, detail FROM findings
-                 WHERE run_id = ?1 ORDER BY kind, item_id",
+                "SELECT kind || ' ' || item_id || ' ' || reason || ' [' || candidates || '] '
+                        || IFNULL(difference, '-') || ' ' || IFNULL(detail, '-')
+                 FROM findings WHERE run_id = ?1 ORDER BY kind, item_id",
             )
             .unwrap()
-            .query_map([run], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                ))
-            })
+            .query_map([run], |r| r.get(0))
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        let row = |k: &str, i: &str, r: &str, c: &str, x: Option<&str>, d: Option<&str>| {
-            let o = |v: Option<&str>| v.map(str::to_owned);
-            (k.into(), i.into(), r.into(), c.into(), o(x), o(d))
-        };
         assert_eq!(
             rows,
-            vec![
-                row("offramp", "O1", "payout_not_seen", "", None, None),
-                row(
-                    "payment",
-                    "P1",
-                    "reconcile_failed",
-                    "T1 T2",
-                    None,
-                    Some("E_LOCKED")
-                ),
-                row("payment", "P2", "amount_mismatch", "T1 T2", None, None),
-                row("transaction", "P1", "no_concept", "P2", Some("-1.50"), None),
+            [
+                "offramp O1 payout_not_seen [] - -",
+                "payment P1 reconcile_failed [T1 T2] - E_LOCKED",
+                "payment P2 amount_mismatch [T1 T2] - -",
+                "transaction P1 no_concept [P2] -1.50 -",
             ]
         );
     }
