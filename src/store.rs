@@ -1474,14 +1474,13 @@ fn decimal(table: &'static str, id: &str, s: &str) -> Result<Decimal, StoreError
     Decimal::from_str(s).map_err(|e| corrupt(table, id, format!("bad amount {s:?}: {e}")))
 }
 
-/// A text column borrowed from the row, for values converted on the spot.
+/// A text column borrowed from the row, for values converted on the spot. Anything but
+/// text is refused as `Row::get::<String>` refuses it, naming the column.
 fn text<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> Result<&'r str, StoreError> {
-    r.get_ref(i)?.as_str().map_err(|e| {
-        StoreError::Sql(rusqlite::Error::FromSqlConversionFailure(
-            i,
-            rusqlite::types::Type::Text,
-            Box::new(e),
-        ))
+    let v = r.get_ref(i)?;
+    v.as_str().map_err(|_| {
+        let name = r.as_ref().column_name(i).unwrap_or("?").to_owned();
+        StoreError::Sql(rusqlite::Error::InvalidColumnType(i, name, v.data_type()))
     })
 }
 
@@ -2023,6 +2022,52 @@ mod tests {
                 assert!(!reads || covered, "{sql}\nreads a table: {plan:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_stored_row_edited_into_a_wrong_type_is_an_error_naming_the_column() {
+        let (_d, mut s) = open();
+        let t0 = Utc::now();
+        let run = s.begin_run(t0, false, "full").unwrap();
+        let credit = Record {
+            value: BankTransaction {
+                id: BankTxId::parse("T1").unwrap(),
+                iban: Iban::parse("ES9121000418450200051332").unwrap(),
+                amount: eur("12.50"),
+                direction: Direction::Credit,
+                concept_text: "Ref 1234".into(),
+                counterparty_name: None,
+                counterparty_iban: None,
+                booked_at: t0,
+                value_date: Some(t0.date_naive()),
+                reconciled_payment_id: None,
+            },
+            raw: r#"{"id":"T1"}"#.into(),
+        };
+        s.upsert_transactions(run, t0, &[credit]).unwrap();
+        let d = s.matching_data().unwrap();
+        assert_eq!(d.transactions[0].amount, eur("12.50"));
+        assert_eq!(d.transactions[0].value_date, Some(t0.date_naive()));
+        s.connection()
+            // TEXT affinity turns a number into text; a blob stays a blob.
+            .execute(
+                "UPDATE bank_transactions SET amount = x'3132' WHERE id = 'T1'",
+                [],
+            )
+            .unwrap();
+        let e = s.matching_data().unwrap_err().to_string();
+        assert!(e.contains("amount") && e.contains("Blob"), "{e}");
+        s.connection()
+            .execute(
+                "UPDATE bank_transactions SET amount = '12.50', value_date = '21.11.2026' WHERE id = 'T1'",
+                [],
+            )
+            .unwrap();
+        let e = s.matching_data().unwrap_err().to_string();
+        assert!(
+            e.contains("bank_transactions row T1: bad value_date \"21.11.2026\""),
+            "{e}"
+        );
     }
 
     #[test]
