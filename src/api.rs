@@ -124,6 +124,19 @@ pub enum ApiError {
         total: u64,
         per_page: u32,
     },
+    /// The provider answered with a redirect, which is never followed: a write must not
+    /// turn into a read of another address, and credentials must not be sent to one. The
+    /// documented API does not redirect, so `base_url` is wrong (most often `http://` for
+    /// `https://`, or a missing path).
+    #[error(
+        "{endpoint}: HTTP {status} redirect to {location}, not followed: the API does not redirect; check base_url"
+    )]
+    Redirected {
+        endpoint: String,
+        status: u16,
+        /// Where the answer pointed, without its query string or credentials.
+        location: String,
+    },
     /// The run's overall deadline passed. No request starts after it, so for a write
     /// this means the call was not made.
     #[error("{endpoint}: run deadline exceeded")]
@@ -370,6 +383,12 @@ enum Outcome {
 impl Client {
     pub fn new(cfg: ClientConfig) -> Result<Self, ApiError> {
         let http = reqwest::Client::builder()
+            // A redirect comes back as an answer (`ApiError::Redirected`), never followed.
+            .redirect(reqwest::redirect::Policy::none())
+            // This client decides about every retry itself (reads only, see `send`);
+            // reqwest's own layer could only retry HTTP/2 refusals, which this HTTP/1.1
+            // client never gets, yet it copies every request in case.
+            .retry(reqwest::retry::never().max_retries_per_request(0))
             .timeout(cfg.timeout)
             .connect_timeout(cfg.timeout.min(Duration::from_secs(10)))
             .pool_idle_timeout(Duration::from_secs(60))
@@ -681,6 +700,12 @@ impl Client {
             .and_then(|h| h.to_str().ok())
             .and_then(|s| s.trim().parse::<u64>().ok())
             .map(|s| Duration::from_secs(s.min(300)));
+        let location = status.is_redirection().then(|| {
+            resp.headers()
+                .get(reqwest::header::LOCATION)
+                .map(|h| shown_location(resp.url(), h.as_bytes()))
+                .unwrap_or_else(|| "nowhere (no Location header)".to_owned())
+        });
         let body = match resp.bytes().await {
             Ok(b) => b,
             Err(e) => return Outcome::Transient(describe_reqwest(&e), None),
@@ -708,6 +733,13 @@ impl Client {
         }
         if status.is_server_error() {
             return Outcome::Transient(format!("HTTP {code}: {}", quote_bytes(&body)), retry_after);
+        }
+        if let Some(location) = location {
+            return Outcome::Fatal(ApiError::Redirected {
+                endpoint: path.into(),
+                status: code,
+                location,
+            });
         }
         // The common case, a success envelope, is recognised without building a tree of
         // the whole body: a list page is parsed once, item by item, by its endpoint.
@@ -1584,6 +1616,22 @@ fn malformed(endpoint: &str, why: &str, v: &Value) -> ApiError {
         endpoint: endpoint.to_owned(),
         why: why.to_owned(),
         snippet: snippet(&v.to_string()),
+    }
+}
+
+/// A redirect's target as shown in an error: resolved against the request's URL, with
+/// no user, password, query or fragment (they may carry credentials).
+fn shown_location(request: &reqwest::Url, header: &[u8]) -> String {
+    let text = String::from_utf8_lossy(header);
+    match request.join(text.trim()) {
+        Ok(mut url) => {
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            url.set_query(None);
+            url.set_fragment(None);
+            url.to_string()
+        }
+        Err(_) => "an unreadable Location header".to_owned(),
     }
 }
 

@@ -907,6 +907,130 @@ async fn wrong_credentials_are_an_auth_error_and_no_list_request_is_sent() {
 }
 
 #[tokio::test]
+async fn a_redirect_of_the_authentication_is_not_followed_so_the_secret_goes_nowhere_else() {
+    let elsewhere = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&elsewhere)
+        .await;
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/authenticate"))
+        .respond_with(ResponseTemplate::new(307).insert_header(
+            "Location",
+            format!("{}/collect?key=leaked#frag", elsewhere.uri()).as_str(),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = mock_client(&server);
+
+    let err = client
+        .payments_page(&all(), 1, 10)
+        .await
+        .expect_err("a redirect is an error");
+
+    match &err {
+        ApiError::Redirected {
+            endpoint,
+            status,
+            location,
+        } => {
+            assert_eq!(endpoint, "/authenticate");
+            assert_eq!(*status, 307);
+            assert_eq!(location, &format!("{}/collect", elsewhere.uri()));
+        }
+        other => panic!("expected Redirected, got {other:?}"),
+    }
+    assert!(!err.is_transient(), "a configuration problem");
+    let shown = err.to_string();
+    assert!(shown.contains("check base_url"), "{shown}");
+    assert!(!shown.contains("leaked"), "{shown}");
+    server.verify().await;
+    elsewhere.verify().await;
+}
+
+#[tokio::test]
+async fn a_redirected_list_read_is_not_retried_and_names_where_it_pointed() {
+    let server = mock_server_with_token("tok-1").await;
+    Mock::given(method("GET"))
+        .and(path("/api/payments"))
+        .respond_with(ResponseTemplate::new(301).insert_header("Location", "/v2/payments"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v2/payments"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(page_body(vec![], 1, 10, 1, 0)))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let client = mock_client(&server);
+
+    let err = client
+        .payments_page(&all(), 1, 10)
+        .await
+        .expect_err("a redirect is an error");
+
+    assert!(
+        matches!(&err, ApiError::Redirected { endpoint, status: 301, location }
+            if endpoint == "/payments" && *location == format!("{}/v2/payments", server.uri())),
+        "{err:?}"
+    );
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn a_reconcile_answered_by_a_redirect_is_sent_once_and_never_turned_into_a_read() {
+    for status in [301, 302, 303, 307, 308] {
+        let server = mock_server_with_token("tok-1").await;
+        Mock::given(method("POST"))
+            .and(path("/api/banking/reconcile"))
+            .respond_with(
+                ResponseTemplate::new(status).insert_header("Location", "/api/payment/P1"),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        // Followed, the redirect would read the payment, whose success envelope would be
+        // taken for the reconcile's answer.
+        Mock::given(method("GET"))
+            .and(path("/api/payment/P1"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(
+                    json!({"status": "ok", "data": payment_item("P1", json!(15050))}),
+                ),
+            )
+            .expect(0)
+            .mount(&server)
+            .await;
+        let client = mock_client(&server);
+
+        let result = client
+            .reconcile(
+                &PaymentId::parse("P1").expect("id"),
+                &BankTxId::parse("T1").expect("id"),
+                &iban("ES9121000418450200051332"),
+            )
+            .await;
+
+        match result {
+            Err(ApiError::Redirected {
+                endpoint,
+                status: s,
+                ..
+            }) => {
+                assert_eq!(endpoint, "/banking/reconcile", "{status}");
+                assert_eq!(s, status);
+            }
+            other => panic!("{status}: expected Redirected, got {other:?}"),
+        }
+        server.verify().await;
+    }
+}
+
+#[tokio::test]
 async fn a_token_rejected_even_after_reauthentication_is_an_auth_error() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
