@@ -79,7 +79,9 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
             let settings = match load_settings(cli.config.as_deref()) {
                 Ok(s) => s,
                 Err(e) => {
-                    eprintln!("cp-recon: configuration error: {e}");
+                    // With its cause (a `source`, not repeated in the message).
+                    let e = anyhow::Error::from(e);
+                    eprintln!("cp-recon: configuration error: {e:#}");
                     return ExitCode::from(EXIT_USAGE);
                 }
             };

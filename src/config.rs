@@ -25,7 +25,7 @@ pub enum ConfigError {
         "no configuration file: none given with --config or {ENV_CONFIG}, and neither {SYSTEM_CONFIG} nor ./{LOCAL_CONFIG} exists"
     )]
     NotFound,
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read")]
     Read {
         path: PathBuf,
         source: std::io::Error,

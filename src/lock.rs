@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 pub enum LockError {
     #[error("another run is in progress (lock {path} is held{holder})")]
     Held { path: PathBuf, holder: String },
-    #[error("lock {path}: {source}")]
+    #[error("lock {path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,

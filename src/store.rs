@@ -30,12 +30,12 @@ const MIGRATIONS: &[&str] = &[
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database {path}: cannot open: {source}")]
+    #[error("database {path}: cannot open")]
     Open {
         path: PathBuf,
         source: rusqlite::Error,
     },
-    #[error("database {path}: migration failed: {source}")]
+    #[error("database {path}: migration failed")]
     Migrate {
         path: PathBuf,
         source: rusqlite_migration::Error,
@@ -1671,6 +1671,27 @@ mod tests {
         }
         let s = Store::open(&path).unwrap();
         assert_eq!(s.count("runs").unwrap(), 1);
+    }
+
+    #[test]
+    fn a_database_that_cannot_be_opened_names_its_path_and_the_cause_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, "").unwrap();
+        let path = file.join("recon.sqlite3");
+        let Err(e) = Store::open(&path) else {
+            panic!("a database under a plain file opened");
+        };
+        assert!(matches!(e, StoreError::Open { .. }), "{e:?}");
+        let chain = format!("{:#}", anyhow::Error::from(e));
+        let head = format!("database {}: cannot open: ", path.display());
+        assert!(chain.starts_with(&head), "{chain}");
+        let cause = &chain[head.len()..];
+        assert!(
+            !cause.is_empty() && !chain[..head.len()].contains(cause),
+            "{chain}"
+        );
+        assert_eq!(chain.matches(cause).count(), 1, "{chain}");
     }
 
     #[test]

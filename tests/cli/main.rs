@@ -488,6 +488,46 @@ mod config_errors {
     }
 
     #[tokio::test]
+    async fn a_config_path_that_cannot_be_read_exits_2_with_the_cause_said_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_cp-recon"))
+            .args(["--run-now", "--config"])
+            .arg(dir.path())
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(code(&out), 2, "{}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("{}: cannot read: ", dir.path().display())),
+            "{err}"
+        );
+        assert_eq!(err.matches("Is a directory").count(), 1, "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_database_directory_that_cannot_be_used_fails_the_run_with_the_cause_said_once() {
+        let env = TestEnv::start(small()).await;
+        let file = env.reports.with_file_name("a-file");
+        std::fs::write(&file, "").unwrap();
+        let blocked = env.config.with_file_name("blocked.toml");
+        env.write_config_at(&blocked, &file.join("recon.sqlite3"), "");
+
+        let out = env
+            .command_with(&blocked, &["--run-now"])
+            .output()
+            .await
+            .unwrap();
+
+        assert_eq!(code(&out), 1, "{}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err.lines().last().unwrap_or_default();
+        assert!(last.starts_with("cp-recon: error: "), "{err}");
+        assert!(last.contains(&file.display().to_string()), "{err}");
+        assert_eq!(last.matches("Not a directory").count(), 1, "{err}");
+    }
+
+    #[tokio::test]
     async fn a_usage_error_exits_2() {
         let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_cp-recon"))
             .args(["--no-such-flag"])
