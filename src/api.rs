@@ -700,12 +700,18 @@ impl Client {
             .and_then(|h| h.to_str().ok())
             .and_then(|s| s.trim().parse::<u64>().ok())
             .map(|s| Duration::from_secs(s.min(300)));
-        let location = status.is_redirection().then(|| {
-            resp.headers()
+        if status.is_redirection() {
+            let location = resp
+                .headers()
                 .get(reqwest::header::LOCATION)
                 .map(|h| shown_location(resp.url(), h.as_bytes()))
-                .unwrap_or_else(|| "nowhere (no Location header)".to_owned())
-        });
+                .unwrap_or_else(|| "nowhere (no Location header)".to_owned());
+            return Outcome::Fatal(ApiError::Redirected {
+                endpoint: path.into(),
+                status: status.as_u16(),
+                location,
+            });
+        }
         let body = match resp.bytes().await {
             Ok(b) => b,
             Err(e) => return Outcome::Transient(describe_reqwest(&e), None),
@@ -733,13 +739,6 @@ impl Client {
         }
         if status.is_server_error() {
             return Outcome::Transient(format!("HTTP {code}: {}", quote_bytes(&body)), retry_after);
-        }
-        if let Some(location) = location {
-            return Outcome::Fatal(ApiError::Redirected {
-                endpoint: path.into(),
-                status: code,
-                location,
-            });
         }
         // The common case, a success envelope, is recognised without building a tree of
         // the whole body: a list page is parsed once, item by item, by its endpoint.

@@ -391,18 +391,8 @@ async fn record(
         Ok(a) => a,
         Err(why) => {
             for (match_id, p, t) in batch.calls {
-                let texts = Texts {
-                    code: None,
-                    answer: Some(why.clone()),
-                    status: None,
-                };
-                record_fate(db, match_id, MatchState::Skipped, texts, run, Utc::now()).await?;
-                done.not.push(NotReconciled {
-                    payment: p.id,
-                    transaction: t.id,
-                    detail: why.clone(),
-                    payment_open: true,
-                });
+                let not = skipped(db, run, match_id, (p.id, t.id), why.clone(), Utc::now());
+                done.not.push(not.await?);
             }
             return Ok(done);
         }
@@ -427,18 +417,8 @@ async fn record(
             // request after it): nothing to re-read, nothing applied.
             Err(e @ ApiError::Deadline { .. }) => {
                 let why = format!("not called: {e}");
-                let texts = Texts {
-                    code: None,
-                    answer: Some(why.clone()),
-                    status: None,
-                };
-                record_fate(db, match_id, MatchState::Skipped, texts, run, now).await?;
-                done.not.push(NotReconciled {
-                    payment: p.id,
-                    transaction: t.id,
-                    detail: why,
-                    payment_open: true,
-                });
+                let not = skipped(db, run, match_id, (p.id, t.id), why, now);
+                done.not.push(not.await?);
             }
             other => {
                 let pair = Pair {
@@ -825,6 +805,30 @@ struct Texts {
 
 /// Records an outcome that is not a confirmed tie (those go through
 /// [`record_reconciled`]).
+/// Settles an intent whose call was never made as `skipped`, saying why; its payment
+/// stays open.
+async fn skipped(
+    db: &SharedStore,
+    run: RunId,
+    match_id: i64,
+    (payment, transaction): (PaymentId, BankTxId),
+    why: String,
+    now: DateTime<Utc>,
+) -> Result<NotReconciled, StoreError> {
+    let texts = Texts {
+        code: None,
+        answer: Some(why.clone()),
+        status: None,
+    };
+    record_fate(db, match_id, MatchState::Skipped, texts, run, now).await?;
+    Ok(NotReconciled {
+        payment,
+        transaction,
+        detail: why,
+        payment_open: true,
+    })
+}
+
 async fn record_fate(
     db: &SharedStore,
     match_id: i64,
