@@ -13,10 +13,13 @@ use chrono::{DateTime, Duration, Utc};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
-use crate::api::{ApiError, BadRecord, Client, ListQuery, Page, Paginator, Record};
+use rustc_hash::FxHashSet;
+
+use crate::api::{ApiError, BadRecord, Client, ListQuery, Page, Record};
 use crate::domain::{
     BankAccount, BankTransaction, Iban, Offramp, Payment, PaymentId, PaymentStatus,
 };
+use crate::paging::Keyset;
 use crate::store::{ListRead, RunId, Store, StoreError};
 
 /// Full: every list from the beginning. Incremental: from each list's watermark less the
@@ -123,6 +126,7 @@ pub async fn sync_all(
         per_page: opts.per_page,
         sem,
         read_ahead: opts.concurrency.max(1),
+        started: now,
         counters: counters.clone(),
         progress: opts.progress.then(|| Arc::new(Progress::default())),
     };
@@ -327,8 +331,10 @@ struct Reader {
     per_page: u32,
     /// Every page request holds one permit: all lists together stay within `concurrency`.
     sem: Arc<Semaphore>,
-    /// Pages of one list requested at once.
+    /// Slices of one list read at once.
     read_ahead: usize,
+    /// When the sync started: the end of the window a list's `total` is checked on.
+    started: DateTime<Utc>,
     counters: Arc<Counters>,
     progress: Option<Arc<Progress>>,
 }
@@ -436,16 +442,14 @@ impl Reader {
         kind: Kind,
         seen: Option<Arc<std::sync::Mutex<HashSet<PaymentId>>>>,
     ) -> ListRead {
-        let (client, per_page, counters) =
-            (self.client.clone(), self.per_page, self.counters.clone());
-        let read_from = q.from;
+        let (client, counters) = (self.client.clone(), self.counters.clone());
         match kind {
             Kind::Payments => {
-                let fetch = move |no| {
-                    let (c, q) = (client.clone(), q.clone());
-                    async move { c.payments_page(&q, no, per_page).await }
-                };
-                let wrap = move |items: Vec<Record<Payment>>| {
+                let fetch: Fetch<Payment> = Arc::new(move |q, no, per_page| {
+                    let c = client.clone();
+                    Box::pin(async move { c.payments_page(&q, no, per_page).await })
+                });
+                let wrap: Wrap<Payment> = Arc::new(move |items: Vec<Record<Payment>>| {
                     if let Some(s) = &seen
                         && let Ok(mut s) = s.lock()
                     {
@@ -455,127 +459,116 @@ impl Reader {
                         .payments
                         .fetch_add(items.len() as u64, Ordering::Relaxed);
                     Write::Payments(items)
-                };
-                self.read_pages(name, read_from, fetch, |p| p.created_at, wrap)
-                    .await
+                });
+                self.read_list(name, q, fetch, |p| p.created_at, wrap).await
             }
             Kind::Offramps => {
-                let fetch = move |no| {
-                    let (c, q) = (client.clone(), q.clone());
-                    async move { c.offramps_page(&q, no, per_page).await }
-                };
-                let wrap = move |items: Vec<Record<Offramp>>| {
+                let fetch: Fetch<Offramp> = Arc::new(move |q, no, per_page| {
+                    let c = client.clone();
+                    Box::pin(async move { c.offramps_page(&q, no, per_page).await })
+                });
+                let wrap: Wrap<Offramp> = Arc::new(move |items: Vec<Record<Offramp>>| {
                     counters
                         .offramps
                         .fetch_add(items.len() as u64, Ordering::Relaxed);
                     Write::Offramps(items)
-                };
-                self.read_pages(name, read_from, fetch, |o| o.created_at, wrap)
-                    .await
+                });
+                self.read_list(name, q, fetch, |o| o.created_at, wrap).await
             }
             Kind::Transactions(iban) => {
-                let fetch = move |no| {
-                    let (c, q, iban) = (client.clone(), q.clone(), iban.clone());
-                    async move { c.transactions_page(&iban, &q, no, per_page).await }
-                };
-                let wrap = move |items: Vec<Record<BankTransaction>>| {
-                    counters
-                        .transactions
-                        .fetch_add(items.len() as u64, Ordering::Relaxed);
-                    Write::Transactions(items)
-                };
-                self.read_pages(name, read_from, fetch, |t| t.booked_at, wrap)
-                    .await
+                let fetch: Fetch<BankTransaction> = Arc::new(move |q, no, per_page| {
+                    let (c, iban) = (client.clone(), iban.clone());
+                    Box::pin(async move { c.transactions_page(&iban, &q, no, per_page).await })
+                });
+                let wrap: Wrap<BankTransaction> =
+                    Arc::new(move |items: Vec<Record<BankTransaction>>| {
+                        counters
+                            .transactions
+                            .fetch_add(items.len() as u64, Ordering::Relaxed);
+                        Write::Transactions(items)
+                    });
+                self.read_list(name, q, fetch, |t| t.booked_at, wrap).await
             }
         }
     }
 
-    /// The page loop of [`Reader::list`]. Once the first page has told the list's size,
-    /// up to `read_ahead` later pages are requested at once (each request holds a permit
-    /// of the shared semaphore, so all lists together stay within `concurrency`); pages
-    /// are still taken in order, so the [`Paginator`] decides where the list ends exactly
-    /// as it would reading one page at a time, and pages read past that end are dropped.
-    async fn read_pages<T, F, Fut>(
+    /// Reads a list so that a read marked complete holds every item that was in it for
+    /// the whole read ([`crate::paging`] says why): the list is cut into time slices
+    /// read side by side, each by a moving cursor. A read that took more than one request
+    /// is then checked: the provider's `total` of `[from, sync start)` is asked once
+    /// more, and if it exceeds what was received (items were inserted behind a cursor)
+    /// the list is read again, at most [`REREADS`] times before it counts as incomplete.
+    async fn read_list<T>(
         &self,
         name: &str,
-        read_from: Option<DateTime<Utc>>,
-        fetch: F,
+        q: ListQuery,
+        fetch: Fetch<T>,
         stamp: fn(&T) -> DateTime<Utc>,
-        wrap: impl Fn(Vec<Record<T>>) -> Write,
+        wrap: Wrap<T>,
     ) -> ListRead
     where
         T: crate::api::Identified + Send + 'static,
-        F: Fn(u32) -> Fut,
-        Fut: std::future::Future<Output = Result<Page<T>, ApiError>> + Send + 'static,
     {
-        let mut pager = Paginator::new(self.per_page);
-        let mut high: Option<DateTime<Utc>> = None;
-        let mut error: Option<String> = None;
-        let mut bad_count = 0u64;
-        let mut in_flight = std::collections::VecDeque::new();
-        let mut requested = 0u32;
-        let ahead = u32::try_from(self.read_ahead.max(1)).unwrap_or(u32::MAX);
-        while let Some(page_no) = pager.next_page() {
-            let until = pager
-                .last_known_page()
-                .max(page_no)
-                .min(page_no.saturating_add(ahead - 1));
-            while requested < until {
-                requested += 1;
-                let (sem, fut) = (self.sem.clone(), fetch(requested));
-                in_flight.push_back(tokio::spawn(async move {
-                    // The semaphore is never closed, so a permit always comes.
-                    let _permit = sem.acquire_owned().await;
-                    fut.await
-                }));
-            }
-            // Pages are requested in order and taken in order: the oldest is `page_no`.
-            let Some(handle) = in_flight.pop_front() else {
-                error = Some(format!("internal: page {page_no} was never requested"));
+        let from = q.from;
+        let mut tally = Tally::default();
+        let seen: Arc<std::sync::Mutex<Seen>> = Arc::default();
+        let mut error = None;
+        for pass in 0..=REREADS {
+            if let Err(e) = self
+                .read_pass(name, &q, &fetch, stamp, &wrap, &seen, &mut tally)
+                .await
+            {
+                tracing::error!(list = name, error = %e, "list read failed");
+                error = Some(e);
                 break;
+            }
+            if tally.requests <= 1 {
+                // One answer is one snapshot of the list: nothing to cross-check.
+                break;
+            }
+            let received = seen.lock().map(|s| s.before_start).unwrap_or(u64::MAX);
+            let check = ListQuery {
+                to: Some(self.started),
+                ..q.clone()
             };
-            let page = handle.await.unwrap_or_else(|e| {
-                Err(ApiError::Unavailable {
-                    endpoint: name.to_owned(),
-                    attempts: 0,
-                    detail: format!("page {page_no}: task failed: {e}"),
-                })
-            });
-            match self.page(name, &mut pager, page, stamp).await {
-                Ok((items, (page_high, bad))) => {
-                    high = high.max(page_high);
-                    bad_count += bad;
-                    if self.tx.send(wrap(items)).await.is_err() {
-                        error = Some("the store writer stopped".into());
-                        break;
-                    }
-                    if let Some(p) = &self.progress {
-                        p.update(name, pager.pages_read, pager.items_seen());
+            tally.requests += 1;
+            match self.permit_fetch(&fetch, check, 1, 1).await {
+                Ok(page) if page.info.total > received => {
+                    tracing::warn!(
+                        list = name,
+                        pass,
+                        total = page.info.total,
+                        received,
+                        "items appeared behind the read while it went on; reading the list again"
+                    );
+                    if pass == REREADS {
+                        error = Some(format!(
+                            "the list kept changing while it was read: the provider counts {} item(s) before the sync started, {received} were received",
+                            page.info.total
+                        ));
                     }
                 }
+                Ok(_) => break,
                 Err(e) => {
-                    tracing::error!(list = name, page = page_no, error = %e, "list read failed");
                     error = Some(e.to_string());
                     break;
                 }
             }
         }
-        // Pages read ahead past the end (or past an error) are not needed.
-        for h in in_flight {
-            h.abort();
-        }
-        if error.is_none() && bad_count > 0 {
+        if error.is_none() && tally.bad > 0 {
             error = Some(format!(
-                "{bad_count} record(s) could not be read (see table bad_records)"
+                "{} record(s) could not be read (see table bad_records)",
+                tally.bad
             ));
         }
+        let items = seen.lock().map(|s| s.ids.len() as u64).unwrap_or(0);
         let l = ListRead {
             list: name.to_owned(),
             complete: error.is_none(),
-            pages: pager.pages_read,
-            items: pager.items_seen(),
-            duplicates: pager.duplicates,
-            read_from,
+            pages: tally.requests,
+            items,
+            duplicates: tally.duplicates,
+            read_from: from,
             error,
         };
         tracing::info!(
@@ -588,37 +581,217 @@ impl Reader {
         );
         let _ = self.tx.send(Write::List(l.clone())).await;
         if l.complete
-            && let Some(h) = high
+            && let Some(h) = tally.high
         {
             let _ = self.tx.send(Write::Watermark(name.to_owned(), h)).await;
         }
         l
     }
 
-    /// Dedupes a page, reports its bad records, and returns its items with the newest
-    /// timestamp and the number of bad records.
-    async fn page<T: crate::api::Identified>(
+    /// One pass over the whole list: the first slice's first page tells how long the
+    /// list is; the rest of the window is then cut into up to `read_ahead` slices read
+    /// side by side (each request holds a permit of the shared semaphore, so all lists
+    /// together stay within `concurrency`).
+    #[allow(clippy::too_many_arguments)]
+    async fn read_pass<T>(
         &self,
         name: &str,
-        pager: &mut Paginator,
-        page: Result<Page<T>, ApiError>,
+        q: &ListQuery,
+        fetch: &Fetch<T>,
         stamp: fn(&T) -> DateTime<Utc>,
-    ) -> Result<(Vec<Record<T>>, (Option<DateTime<Utc>>, u64)), ApiError> {
-        let mut page = page?;
-        pager.accept(name, &mut page)?;
-        let bad = page.bad.len() as u64;
-        if bad > 0 {
+        wrap: &Wrap<T>,
+        seen: &Arc<std::sync::Mutex<Seen>>,
+        tally: &mut Tally,
+    ) -> Result<(), String>
+    where
+        T: crate::api::Identified + Send + 'static,
+    {
+        let mut first = Keyset::new(q.from, None, self.per_page);
+        let Some(r) = first.next_request() else {
+            return Ok(());
+        };
+        let page = self
+            .take_page(name, &mut first, q, r, fetch, stamp, wrap, seen, tally)
+            .await?;
+        let Some(after) = page else {
+            return Ok(());
+        };
+        let pages_left = after.total.div_ceil(u64::from(self.per_page.max(1)));
+        let n = usize::try_from(pages_left)
+            .unwrap_or(usize::MAX)
+            .min(self.read_ahead);
+        let cuts = crate::paging::slices(
+            after.cursor,
+            after.cursor.unwrap_or(self.started),
+            self.started,
+            n,
+        );
+        let mut set = JoinSet::new();
+        let mut first = Some(first);
+        for (lo, hi) in cuts {
+            // The first slice goes on from where the first page ended.
+            let slice = match first.take() {
+                Some(k) => k.with_end(hi),
+                None => Keyset::new(lo, hi, self.per_page),
+            };
+            let (me, name, q) = (self.clone(), name.to_owned(), q.clone());
+            let (fetch, wrap, seen) = (fetch.clone(), wrap.clone(), seen.clone());
+            set.spawn(async move {
+                let mut tally = Tally::default();
+                let mut k = slice;
+                while let Some(r) = k.next_request() {
+                    me.take_page(
+                        &name, &mut k, &q, r, &fetch, stamp, &wrap, &seen, &mut tally,
+                    )
+                    .await?;
+                }
+                Ok::<_, String>(tally)
+            });
+        }
+        let mut failed = None;
+        while let Some(res) = set.join_next().await {
+            match res {
+                Ok(Ok(t)) => tally.add(&t),
+                Ok(Err(e)) => {
+                    failed.get_or_insert(e);
+                    // The other slices are of no use once one failed.
+                    set.abort_all();
+                }
+                Err(e) if e.is_cancelled() => {}
+                Err(e) => {
+                    failed.get_or_insert(format!("a slice reader stopped: {e}"));
+                    set.abort_all();
+                }
+            }
+        }
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// Requests one page of a slice, takes it (dedupe, cursor), stores its items and
+    /// bad records. Returns, after a full page, the slice's cursor and the list's total.
+    #[allow(clippy::too_many_arguments)]
+    async fn take_page<T>(
+        &self,
+        name: &str,
+        k: &mut Keyset,
+        q: &ListQuery,
+        r: crate::paging::Request,
+        fetch: &Fetch<T>,
+        stamp: fn(&T) -> DateTime<Utc>,
+        wrap: &Wrap<T>,
+        seen: &Arc<std::sync::Mutex<Seen>>,
+        tally: &mut Tally,
+    ) -> Result<Option<AfterPage>, String>
+    where
+        T: crate::api::Identified + Send + 'static,
+    {
+        let query = ListQuery {
+            from: r.from,
+            to: r.to,
+            ..q.clone()
+        };
+        tally.requests += 1;
+        let mut page = self
+            .permit_fetch(fetch, query, r.page, self.per_page)
+            .await
+            .map_err(|e| e.to_string())?;
+        {
+            let mut s = seen
+                .lock()
+                .map_err(|_| "internal: seen set poisoned".to_owned())?;
+            let before = k.duplicates;
+            k.accept(name, &mut page, stamp, &mut s.ids)
+                .map_err(|e| e.to_string())?;
+            tally.duplicates += k.duplicates - before;
+            let started = self.started;
+            s.before_start += page
+                .items
+                .iter()
+                .filter(|r| stamp(&r.value) < started)
+                .count() as u64;
+        }
+        let high = page.items.iter().map(|r| stamp(&r.value)).max();
+        tally.high = tally.high.max(high);
+        if !page.bad.is_empty() {
             for b in &page.bad {
                 tracing::error!(list = name, record = %b, "unreadable record");
             }
+            let bad = page.bad.len() as u64;
+            tally.bad += bad;
             self.counters.bad.fetch_add(bad, Ordering::Relaxed);
             let _ = self
                 .tx
                 .send(Write::Bad(std::mem::take(&mut page.bad)))
                 .await;
         }
-        let high = page.items.iter().map(|r| stamp(&r.value)).max();
-        Ok((page.items, (high, bad)))
+        let total = page.info.total;
+        if self.tx.send(wrap(page.items)).await.is_err() {
+            return Err("the store writer stopped".into());
+        }
+        if let Some(p) = &self.progress {
+            let items = seen.lock().map(|s| s.ids.len() as u64).unwrap_or(0);
+            p.update(name, tally.requests, items);
+        }
+        Ok(k.next_request().map(|next| AfterPage {
+            cursor: next.from,
+            total,
+        }))
+    }
+
+    /// One request, holding a permit of the shared semaphore.
+    async fn permit_fetch<T>(
+        &self,
+        fetch: &Fetch<T>,
+        q: ListQuery,
+        page: u32,
+        per_page: u32,
+    ) -> Result<Page<T>, ApiError> {
+        // The semaphore is never closed, so a permit always comes.
+        let _permit = self.sem.acquire().await;
+        fetch(q, page, per_page).await
+    }
+}
+
+/// How many times a list is read again when items appeared behind its read.
+const REREADS: u32 = 2;
+
+type PageFuture<T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Page<T>, ApiError>> + Send>>;
+/// Requests one page: `(filters, page, per_page)`.
+type Fetch<T> = Arc<dyn Fn(ListQuery, u32, u32) -> PageFuture<T> + Send + Sync>;
+/// Turns a page's new items into the writer's message.
+type Wrap<T> = Arc<dyn Fn(Vec<Record<T>>) -> Write + Send + Sync>;
+
+/// The ids a list read has received, over all its slices and passes.
+#[derive(Default)]
+struct Seen {
+    ids: FxHashSet<String>,
+    /// How many of them are stamped before the sync started (what the provider's
+    /// `total` of `[from, start)` counts).
+    before_start: u64,
+}
+
+/// Where a slice stands after its first full page.
+struct AfterPage {
+    cursor: Option<DateTime<Utc>>,
+    total: u64,
+}
+
+/// What a read (or one slice of it) did.
+#[derive(Default)]
+struct Tally {
+    requests: u32,
+    duplicates: u64,
+    bad: u64,
+    high: Option<DateTime<Utc>>,
+}
+
+impl Tally {
+    fn add(&mut self, o: &Tally) {
+        self.requests += o.requests;
+        self.duplicates += o.duplicates;
+        self.bad += o.bad;
+        self.high = self.high.max(o.high);
     }
 }
 

@@ -65,10 +65,14 @@ pub struct Faults {
     pub token_max_uses: Option<u32>,
     /// Every list page waits this long before answering.
     pub slow_ms: Option<u64>,
-    /// Each request for page 2 or later first inserts one item ordered before every
-    /// item already served, so later pages repeat an item.
+    /// Each list request after a read's first (a page 2 or later, or a `from` cursor
+    /// past the list's first item) first inserts one item at the start of the requested
+    /// window, ordered before the items there: numbered pages then repeat an item, and a
+    /// cursor read finds one more.
     pub shifting_pages: bool,
-    /// This page of this list always answers truncated JSON with HTTP 200.
+    /// The answer holding the item that starts this page of this list (at the request's
+    /// `per_page`, counted from the list's start) is always truncated JSON with HTTP 200,
+    /// whether the page was asked for by number or by a `from` cursor.
     pub broken_page: Option<BrokenPage>,
     /// A reconcile call applies its change, then waits for `release_held` to answer.
     pub hold_reconcile: bool,

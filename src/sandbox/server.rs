@@ -372,20 +372,24 @@ fn parse_list_query(q: RawQuery, with_status: bool) -> Result<ListQuery, Box<Res
     }
 }
 
-fn broken(faults: &Faults, kind: ListKind, page: u64) -> bool {
+/// Whether the broken-page fault hits this answer: it holds the item that starts page
+/// `b.page` of the whole list at this `per_page`, however the request addressed it (by
+/// page number, or by a `from` cursor).
+fn broken(faults: &Faults, kind: ListKind, per_page: u64, span: (usize, usize)) -> bool {
     faults.broken_page.as_ref().is_some_and(|b| {
         let k = match b.list {
             ListName::Payments => ListKind::Payments,
             ListName::Rampoffs => ListKind::Rampoffs,
             ListName::Transactions => ListKind::Transactions,
         };
-        k == kind && u64::from(b.page) == page
+        let target = u64::from(b.page).saturating_sub(1).saturating_mul(per_page);
+        k == kind && (span.0 as u64..span.1 as u64).contains(&target)
     })
 }
 
 async fn serve_list(s: &Shared, kind: ListKind, q: ListQuery, iban: &str) -> Response {
     let faults = read(&s.faults).clone();
-    if faults.shifting_pages && q.page >= 2 {
+    if faults.shifting_pages {
         write(&s.state).shift(kind, &q, iban);
     }
     if let Some(ms) = faults.slow_ms.filter(|ms| *ms > 0) {
@@ -394,8 +398,9 @@ async fn serve_list(s: &Shared, kind: ListKind, q: ListQuery, iban: &str) -> Res
     if q.status.is_some() && read(&s.state).status_index_stale() {
         write(&s.state).refresh_status_index();
     }
-    let body = read(&s.state).page(kind, &q, iban).render();
-    if broken(&faults, kind, q.page) {
+    let page = read(&s.state).page(kind, &q, iban);
+    let body = page.render();
+    if broken(&faults, kind, q.per_page, page.span) {
         // Cut mid-document: valid UTF-8, invalid JSON.
         let mut cut = body.len() / 2;
         while !body.is_char_boundary(cut) {

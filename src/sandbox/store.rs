@@ -61,6 +61,9 @@ pub(crate) struct Page {
     pub per_page: u64,
     pub last_page: u64,
     pub total: u64,
+    /// Where the page's items sit in the whole list (without `from`/`to`): the index of
+    /// its first item, and one past its last.
+    pub span: (usize, usize),
 }
 
 impl Page {
@@ -363,15 +366,16 @@ impl State {
             .saturating_sub(1)
             .saturating_mul(q.per_page)
             .saturating_add(lo as u64);
-        let items = if start >= hi as u64 {
-            Vec::new()
+        let (items, span) = if start >= hi as u64 {
+            (Vec::new(), (hi, hi))
         } else {
             let start = start as usize;
             let end = (start + q.per_page as usize).min(hi);
-            keys[start..end]
+            let items = keys[start..end]
                 .iter()
                 .filter_map(|(_, id)| self.item_json(kind, id))
-                .collect()
+                .collect();
+            (items, (start, end))
         };
         Page {
             items,
@@ -379,6 +383,7 @@ impl State {
             per_page: q.per_page,
             last_page,
             total,
+            span,
         }
     }
 
@@ -536,7 +541,11 @@ impl State {
     pub fn shift(&mut self, kind: ListKind, q: &ListQuery, iban: &str) {
         let keys = self.keys(kind, q, iban);
         let (lo, hi) = window(keys, q.from, q.to);
-        if lo >= hi {
+        // The first request of a read (page 1 from the list's start) sees the list as it
+        // is; any later one (a numbered page, or a cursor past the first item) finds a
+        // new item.
+        let later = q.page >= 2 || (lo > 0 && q.from.is_some());
+        if lo >= hi || !later {
             return;
         }
         let first = keys[lo].0;
