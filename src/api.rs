@@ -137,6 +137,14 @@ pub enum ApiError {
         /// Where the answer pointed, without its query string or credentials.
         location: String,
     },
+    /// A write the provider declined to process (HTTP 429, or 503 with `Retry-After`):
+    /// it was not applied. The caller may re-check and send it again after `wait`.
+    #[error("{endpoint}: not processed ({detail}); may be sent again after {wait:?}")]
+    NotProcessed {
+        endpoint: String,
+        detail: String,
+        wait: Duration,
+    },
     /// The run's overall deadline passed. No request starts after it, so for a write
     /// this means the call was not made.
     #[error("{endpoint}: run deadline exceeded")]
@@ -152,7 +160,10 @@ impl ApiError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Self::Unavailable { .. } | Self::Deadline { .. } | Self::OutcomeUnknown { .. }
+            Self::Unavailable { .. }
+                | Self::Deadline { .. }
+                | Self::OutcomeUnknown { .. }
+                | Self::NotProcessed { .. }
         )
     }
     /// The provider's error code, when it answered one.
@@ -377,6 +388,9 @@ enum Outcome {
     Transient(String, Option<Duration>),
     /// The request never left this machine (connect refused, DNS): safe to retry even a write.
     NotSent(String),
+    /// The provider said it did not process the request (HTTP 429, or 503 with
+    /// `Retry-After`): a read is retried after `wait`; a write was not applied.
+    NotProcessed(String, Option<Duration>),
     Fatal(ApiError),
 }
 
@@ -467,6 +481,46 @@ impl Client {
             .get(&path, &list_params(q, page, per_page, false))
             .await?;
         parse_page(&path, &body, parse_transaction)
+    }
+
+    /// One transaction, re-read (§13.6 has no endpoint for one): its account's list for
+    /// the one microsecond it was booked at, picked by id. `Ok(None)` when it is not
+    /// there (any more).
+    pub async fn transaction(
+        &self,
+        iban: &Iban,
+        id: &BankTxId,
+        booked_at: DateTime<Utc>,
+    ) -> Result<Option<Record<BankTransaction>>, ApiError> {
+        let q = ListQuery {
+            from: Some(booked_at),
+            to: Some(booked_at + chrono::Duration::microseconds(1)),
+            status: None,
+        };
+        // More than a page of transactions booked in one microsecond is not expected;
+        // numbered pages of that one instant still find it.
+        let mut page_no = 1;
+        loop {
+            let page = self.transactions_page(iban, &q, page_no, 100).await?;
+            if let Some(bad) = page
+                .bad
+                .iter()
+                .find(|b| b.id.as_deref() == Some(id.as_str()))
+            {
+                return Err(ApiError::Malformed {
+                    endpoint: bad.endpoint.clone(),
+                    why: bad.error.clone(),
+                    snippet: snippet(&bad.raw),
+                });
+            }
+            if let Some(found) = page.items.into_iter().find(|r| r.value.id == *id) {
+                return Ok(Some(found));
+            }
+            if page.info.current_page >= page.info.last_page || page.info.item_count < 100 {
+                return Ok(None);
+            }
+            page_no += 1;
+        }
     }
 
     /// `GET /banking/accounts` (§13.5): not paginated.
@@ -654,7 +708,17 @@ impl Client {
                         detail,
                     });
                 }
-                Outcome::Transient(detail, wait) => (detail, wait),
+                Outcome::NotProcessed(detail, wait) if kind == Kind::Write => {
+                    self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    return Err(ApiError::NotProcessed {
+                        endpoint: path.into(),
+                        detail,
+                        wait: wait.unwrap_or_else(|| self.backoff(attempt)),
+                    });
+                }
+                Outcome::Transient(detail, wait) | Outcome::NotProcessed(detail, wait) => {
+                    (detail, wait)
+                }
                 Outcome::NotSent(detail) => (detail, None),
             };
             self.before_retry(path, attempt, detail, wait).await?;
@@ -735,7 +799,12 @@ impl Client {
             }
         };
         if code == 429 {
-            return Outcome::Transient("HTTP 429 Too Many Requests".into(), retry_after);
+            return Outcome::NotProcessed("HTTP 429 Too Many Requests".into(), retry_after);
+        }
+        // A 503 that says when to come back is the provider refusing work it has not
+        // started, as a 429 is; any other 5xx may come after the work was done.
+        if code == 503 && retry_after.is_some() {
+            return Outcome::NotProcessed(format!("HTTP 503: {}", quote_bytes(&body)), retry_after);
         }
         if status.is_server_error() {
             return Outcome::Transient(format!("HTTP {code}: {}", quote_bytes(&body)), retry_after);
@@ -867,7 +936,7 @@ impl Client {
                     });
                 }
                 Outcome::Fatal(e) => return Err(e),
-                Outcome::Transient(d, w) => (d, w),
+                Outcome::Transient(d, w) | Outcome::NotProcessed(d, w) => (d, w),
                 Outcome::NotSent(d) => (d, None),
             };
             self.before_retry(PATH_AUTH, attempt, detail, wait).await?;
