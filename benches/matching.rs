@@ -180,6 +180,7 @@ fn bench_decide(c: &mut Criterion) {
         offramps: &data.offramps,
         tied_payments: &data.tied_payments,
         tied_transactions: &data.tied_transactions,
+        in_doubt_payments: &HashSet::new(),
         sync_complete: true,
         now: data.now,
         params: MatchParams::default(),

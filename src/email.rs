@@ -412,6 +412,7 @@ fn reason_label(r: Reason) -> &'static str {
         Reason::SyncIncomplete => "match found, held back: incomplete sync",
         Reason::UnexplainedDebit => "debit that pays out no finished off-ramp",
         Reason::PayoutNotSeen => "finished off-ramp, payout not seen",
+        Reason::Vanished => "payment no longer known to the provider",
     }
 }
 

@@ -17,6 +17,7 @@ use crate::domain::{
     PaymentId,
 };
 
+pub mod fate;
 #[cfg(test)]
 mod tests;
 
@@ -47,6 +48,9 @@ pub enum Reason {
     UnexplainedDebit,
     /// A finished off-ramp with no debit once its grace period is over.
     PayoutNotSeen,
+    /// A stored open payment the provider no longer knows (set by the sync or the
+    /// reconcile step, not the core); reported once, in the run that saw it go.
+    Vanished,
 }
 
 impl Reason {
@@ -64,10 +68,11 @@ impl Reason {
             Self::SyncIncomplete => "sync_incomplete",
             Self::UnexplainedDebit => "unexplained_debit",
             Self::PayoutNotSeen => "payout_not_seen",
+            Self::Vanished => "vanished",
         }
     }
 
-    pub const ALL: [Reason; 11] = [
+    pub const ALL: [Reason; 12] = [
         Self::AmountMismatch,
         Self::CurrencyMismatch,
         Self::Ambiguous,
@@ -79,6 +84,7 @@ impl Reason {
         Self::SyncIncomplete,
         Self::UnexplainedDebit,
         Self::PayoutNotSeen,
+        Self::Vanished,
     ];
 }
 
@@ -120,6 +126,11 @@ pub struct MatchInput<'a> {
     pub offramps: &'a [Offramp],
     /// Payments already tied to a bank transaction by this job (the `matches` table).
     pub tied_payments: &'a HashSet<PaymentId>,
+    /// Payments whose reconcile call is in doubt (an intent or a lost answer not settled
+    /// yet). Rules §1: still open, so they compete with every other payment (a credit
+    /// naming one of them and another payment is `ambiguous`), but never reconciled
+    /// again until settled, and not reported here (the reconcile step reports them).
+    pub in_doubt_payments: &'a HashSet<PaymentId>,
     /// Bank transactions already tied to a payment by this job.
     pub tied_transactions: &'a HashSet<BankTxId>,
     /// Rules §3.5: every page of every list was read in this run.
@@ -227,6 +238,11 @@ pub fn decide(input: &MatchInput<'_>) -> Decisions {
     // The caller's sets use the std hasher; a borrowed Fx copy makes the million lookups
     // below cheap, and an empty set costs nothing.
     let tied_payments: FxHashSet<&str> = input.tied_payments.iter().map(|id| id.as_str()).collect();
+    let in_doubt: FxHashSet<&str> = input
+        .in_doubt_payments
+        .iter()
+        .map(|id| id.as_str())
+        .collect();
     let tied_transactions: FxHashSet<&str> = input
         .tied_transactions
         .iter()
@@ -239,7 +255,8 @@ pub fn decide(input: &MatchInput<'_>) -> Decisions {
     );
 
     let limits = Limits::new(input);
-    let (mut infos, index) = read_payments(input.payments, &rank, &tied_payments, &limits);
+    let (mut infos, index) =
+        read_payments(input.payments, &rank, (&tied_payments, &in_doubt), &limits);
     let mut debits = Vec::new();
     let credits = read_credits(
         input.transactions,
@@ -319,6 +336,8 @@ struct PaymentInfo {
     currency: u64,
     /// Rules §1: open, and the first occurrence of its id.
     open: bool,
+    /// Open, but its reconcile call is in doubt: it competes, it is never confident.
+    in_doubt: bool,
     /// §3.3, second half: not older than the look-back window.
     recent: bool,
     /// |C1(P)|: credits whose text carries the concept.
@@ -597,7 +616,7 @@ enum RunKey<'t> {
 fn read_payments<'a>(
     payments: &'a [Payment],
     rank: &[usize],
-    tied: &FxHashSet<&str>,
+    (tied, in_doubt): (&FxHashSet<&str>, &FxHashSet<&str>),
     limits: &Limits,
 ) -> (Vec<PaymentInfo>, ConceptIndex<'a>) {
     let mut index = ConceptIndex::with_capacity(payments.len());
@@ -608,6 +627,7 @@ fn read_payments<'a>(
         let open = rank[pi] != NONE
             && p.status.is_open()
             && (tied.is_empty() || !tied.contains(p.id.as_str()));
+        let in_doubt = open && !in_doubt.is_empty() && in_doubt.contains(p.id.as_str());
         if open && let Some(concept) = &p.concept {
             let digits = concept.as_str().as_bytes();
             match short_key(digits) {
@@ -620,6 +640,7 @@ fn read_payments<'a>(
             earliest_booking: limits.earliest_booking(p.created_at),
             currency: currency_code(&p.amount),
             open,
+            in_doubt,
             recent: p.created_at >= limits.oldest_created,
             carrying: 0,
             fitting: 0,
@@ -762,6 +783,8 @@ enum PaymentState {
     Ambiguous,
     /// No credit carries the concept.
     Awaiting,
+    /// Open, with a reconcile call in doubt: competes, never confident, not reported.
+    InDoubt,
 }
 
 fn payment_states(infos: &[PaymentInfo], sync_complete: bool) -> Vec<PaymentState> {
@@ -770,6 +793,9 @@ fn payment_states(infos: &[PaymentInfo], sync_complete: bool) -> Vec<PaymentStat
         .map(|info| {
             if !info.open {
                 return PaymentState::NotOpen;
+            }
+            if info.in_doubt {
+                return PaymentState::InDoubt;
             }
             // §3.4: F(P) = {T} and hits(T) = {P}.
             if info.fitting == 1 && info.fit_alone {
@@ -823,7 +849,7 @@ fn report_payments(
     let mut found: Vec<(usize, PaymentFinding)> = Vec::new();
     for (pi, p) in input.payments.iter().enumerate() {
         let (reason, candidates, diff) = match states[pi] {
-            PaymentState::NotOpen => continue,
+            PaymentState::NotOpen | PaymentState::InDoubt => continue,
             PaymentState::Confident(_) => {
                 // Every confident credit was visited (its only hit is this payment), so
                 // its id is always there.
@@ -921,6 +947,8 @@ fn report_credits(
                         carriers.entry(pi).or_default().push(ti);
                         (Reason::Ambiguous, None)
                     }
+                    // P's call with another credit is in doubt: P has two candidates.
+                    PaymentState::InDoubt => (Reason::Ambiguous, None),
                     // P has a full match with another credit, so this one fails a
                     // condition of its own; say which.
                     _ => match first_failure(&infos[pi], &CreditFacts::of(t)) {
@@ -986,7 +1014,7 @@ fn same_money<'m>(
     // 15050 at scale 2), and each payment is looked up as it is stored.
     let scales = infos
         .iter()
-        .filter(|info| info.open)
+        .filter(|info| info.open && !info.in_doubt)
         .fold(0u32, |mask, info| mask | 1 << info.amount.scale());
     let mut as_stored: FxHashMap<MoneyKey, MoneyKey> = FxHashMap::default();
     for &(currency, mantissa, scale) in found.keys() {
@@ -1008,7 +1036,7 @@ fn same_money<'m>(
     }
 
     for (pi, info) in infos.iter().enumerate() {
-        if !info.open {
+        if !info.open || info.in_doubt {
             continue;
         }
         let stored = (info.currency, info.amount.mantissa(), info.amount.scale());

@@ -217,6 +217,7 @@ fn run(world: &World) -> Decisions {
         offramps: &[],
         tied_payments: &world.tied_payments,
         tied_transactions: &world.tied_transactions,
+        in_doubt_payments: &HashSet::new(),
         sync_complete: world.sync_complete,
         now: now(),
         params: MatchParams::default(),

@@ -98,6 +98,7 @@ struct World {
     offramps: Vec<Offramp>,
     tied_payments: HashSet<PaymentId>,
     tied_transactions: HashSet<BankTxId>,
+    in_doubt_payments: HashSet<PaymentId>,
     sync_incomplete: bool,
 }
 
@@ -124,6 +125,7 @@ impl World {
             offramps: &self.offramps,
             tied_payments: &self.tied_payments,
             tied_transactions: &self.tied_transactions,
+            in_doubt_payments: &self.in_doubt_payments,
             sync_complete: !self.sync_incomplete,
             now: now(),
             params: MatchParams::default(),
@@ -423,6 +425,51 @@ fn a_credit_tied_locally_does_not_make_a_second_transfer_ambiguous() {
         .tied_transactions
         .insert(BankTxId::parse("T1").expect("ok"));
     assert_reconciled_only(&world.decide(), &[("P1", "T2")]);
+}
+
+#[test]
+fn a_payment_in_doubt_competes_a_credit_naming_it_and_another_is_ambiguous() {
+    // P1's call with T1 is in doubt (answer lost, re-read failing): T1 is held, P1 is
+    // still pending_bank as far as anyone knows. A new credit naming P1 and P2 must
+    // not be reconciled with P2.
+    let mut world = World::new()
+        .with_payment(payment("P1", "120037", eur("150.50"), 10))
+        .with_payment(payment("P2", "120038", eur("80.00"), 10))
+        .with_tx(credit("T2", "Pagos 120037 y 120038", eur("80.00"), 0));
+    world
+        .in_doubt_payments
+        .insert(PaymentId::parse("P1").expect("ok"));
+    let d = world.decide();
+    assert!(d.reconcile.is_empty(), "{:?}", d.reconcile);
+    assert_eq!(tx_finding(&d, "T2").reason, Reason::Ambiguous);
+    assert_eq!(pay_ids(&tx_finding(&d, "T2").candidates), vec!["P1", "P2"]);
+    assert_eq!(payment_finding(&d, "P2").reason, Reason::Ambiguous);
+    // The reconcile step reports the payment in doubt; the core does not.
+    assert!(d.payments.iter().all(|f| f.payment.as_str() != "P1"));
+}
+
+#[test]
+fn a_payment_in_doubt_is_never_reconciled_again_and_its_second_credit_is_ambiguous() {
+    let mut world = pair_with_text("120037");
+    world
+        .in_doubt_payments
+        .insert(PaymentId::parse("P1").expect("ok"));
+    let d = world.decide();
+    assert!(d.reconcile.is_empty() && d.payments.is_empty(), "{d:#?}");
+    assert_eq!(tx_finding(&d, "T1").reason, Reason::Ambiguous);
+}
+
+#[test]
+fn a_payment_in_doubt_is_never_suggested_for_a_credit_without_concept() {
+    let mut world = World::new()
+        .with_payment(payment("P1", "120037", eur("150.50"), 10))
+        .with_tx(credit("T9", "no reference", eur("150.50"), 0));
+    world
+        .in_doubt_payments
+        .insert(PaymentId::parse("P1").expect("ok"));
+    let d = world.decide();
+    assert_eq!(tx_finding(&d, "T9").reason, Reason::NoConcept);
+    assert!(tx_finding(&d, "T9").suggested.is_empty());
 }
 
 #[test]
