@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_matching_indexes.sql"),
     include_str!("../migrations/0004_time_ordered_indexes.sql"),
     include_str!("../migrations/0005_pending_payments_index.sql"),
+    include_str!("../migrations/0006_not_applied_and_vanished.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +124,9 @@ pub enum MatchState {
     MovedOn,
     Skipped,
     DryRun,
+    /// A lost answer found by a later run with the payment still pending and the credit
+    /// open: the call had no effect; the pair is released.
+    NotApplied,
 }
 
 impl MatchState {
@@ -135,6 +139,7 @@ impl MatchState {
             Self::MovedOn => "moved_on",
             Self::Skipped => "skipped",
             Self::DryRun => "dry_run",
+            Self::NotApplied => "not_applied",
         }
     }
     /// Whether a match in this state holds its payment and transaction (it is, or may
@@ -152,6 +157,7 @@ impl MatchState {
             "moved_on" => Self::MovedOn,
             "skipped" => Self::Skipped,
             "dry_run" => Self::DryRun,
+            "not_applied" => Self::NotApplied,
             _ => return None,
         })
     }
@@ -213,6 +219,9 @@ const MATCHING_PAYMENTS: &str = "
            created_at, updated_at,
            EXISTS (SELECT 1 FROM matches m WHERE m.payment_id = payments.id AND m.holds = 1)
     FROM payments WHERE status = 'pending_bank'";
+/// Payments whose call is in doubt, from the small partial index of migration 0006.
+const IN_DOUBT_PAYMENTS: &str =
+    "SELECT payment_id FROM matches WHERE state IN ('intent', 'unknown')";
 const MATCHING_TRANSACTIONS: &str = "
     SELECT id, iban, direction, amount, currency, concept, counterparty_name,
            counterparty_iban, booked_at, value_date, reconciled_payment_id,
@@ -231,7 +240,11 @@ pub struct MatchingData {
     pub payments: Vec<Payment>,
     pub transactions: Vec<BankTransaction>,
     pub offramps: Vec<Offramp>,
+    /// Pending payments this job has tied (a `reconciled` match).
     pub tied_payments: HashSet<PaymentId>,
+    /// Pending payments whose reconcile call is in doubt (an `intent` or `unknown`
+    /// match): they compete, but are never reconciled again until settled.
+    pub in_doubt_payments: HashSet<PaymentId>,
     pub tied_transactions: HashSet<BankTxId>,
 }
 
@@ -805,10 +818,20 @@ impl Store {
     /// off-ramps) and what this job has already tied.
     pub fn matching_data(&self) -> Result<MatchingData, StoreError> {
         let mut d = MatchingData::default();
+        let mut in_doubt = HashSet::new();
+        read_rows(&self.conn, IN_DOUBT_PAYMENTS, |r| {
+            in_doubt.insert(r.get::<_, String>(0)?);
+            Ok(())
+        })?;
         read_rows(&self.conn, MATCHING_PAYMENTS, |r| {
             let p = payment_row(r)?;
+            // A match that holds the payment is either done (`reconciled`) or in doubt.
             if r.get::<_, bool>(10)? {
-                d.tied_payments.insert(p.id.clone());
+                if in_doubt.contains(p.id.as_str()) {
+                    d.in_doubt_payments.insert(p.id.clone());
+                } else {
+                    d.tied_payments.insert(p.id.clone());
+                }
             }
             d.payments.push(p);
             Ok(())
@@ -978,6 +1001,54 @@ impl Store {
             ],
         )?;
         Ok(())
+    }
+
+    /// Marks stored payments the provider no longer knows as `vanished`, by this run.
+    pub fn mark_vanished(&mut self, run: RunId, ids: &[PaymentId]) -> Result<(), StoreError> {
+        self.in_tx(|tx| {
+            let mut st = tx.prepare_cached(
+                "UPDATE payments SET status = 'vanished', vanished_run = ?1 WHERE id = ?2",
+            )?;
+            for id in ids {
+                st.execute(params![run, id.as_str()])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Pairs the provider refused whose payment is, as stored, in the status the refusal
+    /// left it in: they are not called again until the provider's state changes (rules
+    /// §5). With the provider's code.
+    pub fn refused_pairs(&self) -> Result<Vec<(PaymentId, BankTxId, String)>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT m.payment_id, m.transaction_id, COALESCE(m.provider_code, '')
+             FROM matches m JOIN payments p ON p.id = m.payment_id
+             WHERE m.state = 'failed' AND m.payment_status IS p.status",
+        )?;
+        let mut rows = st.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let (p, t, code): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            out.push((
+                PaymentId::parse(&p).map_err(|e| corrupt("matches", &p, e))?,
+                BankTxId::parse(&t).map_err(|e| corrupt("matches", &t, e))?,
+                code,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The payment and transaction of a match.
+    pub fn match_pair(&self, match_id: i64) -> Result<(PaymentId, BankTxId), StoreError> {
+        let (p, t): (String, String) = self.conn.query_row(
+            "SELECT payment_id, transaction_id FROM matches WHERE id = ?1",
+            [match_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok((
+            PaymentId::parse(&p).map_err(|e| corrupt("matches", &p, e))?,
+            BankTxId::parse(&t).map_err(|e| corrupt("matches", &t, e))?,
+        ))
     }
 
     /// Intents without an outcome (the process died mid-call) and lost answers.
@@ -2034,6 +2105,7 @@ mod tests {
             MATCHING_TRANSACTIONS,
             MATCHING_OFFRAMPS,
             PENDING_PAYMENT_IDS,
+            IN_DOUBT_PAYMENTS,
         ] {
             let plan: Vec<String> = s
                 .conn
