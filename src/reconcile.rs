@@ -1,9 +1,13 @@
-//! Reconcile, exactly once (reconciliation rules §3.6 and §5).
+//! Reconcile, exactly once (matching rules §3.6 and §5). This module does the I/O; what
+//! each answer and re-read means is decided by [`crate::matching::fate`].
 //!
-//! For each confident pair: re-read the payment (it must still be `pending_bank`), commit
-//! the intent, call `POST /banking/reconcile`, record the outcome. A lost answer is never
-//! retried blindly: the payment is re-read and the intent is settled from what it says,
-//! now or by the next run ([`recover`]).
+//! For each confident pair: re-read both sides (the payment by id, the credit in its
+//! account's list at the instant it was booked), call only if both are still open and
+//! unchanged, commit the intent durably, call `POST /banking/reconcile`, and record the
+//! fate. An answer that does not say for sure is settled from fresh re-reads of both
+//! sides; a call the provider did not process (429) is made again after the wait it
+//! asks for, if the pair is still confident. [`recover`] settles, before the sync,
+//! intents an earlier run left without an outcome; it never calls.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,21 +16,13 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::api::{ApiError, Client, ReconcileAnswer};
-use crate::domain::{BankTransaction, BankTxId, Concept, Money, Payment, PaymentId, PaymentStatus};
+use crate::api::{ApiError, Client, ReconcileAnswer, Record};
+use crate::domain::{BankTransaction, BankTxId, Iban, Payment, PaymentId, PaymentStatus};
+use crate::matching::fate::{self, Answer, Check, Fate, Read};
 use crate::report::Reconciled;
 use crate::store::{MatchRow, MatchState, NewMatch, RunId, Settlement, SharedStore, StoreError};
 
-/// A pair that was not reconciled, with what a person needs to know.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NotReconciled {
-    pub payment: PaymentId,
-    pub transaction: BankTxId,
-    /// The provider's code, or what stopped the call.
-    pub detail: String,
-    /// Whether the payment is still open (`pending_bank`) as far as this run knows.
-    pub payment_open: bool,
-}
+pub use crate::matching::fate::NotReconciled;
 
 /// What the reconcile step did.
 #[derive(Debug, Default)]
@@ -35,6 +31,8 @@ pub struct Outcome {
     pub not_reconciled: Vec<NotReconciled>,
     /// Confident pairs recorded without a call (dry run or reconcile disabled).
     pub dry_run: Vec<(PaymentId, BankTxId)>,
+    /// Payments found gone at the provider (`payment_not_found`), now `vanished`.
+    pub vanished: Vec<PaymentId>,
     pub calls: u64,
     /// Intents of earlier runs settled by this one.
     pub recovered: u64,
@@ -48,6 +46,9 @@ pub struct Outcome {
 const MAX_BATCH: usize = 512;
 const MIN_BATCH: usize = 64;
 const BATCHES: usize = 8;
+
+/// A call the provider did not process (429) is sent at most this many times in all.
+const MAX_SENDS: u32 = 3;
 
 /// How many pairs go in each batch when a run has `pairs` to reconcile.
 pub fn batch_size(pairs: usize) -> usize {
@@ -75,10 +76,11 @@ fn new_match<'a>(
 /// bounds the requests in flight (the client's rate limit applies on top).
 ///
 /// Pairs go in batches through three stages at a time: while one batch's calls are
-/// made, the next batch's payments are re-read and its intents committed, and the
+/// made, the next batch's records are re-read and its intents committed, and the
 /// previous batch's outcomes are recorded. Every request of every stage holds a permit
 /// of one semaphore, so `concurrency` bounds them together, and a batch's intents are
-/// always committed before any of its calls.
+/// always committed before any of its calls. Each pair is called once (a call the
+/// provider did not process is sent again, see [`MAX_SENDS`]).
 pub async fn execute(
     client: &Arc<Client>,
     db: &SharedStore,
@@ -123,16 +125,12 @@ pub async fn execute(
             if let Some(why) = &stop {
                 let not = chunk
                     .into_iter()
-                    .map(|(p, t)| NotReconciled {
-                        payment: p.id,
-                        transaction: t.id,
-                        detail: why.clone(),
-                        payment_open: true,
-                    })
+                    .map(|(p, t)| NotReconciled::both(p.id, t.id, why.clone()))
                     .collect();
                 return Ok(Some(Prepared {
                     calls: Vec::new(),
                     not,
+                    vanished: Vec::new(),
                     stop: None,
                     spent: Spent::default(),
                 }));
@@ -155,8 +153,11 @@ pub async fn execute(
         if let Some(r) = recorded? {
             out.reconciled.extend(r.reconciled);
             out.not_reconciled.extend(r.not);
+            out.vanished.extend(r.vanished);
+            out.calls += r.calls;
             ties.extend(r.confirmed);
             spent.add(&r.spent);
+            stop = stop.or(r.stop);
         }
         if let Some(c) = called {
             if c.answers.is_ok() {
@@ -168,6 +169,7 @@ pub async fn execute(
         }
         if let Some(mut p) = next? {
             out.not_reconciled.append(&mut p.not);
+            out.vanished.append(&mut p.vanished);
             spent.add(&p.spent);
             stop = stop.or(p.stop.take());
             prepared = Some(p);
@@ -189,19 +191,80 @@ pub async fn execute(
     Ok(out)
 }
 
+/// A pair being called: its intent's id and both records as matched.
+type Call = (i64, Payment, BankTransaction);
+
 /// A batch whose intents are committed, waiting for its calls.
 struct Prepared {
-    /// (match id, payment, transaction) of each committed intent.
-    calls: Vec<(i64, Payment, BankTransaction)>,
+    calls: Vec<Call>,
     /// Pairs of the batch that will not be called, and why.
     not: Vec<NotReconciled>,
+    vanished: Vec<PaymentId>,
     /// Set when no further call may be made (authentication rejected, deadline).
     stop: Option<String>,
     spent: Spent,
 }
 
-/// Stage 1 of a batch: re-read each payment right before its call (rules §3.6), and
-/// commit durably the intents of those still `pending_bank`.
+/// Fresh reads of both sides of each pair, side by side, each holding a permit.
+async fn reread_pairs(
+    client: &Arc<Client>,
+    sem: &Arc<Semaphore>,
+    pairs: Vec<(PaymentId, Iban, BankTxId, DateTime<Utc>)>,
+) -> Vec<(Read<Record<Payment>>, Read<Record<BankTransaction>>)> {
+    let c = client.clone();
+    let reads = bounded(pairs, sem, move |(pid, iban, tid, booked_at)| {
+        let c = c.clone();
+        async move {
+            let p = match c.payment(&pid).await {
+                Ok(Some(r)) => Read::Found(r),
+                Ok(None) => Read::Gone,
+                Err(e) => Read::Failed(e.to_string()),
+            };
+            let t = match c.transaction(&iban, &tid, booked_at).await {
+                Ok(Some(r)) => Read::Found(r),
+                Ok(None) => Read::Gone,
+                Err(e) => Read::Failed(e.to_string()),
+            };
+            (p, t)
+        }
+    })
+    .await;
+    reads
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|e| {
+                let e = format!("task failed: {e}");
+                (Read::Failed(e.clone()), Read::Failed(e))
+            })
+        })
+        .collect()
+}
+
+/// The records a re-read found, to be stored (the provider's truth).
+fn found<T: Clone>(read: &Read<Record<T>>) -> Option<Record<T>> {
+    match read {
+        Read::Found(r) => Some(r.clone()),
+        _ => None,
+    }
+}
+
+/// A read of a record as the decision sees it (the value without its raw JSON).
+fn value<T: Clone>(read: &Read<Record<T>>) -> Read<T> {
+    match read {
+        Read::Found(r) => Read::Found(r.value.clone()),
+        Read::Gone => Read::Gone,
+        Read::Failed(e) => Read::Failed(e.clone()),
+    }
+}
+
+/// Whether an error of a re-read means no further call may be made.
+fn stops(e: &str) -> bool {
+    e.contains("run deadline exceeded") || e.contains("authentication rejected")
+}
+
+/// Stage 1 of a batch: re-read both sides of each pair right before its call (rules
+/// §3.6), store what the provider says, and commit durably the intents of the pairs
+/// still confident.
 async fn prepare(
     client: &Arc<Client>,
     db: &SharedStore,
@@ -212,60 +275,50 @@ async fn prepare(
     let mut spent = Spent::default();
     let mut stop = None;
     let mut not = Vec::new();
+    let mut vanished = Vec::new();
     let lap = Instant::now();
-    let ids: Vec<PaymentId> = chunk.iter().map(|(p, _)| p.id.clone()).collect();
-    let c = client.clone();
-    let reads = bounded(ids, sem, move |id| {
-        let c = c.clone();
-        async move { c.payment(&id).await }
-    })
-    .await;
+    let targets = chunk
+        .iter()
+        .map(|(p, t)| (p.id.clone(), t.iban.clone(), t.id.clone(), t.booked_at))
+        .collect();
+    let reads = reread_pairs(client, sem, targets).await;
     let mut ready = Vec::with_capacity(chunk.len());
-    let mut moved = Vec::new();
-    for ((p, t), read) in chunk.into_iter().zip(reads) {
-        let read = read.unwrap_or_else(|e| Err(task_failed("re-read", &e)));
-        match read {
-            Ok(Some(rec)) if rec.value.status.is_open() => ready.push((p, t)),
-            Ok(Some(rec)) => {
-                let status = rec.value.status.clone();
-                tracing::info!(payment = %p.id, %status, "payment no longer pending_bank; not reconciled");
-                not.push(NotReconciled {
-                    payment: p.id,
-                    transaction: t.id,
-                    detail: format!("payment_not_pending (now {status})"),
-                    payment_open: false,
-                });
-                moved.push(rec);
-            }
-            Ok(None) => not.push(NotReconciled {
-                payment: p.id,
-                transaction: t.id,
-                detail: "payment_not_found".into(),
-                payment_open: false,
-            }),
-            Err(e) => {
-                if matches!(e, ApiError::Auth { .. } | ApiError::Deadline { .. }) {
-                    stop = Some(format!("not called: {e}"));
+    let (mut payments, mut credits) = (Vec::new(), Vec::new());
+    for ((p, t), (rp, rt)) in chunk.into_iter().zip(reads) {
+        payments.extend(found(&rp));
+        credits.extend(found(&rt));
+        match fate::before_call((&p, &t), &value(&rp), &value(&rt)) {
+            Check::Call => ready.push((p, t)),
+            Check::DontCall {
+                why,
+                payment_open,
+                credit_open,
+                vanished: gone,
+            } => {
+                if stops(&why) {
+                    stop = Some(why.clone());
+                }
+                tracing::info!(payment = %p.id, transaction = %t.id, %why, "not called");
+                if gone {
+                    vanished.push(p.id.clone());
                 }
                 not.push(NotReconciled {
                     payment: p.id,
                     transaction: t.id,
-                    detail: format!("re-read failed: {e}"),
-                    payment_open: true,
+                    payment_detail: payment_open.then(|| why.clone()),
+                    credit_detail: credit_open.then_some(why),
                 });
             }
         }
     }
     spent.rereads = lap.elapsed();
-    if !moved.is_empty() {
-        db.call(move |s| s.upsert_payments(run, Utc::now(), &moved))
-            .await?;
-    }
+    store_reads(db, run, payments, credits, vanished.clone()).await?;
     let mut calls = Vec::with_capacity(ready.len());
     if ready.is_empty() {
         return Ok(Prepared {
             calls,
             not,
+            vanished,
             stop,
             spent,
         });
@@ -287,12 +340,11 @@ async fn prepare(
     for ((p, t), id) in ready.into_iter().zip(ids) {
         match id {
             Ok(id) => calls.push((id, p, t)),
-            Err(StoreError::AlreadyTied { .. }) => not.push(NotReconciled {
-                payment: p.id,
-                transaction: t.id,
-                detail: "already tied by an earlier run".into(),
-                payment_open: true,
-            }),
+            Err(StoreError::AlreadyTied { .. }) => not.push(NotReconciled::both(
+                p.id,
+                t.id,
+                "already tied by an earlier run".into(),
+            )),
             Err(e) => return Err(e),
         }
     }
@@ -300,9 +352,37 @@ async fn prepare(
     Ok(Prepared {
         calls,
         not,
+        vanished,
         stop,
         spent,
     })
+}
+
+/// Stores what fresh reads found: the provider's records, and payments gone.
+async fn store_reads(
+    db: &SharedStore,
+    run: RunId,
+    payments: Vec<Record<Payment>>,
+    credits: Vec<Record<BankTransaction>>,
+    vanished: Vec<PaymentId>,
+) -> Result<(), StoreError> {
+    if payments.is_empty() && credits.is_empty() && vanished.is_empty() {
+        return Ok(());
+    }
+    db.call(move |s| {
+        let now = Utc::now();
+        if !payments.is_empty() {
+            s.upsert_payments(run, now, &payments)?;
+        }
+        if !credits.is_empty() {
+            s.upsert_transactions(run, now, &credits)?;
+        }
+        if !vanished.is_empty() {
+            s.mark_vanished(run, &vanished)?;
+        }
+        Ok(())
+    })
+    .await
 }
 
 /// A call's answer; `Err` when its task failed (panicked or was cancelled).
@@ -310,8 +390,7 @@ type CallAnswer = Result<Result<ReconcileAnswer, ApiError>, String>;
 
 /// A batch after stage 2: its calls and their answers.
 struct Answered {
-    /// (match id, payment, transaction) of each committed intent.
-    calls: Vec<(i64, Payment, BankTransaction)>,
+    calls: Vec<Call>,
     /// One answer per call, in order; or, when calls were stopped before this batch,
     /// why none was made.
     answers: Result<Vec<CallAnswer>, String>,
@@ -325,7 +404,7 @@ struct Answered {
 /// (authentication rejected, deadline).
 async fn call(
     client: &Arc<Client>,
-    calls: Vec<(i64, Payment, BankTransaction)>,
+    calls: Vec<Call>,
     sem: &Arc<Semaphore>,
     stop: Option<String>,
 ) -> Answered {
@@ -365,20 +444,41 @@ async fn call(
     }
 }
 
+/// What a call's result says, as the decision takes it, and how long to wait before
+/// sending it again when it was not processed.
+fn answer_of(result: Result<ReconcileAnswer, ApiError>) -> (Answer, Duration) {
+    let none = Duration::ZERO;
+    match result {
+        Ok(ReconcileAnswer::Reconciled { payment_status }) => {
+            (Answer::Applied(payment_status), none)
+        }
+        Ok(ReconcileAnswer::Refused { code }) => (Answer::Refused(code), none),
+        Err(ApiError::NotProcessed { detail, wait, .. }) => (Answer::NotProcessed(detail), wait),
+        // The deadline passed before the call was sent (the client starts no request
+        // after it): nothing was applied.
+        Err(e @ ApiError::Deadline { .. }) => (Answer::NotSent(format!("not called: {e}")), none),
+        Err(e) => (Answer::Lost(e.to_string()), none),
+    }
+}
+
 /// What stage 3 recorded for a batch.
 #[derive(Default)]
 struct Recorded {
     reconciled: Vec<Reconciled>,
     not: Vec<NotReconciled>,
+    vanished: Vec<PaymentId>,
     /// Confirmed ties, for [`crate::store::Store::record_ties`] at the end of the phase.
     confirmed: Vec<(i64, PaymentId, BankTxId, PaymentStatus)>,
+    /// Calls sent again (after a 429).
+    calls: u64,
+    stop: Option<String>,
     spent: Spent,
 }
 
-/// Stage 3 of a batch: what became of each call. Intents whose calls were stopped
-/// (authentication rejected, deadline) after they were committed, and calls the run's
-/// deadline kept from being sent, are settled as `skipped`: no call was made for them. An answer that does not say for sure is settled
-/// by re-reading the payment, holding a permit like every other request.
+/// Stage 3 of a batch: what became of each call. An answer that does not say for sure
+/// is settled from fresh re-reads of both sides, each holding a permit like every other
+/// request; a call not processed is sent again after the wait it asked for, while the
+/// pair is still confident.
 async fn record(
     client: &Arc<Client>,
     db: &SharedStore,
@@ -387,53 +487,33 @@ async fn record(
     sem: &Arc<Semaphore>,
 ) -> Result<Recorded, StoreError> {
     let mut done = Recorded::default();
-    let answers = match batch.answers {
-        Ok(a) => a,
-        Err(why) => {
-            for (match_id, p, t) in batch.calls {
-                let not = skipped(db, run, match_id, (p.id, t.id), why.clone(), Utc::now());
-                done.not.push(not.await?);
-            }
-            return Ok(done);
-        }
+    let answers: Vec<(Answer, Duration)> = match batch.answers {
+        Ok(a) => a
+            .into_iter()
+            .map(|a| answer_of(a.unwrap_or_else(|e| Err(task_failed(PATH_LABEL, &e)))))
+            .collect(),
+        Err(why) => batch
+            .calls
+            .iter()
+            .map(|_| (Answer::NotSent(why.clone()), Duration::ZERO))
+            .collect(),
     };
     let lap = Instant::now();
     let now = Utc::now();
-    for ((match_id, p, t), answer) in batch.calls.into_iter().zip(answers) {
-        let answer = answer.unwrap_or_else(|e| Err(task_failed(PATH_LABEL, &e)));
-        match answer {
-            Ok(ReconcileAnswer::Reconciled { payment_status }) => {
+    let mut unsure = Vec::new();
+    for ((match_id, p, t), (answer, wait)) in batch.calls.into_iter().zip(answers) {
+        match &answer {
+            Answer::Applied(status) => {
                 tracing::info!(payment = %p.id, transaction = %t.id, amount = %p.amount, "reconciled");
-                done.reconciled.push(Reconciled {
-                    payment_id: p.id.clone(),
-                    transaction_id: t.id.clone(),
-                    amount: p.amount.clone(),
-                    concept: p.concept.clone(),
-                    reconciled_at: now,
-                });
-                done.confirmed.push((match_id, p.id, t.id, payment_status));
+                done.reconciled.push(reconciled_row(&p, &t, now));
+                done.confirmed.push((match_id, p.id, t.id, status.clone()));
             }
-            // The run's deadline passed before the call was sent (the client starts no
-            // request after it): nothing to re-read, nothing applied.
-            Err(e @ ApiError::Deadline { .. }) => {
-                let why = format!("not called: {e}");
-                let not = skipped(db, run, match_id, (p.id, t.id), why, now);
-                done.not.push(not.await?);
+            Answer::NotSent(why) => {
+                let fate = Fate::Skipped { why: why.clone() };
+                write_fate(db, run, match_id, &fate, None, now).await?;
+                done.not.push(NotReconciled::both(p.id, t.id, why.clone()));
             }
-            other => {
-                let pair = Pair {
-                    payment: &p.id,
-                    transaction: &t.id,
-                    amount: &p.amount,
-                    concept: p.concept.as_ref(),
-                };
-                // The semaphore is never closed, so a permit always comes.
-                let _permit = sem.acquire().await;
-                match settle(client, db, run, match_id, pair, other).await? {
-                    Settled::Reconciled(r) => done.reconciled.push(r),
-                    Settled::Not(n) => done.not.push(n),
-                }
-            }
+            _ => unsure.push(((match_id, p, t), answer, wait)),
         }
     }
     if !done.confirmed.is_empty() {
@@ -441,8 +521,257 @@ async fn record(
         db.call(move |s| s.mark_reconciled(&batch, "ok", run, now))
             .await?;
     }
+    // The unsure ones, side by side: each is re-read, settled, and sent again while the
+    // provider did not process it and the pair is still confident. Their requests hold
+    // permits of `sem`; the tasks themselves do not (a task holding a permit while its
+    // requests wait for one could starve them all).
+    let c = client.clone();
+    let (db2, sem2) = (db.clone(), sem.clone());
+    let unbounded = Arc::new(Semaphore::new(unsure.len().max(1)));
+    let settled = bounded(unsure, &unbounded, move |(pair, answer, wait)| {
+        let (c, db, sem) = (c.clone(), db2.clone(), sem2.clone());
+        async move { settle_unsure(&c, &db, &sem, run, pair, answer, wait).await }
+    })
+    .await;
+    for s in settled {
+        let s = match s {
+            Ok(s) => s?,
+            // A settling task that failed leaves its intent open: the next run settles it.
+            Err(e) => {
+                tracing::error!(error = %e, "a reconcile outcome could not be settled");
+                continue;
+            }
+        };
+        done.calls += s.resent;
+        if let Some(why) = s.stop {
+            done.stop.get_or_insert(why);
+        }
+        match s.fate {
+            Fate::Reconciled { .. } => done.reconciled.push(s.row),
+            Fate::Vanished => {
+                done.vanished.push(s.row.payment_id.clone());
+                done.not.extend(s.not);
+            }
+            _ => done.not.extend(s.not),
+        }
+    }
     done.spent.settles = lap.elapsed();
     Ok(done)
+}
+
+/// What became of one unsure call.
+struct SettledCall {
+    fate: Fate,
+    row: Reconciled,
+    not: Option<NotReconciled>,
+    resent: u64,
+    stop: Option<String>,
+}
+
+/// Settles one call whose answer did not say for sure: re-read both sides, decide, and
+/// send it again (up to [`MAX_SENDS`] in all) while the provider did not process it and
+/// the pair is still confident. The intent stays committed throughout: it is the same
+/// call, made again.
+async fn settle_unsure(
+    client: &Arc<Client>,
+    db: &SharedStore,
+    sem: &Arc<Semaphore>,
+    run: RunId,
+    (match_id, p, t): Call,
+    mut answer: Answer,
+    mut wait: Duration,
+) -> Result<SettledCall, StoreError> {
+    let mut sends = 1;
+    let mut resent = 0;
+    let mut stop = None;
+    loop {
+        if let Answer::Lost(e) = &answer {
+            tracing::warn!(payment = %p.id, transaction = %t.id, error = %e, "reconcile answer lost; re-reading both sides");
+        }
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        let target = vec![(p.id.clone(), t.iban.clone(), t.id.clone(), t.booked_at)];
+        let (rp, rt) = reread_pairs(client, sem, target)
+            .await
+            .pop()
+            .unwrap_or_else(|| {
+                (
+                    Read::Failed("no read".into()),
+                    Read::Failed("no read".into()),
+                )
+            });
+        let mut fate = fate::settle(&answer, (&p.id, &t.id), &value(&rp), &value(&rt));
+        // A call sent again must still be confident on what the re-reads show.
+        if fate == Fate::CallAgain {
+            let check = fate::before_call((&p, &t), &value(&rp), &value(&rt));
+            if check != Check::Call || sends >= MAX_SENDS {
+                fate = Fate::NotApplied {
+                    why: match check {
+                        Check::DontCall { why, .. } => why,
+                        Check::Call => format!("not processed after {sends} attempt(s)"),
+                    },
+                };
+            }
+        }
+        let vanished = if fate == Fate::Vanished {
+            vec![p.id.clone()]
+        } else {
+            Vec::new()
+        };
+        store_reads(
+            db,
+            run,
+            found(&rp).into_iter().collect(),
+            found(&rt).into_iter().collect(),
+            vanished,
+        )
+        .await?;
+        if fate == Fate::CallAgain {
+            sends += 1;
+            resent += 1;
+            let result = {
+                // The semaphore is never closed, so a permit always comes.
+                let _permit = sem.acquire().await;
+                client.reconcile(&p.id, &t.id, &t.iban).await
+            };
+            (answer, wait) = answer_of(result);
+            if let Answer::NotSent(why) = &answer {
+                stop = Some(why.clone());
+            }
+            if let Answer::Applied(_) = answer {
+                // Applied on a later send: settle without re-reading.
+                let fate = fate::settle(&answer, (&p.id, &t.id), &Read::Gone, &Read::Gone);
+                return finish(db, run, match_id, (&p, &t), fate, &rt, resent, stop).await;
+            }
+            if let Answer::NotSent(_) = answer {
+                let fate = fate::settle(&answer, (&p.id, &t.id), &Read::Gone, &Read::Gone);
+                return finish(db, run, match_id, (&p, &t), fate, &rt, resent, stop).await;
+            }
+            continue;
+        }
+        let payment_status = match &rp {
+            Read::Found(r) => Some(r.value.status.clone()),
+            _ => None,
+        };
+        tracing::info!(payment = %p.id, transaction = %t.id, fate = ?fate, "reconcile settled");
+        write_fate(db, run, match_id, &fate, payment_status, Utc::now()).await?;
+        return finish_written(match_id, (&p, &t), fate, &rt, resent, stop);
+    }
+}
+
+/// Writes a fate decided without re-reads (applied or not sent) and builds its result.
+#[allow(clippy::too_many_arguments)]
+async fn finish(
+    db: &SharedStore,
+    run: RunId,
+    match_id: i64,
+    pair: (&Payment, &BankTransaction),
+    fate: Fate,
+    credit: &Read<Record<BankTransaction>>,
+    resent: u64,
+    stop: Option<String>,
+) -> Result<SettledCall, StoreError> {
+    write_fate(db, run, match_id, &fate, None, Utc::now()).await?;
+    finish_written(match_id, pair, fate, credit, resent, stop)
+}
+
+fn finish_written(
+    _match_id: i64,
+    (p, t): (&Payment, &BankTransaction),
+    fate: Fate,
+    credit: &Read<Record<BankTransaction>>,
+    resent: u64,
+    stop: Option<String>,
+) -> Result<SettledCall, StoreError> {
+    let credit = match &fate {
+        // Applied on a later send: the credit is tied now, whatever the earlier read saw.
+        Fate::Reconciled { .. } => Read::Gone,
+        _ => value(credit),
+    };
+    let (payment_detail, credit_detail) = fate::report_of(&fate, &credit);
+    let not = (payment_detail.is_some() || credit_detail.is_some()).then(|| NotReconciled {
+        payment: p.id.clone(),
+        transaction: t.id.clone(),
+        payment_detail,
+        credit_detail,
+    });
+    Ok(SettledCall {
+        row: reconciled_row(p, t, Utc::now()),
+        fate,
+        not,
+        resent,
+        stop,
+    })
+}
+
+fn reconciled_row(p: &Payment, t: &BankTransaction, at: DateTime<Utc>) -> Reconciled {
+    Reconciled {
+        payment_id: p.id.clone(),
+        transaction_id: t.id.clone(),
+        amount: p.amount.clone(),
+        concept: p.concept.clone(),
+        reconciled_at: at,
+    }
+}
+
+/// The one place a fate is written to the ledger. A confirmed tie goes through
+/// [`crate::store::Store::settle_reconciled`], which writes the payment's status and the
+/// credit's tie with it; every other fate through [`crate::store::Store::settle`].
+async fn write_fate(
+    db: &SharedStore,
+    run: RunId,
+    match_id: i64,
+    fate: &Fate,
+    payment_status: Option<PaymentStatus>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let (state, code, answer): (MatchState, Option<String>, String) = match fate {
+        Fate::Reconciled { status, how } => {
+            let (how, status) = (how.clone(), status.clone());
+            return db
+                .call(move |s| {
+                    let items = s.match_pair(match_id)?;
+                    let item = (match_id, items.0, items.1, status);
+                    s.settle_reconciled(&[item], &how, run, now)
+                })
+                .await;
+        }
+        Fate::MovedOn { .. } => (MatchState::MovedOn, None, "settled by re-reading".into()),
+        Fate::Failed { code } => (
+            MatchState::Failed,
+            Some(code.clone()),
+            format!("error: {code}"),
+        ),
+        Fate::Vanished => (
+            MatchState::Failed,
+            Some("payment_not_found".into()),
+            "the payment is gone at the provider".into(),
+        ),
+        Fate::Unknown { why } => (MatchState::Unknown, None, why.clone()),
+        Fate::NotApplied { why } => (MatchState::NotApplied, None, why.clone()),
+        Fate::Skipped { why } => (MatchState::Skipped, None, why.clone()),
+        // Decided again by the caller before anything is written.
+        Fate::CallAgain => return Ok(()),
+    };
+    let status = match fate {
+        Fate::MovedOn { status } => Some(status.as_str().to_owned()),
+        _ => payment_status.map(|s| s.as_str().to_owned()),
+    };
+    db.call(move |s| {
+        s.settle(
+            match_id,
+            &Settlement {
+                state,
+                provider_code: code.as_deref(),
+                provider_answer: Some(&answer),
+                payment_status: status.as_deref(),
+                run,
+                now,
+            },
+        )
+    })
+    .await
 }
 
 const PATH_LABEL: &str = "reconcile";
@@ -514,355 +843,126 @@ where
         .collect()
 }
 
-/// Settles intents left without an outcome by a run that died mid-call, or whose answer
-/// was lost: re-read the payment; call again only if it is still `pending_bank`.
+/// Settles, before the sync, intents left without an outcome by a run that died
+/// mid-call, and answers lost by an earlier run: both sides are re-read (side by side,
+/// `concurrency` at a time) and the fate decided from what they show. It never calls: a
+/// pair found not applied is released, and this run's matching decides it again with
+/// everything else, so no pair is called twice in one run.
 pub async fn recover(
-    client: &Client,
+    client: &Arc<Client>,
     db: &SharedStore,
     run: RunId,
-    dry_run: bool,
+    concurrency: usize,
 ) -> Result<Outcome, StoreError> {
     let mut out = Outcome::default();
-    let open = db.call(|s| s.unsettled()).await?;
-    for m in open {
-        tracing::warn!(payment = %m.payment_id, transaction = %m.transaction_id, match_id = m.id,
-            "found a reconcile intent without an outcome; re-reading the payment");
-        let rec = match client.payment(&m.payment_id).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(payment = %m.payment_id, error = %e, "cannot re-read; the intent stays open");
-                out.not_reconciled.push(NotReconciled {
-                    payment: m.payment_id.clone(),
-                    transaction: m.transaction_id.clone(),
-                    detail: format!("outcome unknown; re-read failed: {e}"),
-                    payment_open: true,
-                });
-                continue;
-            }
-        };
-        let Some(rec) = rec else {
-            settle_row(
-                db,
-                &m,
-                MatchState::Failed,
-                Some("payment_not_found"),
-                None,
-                run,
-            )
-            .await?;
-            out.recovered += 1;
-            continue;
-        };
-        let status = rec.value.status.clone();
-        db.call(move |s| s.upsert_payment(run, Utc::now(), &rec))
-            .await?;
-        if status.is_open() {
-            if dry_run {
-                out.not_reconciled.push(NotReconciled {
-                    payment: m.payment_id.clone(),
-                    transaction: m.transaction_id.clone(),
-                    detail: "outcome unknown; not called again in a dry run".into(),
-                    payment_open: true,
-                });
-                continue;
-            }
-            // Still pending: the call did not take effect; make it again, once.
-            out.calls += 1;
-            let answer = client
-                .reconcile(&m.payment_id, &m.transaction_id, &m.iban)
-                .await;
-            let pair = Pair {
-                payment: &m.payment_id,
-                transaction: &m.transaction_id,
-                amount: &m.amount,
-                concept: m.concept.as_ref(),
+    let open: Vec<(MatchRow, Option<DateTime<Utc>>)> = db
+        .call(|s| {
+            let rows = s.unsettled()?;
+            let ids: Vec<&BankTxId> = rows.iter().map(|m| &m.transaction_id).collect();
+            let stored = s.transactions_by_ids(&ids)?;
+            let booked: std::collections::HashMap<_, _> =
+                stored.into_iter().map(|t| (t.id, t.booked_at)).collect();
+            Ok(rows
+                .into_iter()
+                .map(|m| {
+                    let at = booked.get(&m.transaction_id).copied();
+                    (m, at)
+                })
+                .collect())
+        })
+        .await?;
+    if open.is_empty() {
+        return Ok(out);
+    }
+    let sem = Arc::new(Semaphore::new(concurrency.max(1)));
+    let c = client.clone();
+    let reads = bounded(open, &sem, move |(m, booked_at)| {
+        let c = c.clone();
+        async move {
+            tracing::warn!(payment = %m.payment_id, transaction = %m.transaction_id, match_id = m.id,
+                "found a reconcile intent without an outcome; re-reading both sides");
+            let p = match c.payment(&m.payment_id).await {
+                Ok(Some(r)) => Read::Found(r),
+                Ok(None) => Read::Gone,
+                Err(e) => Read::Failed(e.to_string()),
             };
-            match settle(client, db, run, m.id, pair, answer).await? {
-                Settled::Reconciled(r) => out.reconciled.push(r),
-                Settled::Not(n) => out.not_reconciled.push(n),
-            }
+            let t = match booked_at {
+                None => Read::Failed("the credit is not stored".into()),
+                Some(at) => match c.transaction(&m.iban, &m.transaction_id, at).await {
+                    Ok(Some(r)) => Read::Found(r),
+                    Ok(None) => Read::Gone,
+                    Err(e) => Read::Failed(e.to_string()),
+                },
+            };
+            (m, p, t)
+        }
+    })
+    .await;
+    let now = Utc::now();
+    for read in reads {
+        let Ok((m, rp, rt)) = read else { continue };
+        let fate = fate::settle(
+            &Answer::NoAnswer,
+            (&m.payment_id, &m.transaction_id),
+            &value(&rp),
+            &value(&rt),
+        );
+        let vanished = if fate == Fate::Vanished {
+            vec![m.payment_id.clone()]
         } else {
-            if moved_state(&status) == MatchState::Reconciled {
-                let item = (
-                    m.id,
-                    m.payment_id.clone(),
-                    m.transaction_id.clone(),
-                    status.clone(),
-                );
-                let answer = "settled by re-reading the payment".to_owned();
-                record_reconciled(db, item, answer, run, Utc::now()).await?;
+            Vec::new()
+        };
+        store_reads(
+            db,
+            run,
+            found(&rp).into_iter().collect(),
+            found(&rt).into_iter().collect(),
+            vanished,
+        )
+        .await?;
+        let status = match &rp {
+            Read::Found(r) => Some(r.value.status.clone()),
+            _ => None,
+        };
+        tracing::info!(payment = %m.payment_id, transaction = %m.transaction_id, fate = ?fate, "earlier intent settled");
+        write_fate(db, run, m.id, &fate, status, now).await?;
+        match fate {
+            Fate::Reconciled { .. } => {
+                out.recovered += 1;
                 out.reconciled.push(Reconciled {
                     payment_id: m.payment_id.clone(),
                     transaction_id: m.transaction_id.clone(),
                     amount: m.amount.clone(),
                     concept: m.concept.clone(),
-                    reconciled_at: Utc::now(),
+                    reconciled_at: now,
                 });
-            } else {
-                settle_row(
-                    db,
-                    &m,
-                    MatchState::MovedOn,
-                    None,
-                    Some(status.as_str()),
-                    run,
-                )
-                .await?;
             }
+            // Still in doubt: the payment competes in this run's matching and is
+            // reported with why it waits.
+            Fate::Unknown { why } => {
+                tracing::error!(payment = %m.payment_id, %why, "cannot settle; the intent stays open");
+                out.not_reconciled.push(NotReconciled::both(
+                    m.payment_id,
+                    m.transaction_id,
+                    format!("outcome unknown: {why}"),
+                ));
+            }
+            Fate::Vanished => {
+                out.recovered += 1;
+                out.vanished.push(m.payment_id);
+            }
+            // Released: this run's matching decides both sides.
+            _ => out.recovered += 1,
         }
-        out.recovered += 1;
     }
     Ok(out)
-}
-
-/// The two sides of a match, as much as settling needs.
-struct Pair<'a> {
-    payment: &'a PaymentId,
-    transaction: &'a BankTxId,
-    amount: &'a Money,
-    concept: Option<&'a Concept>,
-}
-
-enum Settled {
-    Reconciled(Reconciled),
-    Not(NotReconciled),
-}
-
-/// A payment that left `pending_bank` after our intent: `payment_received` / `coins_sent`
-/// mean the money was tied (by our call, most likely); any other status means it moved on
-/// some other way.
-fn moved_state(status: &PaymentStatus) -> MatchState {
-    match status {
-        PaymentStatus::PaymentReceived | PaymentStatus::CoinsSent => MatchState::Reconciled,
-        _ => MatchState::MovedOn,
-    }
-}
-
-/// Records what a reconcile call produced; re-reads the payment whenever the answer does
-/// not say for sure.
-async fn settle(
-    client: &Client,
-    db: &SharedStore,
-    run: RunId,
-    match_id: i64,
-    pair: Pair<'_>,
-    answer: Result<ReconcileAnswer, ApiError>,
-) -> Result<Settled, StoreError> {
-    let (pid_ref, tid_ref) = (pair.payment, pair.transaction);
-    let now = Utc::now();
-    let done = |state: MatchState,
-                code: Option<String>,
-                answer: Option<String>,
-                status: Option<String>| {
-        record_fate(
-            db,
-            match_id,
-            state,
-            Texts {
-                code,
-                answer,
-                status,
-            },
-            run,
-            now,
-        )
-    };
-    let reconciled = |at: DateTime<Utc>| Reconciled {
-        payment_id: pid_ref.clone(),
-        transaction_id: tid_ref.clone(),
-        amount: pair.amount.clone(),
-        concept: pair.concept.cloned(),
-        reconciled_at: at,
-    };
-    match answer {
-        Ok(ReconcileAnswer::Reconciled { payment_status }) => {
-            let item = (match_id, pid_ref.clone(), tid_ref.clone(), payment_status);
-            record_reconciled(db, item, "ok".into(), run, now).await?;
-            tracing::info!(payment = %pid_ref, transaction = %tid_ref, amount = %pair.amount, "reconciled");
-            Ok(Settled::Reconciled(reconciled(now)))
-        }
-        Ok(ReconcileAnswer::Refused { code }) => {
-            // Not a crash: re-read and record what happened (rules §5).
-            let status = reread_status(client, pid_ref).await;
-            let open = status.as_ref().is_none_or(PaymentStatus::is_open);
-            let state = match (&status, code.as_str()) {
-                (Some(s), "payment_not_pending" | "transaction_already_reconciled")
-                    if !s.is_open() =>
-                {
-                    MatchState::MovedOn
-                }
-                _ => MatchState::Failed,
-            };
-            done(
-                state,
-                Some(code.clone()),
-                Some(format!("error: {code}")),
-                status.as_ref().map(|s| s.as_str().to_owned()),
-            )
-            .await?;
-            tracing::warn!(payment = %pid_ref, transaction = %tid_ref, %code, "reconcile refused");
-            Ok(Settled::Not(NotReconciled {
-                payment: pid_ref.clone(),
-                transaction: tid_ref.clone(),
-                detail: code,
-                payment_open: open,
-            }))
-        }
-        Err(e) => {
-            // The answer was lost (or never came): the payment says what happened.
-            tracing::warn!(payment = %pid_ref, transaction = %tid_ref, error = %e, "reconcile answer lost; re-reading the payment");
-            match reread_status(client, pid_ref).await {
-                Some(s) if !s.is_open() => {
-                    if moved_state(&s) == MatchState::Reconciled {
-                        let item = (match_id, pid_ref.clone(), tid_ref.clone(), s);
-                        record_reconciled(db, item, format!("lost: {e}"), run, now).await?;
-                        Ok(Settled::Reconciled(reconciled(now)))
-                    } else {
-                        done(
-                            MatchState::MovedOn,
-                            None,
-                            Some(format!("lost: {e}")),
-                            Some(s.as_str().to_owned()),
-                        )
-                        .await?;
-                        Ok(Settled::Not(NotReconciled {
-                            payment: pid_ref.clone(),
-                            transaction: tid_ref.clone(),
-                            detail: format!("payment moved on to {s}"),
-                            payment_open: false,
-                        }))
-                    }
-                }
-                status => {
-                    // Still pending, or unreadable: the next run settles it.
-                    done(
-                        MatchState::Unknown,
-                        None,
-                        Some(format!("lost: {e}")),
-                        status.map(|s| s.as_str().to_owned()),
-                    )
-                    .await?;
-                    Ok(Settled::Not(NotReconciled {
-                        payment: pid_ref.clone(),
-                        transaction: tid_ref.clone(),
-                        detail: format!("outcome unknown, settled by the next run: {e}"),
-                        payment_open: true,
-                    }))
-                }
-            }
-        }
-    }
-}
-
-/// Records one confirmed reconcile (see [`crate::store::Store::settle_reconciled`]).
-async fn record_reconciled(
-    db: &SharedStore,
-    item: (i64, PaymentId, BankTxId, PaymentStatus),
-    answer: String,
-    run: RunId,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    db.call(move |s| s.settle_reconciled(&[item], &answer, run, now))
-        .await
-}
-
-async fn reread_status(client: &Client, id: &PaymentId) -> Option<PaymentStatus> {
-    match client.payment(id).await {
-        Ok(Some(r)) => Some(r.value.status),
-        Ok(None) => None,
-        Err(e) => {
-            tracing::warn!(payment = %id, error = %e, "re-read failed");
-            None
-        }
-    }
-}
-
-async fn settle_row(
-    db: &SharedStore,
-    m: &MatchRow,
-    state: MatchState,
-    code: Option<&str>,
-    status: Option<&str>,
-    run: RunId,
-) -> Result<(), StoreError> {
-    let texts = Texts {
-        code: code.map(str::to_owned),
-        answer: Some("settled by re-reading the payment".to_owned()),
-        status: status.map(str::to_owned),
-    };
-    record_fate(db, m.id, state, texts, run, Utc::now()).await
-}
-
-/// What is recorded with a match's outcome.
-struct Texts {
-    /// The provider's error code.
-    code: Option<String>,
-    /// The provider's answer, or how the outcome was learnt.
-    answer: Option<String>,
-    /// The payment status read with the outcome.
-    status: Option<String>,
-}
-
-/// Records an outcome that is not a confirmed tie (those go through
-/// [`record_reconciled`]).
-/// Settles an intent whose call was never made as `skipped`, saying why; its payment
-/// stays open.
-async fn skipped(
-    db: &SharedStore,
-    run: RunId,
-    match_id: i64,
-    (payment, transaction): (PaymentId, BankTxId),
-    why: String,
-    now: DateTime<Utc>,
-) -> Result<NotReconciled, StoreError> {
-    let texts = Texts {
-        code: None,
-        answer: Some(why.clone()),
-        status: None,
-    };
-    record_fate(db, match_id, MatchState::Skipped, texts, run, now).await?;
-    Ok(NotReconciled {
-        payment,
-        transaction,
-        detail: why,
-        payment_open: true,
-    })
-}
-
-async fn record_fate(
-    db: &SharedStore,
-    match_id: i64,
-    state: MatchState,
-    texts: Texts,
-    run: RunId,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    let Texts {
-        code,
-        answer,
-        status,
-    } = texts;
-    db.call(move |s| {
-        s.settle(
-            match_id,
-            &Settlement {
-                state,
-                provider_code: code.as_deref(),
-                provider_answer: answer.as_deref(),
-                payment_status: status.as_deref(),
-                run,
-                now,
-            },
-        )
-    })
-    .await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::api::ClientConfig;
-    use crate::domain::{Currency, Direction, Iban};
+    use crate::domain::{Concept, Currency, Direction, Iban, Money};
     use crate::store::Store;
 
     #[tokio::test]
@@ -931,8 +1031,13 @@ mod tests {
 
         assert!(recorded.reconciled.is_empty() && recorded.confirmed.is_empty());
         assert_eq!(recorded.not.len(), 1);
-        assert!(recorded.not[0].payment_open);
-        assert!(recorded.not[0].detail.starts_with("not called:"));
+        assert!(recorded.not[0].payment_detail.is_some());
+        assert!(
+            recorded.not[0]
+                .payment_detail
+                .as_deref()
+                .is_some_and(|d| d.starts_with("not called:"))
+        );
         let store = db.into_inner().unwrap();
         let (state, holds): (String, Option<i64>) = store
             .connection()

@@ -15,7 +15,7 @@ use crate::api::{Client, ClientConfig};
 use crate::config::Settings;
 use crate::domain::{BankTxId, PaymentId};
 use crate::lock::{LockError, RunLock};
-use crate::matching::{self, Decisions, MatchInput, PaymentFinding, Reason, TransactionFinding};
+use crate::matching::{self, Decisions, MatchInput};
 use crate::reconcile;
 use crate::report::{Reconciled, Report, ReportInput, RunInfo, SendPolicy};
 use crate::store::{RunEnd, SharedStore, Store};
@@ -302,7 +302,7 @@ async fn run_inner(
         phase = std::time::Instant::now();
     };
     // 1. Intents left without an outcome by an earlier run (rules §5).
-    let recovered = reconcile::recover(&client, &db, run_id, calls_disabled)
+    let recovered = reconcile::recover(&client, &db, run_id, settings.cryptopocket.concurrency)
         .await
         .context("cannot settle earlier reconcile intents")?;
     if recovered.recovered > 0 {
@@ -349,16 +349,17 @@ async fn run_inner(
         offramps: &data.offramps,
         tied_payments: &data.tied_payments,
         tied_transactions: &data.tied_transactions,
+        in_doubt_payments: &data.in_doubt_payments,
         sync_complete: synced.complete,
         now,
         params: settings.matching,
     });
-    let payments: HashMap<PaymentId, _> = data
+    let mut payments: HashMap<PaymentId, _> = data
         .payments
         .into_iter()
         .map(|p| (p.id.clone(), p))
         .collect();
-    let transactions: HashMap<BankTxId, _> = data
+    let mut transactions: HashMap<BankTxId, _> = data
         .transactions
         .into_iter()
         .map(|t| (t.id.clone(), t))
@@ -371,9 +372,26 @@ async fn run_inner(
 
     lap("match");
     // 4. Reconcile the confident pairs (none after an incomplete sync: the core turned
-    //    them into `sync_incomplete`).
+    //    them into `sync_incomplete`), but never a pair the provider refused while its
+    //    payment stays as the refusal left it (rules §5).
+    let refused: HashMap<(PaymentId, BankTxId), String> = store
+        .refused_pairs()?
+        .into_iter()
+        .map(|(p, t, code)| ((p, t), code))
+        .collect();
+    let mut not_reconciled = recovered.not_reconciled;
     let mut pairs = Vec::with_capacity(decisions.reconcile.len());
     for c in std::mem::take(&mut decisions.reconcile) {
+        if let Some(code) = refused.get(&(c.payment.clone(), c.transaction.clone())) {
+            not_reconciled.push(reconcile::NotReconciled::both(
+                c.payment,
+                c.transaction,
+                format!(
+                    "refused earlier ({code}); not called again until the provider's records change"
+                ),
+            ));
+            continue;
+        }
         match (payments.get(&c.payment), transactions.get(&c.transaction)) {
             (Some(p), Some(t)) => pairs.push((p.clone(), t.clone())),
             _ => anyhow::bail!(
@@ -394,43 +412,40 @@ async fn run_inner(
     )
     .await
     .context("reconcile step failed")?;
-    let store = db
+    let mut store = db
         .into_inner()
         .context("internal: the store is still shared after reconcile")?;
 
     let mut reconciled: Vec<Reconciled> = recovered.reconciled;
     reconciled.extend(executed.reconciled);
-    let mut not_reconciled = recovered.not_reconciled;
     not_reconciled.extend(executed.not_reconciled);
-    for n in &not_reconciled {
-        if n.payment_open && payments.contains_key(&n.payment) {
-            let days = payments
-                .get(&n.payment)
-                .map(|p| (now - p.created_at).num_days().max(0))
-                .unwrap_or(0);
-            decisions.payments.push(PaymentFinding {
-                payment: n.payment.clone(),
-                reason: Reason::ReconcileFailed,
-                candidates: vec![n.transaction.clone()],
-                difference: None,
-                days_pending: days,
-                detail: Some(n.detail.clone()),
-            });
-        }
-        if transactions.contains_key(&n.transaction) {
-            decisions.transactions.push(TransactionFinding {
-                transaction: n.transaction.clone(),
-                reason: Reason::ReconcileFailed,
-                candidates: vec![n.payment.clone()],
-                suggested: Vec::new(),
-                difference: None,
-                detail: Some(n.detail.clone()),
-            });
-        } else {
-            tracing::warn!(transaction = %n.transaction, detail = %n.detail,
-                "a pair that was not reconciled has no stored credit to report");
-        }
+    let mut vanished = synced.vanished.clone();
+    vanished.extend(recovered.vanished);
+    vanished.extend(executed.vanished);
+    // Records reported that the matching input does not hold (a payment gone at the
+    // provider is no longer pending): read from the store.
+    let missing: Vec<&PaymentId> = vanished
+        .iter()
+        .chain(not_reconciled.iter().map(|n| &n.payment))
+        .filter(|id| !payments.contains_key(*id))
+        .collect();
+    for p in store.payments_by_ids(&missing)? {
+        payments.insert(p.id.clone(), p);
     }
+    let missing: Vec<&BankTxId> = not_reconciled
+        .iter()
+        .map(|n| &n.transaction)
+        .filter(|id| !transactions.contains_key(*id))
+        .collect();
+    for t in store.transactions_by_ids(&missing)? {
+        transactions.insert(t.id.clone(), t);
+    }
+    matching::fate::add_outcomes(&mut decisions, &not_reconciled, &vanished, |id| {
+        payments
+            .get(id)
+            .map(|p| (now - p.created_at).num_days().max(0))
+            .unwrap_or(0)
+    });
     // Dry-run pairs are listed as "would be reconciled" in reconciled.csv.
     for (pid, tid) in &executed.dry_run {
         if let Some(p) = payments.get(pid) {
@@ -460,7 +475,6 @@ async fn run_inner(
 
     lap("reconcile");
     // 5. Record what was reported, then the report itself (disk first, then e-mail).
-    let mut store = store;
     store.insert_findings(run_id, &decisions)?;
     let report = Report::build(&ReportInput {
         run: RunInfo {

@@ -60,6 +60,8 @@ pub struct SyncReport {
     pub transactions: u64,
     pub bad_records: u64,
     pub refreshed: u64,
+    /// Stored `pending_bank` payments the provider no longer knows, marked `vanished`.
+    pub vanished: Vec<PaymentId>,
     /// The first error of each incomplete list, for the run's error text.
     pub errors: Vec<String>,
 }
@@ -89,6 +91,7 @@ enum Write {
     Bad(Vec<BadRecord>),
     List(ListRead),
     Watermark(String, DateTime<Utc>),
+    Vanished(Vec<PaymentId>),
 }
 
 /// Reads every list into the store. Returns the store (it is owned by the writer while
@@ -238,11 +241,14 @@ pub async fn sync_all(
                         }
                     }
                     Ok(None) => {
-                        // The provider no longer knows it: keep it as stored, and say so.
-                        let msg = format!("payment {id} is no longer known to the provider");
-                        tracing::warn!(payment = %id, "payment no longer known to the provider");
-                        refresh.complete = false;
-                        refresh.error.get_or_insert(msg);
+                        // The provider no longer knows it: it is recorded as gone and
+                        // reported once. It is not open any more, so it competes with
+                        // nothing, and every other list is still read in full.
+                        tracing::warn!(payment = %id, "payment no longer known to the provider; recorded as vanished");
+                        if tx.send(Write::Vanished(vec![id.clone()])).await.is_err() {
+                            break;
+                        }
+                        report.vanished.push(id);
                     }
                     Err(e) => {
                         refresh.complete = false;
@@ -850,5 +856,6 @@ fn apply(store: &mut Store, w: Write, run: RunId, now: DateTime<Utc>) -> Result<
         Write::Bad(b) => store.insert_bad_records(run, &b),
         Write::List(l) => store.record_list(run, &l),
         Write::Watermark(list, t) => store.set_watermark(&list, t, run, now),
+        Write::Vanished(ids) => store.mark_vanished(run, &ids),
     }
 }

@@ -1642,6 +1642,42 @@ impl Respond for RejectAuth {
     }
 }
 
+/// Answers the re-reads of pair `i` of the test below (payment `P{i:05}`, transaction
+/// `T{i:05}` booked `i` seconds after the anchor) with the records as they were matched.
+struct PendingPair;
+
+impl Respond for PendingPair {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let path = request.url.path();
+        if let Some(id) = path.strip_prefix("/api/payment/") {
+            let i: i64 = id.trim_start_matches('P').parse().unwrap_or(0);
+            let mut item = payment_item(id, json!(1000 + i));
+            item["concept"] = json!(200_000 + i);
+            item["created_at"] = json!(cp_recon::api::wire_time(anchor()));
+            return ResponseTemplate::new(200).set_body_json(json!({"status": "ok", "data": item}));
+        }
+        let from = request
+            .url
+            .query_pairs()
+            .find(|(k, _)| k == "from")
+            .and_then(|(_, v)| chrono::DateTime::parse_from_rfc3339(&v).ok())
+            .map(|t| t.with_timezone(&chrono::Utc));
+        let i = from.map_or(0, |t| (t - anchor()).num_seconds());
+        let item = json!({
+            "id": format!("T{i:05}"), "iban": "ES9121000418450200051332",
+            "amount": format!("{}.{:02}", (1000 + i) / 100, (1000 + i) % 100),
+            "currency": "EUR", "direction": "credit", "concept": format!("Ref {}", 200_000 + i),
+            "counterparty_name": null, "counterparty_iban": null,
+            "booked_at": from.map(cp_recon::api::wire_time), "value_date": null,
+            "reconciled_payment_id": null,
+        });
+        ResponseTemplate::new(200).set_body_json(json!({
+            "status": "ok", "data": [item],
+            "pagination": {"current_page": 1, "per_page": 100, "last_page": 1, "total": 1},
+        }))
+    }
+}
+
 #[tokio::test]
 async fn once_authentication_is_rejected_no_later_pair_is_called_and_committed_intents_are_settled_as_skipped()
  {
@@ -1649,12 +1685,17 @@ async fn once_authentication_is_rejected_no_later_pair_is_called_and_committed_i
     use cp_recon::store::{SharedStore, Store};
 
     let server = mock_server_with_token("tok-1").await;
+    // Both re-reads before a call show the pair as it was matched.
     Mock::given(method("GET"))
         .and(wiremock::matchers::path_regex("^/api/payment/"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "status": "ok",
-            "data": payment_item("P-any", json!(1000)),
-        })))
+        .respond_with(PendingPair)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(wiremock::matchers::path_regex(
+            "^/api/banking/accounts/[^/]+/transactions$",
+        ))
+        .respond_with(PendingPair)
         .mount(&server)
         .await;
     let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -1698,7 +1739,7 @@ async fn once_authentication_is_rejected_no_later_pair_is_called_and_committed_i
                 concept_text: format!("Ref {}", 200_000 + i),
                 counterparty_name: None,
                 counterparty_iban: None,
-                booked_at: anchor(),
+                booked_at: anchor() + chrono::Duration::seconds(i),
                 value_date: None,
                 reconciled_payment_id: None,
             };
