@@ -9,7 +9,6 @@
 
 use rustc_hash::FxHashSet;
 use std::borrow::Cow;
-use std::str::FromStr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -1500,13 +1499,109 @@ fn value_u64(v: &Value) -> Option<u64> {
     value_string(v).and_then(|s| s.trim().parse().ok())
 }
 
-/// A decimal from a JSON number's literal text or a numeric string; never through f64.
+/// A decimal from a JSON number's literal text or a numeric string, trimmed; never
+/// through f64 and never rounded ([`exact_decimal`]). Only a JSON number may carry an
+/// exponent.
 fn flex_decimal(v: &RawValue) -> Option<Decimal> {
-    let text = flex_str(v)?;
-    let text = text.trim();
-    Decimal::from_str(text)
-        .or_else(|_| Decimal::from_scientific(text))
-        .ok()
+    let number = matches!(v.get().as_bytes().first(), Some(b'-' | b'0'..=b'9'));
+    exact_decimal(flex_str(v)?.trim(), number)
+}
+
+/// The largest coefficient a [`Decimal`] holds: 2^96 - 1, 29 digits.
+const DECIMAL_MAX_COEFFICIENT: u128 = (1 << 96) - 1;
+/// The most decimals a [`Decimal`] holds.
+const DECIMAL_MAX_SCALE: i128 = 28;
+
+/// The exact value `text` writes, or `None`.
+///
+/// The grammar is an optional `-`, one or more ASCII digits, optionally a `.` followed
+/// by one or more ASCII digits, and, when `exponent` is true (a JSON number), `e` or
+/// `E`, an optional sign and one or more ASCII digits. Nothing else is a number here:
+/// no `+` sign, no `_` or space between digits, no other digits than ASCII, and no
+/// `150.` or `.5` (a dot needs digits on both sides; the provider writes neither).
+///
+/// The value is never rounded. Trailing zeros of the fraction are dropped only as far
+/// as needed for the value to fit (`150.50000000000000000000000000000` is 150.5); a
+/// value a [`Decimal`] cannot hold exactly once they are gone (more than 28 decimals,
+/// a coefficient above 2^96 - 1, an exponent that leads to either) is refused. The
+/// scale written is kept when it fits (`150.50` reads as 150.50).
+fn exact_decimal(text: &str, exponent: bool) -> Option<Decimal> {
+    let digits = |s: &[u8]| s.iter().take_while(|b| b.is_ascii_digit()).count();
+    let zeros = |s: &mut dyn Iterator<Item = &u8>| s.take_while(|&&b| b == b'0').count();
+    let b = text.as_bytes();
+    let (negative, b) = match b.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, b),
+    };
+    let (int, b) = b.split_at(digits(b));
+    if int.is_empty() {
+        return None; // `.5`, `-`, or no digits at all
+    }
+    let (frac, b) = match b.split_first() {
+        Some((b'.', rest)) => match rest.split_at(digits(rest)) {
+            ([], _) => return None, // `150.`
+            split => split,
+        },
+        _ => (&b[..0], b),
+    };
+    let exp: i128 = match b.split_first() {
+        None => 0,
+        Some((b'e' | b'E', rest)) if exponent => {
+            let (sign, rest) = match rest.split_first() {
+                Some((b'-', r)) => (-1, r),
+                Some((b'+', r)) => (1, r),
+                _ => (1, rest),
+            };
+            if rest.is_empty() || digits(rest) != rest.len() {
+                return None;
+            }
+            // Saturates far beyond any exponent that could still give a Decimal.
+            sign * rest.iter().fold(0i128, |n, d| {
+                (n * 10 + i128::from(d - b'0')).min(i128::from(u32::MAX))
+            })
+        }
+        _ => return None,
+    };
+    // The value is the digits of `int` then `frac`, as one integer, times 10^-scale.
+    let scale = i128::try_from(frac.len()).ok()? - exp;
+    let len = int.len() + frac.len();
+    let leading = zeros(&mut int.iter().chain(frac));
+    if leading == len {
+        let scale = scale.clamp(0, DECIMAL_MAX_SCALE);
+        return Some(Decimal::new(0, u32::try_from(scale).ok()?));
+    }
+    let trailing = zeros(&mut frac.iter().rev().chain(int.iter().rev()));
+    // The significant digits, without the zeros on either side.
+    let significant = len - leading - trailing;
+    if significant > 29 {
+        return None;
+    }
+    let mut coefficient = int
+        .iter()
+        .chain(frac)
+        .skip(leading)
+        .take(significant)
+        .fold(0u128, |n, d| n * 10 + u128::from(d - b'0'));
+    let mut kept = scale - i128::try_from(trailing).ok()?;
+    if kept > DECIMAL_MAX_SCALE {
+        return None;
+    }
+    if kept < 0 {
+        let power = 10u128.checked_pow(u32::try_from(-kept).ok()?)?;
+        coefficient = coefficient.checked_mul(power)?;
+        kept = 0;
+    }
+    if coefficient > DECIMAL_MAX_COEFFICIENT {
+        return None;
+    }
+    // Give back the trailing zeros that were written, as far as they fit.
+    while kept < scale.min(DECIMAL_MAX_SCALE) && coefficient * 10 <= DECIMAL_MAX_COEFFICIENT {
+        coefficient *= 10;
+        kept += 1;
+    }
+    let coefficient = i128::try_from(coefficient).ok()?;
+    let signed = if negative { -coefficient } else { coefficient };
+    Decimal::try_from_i128_with_scale(signed, u32::try_from(kept).ok()?).ok()
 }
 
 fn req_decimal(o: &Obj<'_>, k: &str) -> Result<Decimal, String> {
@@ -1910,6 +2005,253 @@ mod tests {
         let v = json!({"id":"P1","status":"x","fiat_amount":"150.5","fiat_symbol":"EUR","created_at":"2026-06-26T10:30:00Z"});
         let e = parse_payment(&raw(&v)).unwrap_err();
         assert!(e.contains("fiat_amount"), "{e}");
+    }
+
+    /// `text` read as a numeric string (`"150.50"`).
+    fn decimal_as_string(text: &str) -> Option<Decimal> {
+        flex_decimal(&raw(&json!(text)))
+    }
+
+    /// `text` read as a JSON number (`150.50`); it must be valid JSON.
+    fn decimal_as_number(text: &str) -> Option<Decimal> {
+        let v: Box<RawValue> = serde_json::from_str(text).expect("a JSON number");
+        flex_decimal(&v)
+    }
+
+    fn dec(text: &str) -> Decimal {
+        use std::str::FromStr;
+        Decimal::from_str(text).expect("a decimal literal")
+    }
+
+    #[test]
+    fn plain_amounts_read_exactly_with_the_scale_they_were_written_with() {
+        for (text, value) in [
+            ("150.50", "150.50"),
+            ("150", "150"),
+            ("-1.25", "-1.25"),
+            ("0", "0"),
+            ("0.00", "0.00"),
+            ("0150.50", "150.50"),
+            (
+                "0.0000000000000000000000000001",
+                "0.0000000000000000000000000001",
+            ),
+            (
+                "79228162514264337593543950335",
+                "79228162514264337593543950335",
+            ),
+            (
+                "-79228162514264337593543950335",
+                "-79228162514264337593543950335",
+            ),
+            (
+                "7922816251426433759354395033.5",
+                "7922816251426433759354395033.5",
+            ),
+        ] {
+            let d = decimal_as_string(text).unwrap_or_else(|| panic!("{text} refused"));
+            assert_eq!(d.to_string(), value, "{text}");
+            if serde_json::from_str::<Box<RawValue>>(text).is_ok() {
+                let n = decimal_as_number(text).map(|d| d.to_string());
+                assert_eq!(n.as_deref(), Some(value), "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn surrounding_whitespace_of_a_numeric_string_is_trimmed() {
+        assert_eq!(decimal_as_string(" 150.50\t"), Some(dec("150.50")));
+        assert_eq!(
+            decimal_as_string("\n150.50 ")
+                .map(|d| d.to_string())
+                .as_deref(),
+            Some("150.50")
+        );
+    }
+
+    #[test]
+    fn trailing_zeros_past_what_a_decimal_holds_are_dropped_and_the_value_stays_exact() {
+        for (text, value) in [
+            ("150.50000000000000000000000000000", "150.5"),
+            (
+                "150.500000000000000000000000000000000000000000000000",
+                "150.5",
+            ),
+            (
+                "0.00000000000000000000000000010",
+                "0.0000000000000000000000000001",
+            ),
+            (
+                "79228162514264337593543950335.000",
+                "79228162514264337593543950335",
+            ),
+        ] {
+            let d = decimal_as_string(text).unwrap_or_else(|| panic!("{text} refused"));
+            assert_eq!(d.normalize().to_string(), value, "{text}");
+        }
+        // The written zeros are kept as far as they fit: 1505 then 25 zeros is the
+        // longest coefficient of 150.5 a decimal holds.
+        let d = decimal_as_string("150.5000000000000000000000000000").expect("read");
+        assert_eq!((d, d.scale()), (dec("150.5"), 26));
+    }
+
+    #[test]
+    fn an_amount_a_decimal_cannot_hold_exactly_is_refused_not_rounded() {
+        for text in [
+            "150.5000000000000000000000000001",
+            "150.4999999999999999999999999999",
+            "0.00000000000000000000000000001", // 29 decimals
+            "0.00000000000000000000000000015",
+            "79228162514264337593543950336", // 2^96
+            "100000000000000000000000000000",
+            "-79228162514264337593543950336",
+            "7922816251426433759354395033.51",
+            "12345678901234567890123456789012345",
+        ] {
+            assert_eq!(decimal_as_string(text), None, "{text}");
+            assert_eq!(decimal_as_number(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn anything_but_sign_digits_and_one_inner_dot_is_refused() {
+        for text in [
+            "15_0.50",
+            "150_",
+            "_150",
+            "+150.50",
+            "150.",
+            ".5",
+            "-.5",
+            "-",
+            "",
+            " ",
+            "1.2.3",
+            "150,50",
+            "1 000",
+            "0x10",
+            "1e2",
+            "1E2",
+            "NaN",
+            "inf",
+            "-inf",
+            "--1",
+            "1-",
+            "١٥٠",
+            "１５０",
+            "150.5o",
+            "150.50 EUR",
+            "€150.50",
+        ] {
+            assert_eq!(decimal_as_string(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_json_number_may_carry_an_exponent_that_keeps_it_exact() {
+        for (text, value) in [
+            ("1.5e2", "150"),
+            ("15050e-2", "150.50"),
+            ("15050E-2", "150.50"),
+            ("1.505E+2", "150.5"),
+            ("-1e0", "-1"),
+            ("0e99999999999999999999", "0"),
+            ("1e28", "10000000000000000000000000000"),
+            ("1e-28", "0.0000000000000000000000000001"),
+            ("100e-30", "0.0000000000000000000000000001"),
+            (
+                "7.9228162514264337593543950335e28",
+                "79228162514264337593543950335",
+            ),
+            (
+                "1.5000000000000000000000000001e2",
+                "150.00000000000000000000000001",
+            ),
+        ] {
+            let d = decimal_as_number(text).unwrap_or_else(|| panic!("{text} refused"));
+            assert_eq!(d.to_string(), value, "{text}");
+        }
+        for text in [
+            "1e29",
+            "1e-29",
+            "15e-29",
+            "1e99999999999999999999",
+            "1e-99999999999999999999",
+            "1.50000000000000000000000000001e2",
+            "7.9228162514264337593543950336e28",
+        ] {
+            assert_eq!(decimal_as_number(text), None, "{text}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_decimal_reads_back_exactly_from_its_text(
+            coefficient in -(DECIMAL_MAX_COEFFICIENT as i128)..=(DECIMAL_MAX_COEFFICIENT as i128),
+            scale in 0u32..=28,
+        ) {
+            let d = Decimal::from_i128_with_scale(coefficient, scale);
+            let text = d.to_string();
+            let read = decimal_as_string(&text);
+            proptest::prop_assert_eq!(read, Some(d));
+            proptest::prop_assert_eq!(read.map(|r| r.to_string()), Some(text));
+        }
+
+        #[test]
+        fn any_amount_one_digit_past_what_a_decimal_holds_is_refused(
+            whole in 0u64..1_000_000,
+            fraction in "[0-9]{28}",
+            last in 1u8..=9,
+        ) {
+            let text = format!("{whole}.{fraction}{last}");
+            proptest::prop_assert_eq!(decimal_as_string(&text), None);
+        }
+    }
+
+    #[test]
+    fn an_inexact_or_malformed_amount_makes_a_bad_record_naming_its_field() {
+        let tx = |amount: Value| {
+            json!({"id":"T1","iban":"ES91 2100 0418 4502 0005 1332","amount":amount,
+                "currency":"EUR","direction":"credit","concept":"Ref 120037",
+                "booked_at":"2026-06-26T10:30:00Z"})
+        };
+        for amount in [
+            json!("150.5000000000000000000000000001"),
+            json!("150.4999999999999999999999999999"),
+            json!("15_0.50"),
+            json!("1.505e2"),
+        ] {
+            let e = parse_transaction(&raw(&tx(amount.clone()))).unwrap_err();
+            assert!(e.contains("`amount` is not a decimal"), "{amount}: {e}");
+        }
+        let t = parse_transaction(&raw(&tx(json!("150.50000000000000000000000000000")))).unwrap();
+        assert_eq!(t.amount.amount_str(), "150.50");
+
+        let payment = |cents: &str| {
+            let body = format!(
+                r#"{{"id":"P1","status":"x","fiat_amount":{cents},"fiat_symbol":"EUR","created_at":"2026-06-26T10:30:00Z"}}"#
+            );
+            let v: Box<RawValue> = serde_json::from_str(&body).expect("JSON");
+            parse_payment(&v)
+        };
+        for cents in [
+            r#""15050.0000000000000000000000000001""#,
+            r#""15_050""#,
+            r#""1.505e4""#,
+            "15050.0000000000000000000000000001",
+            "1e30",
+        ] {
+            let e = payment(cents).unwrap_err();
+            assert!(e.contains("`fiat_amount` is not a decimal"), "{cents}: {e}");
+        }
+        for cents in [
+            r#""15050.000000000000000000000000000000""#,
+            "1.505e4",
+            "15050",
+        ] {
+            let p = payment(cents).unwrap_or_else(|e| panic!("{cents}: {e}"));
+            assert_eq!(p.amount.amount_str(), "150.50", "{cents}");
+        }
     }
 
     #[test]

@@ -1287,6 +1287,52 @@ async fn a_malformed_item_becomes_a_bad_record_naming_its_id_and_field_while_the
     );
 }
 
+#[tokio::test]
+async fn a_transaction_amount_with_more_digits_than_a_decimal_holds_is_a_bad_record_not_rounded() {
+    let server = mock_server_with_token("tok-1").await;
+    let account = "ES9121000418450200051332";
+    let item = |id: &str, amount: &str| {
+        json!({
+            "id": id, "iban": account, "amount": amount, "currency": "EUR",
+            "direction": "credit", "concept": "Ref 120037", "counterparty_name": null,
+            "counterparty_iban": null, "booked_at": "2026-06-26T10:30:00.000000Z",
+            "value_date": "2026-06-26", "reconciled_payment_id": null,
+        })
+    };
+    let items = vec![
+        item("T1", "150.50"),
+        item("T2", "150.5000000000000000000000000001"),
+        item("T3", "150.50000000000000000000000000000"),
+    ];
+    Mock::given(method("GET"))
+        .and(path(format!(
+            "/api/banking/accounts/{account}/transactions"
+        )))
+        .respond_with(ResponseTemplate::new(200).set_body_json(page_body(items, 1, 10, 1, 3)))
+        .mount(&server)
+        .await;
+    let client = mock_client(&server);
+
+    let page = client
+        .transactions_page(&iban(account), &all(), 1, 10)
+        .await
+        .expect("the page reads");
+
+    assert_eq!(ids(&page.items), ["T1", "T3"]);
+    for r in &page.items {
+        assert_eq!(r.value.amount.amount_str(), "150.50", "{}", r.raw);
+    }
+    assert_eq!(page.bad.len(), 1, "{:?}", page.bad);
+    let bad = &page.bad[0];
+    assert_eq!(bad.id.as_deref(), Some("T2"));
+    assert!(bad.error.contains("`amount`"), "{}", bad.error);
+    assert!(
+        bad.error.contains("150.5000000000000000000000000001"),
+        "{}",
+        bad.error
+    );
+}
+
 /// Answers every page with two new items and claims there are always more.
 struct EndlessPages;
 
