@@ -466,6 +466,45 @@ fn runs(text: &[u8], keep: fn(&u8) -> bool) -> impl Iterator<Item = &[u8]> {
     text.split(move |b| !keep(b)).filter(|run| !run.is_empty())
 }
 
+/// The maximal runs of ASCII digits of a credit's text that may be a concept's
+/// occurrence (§2): a concept appears only with no digit right before or after it, and
+/// a digit of any script counts, so a run touching a non-ASCII digit (`٣120037`,
+/// `120037１`) is none. "Digit" is read as [`char::is_numeric`], a superset of the
+/// Unicode decimal digits (it also takes `²`, `½`, `Ⅻ`…): a wider reading only ever
+/// leaves more credits to a person, never reconciles one more.
+///
+/// Only a run whose neighbouring byte is ≥ 0x80 has its neighbour decoded: ASCII text,
+/// the common case, is cut exactly as before. A run's ends are character boundaries,
+/// since the run and the byte after it (not an ASCII digit, yet after one) start
+/// characters of their own.
+fn concept_runs(text: &str) -> impl Iterator<Item = &[u8]> {
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        loop {
+            let rest = bytes.get(at..)?;
+            let start = at + rest.iter().position(u8::is_ascii_digit)?;
+            let len = bytes[start..]
+                .iter()
+                .position(|b| !b.is_ascii_digit())
+                .unwrap_or(bytes.len() - start);
+            let end = start + len;
+            at = end;
+            let numeric_before = start > 0
+                && bytes[start - 1] >= 0x80
+                && text[..start]
+                    .chars()
+                    .next_back()
+                    .is_some_and(char::is_numeric);
+            let numeric_after = bytes.get(end).is_some_and(|&b| b >= 0x80)
+                && text[end..].chars().next().is_some_and(char::is_numeric);
+            if !numeric_before && !numeric_after {
+                return Some(&bytes[start..end]);
+            }
+        }
+    })
+}
+
 /// A digit string of up to [`SHORT_DIGITS`] digits as a number, length included, so that
 /// `"0120037"` and `"120037"` differ: strings are numbered by length, then by value.
 /// Hashing and comparing a `u64` avoids touching the concept's heap string on every
@@ -706,7 +745,7 @@ fn read_credits<'a>(
         }
         tx.push(t);
         facts.push(CreditFacts::of(t));
-        for run in runs(t.concept_text.as_bytes(), u8::is_ascii_digit) {
+        for run in concept_runs(&t.concept_text) {
             keys.push(match short_key(run) {
                 Some(key) => RunKey::Short(key),
                 None => RunKey::Long(run),

@@ -72,16 +72,22 @@ fn payment_spec() -> impl Strategy<Value = PaymentSpec> {
 #[derive(Debug, Clone)]
 enum Piece {
     Concept(usize),
-    DigitBefore(usize),
-    DigitAfter(usize),
+    DigitBefore(usize, char),
+    DigitAfter(usize, char),
     Word(&'static str),
+}
+
+/// A digit next to a concept: ASCII, or of another script (Arabic-Indic, full-width,
+/// superscript).
+fn digit() -> impl Strategy<Value = char> {
+    prop::sample::select(vec!['9', '1', '٣', '１', '²'])
 }
 
 fn piece() -> impl Strategy<Value = Piece> {
     prop_oneof![
         6 => (0..CONCEPTS.len()).prop_map(Piece::Concept),
-        1 => (0..CONCEPTS.len()).prop_map(Piece::DigitBefore),
-        1 => (0..CONCEPTS.len()).prop_map(Piece::DigitAfter),
+        1 => (0..CONCEPTS.len(), digit()).prop_map(|(c, d)| Piece::DigitBefore(c, d)),
+        1 => (0..CONCEPTS.len(), digit()).prop_map(|(c, d)| Piece::DigitAfter(c, d)),
         2 => prop::sample::select(vec!["Ref", "J. Doe", "señor", "/", "nº", "x"]).prop_map(Piece::Word),
     ]
 }
@@ -173,13 +179,13 @@ fn build(payments: &[PaymentSpec], txs: &[TxSpec], sync_complete: bool) -> World
         for (piece, sep) in &s.pieces {
             match piece {
                 Piece::Concept(c) => text.push_str(CONCEPTS[*c]),
-                Piece::DigitBefore(c) => {
-                    text.push('9');
+                Piece::DigitBefore(c, d) => {
+                    text.push(*d);
                     text.push_str(CONCEPTS[*c]);
                 }
-                Piece::DigitAfter(c) => {
+                Piece::DigitAfter(c, d) => {
                     text.push_str(CONCEPTS[*c]);
-                    text.push('1');
+                    text.push(*d);
                 }
                 Piece::Word(w) => text.push_str(w),
             }
@@ -237,13 +243,13 @@ fn is_open_credit(w: &World, t: &BankTransaction) -> bool {
         && !w.tied_transactions.contains(&t.id)
 }
 
-/// §2: the digit string occurs with no ASCII digit right before or after it.
+/// §2: the digit string occurs with no digit of any script right before or after it
+/// (`char::is_numeric`, as the core reads "digit").
 fn appears(concept: &str, text: &str) -> bool {
-    let bytes = text.as_bytes();
     text.match_indices(concept).any(|(at, _)| {
-        let before = at.checked_sub(1).map(|i| bytes[i]);
-        let after = bytes.get(at + concept.len()).copied();
-        !before.is_some_and(|b| b.is_ascii_digit()) && !after.is_some_and(|b| b.is_ascii_digit())
+        let before = text[..at].chars().next_back();
+        let after = text[at + concept.len()..].chars().next();
+        !before.is_some_and(char::is_numeric) && !after.is_some_and(char::is_numeric)
     })
 }
 

@@ -240,16 +240,73 @@ fn non_ascii_text_around_a_concept_is_read_byte_safely() {
 }
 
 #[test]
-fn digits_of_other_scripts_are_not_ascii_digits() {
-    // Full-width and Arabic-Indic digits neither form the concept nor extend it.
-    for text in ["１２００３７", "١٢٠٠٣٧", "١120037١"] {
+fn digits_of_other_scripts_do_not_form_the_concept() {
+    // Full-width and Arabic-Indic digits are not the concept's ASCII digits.
+    for text in ["１２００３７", "١٢٠٠٣٧"] {
+        assert_reconciled_only(&pair_with_text(text).decide(), &[]);
+    }
+}
+
+#[test]
+fn a_digit_of_another_script_right_before_or_after_the_concept_breaks_the_match() {
+    // Arabic-Indic three before, full-width one after: §2 reads them as digits.
+    for text in [
+        "Ref ٣120037",
+        "120037１",
+        "١120037١",
+        "Ref ٣120037 J. Doe",
+        "x120037٣y",
+        "120037² ",
+    ] {
         let d = pair_with_text(text).decide();
-        let expected: &[(&str, &str)] = if text.contains("120037") {
-            &[("P1", "T1")]
+        assert!(d.reconcile.is_empty(), "{text}: {d:#?}");
+        assert_eq!(
+            payment_finding(&d, "P1").reason,
+            Reason::AwaitingTransfer,
+            "{text}"
+        );
+        assert_eq!(tx_finding(&d, "T1").reason, Reason::NoConcept, "{text}");
+    }
+}
+
+#[test]
+fn a_digit_of_another_script_apart_from_the_concept_does_not_break_the_match() {
+    for text in [
+        "Ref 120037 ٣",
+        "٣ 120037",
+        "１２ 120037 ３４",
+        "120037/٣",
+        "٣120037١ ref 120037",
+    ] {
+        assert_reconciled_only(&pair_with_text(text).decide(), &[("P1", "T1")]);
+    }
+}
+
+/// Every character `char::is_numeric` holds, ASCII digits included.
+fn numeric_chars() -> Vec<char> {
+    (0..=u32::from(char::MAX))
+        .filter_map(char::from_u32)
+        .filter(|c| c.is_numeric())
+        .collect()
+}
+
+proptest::proptest! {
+    #[test]
+    fn any_numeric_character_right_before_or_after_the_concept_prevents_the_match(
+        digit in proptest::sample::select(numeric_chars()),
+        after in proptest::bool::ANY,
+        head in "[a-zñ :/.]{0,3}",
+        tail in "[a-zñ :/.]{0,3}",
+    ) {
+        let text = if after {
+            format!("{head}120037{digit}{tail}")
         } else {
-            &[]
+            format!("{head}{digit}120037{tail}")
         };
-        assert_reconciled_only(&d, expected);
+        let d = pair_with_text(&text).decide();
+        proptest::prop_assert!(d.reconcile.is_empty(), "{text:?}");
+        proptest::prop_assert_eq!(payment_finding(&d, "P1").reason, Reason::AwaitingTransfer);
+        proptest::prop_assert_eq!(tx_finding(&d, "T1").reason, Reason::NoConcept);
     }
 }
 
