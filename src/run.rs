@@ -190,6 +190,10 @@ pub async fn run_once(settings: &Settings, opts: &RunOptions) -> anyhow::Result<
     let mut summary = RunSummary::new(started, opts.dry_run || !settings.reconcile.enabled);
     let db_path = &settings.database.path;
 
+    // Bound before any store so that it is dropped after all of them: its descriptor of
+    // the database must be closed only once every SQLite connection of the run is
+    // (see `RunLock`). Every store of the run lives inside this function or `run_inner`,
+    // and every blocking task holding one is awaited before they return.
     let _lock = match RunLock::acquire(db_path) {
         Ok(l) => l,
         Err(e @ LockError::Held { .. }) => {

@@ -280,10 +280,78 @@ async fn a_run_started_while_another_holds_the_lock_exits_75_and_changes_nothing
         text(&out)
     );
     assert_eq!(env.sandbox.request_count(), 0, "the provider was called");
-    assert!(!env.db.exists(), "the database was touched");
+    // The lock created the database empty, to lock the file itself; nothing wrote to it.
+    assert_eq!(
+        std::fs::metadata(&env.db).unwrap().len(),
+        0,
+        "the database was written"
+    );
     drop(held);
     let out = env.run(&["--run-now"]).await;
     assert_eq!(code(&out), 0, "{}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_reaching_a_held_database_through_a_symlink_exits_75_and_changes_nothing() {
+    let mut config = small();
+    config.faults.hold_reconcile = true;
+    let env = TestEnv::start(config).await;
+    // The first run, through the real path, holds the database while its reconcile
+    // call waits for an answer.
+    let first = env
+        .command(&["--run-now"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    env.sandbox.wait_for_held_reconcile().await;
+
+    let alias = env.db.with_file_name("alias.sqlite3");
+    std::os::unix::fs::symlink(&env.db, &alias).unwrap();
+    let alias_config = env.config.with_file_name("alias.toml");
+    env.write_config_at(&alias_config, &alias, "");
+    let authentications = || {
+        env.sandbox
+            .request_counts()
+            .get("POST /authenticate")
+            .copied()
+            .unwrap_or(0)
+    };
+    let before = authentications();
+    let out = env
+        .command_with(&alias_config, &["--run-now"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(code(&out), 75, "{}", text(&out));
+    let real = std::fs::canonicalize(&env.db).unwrap();
+    for said in [
+        format!(
+            "another run is in progress: it holds the database {}",
+            alias.display()
+        ),
+        format!("the file {}", real.display()),
+    ] {
+        assert!(text(&out).contains(&said), "{said:?} in {}", text(&out));
+    }
+    assert_eq!(
+        authentications(),
+        before,
+        "the second run called the provider"
+    );
+
+    env.sandbox.set_faults(Faults::default());
+    env.sandbox.release_held();
+    let first = first.wait_with_output().await.unwrap();
+    assert_eq!(code(&first), 0, "{}", text(&first));
+    let store = env.store();
+    let runs: i64 = scalar(&store, "SELECT COUNT(*) FROM runs");
+    assert_eq!(runs, 1, "the second run was recorded");
+    let completed: i64 = scalar(
+        &store,
+        "SELECT COUNT(*) FROM runs WHERE outcome = 'completed'",
+    );
+    assert_eq!(completed, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
