@@ -10,6 +10,7 @@
 
 mod cli;
 mod data;
+pub mod hook;
 mod rng;
 mod server;
 mod store;
@@ -121,6 +122,9 @@ pub struct ReconcileCall {
     pub transaction_id: String,
     pub iban: String,
     pub answer: String,
+    /// False when a hook made the answer get lost (the call was applied as `answer`
+    /// says, and the client got an HTML 503 instead).
+    pub delivered: bool,
 }
 
 /// How many records the sandbox holds right now.
@@ -196,6 +200,16 @@ impl Sandbox {
     /// `http://127.0.0.1:PORT/api` (what a client is configured with).
     pub fn base_url(&self) -> String {
         format!("http://{}/api", self.addr)
+    }
+
+    /// Lets a test see, change and answer every request (see [`hook`]).
+    pub fn set_hook(&self, hook: Option<Arc<dyn hook::Hook>>) {
+        *write(&self.shared.hook) = hook;
+    }
+
+    /// The state, for reads, changes and the oracle.
+    pub fn handle(&self) -> hook::Handle {
+        hook::Handle(self.shared.clone())
     }
 
     pub fn set_faults(&self, faults: Faults) {

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::hook::{Action, Event, Handle, Hook};
 use super::rng::{Rng, stable_hash};
 use super::store::{ListKind, ListQuery, State, normalise_iban};
 use super::{Faults, ListName, ReconcileCall};
@@ -52,6 +53,7 @@ pub(crate) struct Shared {
     pub per_path: Mutex<BTreeMap<&'static str, u64>>,
     pub calls: Mutex<Vec<ReconcileCall>>,
     pub hold: watch::Sender<HoldState>,
+    pub hook: RwLock<Option<Arc<dyn Hook>>>,
 }
 
 /// A poisoned lock only means another handler panicked mid-update; the sandbox keeps
@@ -93,6 +95,7 @@ impl Shared {
             per_path: Mutex::new(BTreeMap::new()),
             calls: Mutex::new(Vec::new()),
             hold: watch::Sender::new(HoldState::default()),
+            hook: RwLock::new(None),
         }
     }
 
@@ -387,7 +390,38 @@ fn broken(faults: &Faults, kind: ListKind, per_page: u64, span: (usize, usize)) 
     })
 }
 
-async fn serve_list(s: &Shared, kind: ListKind, q: ListQuery, iban: &str) -> Response {
+/// What the test's hook, if any, makes of a request.
+fn hooked(s: &Arc<Shared>, event: impl FnOnce() -> Event) -> Action {
+    let hook = read(&s.hook).clone();
+    match hook {
+        Some(h) => h.on(&Handle(s.clone()), &event()),
+        None => Action::Serve,
+    }
+}
+
+fn micros_time(t: Option<i64>) -> Option<DateTime<Utc>> {
+    t.and_then(DateTime::<Utc>::from_timestamp_micros)
+}
+
+async fn serve_list(s: &Arc<Shared>, kind: ListKind, q: ListQuery, iban: &str) -> Response {
+    let action = hooked(s, || Event::List {
+        list: match kind {
+            ListKind::Payments => ListName::Payments,
+            ListKind::Rampoffs => ListName::Rampoffs,
+            ListKind::Transactions => ListName::Transactions,
+        },
+        iban: iban.to_owned(),
+        from: micros_time(q.from),
+        to: micros_time(q.to),
+        page: q.page,
+        per_page: q.per_page,
+        status: q.status.clone(),
+    });
+    match action {
+        Action::Serve => {}
+        Action::RateLimit => return rate_limited(0),
+        Action::Unavailable | Action::ApplyAndLose => return unavailable(4),
+    }
     let faults = read(&s.faults).clone();
     if faults.shifting_pages {
         write(&s.state).shift(kind, &q, iban);
@@ -479,6 +513,11 @@ async fn get_payment(
     if let Err(r) = s.gate("GET /payment/{id}", &headers) {
         return *r;
     }
+    match hooked(&s, || Event::PaymentRead { id: id.clone() }) {
+        Action::Serve => {}
+        Action::RateLimit => return rate_limited(0),
+        Action::Unavailable | Action::ApplyAndLose => return unavailable(4),
+    }
     let h = stable_hash(&id);
     let item = read(&s.state).payment_json(&id);
     let Some(item) = item else {
@@ -568,6 +607,33 @@ async fn reconcile(AxState(s): AxState<Arc<Shared>>, headers: HeaderMap, body: B
             );
         }
     }
+    let action = if errors.is_empty() {
+        hooked(&s, || Event::Reconcile {
+            payment: payment_id.trim().to_owned(),
+            transaction: transaction_id.trim().to_owned(),
+        })
+    } else {
+        Action::Serve
+    };
+    if matches!(action, Action::RateLimit | Action::Unavailable) {
+        lock(&s.calls).push(ReconcileCall {
+            payment_id,
+            transaction_id,
+            iban,
+            answer: if action == Action::RateLimit {
+                "rate_limited"
+            } else {
+                "unavailable"
+            }
+            .to_owned(),
+            delivered: true,
+        });
+        return if action == Action::RateLimit {
+            rate_limited(0)
+        } else {
+            unavailable(4)
+        };
+    }
     let (answer, response) = if errors.is_empty() {
         let code = apply_reconcile(
             &mut write(&s.state),
@@ -596,12 +662,17 @@ async fn reconcile(AxState(s): AxState<Arc<Shared>>, headers: HeaderMap, body: B
     } else {
         ("unprocessable".to_owned(), unprocessable(errors))
     };
+    let lost = action == Action::ApplyAndLose;
     lock(&s.calls).push(ReconcileCall {
         payment_id,
         transaction_id,
         iban,
         answer,
+        delivered: !lost,
     });
+    if lost {
+        return unavailable(4);
+    }
 
     if read(&s.faults).hold_reconcile {
         let mut rx = s.hold.subscribe();

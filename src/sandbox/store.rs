@@ -276,6 +276,9 @@ pub(crate) struct State {
     pub next_concept: u64,
     /// Ids and amounts for items the shifting-pages fault inserts.
     pub shift_rng: Rng,
+    /// Records added after generation, and when (the count of additions then).
+    pub added: u64,
+    pub added_seq: FxHashMap<String, u64>,
 }
 
 pub(crate) fn normalise_iban(s: &str) -> String {
@@ -305,6 +308,8 @@ impl State {
             txs: FxHashMap::default(),
             next_concept: g.next_concept,
             shift_rng: Rng::new(seed ^ 0x5EED_5A1F),
+            added: 0,
+            added_seq: FxHashMap::default(),
         };
         // Bulk load: push, then sort each index once.
         for (p, q) in g.payments {
@@ -499,8 +504,28 @@ impl State {
             self.payment_by_status.entry(p.status.clone()).or_default(),
             key,
         );
+        self.note_added(&id);
         self.payments.insert(id, Row::new(p, Quirks::default()));
         Ok(())
+    }
+
+    fn note_added(&mut self, id: &str) {
+        self.added += 1;
+        self.added_seq.insert(id.to_owned(), self.added);
+    }
+
+    /// Forgets a payment, as a provider that answers `payment_not_found` for it.
+    pub fn remove_payment(&mut self, id: &str) -> bool {
+        self.refresh_status_index();
+        let Some((id, row)) = self.payments.remove_entry(id) else {
+            return false;
+        };
+        let key = (micros(row.rec.created_at), id);
+        self.payment_order.retain(|k| *k != key);
+        if let Some(keys) = self.payment_by_status.get_mut(&row.rec.status) {
+            keys.retain(|k| *k != key);
+        }
+        true
     }
 
     pub fn add_offramp(&mut self, o: OfframpRecord) -> Result<(), SandboxError> {
@@ -509,6 +534,7 @@ impl State {
         }
         let id: Arc<str> = Arc::from(o.id.as_str());
         insert_sorted(&mut self.offramp_order, (micros(o.created_at), id.clone()));
+        self.note_added(&id);
         self.offramps.insert(id, Row::new(o, Quirks::default()));
         Ok(())
     }
@@ -530,6 +556,7 @@ impl State {
                 Direction::Debit => a.balance -= t.amount,
             }
         }
+        self.note_added(&id);
         self.txs.insert(id, Row::new(t, Quirks::default()));
         Ok(())
     }

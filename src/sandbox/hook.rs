@@ -1,0 +1,220 @@
+//! A test's hand inside the sandbox: a [`Hook`] sees every list page, payment read and
+//! reconcile call before it is served, may change the provider's state right then
+//! (a back-dated booking, a person reconciling in the back office, a payment that
+//! vanishes) and decides how the request is answered (served, failed, its answer lost,
+//! rate-limited). [`Handle::judge`] is the oracle: whether a pair is a confident match
+//! by the matching rules on the sandbox's own data, which holds the whole truth.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use rust_decimal::Decimal;
+
+use super::data::{PaymentRecord, TransactionRecord};
+use super::server::{Shared, read, write};
+use super::{ListName, SandboxError};
+use crate::domain::Direction;
+
+/// A request, as a hook sees it before it is served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// One page of a list (`iban` empty but for transactions).
+    List {
+        list: ListName,
+        iban: String,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        page: u64,
+        per_page: u64,
+        status: Option<String>,
+    },
+    /// `GET /payment/{id}`.
+    PaymentRead { id: String },
+    /// `POST /banking/reconcile`, before it is applied.
+    Reconcile {
+        payment: String,
+        transaction: String,
+    },
+}
+
+/// How the sandbox answers the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Action {
+    /// As it would anyway.
+    #[default]
+    Serve,
+    /// HTTP 503 (an HTML page), nothing done.
+    Unavailable,
+    /// Reconcile only: applied as usual, then answered with an HTML 503 (a lost answer).
+    ApplyAndLose,
+    /// Reconcile only: HTTP 429 with `Retry-After: 0`, nothing done.
+    RateLimit,
+}
+
+/// Called for every list page, payment read and reconcile call, before it is served.
+/// Runs on the server's task: it must not block for long.
+pub trait Hook: Send + Sync {
+    fn on(&self, sandbox: &Handle, event: &Event) -> Action;
+}
+
+/// The sandbox's state, for hooks and tests: reads, changes, and the oracle.
+#[derive(Clone)]
+pub struct Handle(pub(crate) Arc<Shared>);
+
+/// Parameters of the oracle's rules (matching rules §3.3).
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    pub booking_tolerance: Duration,
+    pub lookback: Duration,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Self {
+            booking_tolerance: Duration::hours(24),
+            lookback: Duration::days(90),
+        }
+    }
+}
+
+impl Handle {
+    pub fn payment(&self, id: &str) -> Option<PaymentRecord> {
+        read(&self.0.state).payments.get(id).map(|r| r.rec.clone())
+    }
+
+    pub fn transaction(&self, id: &str) -> Option<TransactionRecord> {
+        read(&self.0.state).txs.get(id).map(|r| r.rec.clone())
+    }
+
+    /// Every payment and transaction, with when each was added (0: generated).
+    pub fn snapshot(&self) -> (Vec<PaymentRecord>, Vec<TransactionRecord>) {
+        let s = read(&self.0.state);
+        let mut p: Vec<_> = s.payments.values().map(|r| r.rec.clone()).collect();
+        let mut t: Vec<_> = s.txs.values().map(|r| r.rec.clone()).collect();
+        p.sort_by(|a, b| a.id.cmp(&b.id));
+        t.sort_by(|a, b| a.id.cmp(&b.id));
+        (p, t)
+    }
+
+    pub fn add_payment(&self, p: PaymentRecord) -> Result<(), SandboxError> {
+        write(&self.0.state).add_payment(p)
+    }
+
+    pub fn add_transaction(&self, t: TransactionRecord) -> Result<(), SandboxError> {
+        write(&self.0.state).add_transaction(t)
+    }
+
+    /// A person reconciles in the back office: the payment becomes `payment_received`
+    /// and the transaction names it. False (nothing changed) unless the payment is
+    /// `pending_bank` and the transaction an unreconciled credit.
+    pub fn reconcile_by_hand(&self, payment: &str, transaction: &str) -> bool {
+        let mut s = write(&self.0.state);
+        let ok = s
+            .payments
+            .get(payment)
+            .is_some_and(|p| p.rec.status == "pending_bank")
+            && s.txs.get(transaction).is_some_and(|t| {
+                t.rec.direction == Direction::Credit && t.rec.reconciled_payment_id.is_none()
+            });
+        if !ok {
+            return false;
+        }
+        s.set_payment_status(payment, "payment_received", Utc::now());
+        if let Some(row) = s.txs.get_mut(transaction) {
+            row.rec.reconciled_payment_id = Some(payment.to_owned());
+            row.touch();
+        }
+        true
+    }
+
+    /// The provider forgets a payment (it answers `payment_not_found` from then on).
+    pub fn remove_payment(&self, id: &str) -> bool {
+        write(&self.0.state).remove_payment(id)
+    }
+
+    /// How many records were added so far: a mark for [`Handle::judge`].
+    pub fn added(&self) -> u64 {
+        read(&self.0.state).added
+    }
+
+    /// The oracle: whether (payment, transaction) is a confident match by the matching
+    /// rules (§2–§3) on the sandbox's data now, counting as competitors only records
+    /// that existed at `mark` (from [`Handle::added`]): a record added later may be
+    /// missed by a list read in progress, as the contract allows. `Err` says which rule
+    /// fails. A second, deliberately plain implementation of the rules: a scan of
+    /// everything, characters decoded, no index.
+    pub fn judge(
+        &self,
+        payment: &str,
+        transaction: &str,
+        mark: u64,
+        now: DateTime<Utc>,
+        rules: Rules,
+    ) -> Result<(), String> {
+        let s = read(&self.0.state);
+        let p = &s.payments.get(payment).ok_or("unknown payment")?.rec;
+        let t = &s.txs.get(transaction).ok_or("unknown transaction")?.rec;
+        let existed = |id: &str| s.added_seq.get(id).is_none_or(|&n| n <= mark);
+        let open_payment = |p: &PaymentRecord| p.status == "pending_bank";
+        let open_credit = |t: &TransactionRecord| {
+            t.direction == Direction::Credit && t.reconciled_payment_id.is_none()
+        };
+        if !open_payment(p) {
+            return Err(format!("payment is {}", p.status));
+        }
+        if !open_credit(t) {
+            return Err("transaction is not an open credit".into());
+        }
+        let fits = |p: &PaymentRecord, t: &TransactionRecord| -> Result<(), String> {
+            let concept = p.concept.ok_or("payment has no concept")?.to_string();
+            if !contains_concept(&t.concept, &concept) {
+                return Err(format!("concept {concept} not in {:?}", t.concept));
+            }
+            if Decimal::new(p.fiat_cents, 2) != t.amount || p.fiat_symbol != t.currency {
+                return Err("amount or currency differs".into());
+            }
+            if t.booked_at < p.created_at - rules.booking_tolerance {
+                return Err("booked too early".into());
+            }
+            if p.created_at < now - rules.lookback {
+                return Err("payment outside the look-back window".into());
+            }
+            Ok(())
+        };
+        fits(p, t)?;
+        for (id, other) in &s.payments {
+            if **id == *payment || !open_payment(&other.rec) || !existed(id) {
+                continue;
+            }
+            if let Some(c) = other.rec.concept
+                && contains_concept(&t.concept, &c.to_string())
+            {
+                return Err(format!("the text also names open payment {id}"));
+            }
+        }
+        for (id, other) in &s.txs {
+            if **id == *transaction || !open_credit(&other.rec) || !existed(id) {
+                continue;
+            }
+            if fits(p, &other.rec).is_ok() {
+                return Err(format!("open credit {id} fits the payment too"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Rules §2, read character by character: `concept` appears in `text` with no digit of
+/// any script right before or after it.
+pub fn contains_concept(text: &str, concept: &str) -> bool {
+    let chars: Vec<char> = text.chars().collect();
+    let want: Vec<char> = concept.chars().collect();
+    if want.is_empty() || chars.len() < want.len() {
+        return false;
+    }
+    (0..=chars.len() - want.len()).any(|i| {
+        chars[i..i + want.len()] == want[..]
+            && (i == 0 || !chars[i - 1].is_numeric())
+            && chars.get(i + want.len()).is_none_or(|c| !c.is_numeric())
+    })
+}
