@@ -540,6 +540,35 @@ impl Store {
         Ok(out)
     }
 
+    /// How many items of a list (named as in `watermarks`) are stored with a timestamp
+    /// before `before`: what the provider's `total` of `[.., before)` should be, unless
+    /// something was inserted there since (a back-dated booking). Payments recorded
+    /// `vanished` are not counted: the provider no longer lists them.
+    pub fn count_before(&self, list: &str, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let at = ts(before);
+        let n: i64 = match list {
+            "payments" => self.conn.query_row(
+                "SELECT COUNT(*) FROM payments WHERE created_at < ?1 AND status <> 'vanished'",
+                [&at],
+                |r| r.get(0),
+            )?,
+            "rampoffs" => self.conn.query_row(
+                "SELECT COUNT(*) FROM offramps WHERE created_at < ?1",
+                [&at],
+                |r| r.get(0),
+            )?,
+            _ => match list.strip_prefix("transactions:") {
+                Some(iban) => self.conn.query_row(
+                    "SELECT COUNT(*) FROM bank_transactions WHERE iban = ?1 AND booked_at < ?2",
+                    [iban, &at],
+                    |r| r.get(0),
+                )?,
+                None => return Err(corrupt("watermarks", list, "not a list with a timestamp")),
+            },
+        };
+        Ok(n as u64)
+    }
+
     /// When the last completed run finished (for the metrics' staleness alert).
     pub fn last_success(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let v: Option<String> = self.conn.query_row(

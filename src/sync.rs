@@ -140,33 +140,25 @@ pub async fn sync_all(
     let pending_seen: Arc<std::sync::Mutex<HashSet<PaymentId>>> = Arc::default();
 
     {
-        let (r, from) = (reader.clone(), marks.from(LIST_PAYMENTS));
+        let (r, window) = (reader.clone(), marks.window(LIST_PAYMENTS));
         tasks.spawn(async move {
-            let q = ListQuery {
-                from,
-                ..ListQuery::default()
-            };
-            r.list(LIST_PAYMENTS, q, Kind::Payments, None).await
+            r.list(LIST_PAYMENTS, window, None, Kind::Payments, None)
+                .await
         });
     }
     if opts.mode == SyncMode::Incremental {
         let (r, seen) = (reader.clone(), pending_seen.clone());
         tasks.spawn(async move {
-            let q = ListQuery {
-                status: Some(PaymentStatus::PendingBank),
-                ..ListQuery::default()
-            };
-            r.list(LIST_PENDING, q, Kind::Payments, Some(seen)).await
+            let status = Some(PaymentStatus::PendingBank);
+            r.list(LIST_PENDING, None, status, Kind::Payments, Some(seen))
+                .await
         });
     }
     {
-        let (r, from) = (reader.clone(), marks.from(LIST_RAMPOFFS));
+        let (r, window) = (reader.clone(), marks.window(LIST_RAMPOFFS));
         tasks.spawn(async move {
-            let q = ListQuery {
-                from,
-                ..ListQuery::default()
-            };
-            r.list(LIST_RAMPOFFS, q, Kind::Offramps, None).await
+            r.list(LIST_RAMPOFFS, window, None, Kind::Offramps, None)
+                .await
         });
     }
     let ibans = match &accounts {
@@ -182,13 +174,10 @@ pub async fn sync_all(
     }
     for iban in ibans {
         let name = transactions_list(&iban);
-        let (r, from) = (reader.clone(), marks.from(&name));
+        let (r, window) = (reader.clone(), marks.window(&name));
         tasks.spawn(async move {
-            let q = ListQuery {
-                from,
-                ..ListQuery::default()
-            };
-            r.list(&name, q, Kind::Transactions(iban), None).await
+            r.list(&name, window, None, Kind::Transactions(iban), None)
+                .await
         });
     }
     let mut readers_ok = true;
@@ -299,6 +288,8 @@ struct Watermarks {
     mode: SyncMode,
     overlap: Duration,
     marks: std::collections::HashMap<String, DateTime<Utc>>,
+    /// Per list, the items stored from before its window.
+    stored_before: std::collections::HashMap<String, u64>,
 }
 
 impl Watermarks {
@@ -307,11 +298,23 @@ impl Watermarks {
             SyncMode::Incremental => store.watermarks()?,
             SyncMode::Full => std::collections::HashMap::new(),
         };
+        let mut stored_before = std::collections::HashMap::new();
+        for (list, t) in &marks {
+            if list == LIST_PAYMENTS || list == LIST_RAMPOFFS || list.starts_with("transactions:") {
+                stored_before.insert(list.clone(), store.count_before(list, *t - opts.overlap)?);
+            }
+        }
         Ok(Self {
             mode: opts.mode,
             overlap: opts.overlap,
             marks,
+            stored_before,
         })
+    }
+
+    /// `(from, items stored before it)` of an incremental read.
+    fn window(&self, list: &str) -> Option<(DateTime<Utc>, u64)> {
+        Some((self.from(list)?, *self.stored_before.get(list)?))
     }
 
     /// `None` (read from the beginning) in full mode or for a list never read completely.
@@ -440,15 +443,23 @@ impl Reader {
     }
 
     /// Reads one list to its end (or its first unrecoverable error), streaming pages to
-    /// the writer. Sets the watermark only after a complete read.
+    /// the writer. Sets the watermark only after a complete read. `window`: an
+    /// incremental read's start, with the number of items stored from before it.
     async fn list(
         &self,
         name: &str,
-        q: ListQuery,
+        window: Option<(DateTime<Utc>, u64)>,
+        status: Option<PaymentStatus>,
         kind: Kind,
         seen: Option<Arc<std::sync::Mutex<HashSet<PaymentId>>>>,
     ) -> ListRead {
         let (client, counters) = (self.client.clone(), self.counters.clone());
+        let q = ListQuery {
+            from: window.map(|(from, _)| from),
+            to: None,
+            status,
+        };
+        let stored_before = window.map(|(_, n)| n);
         match kind {
             Kind::Payments => {
                 let fetch: Fetch<Payment> = Arc::new(move |q, no, per_page| {
@@ -466,7 +477,8 @@ impl Reader {
                         .fetch_add(items.len() as u64, Ordering::Relaxed);
                     Write::Payments(items)
                 });
-                self.read_list(name, q, fetch, |p| p.created_at, wrap).await
+                self.read_list(name, q, stored_before, fetch, |p| p.created_at, wrap)
+                    .await
             }
             Kind::Offramps => {
                 let fetch: Fetch<Offramp> = Arc::new(move |q, no, per_page| {
@@ -479,7 +491,8 @@ impl Reader {
                         .fetch_add(items.len() as u64, Ordering::Relaxed);
                     Write::Offramps(items)
                 });
-                self.read_list(name, q, fetch, |o| o.created_at, wrap).await
+                self.read_list(name, q, stored_before, fetch, |o| o.created_at, wrap)
+                    .await
             }
             Kind::Transactions(iban) => {
                 let fetch: Fetch<BankTransaction> = Arc::new(move |q, no, per_page| {
@@ -493,7 +506,8 @@ impl Reader {
                             .fetch_add(items.len() as u64, Ordering::Relaxed);
                         Write::Transactions(items)
                     });
-                self.read_list(name, q, fetch, |t| t.booked_at, wrap).await
+                self.read_list(name, q, stored_before, fetch, |t| t.booked_at, wrap)
+                    .await
             }
         }
     }
@@ -504,10 +518,16 @@ impl Reader {
     /// is then checked: the provider's `total` of `[from, sync start)` is asked once
     /// more, and if it exceeds what was received (items were inserted behind a cursor)
     /// the list is read again, at most [`REREADS`] times before it counts as incomplete.
+    ///
+    /// An incremental read starts at its watermark less the overlap; an item booked
+    /// before that (a booking back-dated further than the overlap) would never be read.
+    /// So the provider's `total` before the window is asked first and compared with
+    /// what is stored from before it: more at the provider, and the list is read whole.
     async fn read_list<T>(
         &self,
         name: &str,
-        q: ListQuery,
+        mut q: ListQuery,
+        stored_before: Option<u64>,
         fetch: Fetch<T>,
         stamp: fn(&T) -> DateTime<Utc>,
         wrap: Wrap<T>,
@@ -515,11 +535,36 @@ impl Reader {
     where
         T: crate::api::Identified + Send + 'static,
     {
-        let from = q.from;
         let mut tally = Tally::default();
-        let seen: Arc<std::sync::Mutex<Seen>> = Arc::default();
         let mut error = None;
+        if let (Some(from), Some(stored)) = (q.from, stored_before) {
+            let before = ListQuery {
+                from: None,
+                to: Some(from),
+                ..q.clone()
+            };
+            tally.requests += 1;
+            match self.permit_fetch(&fetch, before, 1, 1).await {
+                Ok(page) if page.info.total > stored => {
+                    tracing::warn!(
+                        list = name,
+                        provider = page.info.total,
+                        stored,
+                        "items appeared before the incremental window (back-dated); reading the whole list"
+                    );
+                    q.from = None;
+                }
+                Ok(_) => {}
+                Err(e) => error = Some(e.to_string()),
+            }
+        }
+        let from = q.from;
+        let probes = tally.requests;
+        let seen: Arc<std::sync::Mutex<Seen>> = Arc::default();
         for pass in 0..=REREADS {
+            if error.is_some() {
+                break;
+            }
             if let Err(e) = self
                 .read_pass(name, &q, &fetch, stamp, &wrap, &seen, &mut tally)
                 .await
@@ -528,7 +573,7 @@ impl Reader {
                 error = Some(e);
                 break;
             }
-            if tally.requests <= 1 {
+            if tally.requests - probes <= 1 {
                 // One answer is one snapshot of the list: nothing to cross-check.
                 break;
             }
