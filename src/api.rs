@@ -1,5 +1,6 @@
 //! The CryptoPocket API client. It owns every wire detail: paths, query names, field
-//! names, units, envelopes and the provider's quirks (`cryptopocket-api.md` §3, §4, §13).
+//! names, units, envelopes and the provider's quirks (`docs/provider-api.md` §3, §4, §13;
+//! every bare `§` in this module and the sandbox points there).
 //! Nothing outside this module knows that `fiat_amount` is cents in one place and units
 //! in another, or that success is spelled three ways.
 //!

@@ -2,9 +2,11 @@
 //! everything else. No I/O and no clock: records come in already parsed, `now` is an
 //! argument, and the answer is a value (`Decisions`).
 //!
-//! The specification is `reconciliation-rules.md` §2–§4. Conditions 5 (complete sync)
-//! and 6 (re-read right before the call) are partly outside: the caller says whether the
-//! sync was complete, and the reconcile step re-reads each payment before its call.
+//! The specification is `docs/matching-rules.md` §2–§4 (every bare `§` in this crate's
+//! matching, reconcile and store code points there). Conditions 5 (complete sync) and 6
+//! (re-read right before the call) are partly outside: the caller says whether the sync
+//! was complete, and the reconcile step re-reads both sides before each call
+//! ([`fate::before_call`]).
 
 use std::collections::HashSet;
 
