@@ -49,6 +49,8 @@ pub enum Action {
     ApplyAndLose,
     /// Reconcile only: HTTP 429 with `Retry-After: 0`, nothing done.
     RateLimit,
+    /// Served after this many milliseconds (a slow provider).
+    Slow(u64),
 }
 
 /// Called for every list page, payment read and reconcile call, before it is served.
@@ -130,6 +132,21 @@ impl Handle {
     /// The provider forgets a payment (it answers `payment_not_found` from then on).
     pub fn remove_payment(&self, id: &str) -> bool {
         write(&self.0.state).remove_payment(id)
+    }
+
+    /// How many `GET /payment/{id}` requests are being served right now (a hook sees
+    /// its own request counted).
+    pub fn payment_reads_now(&self) -> u64 {
+        self.0
+            .payment_reads
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The most `GET /payment/{id}` requests the sandbox has served at once.
+    pub fn max_payment_reads_at_once(&self) -> u64 {
+        self.0
+            .max_payment_reads
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// How many records were added so far: a mark for [`Handle::judge`].

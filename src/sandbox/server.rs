@@ -54,6 +54,9 @@ pub(crate) struct Shared {
     pub calls: Mutex<Vec<ReconcileCall>>,
     pub hold: watch::Sender<HoldState>,
     pub hook: RwLock<Option<Arc<dyn Hook>>>,
+    /// `GET /payment/{id}` requests being served now, and the most at once.
+    pub payment_reads: AtomicU64,
+    pub max_payment_reads: AtomicU64,
 }
 
 /// A poisoned lock only means another handler panicked mid-update; the sandbox keeps
@@ -96,6 +99,8 @@ impl Shared {
             calls: Mutex::new(Vec::new()),
             hold: watch::Sender::new(HoldState::default()),
             hook: RwLock::new(None),
+            payment_reads: AtomicU64::new(0),
+            max_payment_reads: AtomicU64::new(0),
         }
     }
 
@@ -419,6 +424,7 @@ async fn serve_list(s: &Arc<Shared>, kind: ListKind, q: ListQuery, iban: &str) -
     });
     match action {
         Action::Serve => {}
+        Action::Slow(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
         Action::RateLimit => return rate_limited(0),
         Action::Unavailable | Action::ApplyAndLose => return unavailable(4),
     }
@@ -513,8 +519,16 @@ async fn get_payment(
     if let Err(r) = s.gate("GET /payment/{id}", &headers) {
         return *r;
     }
-    match hooked(&s, || Event::PaymentRead { id: id.clone() }) {
-        Action::Serve => {}
+    let now = s.payment_reads.fetch_add(1, Ordering::Relaxed) + 1;
+    s.max_payment_reads.fetch_max(now, Ordering::Relaxed);
+    // Counted down however the request ends (the client may go away mid-answer).
+    let _reading = Leaving(&s.payment_reads);
+    let action = hooked(&s, || Event::PaymentRead { id: id.clone() });
+    if let Action::Slow(ms) = action {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    match action {
+        Action::Serve | Action::Slow(_) => {}
         Action::RateLimit => return rate_limited(0),
         Action::Unavailable | Action::ApplyAndLose => return unavailable(4),
     }
@@ -536,6 +550,15 @@ async fn get_payment(
 }
 
 // ---- reconcile ----------------------------------------------------------------------
+
+/// Counts a request down when it ends.
+struct Leaving<'a>(&'a AtomicU64);
+
+impl Drop for Leaving<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// Decrements the held count if a held call goes away (answered or client gone).
 struct HeldGuard<'a> {
@@ -615,6 +638,9 @@ async fn reconcile(AxState(s): AxState<Arc<Shared>>, headers: HeaderMap, body: B
     } else {
         Action::Serve
     };
+    if let Action::Slow(ms) = action {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
     if matches!(action, Action::RateLimit | Action::Unavailable) {
         lock(&s.calls).push(ReconcileCall {
             payment_id,
