@@ -80,7 +80,7 @@ fn new_match<'a>(
 /// previous batch's outcomes are recorded. Every request of every stage holds a permit
 /// of one semaphore, so `concurrency` bounds them together, and a batch's intents are
 /// always committed before any of its calls. Each pair is called once (a call the
-/// provider did not process is sent again, see [`MAX_SENDS`]).
+/// provider did not process is sent again, at most three times in all).
 pub async fn execute(
     client: &Arc<Client>,
     db: &SharedStore,
@@ -656,7 +656,7 @@ async fn settle_unsure(
         };
         tracing::info!(payment = %p.id, transaction = %t.id, fate = ?fate, "reconcile settled");
         write_fate(db, run, match_id, &fate, payment_status, Utc::now()).await?;
-        return finish_written(match_id, (&p, &t), fate, &rt, resent, stop);
+        return finish_written((&p, &t), fate, &rt, resent, stop);
     }
 }
 
@@ -673,11 +673,10 @@ async fn finish(
     stop: Option<String>,
 ) -> Result<SettledCall, StoreError> {
     write_fate(db, run, match_id, &fate, None, Utc::now()).await?;
-    finish_written(match_id, pair, fate, credit, resent, stop)
+    finish_written(pair, fate, credit, resent, stop)
 }
 
 fn finish_written(
-    _match_id: i64,
     (p, t): (&Payment, &BankTransaction),
     fate: Fate,
     credit: &Read<Record<BankTransaction>>,
