@@ -38,6 +38,8 @@ use cp_recon::sandbox::{DataSpec, PaymentRecord, Sandbox, SandboxConfig, Transac
 use cp_recon::store::Store;
 use rust_decimal::Decimal;
 
+mod cases;
+
 /// Seeds that once broke an invariant: they run first, every time.
 const REGRESSIONS: &[u64] = &[];
 
