@@ -492,32 +492,38 @@ impl Client {
         id: &BankTxId,
         booked_at: DateTime<Utc>,
     ) -> Result<Option<Record<BankTransaction>>, ApiError> {
+        let (found, bad) = self.transactions_at(iban, booked_at).await?;
+        if let Some(bad) = bad.iter().find(|b| b.id.as_deref() == Some(id.as_str())) {
+            return Err(ApiError::Malformed {
+                endpoint: bad.endpoint.clone(),
+                why: bad.error.clone(),
+                snippet: snippet(&bad.raw),
+            });
+        }
+        Ok(found.into_iter().find(|r| r.value.id == *id))
+    }
+
+    /// Every transaction of an account booked at one microsecond (the window
+    /// `[at, at + 1µs)` of §13.6), with the records that could not be read: one request,
+    /// or numbered pages of that one instant if it holds more than a page.
+    pub async fn transactions_at(
+        &self,
+        iban: &Iban,
+        at: DateTime<Utc>,
+    ) -> Result<(Vec<Record<BankTransaction>>, Vec<BadRecord>), ApiError> {
         let q = ListQuery {
-            from: Some(booked_at),
-            to: Some(booked_at + chrono::Duration::microseconds(1)),
+            from: Some(at),
+            to: Some(at + chrono::Duration::microseconds(1)),
             status: None,
         };
-        // More than a page of transactions booked in one microsecond is not expected;
-        // numbered pages of that one instant still find it.
+        let (mut items, mut bad) = (Vec::new(), Vec::new());
         let mut page_no = 1;
         loop {
-            let page = self.transactions_page(iban, &q, page_no, 100).await?;
-            if let Some(bad) = page
-                .bad
-                .iter()
-                .find(|b| b.id.as_deref() == Some(id.as_str()))
-            {
-                return Err(ApiError::Malformed {
-                    endpoint: bad.endpoint.clone(),
-                    why: bad.error.clone(),
-                    snippet: snippet(&bad.raw),
-                });
-            }
-            if let Some(found) = page.items.into_iter().find(|r| r.value.id == *id) {
-                return Ok(Some(found));
-            }
+            let mut page = self.transactions_page(iban, &q, page_no, 100).await?;
+            items.append(&mut page.items);
+            bad.append(&mut page.bad);
             if page.info.current_page >= page.info.last_page || page.info.item_count < 100 {
-                return Ok(None);
+                return Ok((items, bad));
             }
             page_no += 1;
         }

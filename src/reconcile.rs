@@ -205,37 +205,57 @@ struct Prepared {
     spent: Spent,
 }
 
-/// Fresh reads of both sides of each pair, side by side, each holding a permit.
+/// Fresh reads of both sides of each pair, side by side, each holding a permit. Credits
+/// booked at the same instant on the same account are re-read by one request.
 async fn reread_pairs(
     client: &Arc<Client>,
     sem: &Arc<Semaphore>,
     pairs: Vec<(PaymentId, Iban, BankTxId, DateTime<Utc>)>,
 ) -> Vec<(Read<Record<Payment>>, Read<Record<BankTransaction>>)> {
     let c = client.clone();
-    let reads = bounded(pairs, sem, move |(pid, iban, tid, booked_at)| {
+    let ids: Vec<PaymentId> = pairs.iter().map(|(p, ..)| p.clone()).collect();
+    let payments = bounded(ids, sem, move |pid| {
         let c = c.clone();
         async move {
-            let p = match c.payment(&pid).await {
+            match c.payment(&pid).await {
                 Ok(Some(r)) => Read::Found(r),
                 Ok(None) => Read::Gone,
                 Err(e) => Read::Failed(e.to_string()),
-            };
-            let t = match c.transaction(&iban, &tid, booked_at).await {
-                Ok(Some(r)) => Read::Found(r),
-                Ok(None) => Read::Gone,
-                Err(e) => Read::Failed(e.to_string()),
+            }
+        }
+    });
+    let mut instants: Vec<(Iban, DateTime<Utc>)> =
+        pairs.iter().map(|(_, i, _, at)| (i.clone(), *at)).collect();
+    instants.sort();
+    instants.dedup();
+    let c = client.clone();
+    let credits = bounded(instants.clone(), sem, move |(iban, at)| {
+        let c = c.clone();
+        async move { c.transactions_at(&iban, at).await }
+    });
+    let (payments, credits) = tokio::join!(payments, credits);
+    let by_instant: std::collections::HashMap<_, _> = instants.into_iter().zip(credits).collect();
+    pairs
+        .iter()
+        .zip(payments)
+        .map(|((_, iban, tid, at), p)| {
+            let p = p.unwrap_or_else(|e| Read::Failed(format!("task failed: {e}")));
+            let t = match by_instant.get(&(iban.clone(), *at)) {
+                Some(Ok(Ok((found, bad)))) => {
+                    if let Some(b) = bad.iter().find(|b| b.id.as_deref() == Some(tid.as_str())) {
+                        Read::Failed(b.to_string())
+                    } else {
+                        found
+                            .iter()
+                            .find(|r| r.value.id == *tid)
+                            .map_or(Read::Gone, |r| Read::Found(r.clone()))
+                    }
+                }
+                Some(Ok(Err(e))) => Read::Failed(e.to_string()),
+                Some(Err(e)) => Read::Failed(format!("task failed: {e}")),
+                None => Read::Failed("not read".into()),
             };
             (p, t)
-        }
-    })
-    .await;
-    reads
-        .into_iter()
-        .map(|r| {
-            r.unwrap_or_else(|e| {
-                let e = format!("task failed: {e}");
-                (Read::Failed(e.clone()), Read::Failed(e))
-            })
         })
         .collect()
 }
