@@ -199,8 +199,18 @@ fn main() {
             }
         }
         let page_requests = urls.len();
-        for (p, _) in &sandbox.expected().confident {
+        // Before each call both sides are re-read: the payment by id, the credit in its
+        // account's list at the microsecond it was booked.
+        for (p, t) in &sandbox.expected().confident {
             urls.push(format!("{base}/payment/{p}"));
+            let t = sandbox.transaction(t).unwrap();
+            let at = t.booked_at;
+            urls.push(format!(
+                "{base}/banking/accounts/{}/transactions?from={}&to={}&page=1&per_page=100",
+                t.iban,
+                cp_recon::api::wire_time(at),
+                cp_recon::api::wire_time(at + chrono::Duration::microseconds(1)),
+            ));
         }
         let dir = tempfile::tempdir().unwrap();
         let curl_cfg = dir.path().join("curl.cfg");
@@ -230,20 +240,22 @@ fn main() {
         let mean = curl / gets as f64;
         let baseline = curl + mean * confident as f64;
         println!(
-            "baseline: curl made {gets} GETs ({page_requests} pages + {confident} re-reads) in {curl:.2}s (median of {}s; mean {:.3} ms/request); + {confident} reconcile POSTs at the mean = {baseline:.2}s",
+            "baseline: curl made {gets} GETs ({page_requests} pages + 2 x {confident} re-reads) in {curl:.2}s (median of {}s; mean {:.3} ms/request); + {confident} reconcile POSTs at the mean = {baseline:.2}s",
             shown.join("/"),
             mean * 1000.0,
         );
 
         // The cold run.
+        let requests_before = sandbox.request_count();
         let run_dir = tempfile::tempdir().unwrap();
         let config = write_config(run_dir.path(), &base);
         let cold_log = run_dir.path().join("cold.log");
         let cold = run_measured(&mut cp_recon(&config, &cold_log, &["--run-now"]));
         assert_eq!(cold.code, 0, "cold run failed");
         let calls = sandbox.reconcile_calls().len();
+        let cold_requests = sandbox.request_count() - requests_before;
         println!(
-            "cold run: {:.2}s, ratio to baseline {:.2}, peak RSS {:.1} MB, {calls} reconcile calls",
+            "cold run: {:.2}s, ratio to baseline {:.2}, peak RSS {:.1} MB, {calls} reconcile calls, {cold_requests} requests",
             cold.wall.as_secs_f64(),
             cold.wall.as_secs_f64() / baseline,
             peak_rss_mb(&cold_log)
@@ -272,14 +284,16 @@ fn main() {
                 .unwrap();
         }
         let inc_log = run_dir.path().join("incremental.log");
+        let requests_before = sandbox.request_count();
         let inc = run_measured(&mut cp_recon(&config, &inc_log, &["--run-now"]));
         assert_eq!(inc.code, 0, "incremental run failed");
         println!(
-            "incremental run (+{new} payments, +{new} credits): {:.2}s, {:.1} % of the cold run, peak RSS {:.1} MB, {} new reconcile calls",
+            "incremental run (+{new} payments, +{new} credits): {:.2}s, {:.1} % of the cold run, peak RSS {:.1} MB, {} new reconcile calls, {} requests",
             inc.wall.as_secs_f64(),
             100.0 * inc.wall.as_secs_f64() / cold.wall.as_secs_f64(),
             peak_rss_mb(&inc_log),
-            sandbox.reconcile_calls().len() - calls
+            sandbox.reconcile_calls().len() - calls,
+            sandbox.request_count() - requests_before
         );
         println!("  phases: {}", phases(&inc_log));
         if std::env::var_os("CP_RECON_BENCH_KEEP").is_some() {
