@@ -16,12 +16,17 @@ use clap::{Parser, Subcommand};
 use crate::config::{self, ConfigError, Settings};
 use crate::run::{RunOptions, RunStatus, run_once};
 use crate::sandbox::SandboxArgs;
-use crate::schedule::{CronSchedule, run_scheduled};
+use crate::schedule::run_scheduled;
 use crate::telemetry::LogFormat;
 
+/// The process's exit codes, the one place they are defined (the README's table).
+/// The run completed (whatever was left unmatched).
 pub const EXIT_OK: u8 = 0;
+/// The run failed or was incomplete.
 pub const EXIT_FAILED: u8 = 1;
+/// A usage or configuration error.
 pub const EXIT_USAGE: u8 = 2;
+/// Another run holds the database (`EX_TEMPFAIL`; systemd counts it as success).
 pub const EXIT_LOCKED: u8 = 75;
 
 /// Reconciles CryptoPocket on-ramp bank-transfer payments with the integration's bank
@@ -150,20 +155,8 @@ pub async fn run_now(settings: &Settings, opts: &RunOptions) -> u8 {
 
 /// Stays up and runs on the schedule until SIGTERM or SIGINT.
 async fn daemon(settings: Settings) -> u8 {
-    let (schedule, tz) = match (
-        CronSchedule::parse(&settings.schedule.cron),
-        settings.schedule.timezone.parse::<chrono_tz::Tz>(),
-    ) {
-        (Ok(s), Ok(tz)) => (s, tz),
-        (Err(e), _) => {
-            eprintln!("cp-recon: configuration error: schedule.cron: {e}");
-            return EXIT_USAGE;
-        }
-        (_, Err(e)) => {
-            eprintln!("cp-recon: configuration error: schedule.timezone: {e}");
-            return EXIT_USAGE;
-        }
-    };
+    // Checked when the configuration was read.
+    let (schedule, tz) = (settings.schedule.cron.clone(), settings.schedule.timezone);
     let opts = RunOptions {
         progress: false,
         ..RunOptions::default()

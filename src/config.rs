@@ -51,7 +51,7 @@ pub struct Settings {
     pub sync: SyncSettings,
     pub reports: ReportSettings,
     pub email: Option<EmailSettings>,
-    pub schedule: ScheduleSettings,
+    pub schedule: Schedule,
     pub monitoring: MonitoringSettings,
 }
 
@@ -105,17 +105,41 @@ impl Default for SyncSettings {
     }
 }
 
+/// `[schedule]` as written in the file; checked once into a [`Schedule`].
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct ScheduleSettings {
-    pub cron: String,
-    pub timezone: String,
+struct ScheduleSettings {
+    cron: String,
+    timezone: String,
 }
 impl Default for ScheduleSettings {
     fn default() -> Self {
         Self {
-            cron: "0 */15 * * * *".into(),
+            cron: DEFAULT_CRON.into(),
             timezone: "UTC".into(),
+        }
+    }
+}
+
+/// Every 15 minutes, at second 0.
+const DEFAULT_CRON: &str = "0 */15 * * * *";
+
+/// `[schedule]`, parsed once: when the long-running mode runs, and the time zone its
+/// cron expression is read in.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub cron: crate::schedule::CronSchedule,
+    pub timezone: chrono_tz::Tz,
+}
+
+impl Default for Schedule {
+    /// Every 15 minutes, UTC.
+    fn default() -> Self {
+        Self {
+            // A constant of this file, checked by a test; never input.
+            cron: crate::schedule::CronSchedule::parse(DEFAULT_CRON)
+                .expect("the default cron expression parses"),
+            timezone: chrono_tz::UTC,
         }
     }
 }
@@ -163,7 +187,7 @@ impl Settings {
                 ..ReportSettings::default()
             },
             email: None,
-            schedule: ScheduleSettings::default(),
+            schedule: Schedule::default(),
             monitoring: MonitoringSettings::default(),
         }
     }
@@ -425,17 +449,21 @@ pub fn parse(
             .map_err(|err| invalid("email", err.to_string()))?;
     }
 
-    crate::schedule::CronSchedule::parse(&file.schedule.cron)
+    let cron = crate::schedule::CronSchedule::parse(&file.schedule.cron)
         .map_err(|e| invalid("schedule.cron", e.to_string()))?;
-    if file.schedule.timezone.parse::<chrono_tz::Tz>().is_err() {
-        return Err(invalid(
-            "schedule.timezone",
-            format!(
-                "unknown time zone {:?} (use an IANA name such as Europe/Madrid)",
-                file.schedule.timezone
-            ),
-        ));
-    }
+    let timezone = file
+        .schedule
+        .timezone
+        .parse::<chrono_tz::Tz>()
+        .map_err(|_| {
+            invalid(
+                "schedule.timezone",
+                format!(
+                    "unknown time zone {:?} (use an IANA name such as Europe/Madrid)",
+                    file.schedule.timezone
+                ),
+            )
+        })?;
     if let Some(url) = &file.monitoring.ping_url
         && reqwest::Url::parse(url).is_err()
     {
@@ -465,7 +493,7 @@ pub fn parse(
         sync: file.sync,
         reports: file.reports,
         email,
-        schedule: file.schedule,
+        schedule: Schedule { cron, timezone },
         monitoring: file.monitoring,
     })
 }
@@ -694,8 +722,21 @@ path = "/tmp/x.sqlite3"
             _ => None,
         };
         let s = parse(Path::new("config.toml"), text, true, &env).unwrap();
-        assert_eq!(s.schedule.timezone, "Europe/Madrid");
+        assert_eq!(s.schedule.timezone, chrono_tz::Europe::Madrid);
         assert!(s.email.is_some());
+    }
+
+    #[test]
+    fn the_default_schedule_is_every_fifteen_minutes_in_utc() {
+        let d = Schedule::default();
+        assert_eq!(d.timezone, chrono_tz::UTC);
+        assert_eq!(
+            format!("{:?}", d.cron),
+            format!(
+                "{:?}",
+                crate::schedule::CronSchedule::parse("0 */15 * * * *").unwrap()
+            )
+        );
     }
 
     #[test]
