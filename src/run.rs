@@ -56,12 +56,13 @@ impl RunStatus {
             Self::Locked => "skipped_locked",
         }
     }
-    /// 0 completed; 1 failed or incomplete; 75 (EX_TEMPFAIL) another run in progress.
+    /// The process's exit code for a run that ended so (the codes are `crate::cli`'s).
     pub fn exit_code(self) -> u8 {
+        use crate::cli::{EXIT_FAILED, EXIT_LOCKED, EXIT_OK};
         match self {
-            Self::Completed => 0,
-            Self::Incomplete | Self::Failed => 1,
-            Self::Locked => 75,
+            Self::Completed => EXIT_OK,
+            Self::Incomplete | Self::Failed => EXIT_FAILED,
+            Self::Locked => EXIT_LOCKED,
         }
     }
 }
