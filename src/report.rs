@@ -172,6 +172,29 @@ pub struct Reconciled {
     pub reconciled_at: DateTime<Utc>,
 }
 
+impl Reconciled {
+    /// The rows a dry run lists as what *would* be reconciled: one per pair decided and
+    /// not called, with its payment's amount and concept.
+    pub fn would_be(
+        pairs: &[(crate::domain::PaymentId, crate::domain::BankTxId)],
+        payments: &HashMap<crate::domain::PaymentId, crate::domain::Payment>,
+        at: DateTime<Utc>,
+    ) -> Vec<Reconciled> {
+        pairs
+            .iter()
+            .filter_map(|(pid, tid)| {
+                payments.get(pid).map(|p| Reconciled {
+                    payment_id: pid.clone(),
+                    transaction_id: tid.clone(),
+                    amount: p.amount.clone(),
+                    concept: p.concept.clone(),
+                    reconciled_at: at,
+                })
+            })
+            .collect()
+    }
+}
+
 /// Everything a report is built from. `reconciled` is what this run actually reconciled;
 /// `decisions.reconcile` (pairs still to be attempted) is not reported by itself.
 pub struct ReportInput<'a> {
