@@ -13,7 +13,7 @@ use rust_decimal::Decimal;
 
 use crate::api::{Client, ClientConfig};
 use crate::config::Settings;
-use crate::domain::{BankTxId, PaymentId};
+use crate::domain::{BankTransaction, BankTxId, Offramp, OfframpId, Payment, PaymentId};
 use crate::lock::{LockError, RunLock};
 use crate::matching::{self, Decisions, MatchInput};
 use crate::reconcile;
@@ -67,6 +67,66 @@ impl RunStatus {
     }
 }
 
+/// Records read per list in a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecordsRead {
+    pub accounts: u64,
+    pub bad_records: u64,
+    pub payments: u64,
+    /// Off-ramps (the list is `rampoffs`).
+    pub offramps: u64,
+    pub transactions: u64,
+}
+
+impl RecordsRead {
+    fn of(s: &sync::SyncReport) -> Self {
+        Self {
+            accounts: s.accounts,
+            bad_records: s.bad_records,
+            payments: s.payments,
+            offramps: s.offramps,
+            transactions: s.transactions,
+        }
+    }
+
+    /// `(name, count)` per list, by name, as the summary line, `summary_json` and the
+    /// metrics name them.
+    pub fn by_name(&self) -> [(&'static str, u64); 5] {
+        [
+            ("accounts", self.accounts),
+            ("bad_records", self.bad_records),
+            ("payments", self.payments),
+            ("rampoffs", self.offramps),
+            ("transactions", self.transactions),
+        ]
+    }
+}
+
+/// What became of a run's report e-mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailState {
+    /// Delivered.
+    Sent,
+    /// Queued; the next run sends it again.
+    Pending,
+    /// Nothing to report under `send = "when_unmatched"`.
+    NotNeeded,
+    /// No `[email]`, or `send = "never"`.
+    Disabled,
+}
+
+impl EmailState {
+    /// The name in the `reports` table and the summary line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::Pending => "pending",
+            Self::NotNeeded => "not_needed",
+            Self::Disabled => "disabled",
+        }
+    }
+}
+
 /// What a run did, for the summary line, metrics and tests.
 #[derive(Debug, Clone)]
 pub struct RunSummary {
@@ -77,7 +137,8 @@ pub struct RunSummary {
     pub sync_mode: Option<SyncMode>,
     pub sync_complete: bool,
     pub dry_run: bool,
-    pub records_read: BTreeMap<String, u64>,
+    /// `None` until the sync has run.
+    pub records_read: Option<RecordsRead>,
     /// `reconciled`, `dry_run`, `reported`, `not_reconciled`.
     pub decisions: BTreeMap<String, u64>,
     pub reasons: BTreeMap<String, u64>,
@@ -86,8 +147,7 @@ pub struct RunSummary {
     pub api_requests: u64,
     pub api_errors: u64,
     pub report_dir: Option<PathBuf>,
-    /// `sent`, `pending` (will be retried), `not_needed`, `disabled`.
-    pub email: Option<String>,
+    pub email: Option<EmailState>,
     pub error: Option<String>,
 }
 
@@ -101,7 +161,7 @@ impl RunSummary {
             sync_mode: None,
             sync_complete: false,
             dry_run,
-            records_read: BTreeMap::new(),
+            records_read: None,
             decisions: BTreeMap::new(),
             reasons: BTreeMap::new(),
             reconciled_totals: BTreeMap::new(),
@@ -149,19 +209,19 @@ impl RunSummary {
                 .collect();
             s.push_str(&format!(" [{}]", r.join(" ")));
         }
-        let read: Vec<String> = self
-            .records_read
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        if !read.is_empty() {
+        if let Some(records) = &self.records_read {
+            let read: Vec<String> = records
+                .by_name()
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             s.push_str(&format!("; read {}", read.join(" ")));
         }
         if let Some(d) = &self.report_dir {
             s.push_str(&format!("; report {}", d.display()));
         }
-        if let Some(e) = &self.email {
-            s.push_str(&format!("; e-mail {e}"));
+        if let Some(e) = self.email {
+            s.push_str(&format!("; e-mail {}", e.as_str()));
         }
         s
     }
@@ -242,25 +302,18 @@ pub async fn run_once(settings: &Settings, opts: &RunOptions) -> anyhow::Result<
         summary.error = Some(format!("{e:#}"));
     }
     // Record the end, whatever happened; a failure here is the run's failure.
+    let read = summary.records_read.unwrap_or_default();
     let end = RunEnd {
         outcome: match summary.status {
             RunStatus::Locked => "failed".into(),
             s => s.as_str().into(),
         },
         sync_complete: summary.sync_complete,
-        payments_read: summary.records_read.get("payments").copied().unwrap_or(0),
-        offramps_read: summary.records_read.get("rampoffs").copied().unwrap_or(0),
-        accounts_read: summary.records_read.get("accounts").copied().unwrap_or(0),
-        transactions_read: summary
-            .records_read
-            .get("transactions")
-            .copied()
-            .unwrap_or(0),
-        bad_records: summary
-            .records_read
-            .get("bad_records")
-            .copied()
-            .unwrap_or(0),
+        payments_read: read.payments,
+        offramps_read: read.offramps,
+        accounts_read: read.accounts,
+        transactions_read: read.transactions,
+        bad_records: read.bad_records,
         reconcile_calls: summary.reconcile_calls,
         reconciled: summary.decisions.get("reconciled").copied().unwrap_or(0),
         api_requests: summary.api_requests,
@@ -284,6 +337,7 @@ pub async fn run_once(settings: &Settings, opts: &RunOptions) -> anyhow::Result<
     Ok(summary)
 }
 
+/// The run's steps, in order; each phase is a function below.
 async fn run_inner(
     settings: &Settings,
     opts: &RunOptions,
@@ -294,18 +348,8 @@ async fn run_inner(
 ) -> anyhow::Result<()> {
     let client = Arc::new(client(settings)?);
     let db = SharedStore::new(store);
-    let calls_disabled = summary.dry_run;
+    let mut laps = Laps::new();
 
-    let mut phase = std::time::Instant::now();
-    let mut lap = |name: &str| {
-        tracing::info!(
-            phase = name,
-            ms = phase.elapsed().as_millis() as u64,
-            peak_rss_kb = peak_rss_kb(),
-            "phase done"
-        );
-        phase = std::time::Instant::now();
-    };
     // 1. Intents left without an outcome by an earlier run (rules §5).
     let recovered = reconcile::recover(&client, &db, run_id, settings.cryptopocket.concurrency)
         .await
@@ -316,9 +360,132 @@ async fn run_inner(
             "settled intents of earlier runs"
         );
     }
+    laps.lap("recover");
 
-    lap("recover");
     // 2. Sync every list.
+    let (store, synced) = sync_phase(settings, opts, &client, db, run_id, mode).await?;
+    summary.sync_complete = synced.complete;
+    summary.records_read = Some(RecordsRead::of(&synced));
+    laps.lap("sync");
+
+    // 3. Match.
+    let now = Utc::now();
+    let mut view = View::decide(&store, settings, synced.complete, now)?;
+    laps.lap("match");
+
+    // 4. Reconcile the confident pairs, then fold what happened into the findings.
+    let (mut store, executed) =
+        reconcile_phase(settings, &client, store, run_id, summary.dry_run, &mut view).await?;
+    let mut reconciled = recovered.reconciled;
+    reconciled.extend(executed.reconciled);
+    let mut not_reconciled = recovered.not_reconciled;
+    not_reconciled.append(&mut view.blocked);
+    not_reconciled.extend(executed.not_reconciled);
+    let vanished: Vec<PaymentId> = synced
+        .vanished
+        .iter()
+        .chain(&recovered.vanished)
+        .chain(&executed.vanished)
+        .cloned()
+        .collect();
+    view.add_outcomes(&store, &not_reconciled, &vanished)?;
+    reconciled.extend(Reconciled::would_be(&executed.dry_run, &view.payments, now));
+    summary.reconcile_calls = recovered.calls + executed.calls;
+    let dry = executed.dry_run.len();
+    tally(summary, &view.decisions, &reconciled, dry);
+    conclude(summary, &client, &synced);
+    laps.lap("reconcile");
+
+    // 5. Record what was reported, then the report itself (disk first, then e-mail).
+    store.insert_findings(run_id, &view.decisions)?;
+    report_phase(
+        settings,
+        opts,
+        &mut store,
+        run_id,
+        &view,
+        &reconciled,
+        summary,
+    )
+    .await?;
+    laps.lap("report");
+    Ok(())
+}
+
+/// Builds the report, writes it to disk, and sends it with any earlier one pending.
+async fn report_phase(
+    settings: &Settings,
+    opts: &RunOptions,
+    store: &mut Store,
+    run_id: i64,
+    view: &View,
+    reconciled: &[Reconciled],
+    summary: &mut RunSummary,
+) -> anyhow::Result<()> {
+    let report = Report::build(&ReportInput {
+        run: RunInfo {
+            run_id,
+            started_at: summary.started_at,
+            finished_at: Utc::now(),
+            sync_complete: summary.sync_complete,
+            dry_run: summary.dry_run,
+            failed: summary.error.clone(),
+        },
+        decisions: &view.decisions,
+        payments: &view.payments,
+        transactions: &view.transactions,
+        offramps: &view.offramps,
+        reconciled,
+        now: view.now,
+    })
+    .context("cannot build the report")?;
+    deliver(settings, opts, store, run_id, &report, summary).await
+}
+
+/// The run's request counters and how it ended: completed, or incomplete (nothing was
+/// reconciled) when a list was not read in full.
+fn conclude(summary: &mut RunSummary, client: &Client, synced: &sync::SyncReport) {
+    summary.api_requests = client.stats.requests.load(Ordering::Relaxed);
+    summary.api_errors = client.stats.errors.load(Ordering::Relaxed);
+    summary.status = if synced.complete {
+        RunStatus::Completed
+    } else {
+        summary.error = Some(format!(
+            "incomplete sync: nothing was reconciled: {}",
+            synced.errors.join("; ")
+        ));
+        RunStatus::Incomplete
+    };
+}
+
+/// Logs how long each phase took, and the peak memory so far.
+struct Laps(std::time::Instant);
+
+impl Laps {
+    fn new() -> Self {
+        Self(std::time::Instant::now())
+    }
+
+    fn lap(&mut self, name: &str) {
+        tracing::info!(
+            phase = name,
+            ms = self.0.elapsed().as_millis() as u64,
+            peak_rss_kb = peak_rss_kb(),
+            "phase done"
+        );
+        self.0 = std::time::Instant::now();
+    }
+}
+
+/// Reads every list into the store (the sync's writer owns the store meanwhile).
+async fn sync_phase(
+    settings: &Settings,
+    opts: &RunOptions,
+    client: &Arc<Client>,
+    db: SharedStore,
+    run_id: i64,
+    mode: SyncMode,
+) -> anyhow::Result<(Store, sync::SyncReport)> {
     let store = db
         .into_inner()
         .context("internal: the store is still shared after recovery")?;
@@ -334,173 +501,162 @@ async fn run_inner(
         Some(s) => s,
         None => Store::open(&settings.database.path)?,
     };
-    let synced = synced.context("sync failed")?;
-    summary.sync_complete = synced.complete;
-    summary.records_read = BTreeMap::from([
-        ("payments".to_owned(), synced.payments),
-        ("rampoffs".to_owned(), synced.offramps),
-        ("accounts".to_owned(), synced.accounts),
-        ("transactions".to_owned(), synced.transactions),
-        ("bad_records".to_owned(), synced.bad_records),
-    ]);
+    Ok((store, synced.context("sync failed")?))
+}
 
-    lap("sync");
-    // 3. Match.
-    let data = store.matching_data()?;
-    let now = Utc::now();
-    let mut decisions = matching::decide(&MatchInput {
-        payments: &data.payments,
-        transactions: &data.transactions,
-        offramps: &data.offramps,
-        tied_payments: &data.tied_payments,
-        tied_transactions: &data.tied_transactions,
-        in_doubt_payments: &data.in_doubt_payments,
-        sync_complete: synced.complete,
-        now,
-        params: settings.matching,
-    });
-    let mut payments: HashMap<PaymentId, _> = data
-        .payments
-        .into_iter()
-        .map(|p| (p.id.clone(), p))
-        .collect();
-    let mut transactions: HashMap<BankTxId, _> = data
-        .transactions
-        .into_iter()
-        .map(|t| (t.id.clone(), t))
-        .collect();
-    let offramps: HashMap<_, _> = data
-        .offramps
-        .into_iter()
-        .map(|o| (o.id.clone(), o))
-        .collect();
+/// What the run decided, with every record the report names.
+struct View {
+    decisions: Decisions,
+    payments: HashMap<PaymentId, Payment>,
+    transactions: HashMap<BankTxId, BankTransaction>,
+    offramps: HashMap<OfframpId, Offramp>,
+    /// Confident pairs the provider refused before, as the run reports them.
+    blocked: Vec<reconcile::NotReconciled>,
+    now: DateTime<Utc>,
+}
 
-    lap("match");
-    // 4. Reconcile the confident pairs (none after an incomplete sync: the core turned
-    //    them into `sync_incomplete`), but never a pair the provider refused while its
-    //    payment stays as the refusal left it (rules §5).
+impl View {
+    /// Runs the matching core over what the store holds.
+    fn decide(
+        store: &Store,
+        settings: &Settings,
+        sync_complete: bool,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Self> {
+        let data = store.matching_data()?;
+        let decisions = matching::decide(&MatchInput {
+            payments: &data.payments,
+            transactions: &data.transactions,
+            offramps: &data.offramps,
+            tied_payments: &data.tied_payments,
+            tied_transactions: &data.tied_transactions,
+            in_doubt_payments: &data.in_doubt_payments,
+            sync_complete,
+            now,
+            params: settings.matching,
+        });
+        Ok(Self {
+            decisions,
+            payments: data
+                .payments
+                .into_iter()
+                .map(|p| (p.id.clone(), p))
+                .collect(),
+            transactions: data
+                .transactions
+                .into_iter()
+                .map(|t| (t.id.clone(), t))
+                .collect(),
+            offramps: data
+                .offramps
+                .into_iter()
+                .map(|o| (o.id.clone(), o))
+                .collect(),
+            blocked: Vec::new(),
+            now,
+        })
+    }
+
+    /// The confident pairs to call, with their records: all but those the provider
+    /// refused while their payment stays as the refusal left it (rules §5), which are
+    /// kept in `blocked` to be reported.
+    fn pairs_to_call(
+        &mut self,
+        refused: &HashMap<(PaymentId, BankTxId), String>,
+    ) -> anyhow::Result<Vec<(Payment, BankTransaction)>> {
+        let mut pairs = Vec::with_capacity(self.decisions.reconcile.len());
+        for c in std::mem::take(&mut self.decisions.reconcile) {
+            if let Some(code) = refused.get(&(c.payment.clone(), c.transaction.clone())) {
+                self.blocked.push(reconcile::NotReconciled::both(
+                    c.payment,
+                    c.transaction,
+                    format!(
+                        "refused earlier ({code}); not called again until the provider's records change"
+                    ),
+                ));
+                continue;
+            }
+            match (
+                self.payments.get(&c.payment),
+                self.transactions.get(&c.transaction),
+            ) {
+                (Some(p), Some(t)) => pairs.push((p.clone(), t.clone())),
+                _ => anyhow::bail!(
+                    "internal: matched pair {} / {} has no record",
+                    c.payment,
+                    c.transaction
+                ),
+            }
+        }
+        Ok(pairs)
+    }
+
+    /// Folds what the reconcile step learnt into the findings (one reason per item),
+    /// reading from the store the records the matching input does not hold (a payment
+    /// gone at the provider is no longer pending).
+    fn add_outcomes(
+        &mut self,
+        store: &Store,
+        not_reconciled: &[reconcile::NotReconciled],
+        vanished: &[PaymentId],
+    ) -> anyhow::Result<()> {
+        let missing: Vec<&PaymentId> = vanished
+            .iter()
+            .chain(not_reconciled.iter().map(|n| &n.payment))
+            .filter(|id| !self.payments.contains_key(*id))
+            .collect();
+        for p in store.payments_by_ids(&missing)? {
+            self.payments.insert(p.id.clone(), p);
+        }
+        let missing: Vec<&BankTxId> = not_reconciled
+            .iter()
+            .map(|n| &n.transaction)
+            .filter(|id| !self.transactions.contains_key(*id))
+            .collect();
+        for t in store.transactions_by_ids(&missing)? {
+            self.transactions.insert(t.id.clone(), t);
+        }
+        let (payments, now) = (&self.payments, self.now);
+        matching::fate::add_outcomes(&mut self.decisions, not_reconciled, vanished, |id| {
+            payments
+                .get(id)
+                .map(|p| (now - p.created_at).num_days().max(0))
+                .unwrap_or(0)
+        });
+        Ok(())
+    }
+}
+
+/// Calls the confident pairs (or records them, in a dry run).
+async fn reconcile_phase(
+    settings: &Settings,
+    client: &Arc<Client>,
+    store: Store,
+    run_id: i64,
+    dry_run: bool,
+    view: &mut View,
+) -> anyhow::Result<(Store, reconcile::Outcome)> {
     let refused: HashMap<(PaymentId, BankTxId), String> = store
         .refused_pairs()?
         .into_iter()
         .map(|(p, t, code)| ((p, t), code))
         .collect();
-    let mut not_reconciled = recovered.not_reconciled;
-    let mut pairs = Vec::with_capacity(decisions.reconcile.len());
-    for c in std::mem::take(&mut decisions.reconcile) {
-        if let Some(code) = refused.get(&(c.payment.clone(), c.transaction.clone())) {
-            not_reconciled.push(reconcile::NotReconciled::both(
-                c.payment,
-                c.transaction,
-                format!(
-                    "refused earlier ({code}); not called again until the provider's records change"
-                ),
-            ));
-            continue;
-        }
-        match (payments.get(&c.payment), transactions.get(&c.transaction)) {
-            (Some(p), Some(t)) => pairs.push((p.clone(), t.clone())),
-            _ => anyhow::bail!(
-                "internal: matched pair {} / {} has no record",
-                c.payment,
-                c.transaction
-            ),
-        }
-    }
+    let pairs = view.pairs_to_call(&refused)?;
     let db = SharedStore::new(store);
     let executed = reconcile::execute(
-        &client,
+        client,
         &db,
         run_id,
         pairs,
-        calls_disabled,
+        dry_run,
         settings.cryptopocket.concurrency,
     )
     .await
     .context("reconcile step failed")?;
-    let mut store = db
+    let store = db
         .into_inner()
         .context("internal: the store is still shared after reconcile")?;
-
-    let mut reconciled: Vec<Reconciled> = recovered.reconciled;
-    reconciled.extend(executed.reconciled);
-    not_reconciled.extend(executed.not_reconciled);
-    let mut vanished = synced.vanished.clone();
-    vanished.extend(recovered.vanished);
-    vanished.extend(executed.vanished);
-    // Records reported that the matching input does not hold (a payment gone at the
-    // provider is no longer pending): read from the store.
-    let missing: Vec<&PaymentId> = vanished
-        .iter()
-        .chain(not_reconciled.iter().map(|n| &n.payment))
-        .filter(|id| !payments.contains_key(*id))
-        .collect();
-    for p in store.payments_by_ids(&missing)? {
-        payments.insert(p.id.clone(), p);
-    }
-    let missing: Vec<&BankTxId> = not_reconciled
-        .iter()
-        .map(|n| &n.transaction)
-        .filter(|id| !transactions.contains_key(*id))
-        .collect();
-    for t in store.transactions_by_ids(&missing)? {
-        transactions.insert(t.id.clone(), t);
-    }
-    matching::fate::add_outcomes(&mut decisions, &not_reconciled, &vanished, |id| {
-        payments
-            .get(id)
-            .map(|p| (now - p.created_at).num_days().max(0))
-            .unwrap_or(0)
-    });
-    // Dry-run pairs are listed as "would be reconciled" in reconciled.csv.
-    for (pid, tid) in &executed.dry_run {
-        if let Some(p) = payments.get(pid) {
-            reconciled.push(Reconciled {
-                payment_id: pid.clone(),
-                transaction_id: tid.clone(),
-                amount: p.amount.clone(),
-                concept: p.concept.clone(),
-                reconciled_at: now,
-            });
-        }
-    }
-    summary.reconcile_calls = recovered.calls + executed.calls;
-    summary.api_requests = client.stats.requests.load(Ordering::Relaxed);
-    summary.api_errors = client.stats.errors.load(Ordering::Relaxed);
-    tally(summary, &decisions, &reconciled, executed.dry_run.len());
-
-    summary.status = if synced.complete {
-        RunStatus::Completed
-    } else {
-        summary.error = Some(format!(
-            "incomplete sync: nothing was reconciled: {}",
-            synced.errors.join("; ")
-        ));
-        RunStatus::Incomplete
-    };
-
-    lap("reconcile");
-    // 5. Record what was reported, then the report itself (disk first, then e-mail).
-    store.insert_findings(run_id, &decisions)?;
-    let report = Report::build(&ReportInput {
-        run: RunInfo {
-            run_id,
-            started_at: summary.started_at,
-            finished_at: Utc::now(),
-            sync_complete: synced.complete,
-            dry_run: summary.dry_run,
-            failed: summary.error.clone(),
-        },
-        decisions: &decisions,
-        payments: &payments,
-        transactions: &transactions,
-        offramps: &offramps,
-        reconciled: &reconciled,
-        now,
-    })
-    .context("cannot build the report")?;
-    deliver(settings, opts, &mut store, run_id, &report, summary).await?;
-    lap("report");
-    Ok(())
+    Ok((store, executed))
 }
 
 /// Writes the report to disk, queues it, and sends every queued report.
@@ -520,9 +676,9 @@ async fn deliver(
     let eml = files.dir.join("report.eml");
     let wanted = rs.send.should_send(report);
     let state = match (&settings.email, rs.send) {
-        (None, _) | (_, SendPolicy::Never) => "disabled",
-        _ if !wanted => "not_needed",
-        _ => "pending",
+        (None, _) | (_, SendPolicy::Never) => EmailState::Disabled,
+        _ if !wanted => EmailState::NotNeeded,
+        _ => EmailState::Pending,
     };
     let mut subject = None;
     if let Some(email) = &settings.email {
@@ -541,8 +697,14 @@ async fn deliver(
         crate::email::write_eml(&message, &eml)
             .with_context(|| format!("cannot write {}", eml.display()))?;
     }
-    store.enqueue_report(run_id, &files.dir, state, subject.as_deref(), Utc::now())?;
-    summary.email = Some(state.to_owned());
+    store.enqueue_report(
+        run_id,
+        &files.dir,
+        state.as_str(),
+        subject.as_deref(),
+        Utc::now(),
+    )?;
+    summary.email = Some(state);
 
     let Some(email) = &settings.email else {
         return Ok(());
@@ -554,7 +716,7 @@ async fn deliver(
             Ok(()) => {
                 store.mark_report_sent(pending.run_id, Utc::now())?;
                 if pending.run_id == run_id {
-                    summary.email = Some("sent".into());
+                    summary.email = Some(EmailState::Sent);
                 }
                 tracing::info!(report_run = pending.run_id, "report e-mailed");
             }
@@ -603,6 +765,15 @@ fn tally(summary: &mut RunSummary, d: &Decisions, reconciled: &[Reconciled], dry
     summary.reconciled_totals = totals;
 }
 
+/// Records read per list by name; empty before the sync ran.
+fn records_read(s: &RunSummary) -> BTreeMap<String, u64> {
+    s.records_read
+        .iter()
+        .flat_map(|r| r.by_name())
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+}
+
 fn summary_json(s: &RunSummary) -> String {
     let totals: BTreeMap<&String, String> = s
         .reconciled_totals
@@ -613,7 +784,7 @@ fn summary_json(s: &RunSummary) -> String {
         "decisions": s.decisions,
         "reasons": s.reasons,
         "reconciled_totals": totals,
-        "records_read": s.records_read,
+        "records_read": records_read(s),
     })
     .to_string()
 }
@@ -629,7 +800,7 @@ fn metrics_of(s: &RunSummary) -> crate::metrics::RunMetrics {
         reasons: s.reasons.clone(),
         reconcile_calls: s.reconcile_calls,
         api_errors: s.api_errors,
-        records_read: s.records_read.clone(),
+        records_read: records_read(s),
     }
 }
 
