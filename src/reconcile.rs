@@ -405,6 +405,26 @@ async fn store_reads(
     .await
 }
 
+/// Stores what the re-reads behind a fate found, and the payment as gone if it is.
+async fn store_settled_reads(
+    db: &SharedStore,
+    run: RunId,
+    payment: &PaymentId,
+    fate: &Fate,
+    (rp, rt): (&Read<Record<Payment>>, &Read<Record<BankTransaction>>),
+) -> Result<(), StoreError> {
+    let vanished = if *fate == Fate::Vanished {
+        vec![payment.clone()]
+    } else {
+        Vec::new()
+    };
+    let (p, t) = (
+        found(rp).into_iter().collect(),
+        found(rt).into_iter().collect(),
+    );
+    store_reads(db, run, p, t, vanished).await
+}
+
 /// A call's answer; `Err` when its task failed (panicked or was cancelled).
 type CallAnswer = Result<Result<ReconcileAnswer, ApiError>, String>;
 
@@ -634,19 +654,7 @@ async fn settle_unsure(
                 };
             }
         }
-        let vanished = if fate == Fate::Vanished {
-            vec![p.id.clone()]
-        } else {
-            Vec::new()
-        };
-        store_reads(
-            db,
-            run,
-            found(&rp).into_iter().collect(),
-            found(&rt).into_iter().collect(),
-            vanished,
-        )
-        .await?;
+        store_settled_reads(db, run, &p.id, &fate, (&rp, &rt)).await?;
         if fate == Fate::CallAgain {
             sends += 1;
             resent += 1;
@@ -926,19 +934,7 @@ pub async fn recover(
             &value(&rp),
             &value(&rt),
         );
-        let vanished = if fate == Fate::Vanished {
-            vec![m.payment_id.clone()]
-        } else {
-            Vec::new()
-        };
-        store_reads(
-            db,
-            run,
-            found(&rp).into_iter().collect(),
-            found(&rt).into_iter().collect(),
-            vanished,
-        )
-        .await?;
+        store_settled_reads(db, run, &m.payment_id, &fate, (&rp, &rt)).await?;
         let status = match &rp {
             Read::Found(r) => Some(r.value.status.clone()),
             _ => None,
