@@ -1,6 +1,9 @@
 //! The report e-mail: settings, the MIME message (plain text + HTML summary with the
-//! CSVs attached) and its delivery over SMTP. Storing and retrying unsent messages is
-//! the outbox's job; it calls [`send`] and decides on retries from [`EmailError`].
+//! CSVs attached) and its delivery over SMTP. This module makes one attempt per call and
+//! never retries: the outbox (`crate::run`) sends each pending report's `report.eml`
+//! with [`send_eml`] once per run, oldest first, stops at the first failure, and keeps
+//! the unsent ones pending for the next run. [`EmailError::is_retryable`] says whether
+//! waiting can help at all.
 
 use std::fmt::{self, Write as _};
 use std::fs;
