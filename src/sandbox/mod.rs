@@ -225,6 +225,11 @@ impl Sandbox {
         lock(&self.shared.calls).clone()
     }
 
+    /// Every token issued so far (for tests that check none was written anywhere).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.shared.issued_tokens()
+    }
+
     /// API requests received (including `/authenticate` and faulted ones).
     pub fn request_count(&self) -> u64 {
         self.shared.requests.load(Ordering::Relaxed)

@@ -151,6 +151,10 @@ impl Shared {
         error_body("authorization_incorrect", self.quirks && n % 3 == 2)
     }
 
+    pub fn issued_tokens(&self) -> Vec<String> {
+        lock(&self.tokens).keys().cloned().collect()
+    }
+
     fn issue_token(&self) -> String {
         let token = lock(&self.token_rng).alnum(30);
         lock(&self.tokens).insert(
