@@ -293,3 +293,68 @@ async fn shutdown_while_idle_returns_without_running() {
     assert_eq!(stats, SchedulerStats::default());
     assert!(!ran.load(Ordering::SeqCst));
 }
+
+/// A simulated clock whose first sleep past `suspend_at` lasts an hour longer than asked:
+/// the machine was suspended, or the wall clock stepped forward.
+#[derive(Clone)]
+struct SteppingClock {
+    now: Arc<std::sync::Mutex<DateTime<Utc>>>,
+    suspend_at: DateTime<Utc>,
+    stepped: Arc<AtomicBool>,
+}
+
+impl Clock for SteppingClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.now.lock().expect("not poisoned")
+    }
+    fn sleep(&self, d: Duration) -> impl Future<Output = ()> + Send {
+        let mut now = self.now.lock().expect("not poisoned");
+        *now += chrono::TimeDelta::from_std(d).expect("sleep fits");
+        if *now >= self.suspend_at && !self.stepped.swap(true, Ordering::SeqCst) {
+            *now += chrono::TimeDelta::hours(1);
+        }
+        tokio::task::yield_now()
+    }
+}
+
+#[tokio::test]
+async fn a_late_wake_up_runs_the_overdue_tick_once_and_never_replays_the_missed_ones() {
+    let clock = SteppingClock {
+        now: Arc::new(std::sync::Mutex::new(utc("2026-06-01T00:00:00Z"))),
+        suspend_at: utc("2026-06-01T00:20:00Z"),
+        stepped: Arc::new(AtomicBool::new(false)),
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let job_clock = clock.clone();
+    let scheduler = tokio::spawn(run_scheduled_with_clock(
+        schedule("0 */15 * * * *"),
+        chrono_tz::UTC,
+        async move {
+            let _ = stopped.await;
+        },
+        move || {
+            let _ = tx.send(job_clock.now());
+            async {}
+        },
+        clock,
+    ));
+    let mut runs = Vec::new();
+    while runs.len() < 4 {
+        runs.push(rx.recv().await.expect("a run"));
+    }
+    let _ = stop.send(());
+    scheduler.await.expect("scheduler returns");
+    // 00:15 runs; the sleep towards 00:30 wakes at 01:20: the 00:30 tick runs once,
+    // late, and 00:45 and 01:00 (passed while asleep) are not replayed.
+    assert_eq!(
+        runs,
+        [
+            "2026-06-01T00:15:00Z",
+            "2026-06-01T01:20:00Z",
+            "2026-06-01T01:30:00Z",
+            "2026-06-01T01:45:00Z"
+        ]
+        .map(utc)
+    );
+}
