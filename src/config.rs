@@ -338,13 +338,16 @@ pub fn parse(
     if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
         return Err(invalid(
             "cryptopocket.base_url",
-            format!("expected an http(s) URL, got {base_url:?}"),
+            format!(
+                "expected an http(s) URL, got {:?}",
+                without_userinfo(&base_url)
+            ),
         ));
     }
     if reqwest::Url::parse(&base_url).is_err() {
         return Err(invalid(
             "cryptopocket.base_url",
-            format!("not a valid URL: {base_url:?}"),
+            format!("not a valid URL: {:?}", without_userinfo(&base_url)),
         ));
     }
     if api.api_key.trim().is_empty() {
@@ -577,6 +580,102 @@ fn expand_env(p: &Path, env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
     PathBuf::from(out)
 }
 
+/// A URL as an error may quote it: without a `user:password@` part.
+fn without_userinfo(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host_start = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            match rest[..host_start].rfind('@') {
+                Some(at) => format!("{scheme}://<credentials withheld>@{}", &rest[at + 1..]),
+                None => url.to_owned(),
+            }
+        }
+        None => match url.rfind('@') {
+            Some(_) => "<withheld: looks like it holds credentials>".to_owned(),
+            None => url.to_owned(),
+        },
+    }
+}
+
+/// The keys whose values are never quoted: anything that names a secret.
+const SECRET_WORDS: [&str; 7] = [
+    "secret",
+    "password",
+    "passwd",
+    "token",
+    "credential",
+    "auth",
+    "key",
+];
+
+/// Every key the file may hold, in any section.
+const KNOWN_KEYS: [&str; 35] = [
+    "base_url",
+    "api_key",
+    "api_secret",
+    "api_secret_file",
+    "page_size",
+    "timeout_secs",
+    "max_requests_per_second",
+    "max_attempts",
+    "backoff_base_ms",
+    "run_deadline_secs",
+    "concurrency",
+    "path",
+    "enabled",
+    "booking_tolerance_hours",
+    "lookback_days",
+    "payout_grace_days",
+    "overlap_hours",
+    "full_resync_every",
+    "dir",
+    "delimiter",
+    "excel_bom",
+    "mask_ibans",
+    "send",
+    "smtp_host",
+    "smtp_port",
+    "tls",
+    "username",
+    "password_file",
+    "from",
+    "to",
+    "subject_prefix",
+    "cron",
+    "timezone",
+    "textfile",
+    "ping_url",
+];
+
+/// What an error may show of the line it points at, and of toml's message about it.
+/// A line whose key names a secret, or is not a key the file knows (a typo of
+/// `api_secret` is still a secret), or that is not `key = value` at all (the inside of
+/// a string running over lines) is shown as its key alone, and its value is cut out of
+/// the message too: configuration errors go to the journal.
+fn shown_line(line: &str, msg: String) -> (String, String) {
+    if line.starts_with('[') || line.starts_with('#') || line.is_empty() {
+        return (line.to_owned(), msg);
+    }
+    let Some((key, value)) = line.split_once('=') else {
+        return ("<line withheld>".to_owned(), msg);
+    };
+    let key = key.trim().trim_matches(|c| c == '"' || c == '\'');
+    let lower = key.to_ascii_lowercase();
+    let secret = SECRET_WORDS.iter().any(|w| lower.contains(w)) || !KNOWN_KEYS.contains(&key);
+    if !secret {
+        return (line.to_owned(), msg);
+    }
+    let mut msg = msg;
+    let value = value.trim();
+    let bare = value.trim_matches(|c: char| matches!(c, '"' | '\'' | '[' | ']' | '{' | '}'));
+    for v in [value, bare] {
+        if !v.is_empty() {
+            msg = msg.replace(v, "<withheld>");
+        }
+    }
+    (format!("{key} = <value withheld>"), msg)
+}
+
 /// One line: where in the file, which section, and what toml said.
 fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
     let msg = e.message().trim().replace('\n', " ");
@@ -590,11 +689,12 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
                     let t = l.trim();
                     (t.starts_with('[') && t.ends_with(']')).then(|| t.to_owned())
                 });
-            let snippet = text
+            let raw = text
                 .lines()
                 .nth(line - 1)
                 .map(str::trim)
                 .unwrap_or_default();
+            let (snippet, msg) = shown_line(raw, msg);
             match section {
                 Some(sec) => format!("line {line} (in {sec}, `{snippet}`): {msg}"),
                 None => format!("line {line} (`{snippet}`): {msg}"),
@@ -628,6 +728,73 @@ path = "/tmp/x.sqlite3"
         parse(Path::new("c.toml"), text, wr, env)
             .unwrap_err()
             .to_string()
+    }
+
+    /// The error with its whole chain, as `main` prints it.
+    fn chain(text: &str) -> String {
+        let e = parse(Path::new("c.toml"), text, false, &env_with_secret).unwrap_err();
+        let mut out = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            out.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+        out
+    }
+
+    #[test]
+    fn a_secret_on_a_line_that_fails_to_parse_never_reaches_the_message() {
+        const S: &str = "Zq7-very-SECRET-value";
+        let base = "[cryptopocket]\nbase_url = \"http://127.0.0.1:8080/api\"\napi_key = \"k\"\n";
+        let db = "[database]\npath = \"/tmp/x.sqlite3\"\n";
+        let cases = [
+            // A typo in the key: unknown, so its value is withheld.
+            format!("{base}api_secert = \"{S}\"\n{db}"),
+            // An unterminated string.
+            format!("{base}api_secret = \"{S}\n{db}"),
+            // A list where a string is expected.
+            format!("{base}api_secret = [\"{S}\"]\n{db}"),
+            // A number where a string is expected.
+            format!("{base}api_secret = 7{S}\n{db}"),
+            // A key the [email] section does not take.
+            format!("{base}{db}[email]\nsmtp_host = \"h\"\npassword = \"{S}\"\n"),
+            // A multi-line string that breaks off.
+            format!("{base}api_secret = \"\"\"\n{S}\n{db}"),
+            // Credentials inside the URL.
+            format!("[cryptopocket]\nbase_url = \"ftp://u:{S}@h/api\"\napi_key = \"k\"\n{db}"),
+            format!(
+                "[cryptopocket]\nbase_url = \"http://u:{S}@h:99999/api\"\napi_key = \"k\"\n{db}"
+            ),
+        ];
+        for text in &cases {
+            let e = chain(text);
+            assert!(!e.contains(S), "the secret leaked:\n{text}\n=> {e}");
+            assert!(e.starts_with("c.toml"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_line_with_no_secret_is_still_quoted() {
+        let e = err(
+            &format!("{MINIMAL}\n[schedule]\ntimezone = 5\n"),
+            true,
+            &env_with_secret,
+        );
+        assert!(e.contains("timezone = 5"), "{e}");
+    }
+
+    #[test]
+    fn every_key_of_the_example_config_is_known() {
+        let example = include_str!("../config.toml");
+        for line in example.lines() {
+            let line = line.trim_start_matches('#').trim();
+            if let Some((key, _)) = line.split_once(" =") {
+                let key = key.trim();
+                if key.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                    assert!(KNOWN_KEYS.contains(&key), "{key}");
+                }
+            }
+        }
     }
 
     #[test]

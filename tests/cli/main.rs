@@ -503,6 +503,35 @@ mod config_errors {
     }
 
     #[tokio::test]
+    async fn a_secret_on_a_line_that_fails_never_appears_in_the_output() {
+        const SECRET: &str = "Kx9-the-real-SECRET";
+        let cases = [
+            GOOD.replace(
+                "api_key = \"k\"",
+                &format!("api_key = \"k\"\napi_secert = \"{SECRET}\""),
+            ),
+            GOOD.replace(
+                "api_key = \"k\"",
+                &format!("api_key = \"k\"\napi_secret = \"{SECRET}"),
+            ),
+            GOOD.replace(
+                "api_key = \"k\"",
+                &format!("api_key = \"k\"\napi_secret = [\"{SECRET}\"]"),
+            ),
+            format!("{GOOD}\n[email]\nsmtp_host = \"h\"\npassword = \"{SECRET}\"\n"),
+        ];
+        for config in &cases {
+            let out = run_with(config, true).await;
+            assert_eq!(code(&out), 2, "{}", text(&out));
+            assert!(
+                !text(&out).contains(SECRET),
+                "the secret was printed:\n{}",
+                text(&out)
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn an_unknown_key_exits_2_naming_it() {
         fails_naming(
             &GOOD.replace("api_key = \"k\"", "api_key = \"k\"\npage_sise = 5"),
