@@ -137,13 +137,16 @@ pub enum EmailError {
     /// a lost report directory; retrying will not help.
     #[error("could not build the report e-mail: {reason}")]
     Build { reason: String },
-    /// The SMTP exchange failed (connection, TLS, rejected): retry later.
-    #[error("sending the report e-mail via {host}:{port} (tls = {tls}) failed: {error}")]
+    /// The SMTP exchange failed (connection, TLS, rejected): retry later. `cause` is
+    /// the whole chain of causes, each said once; `hint` what to change, when a setting
+    /// cannot work.
+    #[error("sending the report e-mail via {host}:{port} (tls = {tls}) failed: {cause}{}", hint.map(|h| format!(" ({h})")).unwrap_or_default())]
     Transport {
         host: String,
         port: u16,
         tls: TlsMode,
-        error: lettre::transport::smtp::Error,
+        cause: String,
+        hint: Option<&'static str>,
     },
 }
 
@@ -374,6 +377,31 @@ pub async fn send_eml(path: &Path, settings: &EmailSettings) -> Result<(), Email
     delivered(settings, transport.send_raw(&envelope, &raw).await)
 }
 
+/// An error and its sources as one line, each cause said once: lettre's messages repeat
+/// their source's text ("Connection error: Connection error: …"), so a cause already
+/// said is not said again.
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(e);
+    while let Some(err) = next {
+        for part in err.to_string().split(": ") {
+            let part = part.trim();
+            if !part.is_empty() && parts.last().map(String::as_str) != Some(part) {
+                parts.push(part.to_owned());
+            }
+        }
+        next = err.source();
+    }
+    // A source already quoted whole inside the text before it adds nothing.
+    let mut out: Vec<String> = Vec::new();
+    for p in parts {
+        if !out.iter().any(|o| o == &p) {
+            out.push(p);
+        }
+    }
+    out.join(": ")
+}
+
 fn delivered(
     settings: &EmailSettings,
     result: Result<lettre::transport::smtp::response::Response, lettre::transport::smtp::Error>,
@@ -384,11 +412,21 @@ fn delivered(
             Ok(())
         }
         Err(error) => {
+            let cause = causes(&error);
+            // A server that offers AUTH only once the connection is encrypted answers a
+            // plain-text EHLO without any mechanism.
+            let hint = (settings.tls == TlsMode::None
+                && settings.username.is_some()
+                && cause.contains("No compatible authentication mechanism"))
+            .then_some(
+                "the server offers AUTH only after STARTTLS, and tls = \"none\" never starts it: set tls = \"starttls\"",
+            );
             let err = EmailError::Transport {
                 host: settings.smtp_host.clone(),
                 port: settings.smtp_port,
                 tls: settings.tls,
-                error,
+                cause,
+                hint,
             };
             tracing::warn!(error = %err, "report e-mail not sent");
             Err(err)

@@ -652,6 +652,55 @@ async fn a_refused_connection_is_a_transport_error_that_never_shows_the_password
     assert!(!format!("{err} {err:?} {settings:?}").contains("hunter2-secret"));
 }
 
+#[tokio::test]
+async fn an_smtp_error_says_each_cause_once() {
+    // Refused, and a TLS handshake with a plain-text server: both chains once said
+    // "Connection error: Connection error: …".
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (report, _dir, files) = written(&Fixture::new());
+    let smtp = spawn_smtp();
+    let mut refused = smtp.settings(TlsMode::None);
+    refused.smtp_port = port;
+    for (settings, says) in [
+        (refused, "Connection refused"),
+        (smtp.settings(TlsMode::Tls), "corrupt message"),
+    ] {
+        let message = email::build_message(&report, &files, &settings).unwrap();
+        let text = email::send(message, &settings)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains(says), "{text}");
+        let parts: Vec<&str> = text.split(": ").collect();
+        for (i, p) in parts.iter().enumerate() {
+            assert!(!parts[i + 1..].contains(p), "{p:?} said twice: {text}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_username_without_tls_is_told_that_auth_comes_after_starttls() {
+    let smtp = spawn_smtp();
+    let (report, _dir, files) = written(&Fixture::new());
+    let mut settings = smtp.settings(TlsMode::None);
+    settings.username = Some("recon".into());
+    settings.password = Some("pw".into());
+    let message = email::build_message(&report, &files, &settings).unwrap();
+    let text = email::send(message, &settings)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("offers AUTH only after STARTTLS") && text.contains("tls = \"starttls\""),
+        "{text}"
+    );
+    assert!(smtp.received().is_empty());
+}
+
 #[test]
 fn the_subject_flags_a_failed_run_an_incomplete_sync_and_a_dry_run() {
     let mut f = Fixture::new();
