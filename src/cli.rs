@@ -86,7 +86,7 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
                 Err(e) => {
                     // With its cause (a `source`, not repeated in the message).
                     let e = anyhow::Error::from(e);
-                    eprintln!("cp-recon: configuration error: {e:#}");
+                    crate::telemetry::fail(&format!("configuration error: {e:#}"));
                     return ExitCode::from(EXIT_USAGE);
                 }
             };
@@ -115,7 +115,7 @@ fn report_err(r: anyhow::Result<()>, code: u8) -> u8 {
     match r {
         Ok(()) => EXIT_OK,
         Err(e) => {
-            eprintln!("cp-recon: error: {e:#}");
+            crate::telemetry::fail(&format!("error: {e:#}"));
             code
         }
     }
@@ -129,15 +129,19 @@ pub async fn run_now(settings: &Settings, opts: &RunOptions) -> u8 {
                 RunStatus::Locked => {
                     let msg = s.error.as_deref().unwrap_or("another run is in progress");
                     tracing::warn!("{msg}; nothing done");
-                    eprintln!("cp-recon: {msg}; nothing done");
+                    if crate::telemetry::plain() {
+                        eprintln!("cp-recon: {msg}; nothing done");
+                    }
                 }
                 RunStatus::Completed => tracing::info!(summary = %s.line(), "run finished"),
                 RunStatus::Incomplete | RunStatus::Failed => {
                     tracing::error!(summary = %s.line(), error = s.error.as_deref().unwrap_or(""), "run did not complete");
-                    eprintln!(
-                        "cp-recon: error: {}",
-                        s.error.as_deref().unwrap_or("run failed")
-                    );
+                    if crate::telemetry::plain() {
+                        eprintln!(
+                            "cp-recon: error: {}",
+                            s.error.as_deref().unwrap_or("run failed")
+                        );
+                    }
                 }
             }
             if crate::telemetry::is_interactive() && s.status != RunStatus::Locked {
@@ -147,7 +151,9 @@ pub async fn run_now(settings: &Settings, opts: &RunOptions) -> u8 {
         }
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "run failed");
-            eprintln!("cp-recon: error: {e:#}");
+            if crate::telemetry::plain() {
+                eprintln!("cp-recon: error: {e:#}");
+            }
             EXIT_FAILED
         }
     }

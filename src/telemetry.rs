@@ -85,7 +85,29 @@ where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
     subscriber(format, make_writer).try_init()?;
+    let _ = PLAIN.set(format.resolve() == LogFormat::Human);
     Ok(())
+}
+
+/// Whether the installed log format is the human one (a person at a terminal).
+static PLAIN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// Whether lines meant for a person may be written as they are: the human format is in
+/// use (or no subscriber was installed).
+pub fn plain() -> bool {
+    PLAIN.get().copied().unwrap_or(true)
+}
+
+/// Tells whoever reads stderr that the job failed: a plain `cp-recon: error: …` line
+/// for a person at a terminal; in the journal and JSON formats an error-level event
+/// like every other line (so `journalctl -p err` and `jq` see it), the line a person
+/// would have read in its `message`.
+pub fn fail(message: &str) {
+    if plain() {
+        eprintln!("cp-recon: {message}");
+    } else {
+        tracing::error!("{message}");
+    }
 }
 
 /// The subscriber [`init`] installs, filtered by `RUST_LOG` (default `info`; invalid

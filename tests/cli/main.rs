@@ -630,9 +630,43 @@ mod config_errors {
         assert_eq!(code(&out), 1, "{}", text(&out));
         let err = String::from_utf8_lossy(&out.stderr);
         let last = err.lines().last().unwrap_or_default();
-        assert!(last.starts_with("cp-recon: error: "), "{err}");
+        // The journal format, at error priority, like every other line.
+        assert!(last.starts_with("<3>"), "{err}");
         assert!(last.contains(&file.display().to_string()), "{err}");
         assert_eq!(last.matches("Not a directory").count(), 1, "{err}");
+    }
+
+    #[tokio::test]
+    async fn every_line_of_a_failed_run_follows_the_log_format_errors_at_error_priority() {
+        let env = TestEnv::start(small()).await;
+        let file = env.reports.with_file_name("a-file");
+        std::fs::write(&file, "").unwrap();
+        let blocked = env.config.with_file_name("blocked.toml");
+        env.write_config_at(&blocked, &file.join("recon.sqlite3"), "");
+        let out = env
+            .command_with(&blocked, &["--run-now"])
+            .env("CP_RECON_LOG_FORMAT", "json")
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(code(&out), 1, "{}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        for line in err.lines().filter(|l| !l.is_empty()) {
+            let v: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+            assert!(v.get("level").is_some(), "{line}");
+        }
+        let last: serde_json::Value =
+            serde_json::from_str(err.lines().last().unwrap_or_default()).unwrap();
+        assert_eq!(last["level"], "ERROR", "{last}");
+
+        // A configuration error, in the journal format: at error priority.
+        let out = run_with("[cryptopocket]\npage_sise = 5\n", true).await;
+        assert_eq!(code(&out), 2);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        let _ = env;
+        assert!(err.trim().starts_with("<3>"), "{err}");
+        assert!(err.contains("configuration error"), "{err}");
     }
 
     #[tokio::test]
