@@ -21,12 +21,12 @@ use crate::domain::{
 use crate::matching::Decisions;
 
 const MIGRATIONS: &[&str] = &[
-    include_str!("../migrations/0001_initial.sql"),
-    include_str!("../migrations/0002_match_holds.sql"),
-    include_str!("../migrations/0003_matching_indexes.sql"),
-    include_str!("../migrations/0004_time_ordered_indexes.sql"),
-    include_str!("../migrations/0005_pending_payments_index.sql"),
-    include_str!("../migrations/0006_not_applied_and_vanished.sql"),
+    include_str!("../../migrations/0001_initial.sql"),
+    include_str!("../../migrations/0002_match_holds.sql"),
+    include_str!("../../migrations/0003_matching_indexes.sql"),
+    include_str!("../../migrations/0004_time_ordered_indexes.sql"),
+    include_str!("../../migrations/0005_pending_payments_index.sql"),
+    include_str!("../../migrations/0006_not_applied_and_vanished.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
