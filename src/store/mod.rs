@@ -324,6 +324,42 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// The store shared by async code: each call runs on the blocking pool so SQLite work
+/// (an fsync per committed intent) never stalls the runtime.
+#[derive(Clone, Debug)]
+pub struct SharedStore(std::sync::Arc<std::sync::Mutex<Store>>);
+
+impl SharedStore {
+    pub fn new(store: Store) -> Self {
+        Self(std::sync::Arc::new(std::sync::Mutex::new(store)))
+    }
+
+    pub async fn call<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&mut Store) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let inner = self.0.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = inner.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Corrupt {
+            table: "-",
+            id: "-".into(),
+            why: format!("database task failed: {e}"),
+        })?
+    }
+
+    /// Takes the store back (after every other handle is gone).
+    pub fn into_inner(self) -> Option<Store> {
+        std::sync::Arc::try_unwrap(self.0)
+            .ok()
+            .map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
 fn ts(t: DateTime<Utc>) -> String {
     wire_time(t)
 }
@@ -2272,41 +2308,5 @@ mod tests {
                 "transaction P1 no_concept [P2] -1.50 -",
             ]
         );
-    }
-}
-
-/// The store shared by async code: each call runs on the blocking pool so SQLite work
-/// (an fsync per committed intent) never stalls the runtime.
-#[derive(Clone, Debug)]
-pub struct SharedStore(std::sync::Arc<std::sync::Mutex<Store>>);
-
-impl SharedStore {
-    pub fn new(store: Store) -> Self {
-        Self(std::sync::Arc::new(std::sync::Mutex::new(store)))
-    }
-
-    pub async fn call<R, F>(&self, f: F) -> Result<R, StoreError>
-    where
-        F: FnOnce(&mut Store) -> Result<R, StoreError> + Send + 'static,
-        R: Send + 'static,
-    {
-        let inner = self.0.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = inner.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut guard)
-        })
-        .await
-        .map_err(|e| StoreError::Corrupt {
-            table: "-",
-            id: "-".into(),
-            why: format!("database task failed: {e}"),
-        })?
-    }
-
-    /// Takes the store back (after every other handle is gone).
-    pub fn into_inner(self) -> Option<Store> {
-        std::sync::Arc::try_unwrap(self.0)
-            .ok()
-            .map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()))
     }
 }
