@@ -8,18 +8,18 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 use rusqlite_migration::{M, Migrations};
 use rust_decimal::Decimal;
 
 use crate::api::{BadRecord, Record, date_from_text, wire_date, wire_time};
-use crate::domain::{BankTxId, PaymentId};
-use crate::matching::Decisions;
 
+mod findings;
 mod ledger;
 mod records;
 mod runs;
 
+pub use findings::OutboxRow;
 pub use ledger::{MatchRow, MatchState, NewMatch, Settlement};
 pub use records::MatchingData;
 pub use runs::{ListRead, RunEnd, RunId, RunRow};
@@ -71,14 +71,6 @@ pub enum StoreError {
         id: String,
         why: String,
     },
-}
-
-/// A row of the report outbox.
-#[derive(Debug, Clone)]
-pub struct OutboxRow {
-    pub run_id: RunId,
-    pub dir: PathBuf,
-    pub attempts: i64,
 }
 
 pub struct Store {
@@ -365,138 +357,6 @@ impl Store {
         Ok(n as u64)
     }
 
-    // ---- findings and the report outbox --------------------------------------------------
-
-    /// Every item a run reported, with its reason. An item named twice (a payment the core
-    /// reported whose earlier intent then failed) is stored once, as its last word.
-    pub fn insert_findings(&mut self, run: RunId, d: &Decisions) -> Result<(), StoreError> {
-        type Row<'a> = (
-            &'static str,
-            &'a str,
-            &'static str,
-            String,
-            Option<String>,
-            Option<&'a str>,
-        );
-        let payments = d.payments.iter().map(|f| -> Row<'_> {
-            (
-                "payment",
-                f.payment.as_str(),
-                f.reason.as_str(),
-                join(f.candidates.iter().map(BankTxId::as_str)),
-                f.difference.map(|x| x.to_string()),
-                f.detail.as_deref(),
-            )
-        });
-        let transactions = d.transactions.iter().map(|f| -> Row<'_> {
-            let ids = if f.candidates.is_empty() {
-                &f.suggested
-            } else {
-                &f.candidates
-            };
-            (
-                "transaction",
-                f.transaction.as_str(),
-                f.reason.as_str(),
-                join(ids.iter().map(PaymentId::as_str)),
-                f.difference.map(|x| x.to_string()),
-                f.detail.as_deref(),
-            )
-        });
-        let payouts = d.payouts.iter().map(|f| -> Row<'_> {
-            (
-                "offramp",
-                f.offramp.as_str(),
-                f.reason.as_str(),
-                String::new(),
-                None,
-                None,
-            )
-        });
-        let mut rows: Vec<Row<'_>> = payments.chain(transactions).chain(payouts).collect();
-        // The last word per item wins; a plain INSERT then needs no statement journal,
-        // which INSERT OR REPLACE keeps for every row.
-        let mut seen = rustc_hash::FxHashSet::default();
-        seen.reserve(rows.len());
-        rows.reverse();
-        rows.retain(|r| seen.insert((r.0, r.1)));
-        let tx = self.conn.transaction()?;
-        {
-            let mut st = tx.prepare_cached(
-                "INSERT INTO findings (run_id, kind, item_id, reason, candidates, difference, detail)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?;
-            for (kind, item, reason, candidates, difference, detail) in rows.iter().rev() {
-                st.execute(params![
-                    run, kind, item, reason, candidates, difference, detail
-                ])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
-    pub fn enqueue_report(
-        &mut self,
-        run: RunId,
-        dir: &Path,
-        state: &str,
-        subject: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO reports (run_id, dir, state, subject, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (run_id) DO UPDATE SET dir = excluded.dir, state = excluded.state,
-                subject = excluded.subject",
-            params![run, dir.to_string_lossy(), state, subject, ts(now)],
-        )?;
-        Ok(())
-    }
-
-    /// Reports written but not yet delivered, oldest first.
-    pub fn pending_reports(&self) -> Result<Vec<OutboxRow>, StoreError> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT run_id, dir, attempts FROM reports WHERE state = 'pending' ORDER BY run_id",
-        )?;
-        let rows = st.query_map([], |r| {
-            Ok(OutboxRow {
-                run_id: r.get(0)?,
-                dir: PathBuf::from(r.get::<_, String>(1)?),
-                attempts: r.get(2)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Marks a report delivered; only a pending one (never "sent" twice).
-    pub fn mark_report_sent(&mut self, run: RunId, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let n = self.conn.execute(
-            "UPDATE reports SET state = 'sent', sent_at = ?2, attempts = attempts + 1, last_error = NULL
-             WHERE run_id = ?1 AND state = 'pending'",
-            params![run, ts(now)],
-        )?;
-        Ok(n == 1)
-    }
-
-    pub fn mark_report_failed(&mut self, run: RunId, error: &str) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE reports SET attempts = attempts + 1, last_error = ?2 WHERE run_id = ?1",
-            params![run, error],
-        )?;
-        Ok(())
-    }
-
-    pub fn report_state(&self, run: RunId) -> Result<Option<(String, i64)>, StoreError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT state, attempts FROM reports WHERE run_id = ?1",
-                [run],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?)
-    }
-
     /// Read-only access for tests and ad-hoc checks.
     pub fn connection(&self) -> &Connection {
         &self.conn
@@ -515,10 +375,6 @@ fn read_rows(
         each(r)?;
     }
     Ok(())
-}
-
-fn join<'a>(it: impl Iterator<Item = &'a str>) -> String {
-    it.collect::<Vec<_>>().join(" ")
 }
 
 fn corrupt(table: &'static str, id: &str, why: impl ToString) -> StoreError {
@@ -560,7 +416,7 @@ fn opt_text<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> Result<Option<&'r str>, S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Currency, Money, Payment, PaymentStatus};
+    use crate::domain::{Currency, Money, Payment, PaymentId, PaymentStatus};
 
     pub(super) fn eur(v: &str) -> Money {
         Money::from_units(
@@ -747,80 +603,5 @@ mod tests {
             .query_row("SELECT count(*) FROM payments", [], |r| r.get(0))
             .unwrap();
         assert_eq!(rows, 4_000);
-    }
-
-    #[test]
-    fn a_report_is_marked_sent_only_once() {
-        let (_d, mut s) = open();
-        let now = Utc::now();
-        let run = s.begin_run(now, false, "full").unwrap();
-        s.enqueue_report(run, Path::new("/tmp/r"), "pending", None, now)
-            .unwrap();
-        assert_eq!(s.pending_reports().unwrap().len(), 1);
-        assert!(s.mark_report_sent(run, now).unwrap());
-        assert!(!s.mark_report_sent(run, now).unwrap());
-        assert!(s.pending_reports().unwrap().is_empty());
-    }
-
-    #[test]
-    fn a_finding_named_twice_in_a_run_is_stored_once_as_its_last_word() {
-        use crate::matching::{PaymentFinding, PayoutFinding, Reason, TransactionFinding};
-        let (_d, mut s) = open();
-        let run = s.begin_run(Utc::now(), false, "full").unwrap();
-        let pay = |id: &str, reason, detail: Option<&str>| PaymentFinding {
-            payment: PaymentId::parse(id).unwrap(),
-            reason,
-            candidates: vec![
-                BankTxId::parse("T1").unwrap(),
-                BankTxId::parse("T2").unwrap(),
-            ],
-            difference: None,
-            days_pending: 1,
-            detail: detail.map(str::to_owned),
-        };
-        let d = Decisions {
-            payments: vec![
-                pay("P1", Reason::Ambiguous, None),
-                pay("P2", Reason::AmountMismatch, None),
-                pay("P1", Reason::ReconcileFailed, Some("E_LOCKED")),
-            ],
-            transactions: vec![TransactionFinding {
-                // The same id as a payment: a different kind, so a different item.
-                transaction: BankTxId::parse("P1").unwrap(),
-                reason: Reason::NoConcept,
-                candidates: Vec::new(),
-                suggested: vec![PaymentId::parse("P2").unwrap()],
-                difference: Some(Decimal::new(-150, 2)),
-                detail: None,
-            }],
-            payouts: vec![PayoutFinding {
-                offramp: crate::domain::OfframpId::parse("O1").unwrap(),
-                reason: Reason::PayoutNotSeen,
-                days_since_finished: 4,
-            }],
-            ..Decisions::default()
-        };
-        s.insert_findings(run, &d).unwrap();
-        let rows: Vec<String> = s
-            .conn
-            .prepare(
-                "SELECT kind || ' ' || item_id || ' ' || reason || ' [' || candidates || '] '
-                        || IFNULL(difference, '-') || ' ' || IFNULL(detail, '-')
-                 FROM findings WHERE run_id = ?1 ORDER BY kind, item_id",
-            )
-            .unwrap()
-            .query_map([run], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(
-            rows,
-            [
-                "offramp O1 payout_not_seen [] - -",
-                "payment P1 reconcile_failed [T1 T2] - E_LOCKED",
-                "payment P2 amount_mismatch [T1 T2] - -",
-                "transaction P1 no_concept [P2] -1.50 -",
-            ]
-        );
     }
 }
