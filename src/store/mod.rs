@@ -3,6 +3,16 @@
 //!
 //! The `matches` table is the exactly-once ledger: its partial UNIQUE indexes make SQLite,
 //! not only code, refuse a second tie of a payment or a bank transaction.
+//!
+//! This file opens and migrates the database and holds what the other files share:
+//! transactions and checkpoints, [`SharedStore`] for async callers, and the row
+//! helpers. Each group of tables has a file of its own, with its `impl Store` block and
+//! its tests:
+//!
+//! - `runs.rs`: runs, the lists each run read, and the watermarks;
+//! - `records.rs`: the provider's records as the sync writes them, and matching's input;
+//! - `ledger.rs`: the exactly-once ledger (`matches`);
+//! - `findings.rs`: findings and the report outbox.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
