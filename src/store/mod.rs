@@ -81,6 +81,9 @@ pub enum StoreError {
         id: String,
         why: String,
     },
+    /// The blocking task that ran a [`SharedStore::call`] panicked or was cancelled.
+    #[error("database task failed: {detail}")]
+    TaskFailed { detail: String },
 }
 
 pub struct Store {
@@ -180,10 +183,8 @@ impl SharedStore {
             f(&mut guard)
         })
         .await
-        .map_err(|e| StoreError::Corrupt {
-            table: "-",
-            id: "-".into(),
-            why: format!("database task failed: {e}"),
+        .map_err(|e| StoreError::TaskFailed {
+            detail: e.to_string(),
         })?
     }
 
