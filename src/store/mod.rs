@@ -84,6 +84,9 @@ pub enum StoreError {
     /// The blocking task that ran a [`SharedStore::call`] panicked or was cancelled.
     #[error("database task failed: {detail}")]
     TaskFailed { detail: String },
+    /// [`Store::count`] was asked for a name that is not one of the store's tables.
+    #[error("database: cannot count {name:?}: not one of the store's tables")]
+    UnknownTable { name: String },
 }
 
 pub struct Store {
@@ -361,7 +364,9 @@ impl Store {
         let t = TABLES
             .iter()
             .find(|t| **t == table)
-            .ok_or_else(|| corrupt("sqlite_master", table, "unknown table"))?;
+            .ok_or_else(|| StoreError::UnknownTable {
+                name: table.to_owned(),
+            })?;
         let n: i64 = self
             .conn
             .query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| r.get(0))?;
