@@ -103,7 +103,7 @@ impl Store {
     pub fn insert_intent(&mut self, m: &NewMatch<'_>) -> Result<i64, StoreError> {
         self.insert_intents(std::slice::from_ref(m))?
             .pop()
-            .unwrap_or_else(|| Err(corrupt("matches", "-", "no row inserted")))
+            .unwrap_or(Err(StoreError::NoRowInserted))
     }
 
     /// Commits a batch of intents in one transaction, durably (`synchronous = FULL`: the

@@ -87,6 +87,9 @@ pub enum StoreError {
     /// [`Store::count`] was asked for a name that is not one of the store's tables.
     #[error("database: cannot count {name:?}: not one of the store's tables")]
     UnknownTable { name: String },
+    /// [`Store::insert_intent`] got no outcome back for the one intent it asked for.
+    #[error("database: no matches row was inserted for the intent")]
+    NoRowInserted,
 }
 
 pub struct Store {
