@@ -20,9 +20,12 @@ use crate::api::{ApiError, Client, ReconcileAnswer, Record};
 use crate::domain::{BankTransaction, BankTxId, Iban, Payment, PaymentId, PaymentStatus};
 use crate::matching::fate::{self, Answer, Check, Fate, Read};
 use crate::report::Reconciled;
-use crate::store::{MatchRow, MatchState, NewMatch, RunId, Settlement, SharedStore, StoreError};
+use crate::store::{MatchState, NewMatch, RunId, Settlement, SharedStore, StoreError};
+
+mod recover;
 
 pub use crate::matching::fate::NotReconciled;
+pub use recover::recover;
 
 /// What the reconcile step did.
 #[derive(Debug, Default)]
@@ -868,109 +871,6 @@ where
         .into_iter()
         .map(|s| s.unwrap_or_else(|| Err("the task reported nothing".to_owned())))
         .collect()
-}
-
-/// Settles, before the sync, intents left without an outcome by a run that died
-/// mid-call, and answers lost by an earlier run: both sides are re-read (side by side,
-/// `concurrency` at a time) and the fate decided from what they show. It never calls: a
-/// pair found not applied is released, and this run's matching decides it again with
-/// everything else, so no pair is called twice in one run.
-pub async fn recover(
-    client: &Arc<Client>,
-    db: &SharedStore,
-    run: RunId,
-    concurrency: usize,
-) -> Result<Outcome, StoreError> {
-    let mut out = Outcome::default();
-    let open: Vec<(MatchRow, Option<DateTime<Utc>>)> = db
-        .call(|s| {
-            let rows = s.unsettled()?;
-            let ids: Vec<&BankTxId> = rows.iter().map(|m| &m.transaction_id).collect();
-            let stored = s.transactions_by_ids(&ids)?;
-            let booked: std::collections::HashMap<_, _> =
-                stored.into_iter().map(|t| (t.id, t.booked_at)).collect();
-            Ok(rows
-                .into_iter()
-                .map(|m| {
-                    let at = booked.get(&m.transaction_id).copied();
-                    (m, at)
-                })
-                .collect())
-        })
-        .await?;
-    if open.is_empty() {
-        return Ok(out);
-    }
-    let sem = Arc::new(Semaphore::new(concurrency.max(1)));
-    let c = client.clone();
-    let reads = bounded(open, &sem, move |(m, booked_at)| {
-        let c = c.clone();
-        async move {
-            tracing::warn!(payment = %m.payment_id, transaction = %m.transaction_id, match_id = m.id,
-                "found a reconcile intent without an outcome; re-reading both sides");
-            let p = match c.payment(&m.payment_id).await {
-                Ok(Some(r)) => Read::Found(r),
-                Ok(None) => Read::Gone,
-                Err(e) => Read::Failed(e.to_string()),
-            };
-            let t = match booked_at {
-                None => Read::Failed("the credit is not stored".into()),
-                Some(at) => match c.transaction(&m.iban, &m.transaction_id, at).await {
-                    Ok(Some(r)) => Read::Found(r),
-                    Ok(None) => Read::Gone,
-                    Err(e) => Read::Failed(e.to_string()),
-                },
-            };
-            (m, p, t)
-        }
-    })
-    .await;
-    let now = Utc::now();
-    for read in reads {
-        let Ok((m, rp, rt)) = read else { continue };
-        let fate = fate::settle(
-            &Answer::NoAnswer,
-            (&m.payment_id, &m.transaction_id),
-            &value(&rp),
-            &value(&rt),
-        );
-        store_settled_reads(db, run, &m.payment_id, &fate, (&rp, &rt)).await?;
-        let status = match &rp {
-            Read::Found(r) => Some(r.value.status.clone()),
-            _ => None,
-        };
-        tracing::info!(payment = %m.payment_id, transaction = %m.transaction_id, fate = ?fate, "earlier intent settled");
-        write_fate(db, run, m.id, &fate, status, now).await?;
-        match fate {
-            Fate::Reconciled { .. } => {
-                out.recovered += 1;
-                out.reconciled.push(Reconciled {
-                    payment_id: m.payment_id.clone(),
-                    transaction_id: m.transaction_id.clone(),
-                    amount: m.amount.clone(),
-                    concept: m.concept.clone(),
-                    reconciled_at: now,
-                });
-            }
-            // Still in doubt: the payment competes in this run's matching and is
-            // reported with why it waits.
-            Fate::Unknown { why } => {
-                tracing::error!(payment = %m.payment_id, %why, "cannot settle; the intent stays open");
-                out.not_reconciled.push(NotReconciled::both(
-                    m.payment_id,
-                    m.transaction_id,
-                    format!("outcome unknown: {why}"),
-                ));
-            }
-            Fate::Vanished => {
-                out.recovered += 1;
-                out.vanished.push(m.payment_id);
-            }
-            // Released: this run's matching decides both sides.
-            _ => out.recovered += 1,
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
