@@ -1,0 +1,768 @@
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Semaphore;
+
+use super::{
+    NotReconciled, Outcome, batch_size, bounded, found, store_reads, store_settled_reads, value,
+    write_fate,
+};
+use crate::api::{ApiError, Client, ReconcileAnswer, Record};
+use crate::domain::{BankTransaction, BankTxId, Iban, Payment, PaymentId, PaymentStatus};
+use crate::matching::fate::{self, Answer, Check, Fate, Read};
+use crate::report::Reconciled;
+use crate::store::{NewMatch, RunId, SharedStore, StoreError};
+
+/// A call the provider did not process (429) is sent at most this many times in all.
+const MAX_SENDS: u32 = 3;
+
+fn new_match<'a>(
+    run: RunId,
+    p: &'a Payment,
+    t: &'a BankTransaction,
+    now: DateTime<Utc>,
+) -> NewMatch<'a> {
+    NewMatch {
+        run_id: run,
+        payment: &p.id,
+        transaction: &t.id,
+        iban: &t.iban,
+        amount: &p.amount,
+        concept: p.concept.as_ref(),
+        now,
+    }
+}
+
+/// Calls for each confident pair. `pairs` carry the records as matched; `concurrency`
+/// bounds the requests in flight (the client's rate limit applies on top).
+///
+/// Pairs go in batches through three stages at a time: while one batch's calls are
+/// made, the next batch's records are re-read and its intents committed, and the
+/// previous batch's outcomes are recorded. Every request of every stage holds a permit
+/// of one semaphore, so `concurrency` bounds them together, and a batch's intents are
+/// always committed before any of its calls. Each pair is called once (a call the
+/// provider did not process is sent again, at most three times in all).
+pub async fn execute(
+    client: &Arc<Client>,
+    db: &SharedStore,
+    run: RunId,
+    pairs: Vec<(Payment, BankTransaction)>,
+    dry_run: bool,
+    concurrency: usize,
+) -> Result<Outcome, StoreError> {
+    let mut out = Outcome::default();
+    if dry_run {
+        let now = Utc::now();
+        let rows = pairs.clone();
+        db.call(move |s| {
+            let ms: Vec<_> = rows
+                .iter()
+                .map(|(p, t)| new_match(run, p, t, now))
+                .collect();
+            s.insert_dry_runs(&ms)
+        })
+        .await?;
+        out.dry_run = pairs.into_iter().map(|(p, t)| (p.id, t.id)).collect();
+        return Ok(out);
+    }
+    let sem = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut stop: Option<String> = None;
+    // Confirmed ties whose payment status and transaction tie are written at the end.
+    let mut ties = Vec::new();
+    let mut spent = Spent::default();
+    let batch = batch_size(pairs.len());
+    let mut rest = pairs.into_iter();
+    let mut prepared: Option<Prepared> = None;
+    let mut answered: Option<Answered> = None;
+    loop {
+        let chunk: Vec<_> = rest.by_ref().take(batch).collect();
+        if chunk.is_empty() && prepared.is_none() && answered.is_none() {
+            break;
+        }
+        let stage1 = async {
+            if chunk.is_empty() {
+                return Ok(None);
+            }
+            if let Some(why) = &stop {
+                let not = chunk
+                    .into_iter()
+                    .map(|(p, t)| NotReconciled::both(p.id, t.id, why.clone()))
+                    .collect();
+                return Ok(Some(Prepared {
+                    calls: Vec::new(),
+                    not,
+                    vanished: Vec::new(),
+                    stop: None,
+                    spent: Spent::default(),
+                }));
+            }
+            prepare(client, db, run, chunk, &sem).await.map(Some)
+        };
+        let stage2 = async {
+            match prepared.take() {
+                Some(p) => Some(call(client, p.calls, &sem, stop.clone()).await),
+                None => None,
+            }
+        };
+        let stage3 = async {
+            match answered.take() {
+                Some(a) => record(client, db, run, a, &sem).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let (next, called, recorded) = tokio::join!(stage1, stage2, stage3);
+        if let Some(r) = recorded? {
+            out.reconciled.extend(r.reconciled);
+            out.not_reconciled.extend(r.not);
+            out.vanished.extend(r.vanished);
+            out.calls += r.calls;
+            ties.extend(r.confirmed);
+            spent.add(&r.spent);
+            stop = stop.or(r.stop);
+        }
+        if let Some(c) = called {
+            if c.answers.is_ok() {
+                out.calls += c.calls.len() as u64;
+            }
+            spent.add(&c.spent);
+            stop = stop.or(c.stop.clone());
+            answered = Some(c);
+        }
+        if let Some(mut p) = next? {
+            out.not_reconciled.append(&mut p.not);
+            out.vanished.append(&mut p.vanished);
+            spent.add(&p.spent);
+            stop = stop.or(p.stop.take());
+            prepared = Some(p);
+        }
+    }
+    let lap = Instant::now();
+    if !ties.is_empty() {
+        db.call(move |s| s.record_ties(&ties)).await?;
+    }
+    spent.ties = lap.elapsed();
+    tracing::debug!(
+        rereads_ms = spent.rereads.as_millis() as u64,
+        intents_ms = spent.intents.as_millis() as u64,
+        calls_ms = spent.calls.as_millis() as u64,
+        settles_ms = spent.settles.as_millis() as u64,
+        ties_ms = spent.ties.as_millis() as u64,
+        "reconcile stages done (the stages overlap)"
+    );
+    Ok(out)
+}
+
+/// A pair being called: its intent's id and both records as matched.
+type Call = (i64, Payment, BankTransaction);
+
+/// A batch whose intents are committed, waiting for its calls.
+struct Prepared {
+    calls: Vec<Call>,
+    /// Pairs of the batch that will not be called, and why.
+    not: Vec<NotReconciled>,
+    vanished: Vec<PaymentId>,
+    /// Set when no further call may be made (authentication rejected, deadline).
+    stop: Option<String>,
+    spent: Spent,
+}
+
+/// Fresh reads of both sides of each pair, side by side, each holding a permit. Credits
+/// booked at the same instant on the same account are re-read by one request.
+async fn reread_pairs(
+    client: &Arc<Client>,
+    sem: &Arc<Semaphore>,
+    pairs: Vec<(PaymentId, Iban, BankTxId, DateTime<Utc>)>,
+) -> Vec<(Read<Record<Payment>>, Read<Record<BankTransaction>>)> {
+    let c = client.clone();
+    let ids: Vec<PaymentId> = pairs.iter().map(|(p, ..)| p.clone()).collect();
+    let payments = bounded(ids, sem, move |pid| {
+        let c = c.clone();
+        async move {
+            match c.payment(&pid).await {
+                Ok(Some(r)) => Read::Found(r),
+                Ok(None) => Read::Gone,
+                Err(e) => Read::Failed(e.to_string()),
+            }
+        }
+    });
+    let mut instants: Vec<(Iban, DateTime<Utc>)> =
+        pairs.iter().map(|(_, i, _, at)| (i.clone(), *at)).collect();
+    instants.sort();
+    instants.dedup();
+    let c = client.clone();
+    let credits = bounded(instants.clone(), sem, move |(iban, at)| {
+        let c = c.clone();
+        async move { c.transactions_at(&iban, at).await }
+    });
+    let (payments, credits) = tokio::join!(payments, credits);
+    let by_instant: std::collections::HashMap<_, _> = instants.into_iter().zip(credits).collect();
+    pairs
+        .iter()
+        .zip(payments)
+        .map(|((_, iban, tid, at), p)| {
+            let p = p.unwrap_or_else(|e| Read::Failed(format!("task failed: {e}")));
+            let t = match by_instant.get(&(iban.clone(), *at)) {
+                Some(Ok(Ok((found, bad)))) => {
+                    if let Some(b) = bad.iter().find(|b| b.id.as_deref() == Some(tid.as_str())) {
+                        Read::Failed(b.to_string())
+                    } else {
+                        found
+                            .iter()
+                            .find(|r| r.value.id == *tid)
+                            .map_or(Read::Gone, |r| Read::Found(r.clone()))
+                    }
+                }
+                Some(Ok(Err(e))) => Read::Failed(e.to_string()),
+                Some(Err(e)) => Read::Failed(format!("task failed: {e}")),
+                None => Read::Failed("not read".into()),
+            };
+            (p, t)
+        })
+        .collect()
+}
+
+/// Whether an error of a re-read means no further call may be made.
+fn stops(e: &str) -> bool {
+    e.contains("run deadline exceeded") || e.contains("authentication rejected")
+}
+
+/// Stage 1 of a batch: re-read both sides of each pair right before its call (rules
+/// §3.6), store what the provider says, and commit durably the intents of the pairs
+/// still confident.
+async fn prepare(
+    client: &Arc<Client>,
+    db: &SharedStore,
+    run: RunId,
+    chunk: Vec<(Payment, BankTransaction)>,
+    sem: &Arc<Semaphore>,
+) -> Result<Prepared, StoreError> {
+    let mut spent = Spent::default();
+    let mut stop = None;
+    let mut not = Vec::new();
+    let mut vanished = Vec::new();
+    let lap = Instant::now();
+    let targets = chunk
+        .iter()
+        .map(|(p, t)| (p.id.clone(), t.iban.clone(), t.id.clone(), t.booked_at))
+        .collect();
+    let reads = reread_pairs(client, sem, targets).await;
+    let mut ready = Vec::with_capacity(chunk.len());
+    let (mut payments, mut credits) = (Vec::new(), Vec::new());
+    for ((p, t), (rp, rt)) in chunk.into_iter().zip(reads) {
+        payments.extend(found(&rp));
+        credits.extend(found(&rt));
+        match fate::before_call((&p, &t), &value(&rp), &value(&rt)) {
+            Check::Call => ready.push((p, t)),
+            Check::DontCall {
+                why,
+                payment_open,
+                credit_open,
+                vanished: gone,
+            } => {
+                if stops(&why) {
+                    stop = Some(why.clone());
+                }
+                tracing::info!(payment = %p.id, transaction = %t.id, %why, "not called");
+                if gone {
+                    vanished.push(p.id.clone());
+                }
+                not.push(NotReconciled {
+                    payment: p.id,
+                    transaction: t.id,
+                    payment_detail: payment_open.then(|| why.clone()),
+                    credit_detail: credit_open.then_some(why),
+                });
+            }
+        }
+    }
+    spent.rereads = lap.elapsed();
+    store_reads(db, run, payments, credits, vanished.clone()).await?;
+    let mut calls = Vec::with_capacity(ready.len());
+    if ready.is_empty() {
+        return Ok(Prepared {
+            calls,
+            not,
+            vanished,
+            stop,
+            spent,
+        });
+    }
+
+    // The intents are committed, durably, before any call.
+    let lap = Instant::now();
+    let now = Utc::now();
+    let rows = ready.clone();
+    let ids = db
+        .call(move |s| {
+            let ms: Vec<_> = rows
+                .iter()
+                .map(|(p, t)| new_match(run, p, t, now))
+                .collect();
+            s.insert_intents(&ms)
+        })
+        .await?;
+    for ((p, t), id) in ready.into_iter().zip(ids) {
+        match id {
+            Ok(id) => calls.push((id, p, t)),
+            Err(StoreError::AlreadyTied { .. }) => not.push(NotReconciled::both(
+                p.id,
+                t.id,
+                "already tied by an earlier run".into(),
+            )),
+            Err(e) => return Err(e),
+        }
+    }
+    spent.intents = lap.elapsed();
+    Ok(Prepared {
+        calls,
+        not,
+        vanished,
+        stop,
+        spent,
+    })
+}
+
+/// A call's answer; `Err` when its task failed (panicked or was cancelled).
+type CallAnswer = Result<Result<ReconcileAnswer, ApiError>, String>;
+
+/// A batch after stage 2: its calls and their answers.
+struct Answered {
+    calls: Vec<Call>,
+    /// One answer per call, in order; or, when calls were stopped before this batch,
+    /// why none was made.
+    answers: Result<Vec<CallAnswer>, String>,
+    /// Set when an answer says no further call may be made (authentication rejected,
+    /// deadline).
+    stop: Option<String>,
+    spent: Spent,
+}
+
+/// Stage 2 of a batch: the calls, nothing else. No call is made once calls were stopped
+/// (authentication rejected, deadline).
+async fn call(
+    client: &Arc<Client>,
+    calls: Vec<Call>,
+    sem: &Arc<Semaphore>,
+    stop: Option<String>,
+) -> Answered {
+    if let Some(why) = stop {
+        return Answered {
+            calls,
+            answers: Err(why),
+            stop: None,
+            spent: Spent::default(),
+        };
+    }
+    let lap = Instant::now();
+    let targets: Vec<_> = calls
+        .iter()
+        .map(|(_, p, t)| (p.id.clone(), t.id.clone(), t.iban.clone()))
+        .collect();
+    let c = client.clone();
+    let answers = bounded(targets, sem, move |(p, t, iban)| {
+        let c = c.clone();
+        async move { c.reconcile(&p, &t, &iban).await }
+    })
+    .await;
+    let stop = answers.iter().find_map(|a| match a {
+        Ok(Err(e @ (ApiError::Auth { .. } | ApiError::Deadline { .. }))) => {
+            Some(format!("not called: {e}"))
+        }
+        _ => None,
+    });
+    Answered {
+        calls,
+        answers: Ok(answers),
+        stop,
+        spent: Spent {
+            calls: lap.elapsed(),
+            ..Spent::default()
+        },
+    }
+}
+
+/// What a call's result says, as the decision takes it, and how long to wait before
+/// sending it again when it was not processed.
+fn answer_of(result: Result<ReconcileAnswer, ApiError>) -> (Answer, Duration) {
+    let none = Duration::ZERO;
+    match result {
+        Ok(ReconcileAnswer::Reconciled { payment_status }) => {
+            (Answer::Applied(payment_status), none)
+        }
+        Ok(ReconcileAnswer::Refused { code }) => (Answer::Refused(code), none),
+        Err(ApiError::NotProcessed { detail, wait, .. }) => (Answer::NotProcessed(detail), wait),
+        // The deadline passed before the call was sent (the client starts no request
+        // after it): nothing was applied.
+        Err(e @ ApiError::Deadline { .. }) => (Answer::NotSent(format!("not called: {e}")), none),
+        Err(e) => (Answer::Lost(e.to_string()), none),
+    }
+}
+
+/// What stage 3 recorded for a batch.
+#[derive(Default)]
+struct Recorded {
+    reconciled: Vec<Reconciled>,
+    not: Vec<NotReconciled>,
+    vanished: Vec<PaymentId>,
+    /// Confirmed ties, for [`crate::store::Store::record_ties`] at the end of the phase.
+    confirmed: Vec<(i64, PaymentId, BankTxId, PaymentStatus)>,
+    /// Calls sent again (after a 429).
+    calls: u64,
+    stop: Option<String>,
+    spent: Spent,
+}
+
+/// Stage 3 of a batch: what became of each call. An answer that does not say for sure
+/// is settled from fresh re-reads of both sides, each holding a permit like every other
+/// request; a call not processed is sent again after the wait it asked for, while the
+/// pair is still confident.
+async fn record(
+    client: &Arc<Client>,
+    db: &SharedStore,
+    run: RunId,
+    batch: Answered,
+    sem: &Arc<Semaphore>,
+) -> Result<Recorded, StoreError> {
+    let mut done = Recorded::default();
+    let answers: Vec<(Answer, Duration)> = match batch.answers {
+        Ok(a) => a
+            .into_iter()
+            .map(|a| answer_of(a.unwrap_or_else(|e| Err(task_failed(PATH_LABEL, &e)))))
+            .collect(),
+        Err(why) => batch
+            .calls
+            .iter()
+            .map(|_| (Answer::NotSent(why.clone()), Duration::ZERO))
+            .collect(),
+    };
+    let lap = Instant::now();
+    let now = Utc::now();
+    let mut unsure = Vec::new();
+    for ((match_id, p, t), (answer, wait)) in batch.calls.into_iter().zip(answers) {
+        match &answer {
+            Answer::Applied(status) => {
+                tracing::info!(payment = %p.id, transaction = %t.id, amount = %p.amount, "reconciled");
+                done.reconciled.push(reconciled_row(&p, &t, now));
+                done.confirmed.push((match_id, p.id, t.id, status.clone()));
+            }
+            Answer::NotSent(why) => {
+                let fate = Fate::Skipped { why: why.clone() };
+                write_fate(db, run, match_id, &fate, None, now).await?;
+                done.not.push(NotReconciled::both(p.id, t.id, why.clone()));
+            }
+            _ => unsure.push(((match_id, p, t), answer, wait)),
+        }
+    }
+    if !done.confirmed.is_empty() {
+        let batch = done.confirmed.clone();
+        db.call(move |s| s.mark_reconciled(&batch, "ok", run, now))
+            .await?;
+    }
+    // The unsure ones, side by side: each is re-read, settled, and sent again while the
+    // provider did not process it and the pair is still confident. Their requests hold
+    // permits of `sem`; the tasks themselves do not (a task holding a permit while its
+    // requests wait for one could starve them all).
+    let c = client.clone();
+    let (db2, sem2) = (db.clone(), sem.clone());
+    let unbounded = Arc::new(Semaphore::new(unsure.len().max(1)));
+    let settled = bounded(unsure, &unbounded, move |(pair, answer, wait)| {
+        let (c, db, sem) = (c.clone(), db2.clone(), sem2.clone());
+        async move { settle_unsure(&c, &db, &sem, run, pair, answer, wait).await }
+    })
+    .await;
+    for s in settled {
+        let s = match s {
+            Ok(s) => s?,
+            // A settling task that failed leaves its intent open: the next run settles it.
+            Err(e) => {
+                tracing::error!(error = %e, "a reconcile outcome could not be settled");
+                continue;
+            }
+        };
+        done.calls += s.resent;
+        if let Some(why) = s.stop {
+            done.stop.get_or_insert(why);
+        }
+        match s.fate {
+            Fate::Reconciled { .. } => done.reconciled.push(s.row),
+            Fate::Vanished => {
+                done.vanished.push(s.row.payment_id.clone());
+                done.not.extend(s.not);
+            }
+            _ => done.not.extend(s.not),
+        }
+    }
+    done.spent.settles = lap.elapsed();
+    Ok(done)
+}
+
+/// What became of one unsure call.
+struct SettledCall {
+    fate: Fate,
+    row: Reconciled,
+    not: Option<NotReconciled>,
+    resent: u64,
+    stop: Option<String>,
+}
+
+/// Settles one call whose answer did not say for sure: re-read both sides, decide, and
+/// send it again (up to [`MAX_SENDS`] in all) while the provider did not process it and
+/// the pair is still confident. The intent stays committed throughout: it is the same
+/// call, made again.
+async fn settle_unsure(
+    client: &Arc<Client>,
+    db: &SharedStore,
+    sem: &Arc<Semaphore>,
+    run: RunId,
+    (match_id, p, t): Call,
+    mut answer: Answer,
+    mut wait: Duration,
+) -> Result<SettledCall, StoreError> {
+    let mut sends = 1;
+    let mut resent = 0;
+    let mut stop = None;
+    loop {
+        if let Answer::Lost(e) = &answer {
+            tracing::warn!(payment = %p.id, transaction = %t.id, error = %e, "reconcile answer lost; re-reading both sides");
+        }
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        let target = vec![(p.id.clone(), t.iban.clone(), t.id.clone(), t.booked_at)];
+        let (rp, rt) = reread_pairs(client, sem, target)
+            .await
+            .pop()
+            .unwrap_or_else(|| {
+                (
+                    Read::Failed("no read".into()),
+                    Read::Failed("no read".into()),
+                )
+            });
+        let mut fate = fate::settle(&answer, (&p.id, &t.id), &value(&rp), &value(&rt));
+        // A call sent again must still be confident on what the re-reads show.
+        if fate == Fate::CallAgain {
+            let check = fate::before_call((&p, &t), &value(&rp), &value(&rt));
+            if check != Check::Call || sends >= MAX_SENDS {
+                fate = Fate::NotApplied {
+                    why: match check {
+                        Check::DontCall { why, .. } => why,
+                        Check::Call => format!("not processed after {sends} attempt(s)"),
+                    },
+                };
+            }
+        }
+        store_settled_reads(db, run, &p.id, &fate, (&rp, &rt)).await?;
+        if fate == Fate::CallAgain {
+            sends += 1;
+            resent += 1;
+            let result = {
+                // The semaphore is never closed, so a permit always comes.
+                let _permit = sem.acquire().await;
+                client.reconcile(&p.id, &t.id, &t.iban).await
+            };
+            (answer, wait) = answer_of(result);
+            if let Answer::NotSent(why) = &answer {
+                stop = Some(why.clone());
+            }
+            if let Answer::Applied(_) = answer {
+                // Applied on a later send: settle without re-reading.
+                let fate = fate::settle(&answer, (&p.id, &t.id), &Read::Gone, &Read::Gone);
+                return finish(db, run, match_id, (&p, &t), fate, &rt, resent, stop).await;
+            }
+            if let Answer::NotSent(_) = answer {
+                let fate = fate::settle(&answer, (&p.id, &t.id), &Read::Gone, &Read::Gone);
+                return finish(db, run, match_id, (&p, &t), fate, &rt, resent, stop).await;
+            }
+            continue;
+        }
+        let payment_status = match &rp {
+            Read::Found(r) => Some(r.value.status.clone()),
+            _ => None,
+        };
+        tracing::info!(payment = %p.id, transaction = %t.id, fate = ?fate, "reconcile settled");
+        write_fate(db, run, match_id, &fate, payment_status, Utc::now()).await?;
+        return finish_written((&p, &t), fate, &rt, resent, stop);
+    }
+}
+
+/// Writes a fate decided without re-reads (applied or not sent) and builds its result.
+#[allow(clippy::too_many_arguments)]
+async fn finish(
+    db: &SharedStore,
+    run: RunId,
+    match_id: i64,
+    pair: (&Payment, &BankTransaction),
+    fate: Fate,
+    credit: &Read<Record<BankTransaction>>,
+    resent: u64,
+    stop: Option<String>,
+) -> Result<SettledCall, StoreError> {
+    write_fate(db, run, match_id, &fate, None, Utc::now()).await?;
+    finish_written(pair, fate, credit, resent, stop)
+}
+
+fn finish_written(
+    (p, t): (&Payment, &BankTransaction),
+    fate: Fate,
+    credit: &Read<Record<BankTransaction>>,
+    resent: u64,
+    stop: Option<String>,
+) -> Result<SettledCall, StoreError> {
+    let credit = match &fate {
+        // Applied on a later send: the credit is tied now, whatever the earlier read saw.
+        Fate::Reconciled { .. } => Read::Gone,
+        _ => value(credit),
+    };
+    let (payment_detail, credit_detail) = fate::report_of(&fate, &credit);
+    let not = (payment_detail.is_some() || credit_detail.is_some()).then(|| NotReconciled {
+        payment: p.id.clone(),
+        transaction: t.id.clone(),
+        payment_detail,
+        credit_detail,
+    });
+    Ok(SettledCall {
+        row: reconciled_row(p, t, Utc::now()),
+        fate,
+        not,
+        resent,
+        stop,
+    })
+}
+
+fn reconciled_row(p: &Payment, t: &BankTransaction, at: DateTime<Utc>) -> Reconciled {
+    Reconciled {
+        payment_id: p.id.clone(),
+        transaction_id: t.id.clone(),
+        amount: p.amount.clone(),
+        concept: p.concept.clone(),
+        reconciled_at: at,
+    }
+}
+
+const PATH_LABEL: &str = "reconcile";
+
+/// Where a reconcile phase spent its time (logged at debug level).
+#[derive(Default)]
+struct Spent {
+    rereads: Duration,
+    intents: Duration,
+    calls: Duration,
+    settles: Duration,
+    ties: Duration,
+}
+
+impl Spent {
+    /// Adds a stage's times (the final ties are timed once, by the phase itself).
+    fn add(&mut self, o: &Spent) {
+        self.rereads += o.rereads;
+        self.intents += o.intents;
+        self.calls += o.calls;
+        self.settles += o.settles;
+    }
+}
+
+/// A task that panicked or was cancelled: its outcome is unknown.
+fn task_failed(what: &str, e: &str) -> ApiError {
+    ApiError::OutcomeUnknown {
+        endpoint: what.to_owned(),
+        detail: format!("task failed: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::ClientConfig;
+    use crate::domain::{Concept, Currency, Direction, Iban, Money};
+    use crate::store::Store;
+
+    #[tokio::test]
+    async fn calls_the_run_deadline_kept_from_being_sent_are_skipped_and_stop_the_calls() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("recon.sqlite3")).unwrap();
+        let now = Utc::now();
+        let run = store.begin_run(now, false, "full").unwrap();
+        let amount = Money::from_units(
+            rust_decimal::Decimal::new(15050, 2),
+            Currency::parse("EUR").unwrap(),
+        );
+        let payment = Payment {
+            id: PaymentId::parse("P1").unwrap(),
+            external_id: None,
+            user_id: None,
+            status: PaymentStatus::PendingBank,
+            amount: amount.clone(),
+            payment_type: Some("transfer".into()),
+            concept: Some(Concept::parse("120037").unwrap()),
+            created_at: now,
+            updated_at: None,
+        };
+        let transaction = BankTransaction {
+            id: BankTxId::parse("T1").unwrap(),
+            iban: Iban::parse("ES9121000418450200051332").unwrap(),
+            amount,
+            direction: Direction::Credit,
+            concept_text: "Ref 120037".into(),
+            counterparty_name: None,
+            counterparty_iban: None,
+            booked_at: now,
+            value_date: None,
+            reconciled_payment_id: None,
+        };
+        let ids = store
+            .insert_intents(&[new_match(run, &payment, &transaction, now)])
+            .unwrap();
+        let id = ids.into_iter().next().unwrap().unwrap();
+        let db = SharedStore::new(store);
+        // The deadline has passed before anything starts: the client sends nothing (its
+        // base URL is never reached).
+        let client = Arc::new(
+            Client::new(ClientConfig {
+                base_url: "http://127.0.0.1:9/api".into(),
+                api_key: "k".into(),
+                api_secret: "s".to_owned().into(),
+                timeout: Duration::from_secs(1),
+                max_requests_per_second: 0,
+                max_attempts: 1,
+                backoff_base: Duration::from_millis(1),
+                deadline: Duration::ZERO,
+            })
+            .unwrap(),
+        );
+        let sem = Arc::new(Semaphore::new(1));
+
+        let answered = call(&client, vec![(id, payment, transaction)], &sem, None).await;
+        assert!(
+            answered
+                .stop
+                .as_deref()
+                .is_some_and(|s| s.contains("deadline"))
+        );
+        let recorded = record(&client, &db, run, answered, &sem).await.unwrap();
+
+        assert!(recorded.reconciled.is_empty() && recorded.confirmed.is_empty());
+        assert_eq!(recorded.not.len(), 1);
+        assert!(recorded.not[0].payment_detail.is_some());
+        assert!(
+            recorded.not[0]
+                .payment_detail
+                .as_deref()
+                .is_some_and(|d| d.starts_with("not called:"))
+        );
+        let store = db.into_inner().unwrap();
+        let (state, holds): (String, Option<i64>) = store
+            .connection()
+            .query_row(
+                "SELECT state, holds FROM matches WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((state.as_str(), holds), ("skipped", None));
+        assert!(
+            store.unsettled().unwrap().is_empty(),
+            "nothing for the next run to settle"
+        );
+    }
+}
