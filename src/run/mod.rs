@@ -1,15 +1,13 @@
 //! One run of the job, end to end: lock, settle earlier intents, sync, match, reconcile,
 //! record, report, e-mail, metrics. The scheduler and `--run-now` both call [`run_once`].
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use rust_decimal::Decimal;
 
 use crate::api::{Client, ClientConfig};
 use crate::config::Settings;
@@ -20,6 +18,11 @@ use crate::reconcile;
 use crate::report::{Reconciled, Report, ReportInput, RunInfo, SendPolicy};
 use crate::store::{RunEnd, SharedStore, Store};
 use crate::sync::{self, SyncMode, SyncOptions};
+
+mod summary;
+
+pub use summary::{EmailState, RecordsRead, RunStatus, RunSummary};
+use summary::{metrics_of, summary_json, tally};
 
 /// How to run.
 #[derive(Debug, Clone, Default)]
@@ -32,199 +35,6 @@ pub struct RunOptions {
     pub progress: bool,
     /// Write the e-mail as `report.eml` in the report directory too (the demo does).
     pub write_eml: bool,
-}
-
-/// How a run ended; decides the exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunStatus {
-    /// Every list was read and every decision carried out (whatever was left unmatched).
-    Completed,
-    /// A list could not be read completely: nothing was reconciled.
-    Incomplete,
-    /// The run could not do its work (API unreachable, credentials refused, database).
-    Failed,
-    /// Another run holds the lock: nothing was touched.
-    Locked,
-}
-
-impl RunStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Completed => "completed",
-            Self::Incomplete => "incomplete",
-            Self::Failed => "failed",
-            Self::Locked => "skipped_locked",
-        }
-    }
-    /// The process's exit code for a run that ended so (the codes are `crate::cli`'s).
-    pub fn exit_code(self) -> u8 {
-        use crate::cli::{EXIT_FAILED, EXIT_LOCKED, EXIT_OK};
-        match self {
-            Self::Completed => EXIT_OK,
-            Self::Incomplete | Self::Failed => EXIT_FAILED,
-            Self::Locked => EXIT_LOCKED,
-        }
-    }
-}
-
-/// Records read per list in a run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RecordsRead {
-    pub accounts: u64,
-    pub bad_records: u64,
-    pub payments: u64,
-    /// Off-ramps (the list is `rampoffs`).
-    pub offramps: u64,
-    pub transactions: u64,
-}
-
-impl RecordsRead {
-    fn of(s: &sync::SyncReport) -> Self {
-        Self {
-            accounts: s.accounts,
-            bad_records: s.bad_records,
-            payments: s.payments,
-            offramps: s.offramps,
-            transactions: s.transactions,
-        }
-    }
-
-    /// `(name, count)` per list, by name, as the summary line, `summary_json` and the
-    /// metrics name them.
-    pub fn by_name(&self) -> [(&'static str, u64); 5] {
-        [
-            ("accounts", self.accounts),
-            ("bad_records", self.bad_records),
-            ("payments", self.payments),
-            ("rampoffs", self.offramps),
-            ("transactions", self.transactions),
-        ]
-    }
-}
-
-/// What became of a run's report e-mail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EmailState {
-    /// Delivered.
-    Sent,
-    /// Queued; the next run sends it again.
-    Pending,
-    /// Nothing to report under `send = "when_unmatched"`.
-    NotNeeded,
-    /// No `[email]`, or `send = "never"`.
-    Disabled,
-}
-
-impl EmailState {
-    /// The name in the `reports` table and the summary line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Sent => "sent",
-            Self::Pending => "pending",
-            Self::NotNeeded => "not_needed",
-            Self::Disabled => "disabled",
-        }
-    }
-}
-
-/// What a run did, for the summary line, metrics and tests.
-#[derive(Debug, Clone)]
-pub struct RunSummary {
-    pub run_id: Option<i64>,
-    pub status: RunStatus,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: DateTime<Utc>,
-    pub sync_mode: Option<SyncMode>,
-    pub sync_complete: bool,
-    pub dry_run: bool,
-    /// `None` until the sync has run.
-    pub records_read: Option<RecordsRead>,
-    /// `reconciled`, `dry_run`, `reported`, `not_reconciled`.
-    pub decisions: BTreeMap<String, u64>,
-    pub reasons: BTreeMap<String, u64>,
-    pub reconciled_totals: BTreeMap<String, Decimal>,
-    pub reconcile_calls: u64,
-    pub api_requests: u64,
-    pub api_errors: u64,
-    pub report_dir: Option<PathBuf>,
-    pub email: Option<EmailState>,
-    pub error: Option<String>,
-}
-
-impl RunSummary {
-    fn new(started_at: DateTime<Utc>, dry_run: bool) -> Self {
-        Self {
-            run_id: None,
-            status: RunStatus::Failed,
-            started_at,
-            finished_at: started_at,
-            sync_mode: None,
-            sync_complete: false,
-            dry_run,
-            records_read: None,
-            decisions: BTreeMap::new(),
-            reasons: BTreeMap::new(),
-            reconciled_totals: BTreeMap::new(),
-            reconcile_calls: 0,
-            api_requests: 0,
-            api_errors: 0,
-            report_dir: None,
-            email: None,
-            error: None,
-        }
-    }
-
-    /// One line for the log and the terminal.
-    pub fn line(&self) -> String {
-        let run = self
-            .run_id
-            .map(|r| format!("run {r}"))
-            .unwrap_or_else(|| "run".into());
-        let mut s = format!(
-            "{run} {}{} in {:.1}s: ",
-            self.status.as_str(),
-            if self.dry_run { " (dry run)" } else { "" },
-            (self.finished_at - self.started_at).num_milliseconds() as f64 / 1000.0
-        );
-        let reconciled = self.decisions.get("reconciled").copied().unwrap_or(0);
-        let totals: Vec<String> = self
-            .reconciled_totals
-            .iter()
-            .map(|(c, v)| format!("{} {c}", crate::domain::format_amount(*v)))
-            .collect();
-        s.push_str(&format!("{reconciled} reconciled"));
-        if !totals.is_empty() {
-            s.push_str(&format!(" ({})", totals.join(", ")));
-        }
-        if let Some(n) = self.decisions.get("dry_run") {
-            s.push_str(&format!(", {n} would be reconciled"));
-        }
-        let attention: u64 = self.reasons.values().sum();
-        s.push_str(&format!(", {attention} need attention"));
-        if !self.reasons.is_empty() {
-            let r: Vec<String> = self
-                .reasons
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            s.push_str(&format!(" [{}]", r.join(" ")));
-        }
-        if let Some(records) = &self.records_read {
-            let read: Vec<String> = records
-                .by_name()
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            s.push_str(&format!("; read {}", read.join(" ")));
-        }
-        if let Some(d) = &self.report_dir {
-            s.push_str(&format!("; report {}", d.display()));
-        }
-        if let Some(e) = self.email {
-            s.push_str(&format!("; e-mail {}", e.as_str()));
-        }
-        s
-    }
 }
 
 /// The API client for these settings; the deadline counts from now.
@@ -731,77 +541,6 @@ async fn deliver(
         }
     }
     Ok(())
-}
-
-fn tally(summary: &mut RunSummary, d: &Decisions, reconciled: &[Reconciled], dry: usize) {
-    let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
-    for r in d
-        .payments
-        .iter()
-        .map(|f| f.reason)
-        .chain(d.transactions.iter().map(|f| f.reason))
-        .chain(d.payouts.iter().map(|f| f.reason))
-    {
-        *reasons.entry(r.as_str().to_owned()).or_default() += 1;
-    }
-    let real = reconciled.len().saturating_sub(dry);
-    let mut totals: BTreeMap<String, Decimal> = BTreeMap::new();
-    if dry == 0 {
-        for r in reconciled {
-            *totals
-                .entry(r.amount.currency().as_str().to_owned())
-                .or_default() += r.amount.amount();
-        }
-    }
-    summary.decisions = BTreeMap::from([
-        ("reconciled".to_owned(), real as u64),
-        ("reported".to_owned(), reasons.values().sum()),
-        ("paid_out".to_owned(), d.paid_out.len() as u64),
-    ]);
-    if dry > 0 {
-        summary.decisions.insert("dry_run".to_owned(), dry as u64);
-    }
-    summary.reasons = reasons;
-    summary.reconciled_totals = totals;
-}
-
-/// Records read per list by name; empty before the sync ran.
-fn records_read(s: &RunSummary) -> BTreeMap<String, u64> {
-    s.records_read
-        .iter()
-        .flat_map(|r| r.by_name())
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect()
-}
-
-fn summary_json(s: &RunSummary) -> String {
-    let totals: BTreeMap<&String, String> = s
-        .reconciled_totals
-        .iter()
-        .map(|(c, v)| (c, crate::domain::format_amount(*v)))
-        .collect();
-    serde_json::json!({
-        "decisions": s.decisions,
-        "reasons": s.reasons,
-        "reconciled_totals": totals,
-        "records_read": records_read(s),
-    })
-    .to_string()
-}
-
-fn metrics_of(s: &RunSummary) -> crate::metrics::RunMetrics {
-    crate::metrics::RunMetrics {
-        run_id: s.run_id.unwrap_or(0),
-        started_at: s.started_at,
-        finished_at: s.finished_at,
-        success: s.status == RunStatus::Completed,
-        outcome: s.status.as_str().to_owned(),
-        decisions: s.decisions.clone(),
-        reasons: s.reasons.clone(),
-        reconcile_calls: s.reconcile_calls,
-        api_errors: s.api_errors,
-        records_read: records_read(s),
-    }
 }
 
 /// The process's peak resident set so far (Linux `VmHWM`), for the phase log lines.
