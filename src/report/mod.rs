@@ -145,7 +145,7 @@ pub enum ReportError {
         source: io::Error,
     },
     #[error("could not write CSV")]
-    Csv(#[from] csv::Error),
+    Csv(#[from] ::csv::Error),
 }
 
 /// Facts about the run, shown at the top of the e-mail.
