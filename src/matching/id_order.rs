@@ -1,3 +1,6 @@
+//! Records in id order: the positions of a slice sorted by id, each id once, and each
+//! position's rank in that order.
+
 use super::NONE;
 
 /// Positions of `items` sorted by id, keeping only the first occurrence of each id.

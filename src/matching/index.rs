@@ -1,3 +1,6 @@
+//! The concept index: open payments by concept, and the cutting of a credit's text into
+//! the digit runs that are looked up in it (rules §2).
+
 use rustc_hash::FxHashMap;
 
 /// The maximal runs of ASCII digits of a credit's text that may be a concept's

@@ -7,6 +7,12 @@
 //! (re-read right before the call) are partly outside: the caller says whether the sync
 //! was complete, and the reconcile step re-reads both sides before each call
 //! ([`fate::before_call`]).
+//!
+//! [`decide`] and its steps are in this file; the parts with an interface of their own
+//! are submodules: `index` (open payments by concept), `payouts` (debits against
+//! finished off-ramps), `suggestions` (same-money hints for a credit without a concept),
+//! `id_order` (records in id order) and [`fate`] (what a re-read or a call's answer means
+//! for a pair).
 
 use std::collections::HashSet;
 

@@ -1,3 +1,6 @@
+//! Payouts: which debits pay out which finished off-ramps, and which debits and
+//! off-ramps are left over (rules §4, second table).
+
 use chrono::{DateTime, Duration, Utc};
 use rustc_hash::{FxHashMap, FxHashSet};
 

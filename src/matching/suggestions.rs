@@ -1,3 +1,6 @@
+//! Suggestions for a credit without a concept: the open payments of exactly its money
+//! (rules §4). A hint for a person, never acted on.
+
 use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 

@@ -1,7 +1,6 @@
-use super::*;
+//! §2: reading a concept out of free text.
 
-// ---------------------------------------------------------------------------------------
-// §2: reading a concept out of free text.
+use super::*;
 
 #[test]
 fn a_text_that_is_exactly_the_concept_matches() {

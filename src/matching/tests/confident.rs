@@ -1,7 +1,6 @@
-use super::*;
+//! §3: confident matches.
 
-// ---------------------------------------------------------------------------------------
-// §3: confident matches.
+use super::*;
 
 #[test]
 fn a_unique_exact_pair_is_reconciled() {

@@ -1,7 +1,6 @@
-use super::*;
+//! Whole-answer properties that concern the shape of the output.
 
-// ---------------------------------------------------------------------------------------
-// Whole-answer properties that concern the shape of the output.
+use super::*;
 
 #[test]
 fn every_list_is_sorted_by_id() {

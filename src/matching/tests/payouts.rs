@@ -1,6 +1,6 @@
-use super::*;
+//! §4, second table: debits and off-ramps.
 
-// §4, second table: debits and off-ramps.
+use super::*;
 
 #[test]
 fn a_debit_carrying_a_finished_offramp_id_and_amount_pays_it_out() {

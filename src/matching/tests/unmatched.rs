@@ -1,7 +1,6 @@
-use super::*;
+//! §4: everything else.
 
-// ---------------------------------------------------------------------------------------
-// §4: everything else.
+use super::*;
 
 #[test]
 fn a_credit_with_no_concept_suggests_open_payments_of_the_same_money() {
