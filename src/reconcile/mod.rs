@@ -8,6 +8,10 @@
 //! sides; a call the provider did not process (429) is made again after the wait it
 //! asks for, if the pair is still confident. [`recover`] settles, before the sync,
 //! intents an earlier run left without an outcome; it never calls.
+//!
+//! [`execute`] and its stages are in `pipeline`, [`recover`] in `recover`; this file
+//! holds what both share: the outcome, reading a re-read, storing what it found, writing
+//! a fate to the ledger, and running requests under one concurrency bound.
 
 use std::sync::Arc;
 

@@ -1,3 +1,7 @@
+//! The call pipeline behind [`execute`]: confident pairs go in batches through three
+//! overlapping stages (re-read both sides and commit the intents, call, record), and an
+//! answer that does not say for sure is settled from fresh re-reads.
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

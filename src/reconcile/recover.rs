@@ -1,3 +1,6 @@
+//! Recovery, before the sync: intents an earlier run left without an outcome are
+//! settled from fresh re-reads of both sides. Nothing is called here.
+
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
