@@ -1,5 +1,6 @@
 //! One run of the job, end to end: lock, settle earlier intents, sync, match, reconcile,
 //! record, report, e-mail, metrics. The scheduler and `--run-now` both call [`run_once`].
+//! What a run did, [`RunSummary`] and its parts, is in `summary`.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,3 +1,6 @@
+//! What a run did: how it ended, what it read, what became of its e-mail, and the
+//! summary line, JSON and metrics built from them.
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
