@@ -1,3 +1,7 @@
+//! A report as CSV: the optional BOM, the header and rows of each file, and the formula
+//! guard on every text cell that came from outside. The columns are listed in the
+//! module above.
+
 use std::borrow::Cow;
 use std::io::Write;
 

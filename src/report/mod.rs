@@ -27,6 +27,9 @@
 //! and ids, codes and statuses come from the provider. Numbers this module formats
 //! itself (amounts, differences, day counts) are written as-is so a spreadsheet still
 //! sees a negative difference as a number.
+//!
+//! The report's model, how it is built and written to disk are in this file; the CSV
+//! writing itself, formula guard included, is in `csv`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
