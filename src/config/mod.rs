@@ -785,7 +785,7 @@ path = "/tmp/x.sqlite3"
 
     #[test]
     fn every_key_of_the_example_config_is_known() {
-        let example = include_str!("../config.toml");
+        let example = include_str!("../../config.toml");
         for line in example.lines() {
             let line = line.trim_start_matches('#').trim();
             if let Some((key, _)) = line.split_once(" =") {
@@ -879,7 +879,7 @@ path = "/tmp/x.sqlite3"
 
     #[test]
     fn the_example_config_in_the_repository_is_complete_and_valid() {
-        let text = include_str!("../config.toml");
+        let text = include_str!("../../config.toml");
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("smtp_password"), "pw").unwrap();
         let d = dir.path().to_string_lossy().into_owned();
