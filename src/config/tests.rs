@@ -1,0 +1,210 @@
+//! The configuration loader's tests: each key, each error path, and no secret in any
+//! message.
+
+use super::*;
+use secrecy::ExposeSecret;
+
+const MINIMAL: &str = r#"
+[cryptopocket]
+base_url = "http://127.0.0.1:8080/api/"
+api_key = "k"
+
+[database]
+path = "/tmp/x.sqlite3"
+"#;
+
+fn env_with_secret(k: &str) -> Option<String> {
+    (k == ENV_API_SECRET).then(|| "s3cret".to_owned())
+}
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+fn err(text: &str, wr: bool, env: &dyn Fn(&str) -> Option<String>) -> String {
+    parse(Path::new("c.toml"), text, wr, env)
+        .unwrap_err()
+        .to_string()
+}
+
+/// The error with its whole chain, as `main` prints it.
+fn chain(text: &str) -> String {
+    let e = parse(Path::new("c.toml"), text, false, &env_with_secret).unwrap_err();
+    let mut out = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        out.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    out
+}
+
+#[test]
+fn a_secret_on_a_line_that_fails_to_parse_never_reaches_the_message() {
+    const S: &str = "Zq7-very-SECRET-value";
+    let base = "[cryptopocket]\nbase_url = \"http://127.0.0.1:8080/api\"\napi_key = \"k\"\n";
+    let db = "[database]\npath = \"/tmp/x.sqlite3\"\n";
+    let cases = [
+        // A typo in the key: unknown, so its value is withheld.
+        format!("{base}api_secert = \"{S}\"\n{db}"),
+        // An unterminated string.
+        format!("{base}api_secret = \"{S}\n{db}"),
+        // A list where a string is expected.
+        format!("{base}api_secret = [\"{S}\"]\n{db}"),
+        // A number where a string is expected.
+        format!("{base}api_secret = 7{S}\n{db}"),
+        // A key the [email] section does not take.
+        format!("{base}{db}[email]\nsmtp_host = \"h\"\npassword = \"{S}\"\n"),
+        // A multi-line string that breaks off.
+        format!("{base}api_secret = \"\"\"\n{S}\n{db}"),
+        // Credentials inside the URL.
+        format!("[cryptopocket]\nbase_url = \"ftp://u:{S}@h/api\"\napi_key = \"k\"\n{db}"),
+        format!("[cryptopocket]\nbase_url = \"http://u:{S}@h:99999/api\"\napi_key = \"k\"\n{db}"),
+    ];
+    for text in &cases {
+        let e = chain(text);
+        assert!(!e.contains(S), "the secret leaked:\n{text}\n=> {e}");
+        assert!(e.starts_with("c.toml"), "{e}");
+    }
+}
+
+#[test]
+fn a_line_with_no_secret_is_still_quoted() {
+    let e = err(
+        &format!("{MINIMAL}\n[schedule]\ntimezone = 5\n"),
+        true,
+        &env_with_secret,
+    );
+    assert!(e.contains("timezone = 5"), "{e}");
+}
+
+#[test]
+fn every_key_of_the_example_config_is_known() {
+    let example = include_str!("../../config.toml");
+    for line in example.lines() {
+        let line = line.trim_start_matches('#').trim();
+        if let Some((key, _)) = line.split_once(" =") {
+            let key = key.trim();
+            if key.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                assert!(KNOWN_KEYS.contains(&key), "{key}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_minimal_file_with_the_secret_in_the_environment_loads_with_defaults() {
+    let s = parse(Path::new("c.toml"), MINIMAL, true, &env_with_secret).unwrap();
+    assert_eq!(s.cryptopocket.base_url, "http://127.0.0.1:8080/api");
+    assert_eq!(s.cryptopocket.page_size, 100);
+    assert_eq!(s.cryptopocket.api_secret.expose_secret(), "s3cret");
+    assert!(s.reconcile.enabled);
+    assert_eq!(s.matching, MatchParams::default());
+    assert!(s.email.is_none());
+}
+
+#[test]
+fn the_secret_never_appears_in_debug_output() {
+    let s = parse(Path::new("c.toml"), MINIMAL, true, &env_with_secret).unwrap();
+    assert!(!format!("{s:?}").contains("s3cret"));
+}
+
+#[test]
+fn an_unknown_key_is_named_with_its_line_and_section() {
+    let e = err(
+        &MINIMAL.replace("api_key = \"k\"", "api_key = \"k\"\nbogus = 1"),
+        false,
+        &env_with_secret,
+    );
+    assert!(e.contains("bogus"), "{e}");
+    assert!(e.contains("[cryptopocket]"), "{e}");
+    assert!(e.starts_with("c.toml: line 5"), "{e}");
+}
+
+#[test]
+fn a_missing_required_key_is_named() {
+    let e = err(
+        &MINIMAL.replace("api_key = \"k\"", ""),
+        false,
+        &env_with_secret,
+    );
+    assert!(e.contains("api_key"), "{e}");
+}
+
+#[test]
+fn a_missing_secret_is_named() {
+    let e = err(MINIMAL, false, &no_env);
+    assert!(e.contains("cryptopocket.api_secret"), "{e}");
+    assert!(e.contains(ENV_API_SECRET), "{e}");
+}
+
+#[test]
+fn a_secret_in_a_world_readable_file_is_refused() {
+    let text = MINIMAL.replace("api_key = \"k\"", "api_key = \"k\"\napi_secret = \"x\"");
+    let e = err(&text, true, &no_env);
+    assert!(e.contains("cryptopocket.api_secret"), "{e}");
+    assert!(e.contains("everyone can read"), "{e}");
+    let ok = parse(Path::new("c.toml"), &text, false, &no_env).unwrap();
+    assert_eq!(ok.cryptopocket.api_secret.expose_secret(), "x");
+}
+
+#[test]
+fn a_page_size_out_of_range_is_named() {
+    let e = err(
+        &MINIMAL.replace("api_key = \"k\"", "api_key = \"k\"\npage_size = 500"),
+        false,
+        &env_with_secret,
+    );
+    assert!(e.contains("cryptopocket.page_size"), "{e}");
+}
+
+#[test]
+fn a_secret_file_path_may_use_the_credentials_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("api_secret"), "from-file\n").unwrap();
+    let d = dir.path().to_string_lossy().into_owned();
+    let env = move |k: &str| (k == "CREDENTIALS_DIRECTORY").then(|| d.clone());
+    let text = MINIMAL.replace(
+        "api_key = \"k\"",
+        "api_key = \"k\"\napi_secret_file = \"${CREDENTIALS_DIRECTORY}/api_secret\"",
+    );
+    let s = parse(Path::new("c.toml"), &text, true, &env).unwrap();
+    assert_eq!(s.cryptopocket.api_secret.expose_secret(), "from-file");
+}
+
+#[test]
+fn the_example_config_in_the_repository_is_complete_and_valid() {
+    let text = include_str!("../../config.toml");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("smtp_password"), "pw").unwrap();
+    let d = dir.path().to_string_lossy().into_owned();
+    let env = move |k: &str| match k {
+        ENV_API_SECRET => Some("s".to_owned()),
+        "CREDENTIALS_DIRECTORY" => Some(d.clone()),
+        _ => None,
+    };
+    let s = parse(Path::new("config.toml"), text, true, &env).unwrap();
+    assert_eq!(s.schedule.timezone, chrono_tz::Europe::Madrid);
+    assert!(s.email.is_some());
+}
+
+#[test]
+fn the_default_schedule_is_every_fifteen_minutes_in_utc() {
+    let d = Schedule::default();
+    assert_eq!(d.timezone, chrono_tz::UTC);
+    assert_eq!(
+        format!("{:?}", d.cron),
+        format!(
+            "{:?}",
+            crate::schedule::CronSchedule::parse("0 */15 * * * *").unwrap()
+        )
+    );
+}
+
+#[test]
+fn a_bad_time_zone_is_named() {
+    let e = err(
+        &format!("{MINIMAL}\n[schedule]\ntimezone = \"Mars/Olympus\"\n"),
+        false,
+        &env_with_secret,
+    );
+    assert!(e.contains("schedule.timezone"), "{e}");
+}
