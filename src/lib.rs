@@ -19,7 +19,6 @@ pub mod email;
 pub mod lock;
 pub mod matching;
 pub mod metrics;
-pub mod paging;
 pub mod reconcile;
 pub mod report;
 pub mod run;

@@ -15,11 +15,11 @@ use tokio::task::JoinSet;
 
 use rustc_hash::FxHashSet;
 
+use crate::api::paging::Keyset;
 use crate::api::{ApiError, BadRecord, Client, ListQuery, Page, Record};
 use crate::domain::{
     BankAccount, BankTransaction, Iban, Offramp, Payment, PaymentId, PaymentStatus,
 };
-use crate::paging::Keyset;
 use crate::store::{ListRead, RunId, Store, StoreError};
 
 /// Full: every list from the beginning. Incremental: from each list's watermark less the
@@ -513,7 +513,7 @@ impl Reader {
     }
 
     /// Reads a list so that a read marked complete holds every item that was in it for
-    /// the whole read ([`crate::paging`] says why): the list is cut into time slices
+    /// the whole read ([`crate::api::paging`] says why): the list is cut into time slices
     /// read side by side, each by a moving cursor. A read that took more than one request
     /// is then checked: the provider's `total` of `[from, sync start)` is asked once
     /// more, and if it exceeds what was received (items were inserted behind a cursor)
@@ -671,7 +671,7 @@ impl Reader {
         let n = usize::try_from(pages_left)
             .unwrap_or(usize::MAX)
             .min(self.read_ahead);
-        let cuts = crate::paging::slices(
+        let cuts = crate::api::paging::slices(
             after.cursor,
             after.cursor.unwrap_or(self.started),
             self.started,
@@ -726,7 +726,7 @@ impl Reader {
         name: &str,
         k: &mut Keyset,
         q: &ListQuery,
-        r: crate::paging::Request,
+        r: crate::api::paging::Request,
         fetch: &Fetch<T>,
         stamp: fn(&T) -> DateTime<Utc>,
         wrap: &Wrap<T>,

@@ -8,6 +8,8 @@
 //! are: a write whose answer was lost comes back as [`ApiError::OutcomeUnknown`] and the
 //! caller re-reads the payment before deciding anything (§13.7).
 
+pub mod paging;
+
 use rustc_hash::FxHashSet;
 use std::borrow::Cow;
 use std::sync::Mutex;
