@@ -10,6 +10,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+pub use crate::text::format_amount;
+
 /// Why a value could not become a domain type. Names the kind of value and shows it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DomainError {
@@ -289,36 +291,6 @@ impl Money {
     }
 }
 
-/// Two decimals and a dot, more if the value needs them; never exponent notation.
-pub fn format_amount(d: Decimal) -> String {
-    // As `d.normalize()`, rescaled to at least two decimals, would print, written from the
-    // digits directly (the sync writer formats an amount for every stored row).
-    let (mut mantissa, mut scale) = (d.mantissa(), d.scale());
-    while scale > 2 && mantissa % 10 == 0 {
-        mantissa /= 10;
-        scale -= 1;
-    }
-    // A mantissa has at most 96 bits: times 100 it still fits an i128.
-    while scale < 2 {
-        mantissa *= 10;
-        scale += 1;
-    }
-    let mut digits = mantissa.unsigned_abs().to_string();
-    let scale = scale as usize;
-    if digits.len() <= scale {
-        digits.insert_str(0, &"0".repeat(scale + 1 - digits.len()));
-    }
-    let mut s = String::with_capacity(digits.len() + 2);
-    if mantissa < 0 {
-        s.push('-');
-    }
-    let point = digits.len() - scale;
-    s.push_str(&digits[..point]);
-    s.push('.');
-    s.push_str(&digits[point..]);
-    s
-}
-
 impl fmt::Display for Money {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.amount_str(), self.currency)
@@ -520,58 +492,6 @@ mod tests {
         let a = Money::from_units(Decimal::ONE, eur());
         let b = Money::from_units(Decimal::ONE, Currency::parse("USD").unwrap());
         assert!(!a.same_as(&b));
-    }
-
-    #[test]
-    fn large_amounts_keep_every_digit() {
-        let v = Decimal::from_str("12345678901234567.89").unwrap();
-        assert_eq!(format_amount(v), "12345678901234567.89");
-    }
-
-    #[test]
-    fn amounts_print_with_at_least_two_decimals_and_no_trailing_zeros_beyond() {
-        for (v, text) in [
-            ("0", "0.00"),
-            ("-0.000", "0.00"),
-            ("0.5", "0.50"),
-            ("-0.05", "-0.05"),
-            ("150.500", "150.50"),
-            ("150.505", "150.505"),
-            (
-                "0.0000000000000000000000000001",
-                "0.0000000000000000000000000001",
-            ),
-            (
-                "79228162514264337593543950335",
-                "79228162514264337593543950335.00",
-            ),
-            (
-                "-79228162514264337593543950335",
-                "-79228162514264337593543950335.00",
-            ),
-        ] {
-            assert_eq!(format_amount(Decimal::from_str(v).unwrap()), text, "{v}");
-        }
-    }
-
-    proptest::proptest! {
-        /// The digits are written directly; `rust_decimal`'s own printing of the
-        /// normalised value, padded to two decimals, is the reference. (Not its
-        /// `rescale(2)`: above 2^96 / 100 that cannot add both zeros, and drops one.)
-        #[test]
-        fn amounts_print_as_the_normalised_decimal_does(
-            mantissa in -(1i128 << 96) + 1..(1i128 << 96),
-            scale in 0u32..=28,
-        ) {
-            let d = Decimal::from_i128_with_scale(mantissa, scale);
-            let mut reference = d.normalize().to_string();
-            match reference.find('.').map(|p| reference.len() - p - 1) {
-                None => reference.push_str(".00"),
-                Some(1) => reference.push('0'),
-                Some(_) => {}
-            }
-            proptest::prop_assert_eq!(format_amount(d), reference);
-        }
     }
 
     #[test]

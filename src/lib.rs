@@ -3,6 +3,7 @@
 //!
 //! Layout:
 //! - `domain`   — ids, money, records; parsed once at the edge.
+//! - `text`     — times, dates and amounts written as text, one format for every reader.
 //! - `matching` — the pure core: decisions and reasons (no I/O, no clock).
 //! - `api`      — the CryptoPocket client; owns every wire detail.
 //! - `sandbox`  — a local simulator of the CryptoPocket API (tests, demo, benchmarks).
@@ -27,3 +28,4 @@ pub mod schedule;
 pub mod store;
 pub mod sync;
 pub mod telemetry;
+pub mod text;
