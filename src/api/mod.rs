@@ -27,6 +27,7 @@ use crate::domain::{
     BankAccount, BankTransaction, BankTxId, Concept, Currency, Direction, Iban, Money, Offramp,
     OfframpId, OfframpStatus, Payment, PaymentId, PaymentStatus,
 };
+pub use crate::record::{BadRecord, Record};
 pub use crate::text::{date_from_text, wire_date, wire_time};
 
 // ---- wire constants: the one place paths and names live ----------------------------
@@ -184,35 +185,6 @@ pub struct ApiStats {
     pub requests: AtomicU64,
     pub retries: AtomicU64,
     pub errors: AtomicU64,
-}
-
-/// A record as read, with its raw JSON kept for the audit trail.
-#[derive(Debug, Clone)]
-pub struct Record<T> {
-    pub value: T,
-    pub raw: String,
-}
-
-/// An item the client could not turn into a domain record. Never dropped silently: the
-/// caller stores it and marks the list incomplete.
-#[derive(Debug, Clone)]
-pub struct BadRecord {
-    pub endpoint: String,
-    pub id: Option<String>,
-    pub raw: String,
-    pub error: String,
-}
-
-impl std::fmt::Display for BadRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}: record {}: {}",
-            self.endpoint,
-            self.id.as_deref().unwrap_or("<no id>"),
-            self.error
-        )
-    }
 }
 
 /// One page of a list, items parsed one by one.
