@@ -1,6 +1,7 @@
 //! Unit tests of the client: envelopes, record parsing, exact amounts, list paging and
 //! request URLs.
 
+use super::transport::{Envelope, error_code, is_success, laravel_message, token_from};
 use super::*;
 use serde_json::json;
 
