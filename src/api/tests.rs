@@ -1,9 +1,12 @@
 //! Unit tests of the client: envelopes, record parsing, exact amounts, list paging and
 //! request URLs.
 
-use super::transport::{Envelope, error_code, is_success, laravel_message, token_from};
+use super::transport::{Answer, Envelope, error_code, is_success, laravel_message, token_from};
+use super::wire::{DECIMAL_MAX_COEFFICIENT, flex_decimal, flex_str};
 use super::*;
+use rust_decimal::Decimal;
 use serde_json::json;
+use std::borrow::Cow;
 
 fn raw(v: &Value) -> Box<RawValue> {
     serde_json::value::to_raw_value(v).unwrap()

@@ -11,7 +11,8 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 
-use super::{AUTH_HEADER, ApiError, CODE_AUTH, Client, PATH_AUTH, value_string, value_u64};
+use super::wire::{value_string, value_u64};
+use super::{AUTH_HEADER, ApiError, CODE_AUTH, Client, PATH_AUTH};
 
 /// Assumed token lifetime when `expires_in` is absent (§13.1).
 const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);

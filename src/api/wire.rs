@@ -1,0 +1,546 @@
+//! The provider's records as they come over the wire, read tolerantly (§3, §4): ids
+//! as strings or numbers, amounts as exact decimals in cents or units, times with or
+//! without offset. Each item is read in one pass from its raw JSON; one that cannot be
+//! read becomes a bad record, never an error of the whole list. Also the query and path
+//! of a list request.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use super::transport::{Answer, snippet, snippet_bytes};
+use super::{ApiError, ListQuery, PATH_ACCOUNTS, Page, PageInfo};
+use crate::domain::{
+    BankAccount, BankTransaction, BankTxId, Concept, Currency, Direction, Iban, Money, Offramp,
+    OfframpId, OfframpStatus, Payment, PaymentId, PaymentStatus,
+};
+use crate::record::{BadRecord, Record};
+use crate::text::{date_from_text, wire_time};
+
+pub(super) fn transactions_path(iban: &Iban) -> String {
+    format!(
+        "{PATH_ACCOUNTS}/{}/transactions",
+        encode_path(iban.as_str())
+    )
+}
+
+pub(super) fn list_params(
+    q: &ListQuery,
+    page: u32,
+    per_page: u32,
+    with_status: bool,
+) -> Vec<(&'static str, String)> {
+    let mut v = vec![
+        ("page", page.to_string()),
+        ("per_page", per_page.to_string()),
+    ];
+    if let Some(f) = q.from {
+        v.push(("from", wire_time(f)));
+    }
+    if let Some(t) = q.to {
+        v.push(("to", wire_time(t)));
+    }
+    if with_status && let Some(s) = &q.status {
+        v.push(("status", s.as_str().to_owned()));
+    }
+    v
+}
+
+pub(super) fn encode_path(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+pub(super) fn parse_page<T>(
+    endpoint: &str,
+    answer: &Answer,
+    parse: fn(&RawValue) -> Result<T, String>,
+) -> Result<Page<T>, ApiError> {
+    let bad_page = |why: &str| ApiError::Malformed {
+        endpoint: endpoint.to_owned(),
+        why: why.to_owned(),
+        snippet: snippet_bytes(&answer.body),
+    };
+    let env = answer.page_parts().map_err(|why| bad_page(&why))?;
+    let items: Vec<&RawValue> = env
+        .data
+        .and_then(|d| serde_json::from_str(d).ok())
+        .ok_or_else(|| bad_page("`data` is not a list"))?;
+    let pag: Option<Obj<'_>> = env
+        .pagination
+        .or(env.meta)
+        .and_then(|p| obj(p, PAGINATION_FIELDS).ok());
+    let field = |name: &str| pag.as_ref().and_then(|p| p.get(name)).and_then(flex_u64);
+    let (Some(current_page), Some(per_page), Some(last_page)) =
+        (field("current_page"), field("per_page"), field("last_page"))
+    else {
+        return Err(bad_page("missing or invalid `pagination`"));
+    };
+    let info = PageInfo {
+        current_page: u32::try_from(current_page).unwrap_or(u32::MAX),
+        per_page: u32::try_from(per_page).unwrap_or(u32::MAX),
+        last_page: u32::try_from(last_page).unwrap_or(u32::MAX),
+        total: field("total").unwrap_or(0),
+        item_count: items.len(),
+    };
+    let mut good = Vec::with_capacity(items.len());
+    let mut bad = Vec::new();
+    for item in items {
+        match parse(item) {
+            Ok(value) => good.push(Record {
+                value,
+                raw: item.get().to_owned(),
+            }),
+            Err(error) => bad.push(BadRecord {
+                endpoint: endpoint.to_owned(),
+                id: obj(item.get(), ID_FIELD)
+                    .ok()
+                    .and_then(|o| o.get("id").and_then(flex_string)),
+                raw: item.get().to_owned(),
+                error,
+            }),
+        }
+    }
+    Ok(Page {
+        items: good,
+        bad,
+        info,
+    })
+}
+
+pub(super) fn find_array<'a>(v: &'a Value, paths: &[&str]) -> Option<&'a Vec<Value>> {
+    paths.iter().find_map(|p| {
+        let mut cur = v;
+        for part in p.split('.') {
+            cur = cur.get(part)?;
+        }
+        cur.as_array()
+    })
+}
+
+/// Most fields any parser reads from one object.
+const MAX_FIELDS: usize = 16;
+
+/// The fields a parser reads from one JSON object, each kept as raw JSON text borrowed
+/// from the body. The object is read in one pass: other fields are skipped, no key is
+/// copied, and a field given twice keeps its last value.
+struct Obj<'a> {
+    names: &'static [&'static str],
+    values: [Option<&'a RawValue>; MAX_FIELDS],
+}
+
+impl<'a> Obj<'a> {
+    /// `k` must be one of the names the object was read with.
+    fn get(&self, k: &str) -> Option<&'a RawValue> {
+        let i = self.names.iter().position(|n| *n == k);
+        debug_assert!(i.is_some(), "field `{k}` was not asked for");
+        self.values[i?]
+    }
+}
+
+fn obj<'a>(text: &'a str, names: &'static [&'static str]) -> Result<Obj<'a>, String> {
+    use serde::de::DeserializeSeed;
+    let mut de = serde_json::Deserializer::from_str(text);
+    ObjSeed(names)
+        .deserialize(&mut de)
+        .and_then(|o| de.end().map(|()| o))
+        .map_err(|_| "not a JSON object".to_owned())
+}
+
+/// Reads an object into an [`Obj`] of the given field names.
+struct ObjSeed(&'static [&'static str]);
+
+impl<'de> serde::de::DeserializeSeed<'de> for ObjSeed {
+    type Value = Obj<'de>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Obj<'de>, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ObjSeed {
+    type Value = Obj<'de>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Obj<'de>, A::Error> {
+        debug_assert!(self.0.len() <= MAX_FIELDS);
+        let mut values = [None; MAX_FIELDS];
+        while let Some(slot) = map.next_key_seed(KeySeed(self.0))? {
+            match slot {
+                Some(i) => values[i] = Some(map.next_value::<&'de RawValue>()?),
+                None => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Obj {
+            names: self.0,
+            values,
+        })
+    }
+}
+
+/// A key, as its index among the wanted names (`None`: not wanted).
+struct KeySeed(&'static [&'static str]);
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeySeed {
+    type Value = Option<usize>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl serde::de::Visitor<'_> for KeySeed {
+    type Value = Option<usize>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a field name")
+    }
+    fn visit_str<E: serde::de::Error>(self, k: &str) -> Result<Option<usize>, E> {
+        Ok(self
+            .0
+            .iter()
+            .position(|n| *n == k)
+            .filter(|&i| i < MAX_FIELDS))
+    }
+}
+
+fn req<'a>(o: &Obj<'a>, k: &str) -> Result<&'a RawValue, String> {
+    match o.get(k) {
+        Some(v) if v.get() != "null" => Ok(v),
+        _ => Err(format!("`{k}` is missing")),
+    }
+}
+
+fn req_str<'a>(o: &Obj<'a>, k: &str) -> Result<Cow<'a, str>, String> {
+    flex_str(req(o, k)?).ok_or_else(|| format!("`{k}` is not a string or number"))
+}
+
+fn req_string(o: &Obj<'_>, k: &str) -> Result<String, String> {
+    req_str(o, k).map(Cow::into_owned)
+}
+
+fn opt_str<'a>(o: &Obj<'a>, k: &str) -> Option<Cow<'a, str>> {
+    o.get(k).and_then(flex_str).filter(|s| !s.is_empty())
+}
+
+fn opt_string(o: &Obj<'_>, k: &str) -> Option<String> {
+    opt_str(o, k).map(Cow::into_owned)
+}
+
+/// A string, or a number's literal text (ids and concepts come both ways, §4). Borrowed
+/// from the body unless the string has escapes.
+pub(super) fn flex_str(v: &RawValue) -> Option<Cow<'_, str>> {
+    let text = v.get();
+    match text.as_bytes().first()? {
+        b'"' if !text.contains('\\') => text.get(1..text.len() - 1).map(Cow::Borrowed),
+        b'"' => serde_json::from_str::<String>(text).ok().map(Cow::Owned),
+        b'-' | b'0'..=b'9' => Some(Cow::Borrowed(text)),
+        _ => None,
+    }
+}
+
+fn flex_string(v: &RawValue) -> Option<String> {
+    flex_str(v).map(Cow::into_owned)
+}
+
+/// The same for a parsed value (small answers: accounts, reconcile, authenticate).
+pub(super) fn value_string(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn flex_u64(v: &RawValue) -> Option<u64> {
+    flex_str(v).and_then(|s| s.trim().parse().ok())
+}
+
+pub(super) fn value_u64(v: &Value) -> Option<u64> {
+    value_string(v).and_then(|s| s.trim().parse().ok())
+}
+
+/// A decimal from a JSON number's literal text or a numeric string, trimmed; never
+/// through f64 and never rounded ([`exact_decimal`]). Only a JSON number may carry an
+/// exponent.
+pub(super) fn flex_decimal(v: &RawValue) -> Option<Decimal> {
+    let number = matches!(v.get().as_bytes().first(), Some(b'-' | b'0'..=b'9'));
+    exact_decimal(flex_str(v)?.trim(), number)
+}
+
+/// The largest coefficient a [`Decimal`] holds: 2^96 - 1, 29 digits.
+pub(super) const DECIMAL_MAX_COEFFICIENT: u128 = (1 << 96) - 1;
+/// The most decimals a [`Decimal`] holds.
+const DECIMAL_MAX_SCALE: i128 = 28;
+
+/// The exact value `text` writes, or `None`.
+///
+/// The grammar is an optional `-`, one or more ASCII digits, optionally a `.` followed
+/// by one or more ASCII digits, and, when `exponent` is true (a JSON number), `e` or
+/// `E`, an optional sign and one or more ASCII digits. Nothing else is a number here:
+/// no `+` sign, no `_` or space between digits, no other digits than ASCII, and no
+/// `150.` or `.5` (a dot needs digits on both sides; the provider writes neither).
+///
+/// The value is never rounded. Trailing zeros of the fraction are dropped only as far
+/// as needed for the value to fit (`150.50000000000000000000000000000` is 150.5); a
+/// value a [`Decimal`] cannot hold exactly once they are gone (more than 28 decimals,
+/// a coefficient above 2^96 - 1, an exponent that leads to either) is refused. The
+/// scale written is kept when it fits (`150.50` reads as 150.50).
+fn exact_decimal(text: &str, exponent: bool) -> Option<Decimal> {
+    let digits = |s: &[u8]| s.iter().take_while(|b| b.is_ascii_digit()).count();
+    let zeros = |s: &mut dyn Iterator<Item = &u8>| s.take_while(|&&b| b == b'0').count();
+    let b = text.as_bytes();
+    let (negative, b) = match b.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, b),
+    };
+    let (int, b) = b.split_at(digits(b));
+    if int.is_empty() {
+        return None; // `.5`, `-`, or no digits at all
+    }
+    let (frac, b) = match b.split_first() {
+        Some((b'.', rest)) => match rest.split_at(digits(rest)) {
+            ([], _) => return None, // `150.`
+            split => split,
+        },
+        _ => (&b[..0], b),
+    };
+    let exp: i128 = match b.split_first() {
+        None => 0,
+        Some((b'e' | b'E', rest)) if exponent => {
+            let (sign, rest) = match rest.split_first() {
+                Some((b'-', r)) => (-1, r),
+                Some((b'+', r)) => (1, r),
+                _ => (1, rest),
+            };
+            if rest.is_empty() || digits(rest) != rest.len() {
+                return None;
+            }
+            // Saturates far beyond any exponent that could still give a Decimal.
+            sign * rest.iter().fold(0i128, |n, d| {
+                (n * 10 + i128::from(d - b'0')).min(i128::from(u32::MAX))
+            })
+        }
+        _ => return None,
+    };
+    // The value is the digits of `int` then `frac`, as one integer, times 10^-scale.
+    let scale = i128::try_from(frac.len()).ok()? - exp;
+    let len = int.len() + frac.len();
+    let leading = zeros(&mut int.iter().chain(frac));
+    if leading == len {
+        let scale = scale.clamp(0, DECIMAL_MAX_SCALE);
+        return Some(Decimal::new(0, u32::try_from(scale).ok()?));
+    }
+    let trailing = zeros(&mut frac.iter().rev().chain(int.iter().rev()));
+    // The significant digits, without the zeros on either side.
+    let significant = len - leading - trailing;
+    if significant > 29 {
+        return None;
+    }
+    let mut coefficient = int
+        .iter()
+        .chain(frac)
+        .skip(leading)
+        .take(significant)
+        .fold(0u128, |n, d| n * 10 + u128::from(d - b'0'));
+    let mut kept = scale - i128::try_from(trailing).ok()?;
+    if kept > DECIMAL_MAX_SCALE {
+        return None;
+    }
+    if kept < 0 {
+        let power = 10u128.checked_pow(u32::try_from(-kept).ok()?)?;
+        coefficient = coefficient.checked_mul(power)?;
+        kept = 0;
+    }
+    if coefficient > DECIMAL_MAX_COEFFICIENT {
+        return None;
+    }
+    // Give back the trailing zeros that were written, as far as they fit.
+    while kept < scale.min(DECIMAL_MAX_SCALE) && coefficient * 10 <= DECIMAL_MAX_COEFFICIENT {
+        coefficient *= 10;
+        kept += 1;
+    }
+    let coefficient = i128::try_from(coefficient).ok()?;
+    let signed = if negative { -coefficient } else { coefficient };
+    Decimal::try_from_i128_with_scale(signed, u32::try_from(kept).ok()?).ok()
+}
+
+fn req_decimal(o: &Obj<'_>, k: &str) -> Result<Decimal, String> {
+    let v = req(o, k)?;
+    flex_decimal(v).ok_or_else(|| format!("`{k}` is not a decimal: {}", snippet(v.get())))
+}
+
+fn req_time(o: &Obj<'_>, k: &str) -> Result<DateTime<Utc>, String> {
+    let s = req_str(o, k)?;
+    parse_time(&s).ok_or_else(|| format!("`{k}` is not an ISO-8601 time: {s:?}"))
+}
+
+fn opt_time(o: &Obj<'_>, k: &str) -> Result<Option<DateTime<Utc>>, String> {
+    match opt_str(o, k) {
+        None => Ok(None),
+        Some(s) => parse_time(&s)
+            .map(Some)
+            .ok_or_else(|| format!("`{k}` is not an ISO-8601 time: {s:?}")),
+    }
+}
+
+/// ISO-8601 with or without offset, fraction or time (§7.2: accept all).
+fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for f in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, f) {
+            return Some(t.and_utc());
+        }
+    }
+    date_from_text(s)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+}
+
+fn currency(o: &Obj<'_>, k: &str) -> Result<Currency, String> {
+    Currency::parse(req_str(o, k)?).map_err(|e| format!("`{k}`: {e}"))
+}
+
+/// The fields each parser reads.
+const PAYMENT_FIELDS: &[&str] = &[
+    "id",
+    "external_id",
+    "user_id",
+    "status",
+    "fiat_amount",
+    "fiat_symbol",
+    "payment_type",
+    "concept",
+    "created_at",
+    "updated_at",
+];
+const OFFRAMP_FIELDS: &[&str] = &[
+    "id",
+    "user_id",
+    "status",
+    "fiat_amount",
+    "fiat_symbol",
+    "iban",
+    "created_at",
+    "updated_at",
+];
+const TRANSACTION_FIELDS: &[&str] = &[
+    "id",
+    "iban",
+    "amount",
+    "currency",
+    "direction",
+    "concept",
+    "counterparty_name",
+    "counterparty_iban",
+    "booked_at",
+    "value_date",
+    "reconciled_payment_id",
+];
+const ACCOUNT_FIELDS: &[&str] = &["iban", "bic", "holder_name", "currency", "balance"];
+const PAGINATION_FIELDS: &[&str] = &["current_page", "per_page", "last_page", "total"];
+const ID_FIELD: &[&str] = &["id"];
+
+pub(super) fn parse_payment(v: &RawValue) -> Result<Payment, String> {
+    let o = &obj(v.get(), PAYMENT_FIELDS)?;
+    let id = PaymentId::parse(req_string(o, "id")?).map_err(|e| e.to_string())?;
+    let cur = currency(o, "fiat_symbol")?;
+    // `fiat_amount` is integer cents here (§5.3, §13.3).
+    let amount = Money::from_cents(req_decimal(o, "fiat_amount")?, cur)
+        .map_err(|e| format!("`fiat_amount`: {e}"))?;
+    let concept = match opt_string(o, "concept") {
+        None => None,
+        Some(c) => Some(Concept::parse(&c).map_err(|e| format!("`concept`: {e}"))?),
+    };
+    Ok(Payment {
+        id,
+        external_id: opt_string(o, "external_id"),
+        user_id: opt_string(o, "user_id"),
+        status: PaymentStatus::parse(&req_str(o, "status")?),
+        amount,
+        payment_type: opt_string(o, "payment_type").map(|s| s.to_ascii_lowercase()),
+        concept,
+        created_at: req_time(o, "created_at")?,
+        updated_at: opt_time(o, "updated_at")?,
+    })
+}
+
+pub(super) fn parse_offramp(v: &RawValue) -> Result<Offramp, String> {
+    let o = &obj(v.get(), OFFRAMP_FIELDS)?;
+    let id = OfframpId::parse(req_string(o, "id")?).map_err(|e| e.to_string())?;
+    // `fiat_amount` is a decimal string in currency units here (§13.4).
+    let fiat = Money::from_units(req_decimal(o, "fiat_amount")?, currency(o, "fiat_symbol")?);
+    Ok(Offramp {
+        id,
+        user_id: opt_string(o, "user_id"),
+        status: OfframpStatus::parse(&req_str(o, "status")?),
+        fiat,
+        iban: opt_string(o, "iban"),
+        created_at: req_time(o, "created_at")?,
+        updated_at: opt_time(o, "updated_at")?,
+    })
+}
+
+pub(super) fn parse_transaction(v: &RawValue) -> Result<BankTransaction, String> {
+    let o = &obj(v.get(), TRANSACTION_FIELDS)?;
+    let id = BankTxId::parse(req_string(o, "id")?).map_err(|e| e.to_string())?;
+    let iban = Iban::parse(req_string(o, "iban")?).map_err(|e| format!("`iban`: {e}"))?;
+    let amount = req_decimal(o, "amount")?;
+    if amount.is_sign_negative() || amount.is_zero() {
+        return Err(format!("`amount` must be positive, got {amount}"));
+    }
+    let direction =
+        Direction::parse(&req_str(o, "direction")?).map_err(|e| format!("`direction`: {e}"))?;
+    let value_date = match opt_string(o, "value_date") {
+        None => None,
+        Some(s) => Some(
+            date_from_text(s.get(..10).unwrap_or(&s))
+                .ok_or_else(|| format!("`value_date` is not a date: {s:?}"))?,
+        ),
+    };
+    let reconciled_payment_id = match opt_string(o, "reconciled_payment_id") {
+        None => None,
+        Some(p) => Some(PaymentId::parse(p).map_err(|e| e.to_string())?),
+    };
+    Ok(BankTransaction {
+        id,
+        iban,
+        amount: Money::from_units(amount, currency(o, "currency")?),
+        direction,
+        concept_text: o.get("concept").and_then(flex_string).unwrap_or_default(),
+        counterparty_name: opt_string(o, "counterparty_name"),
+        counterparty_iban: opt_string(o, "counterparty_iban"),
+        booked_at: req_time(o, "booked_at")?,
+        value_date,
+        reconciled_payment_id,
+    })
+}
+
+pub(super) fn parse_account(v: &RawValue) -> Result<BankAccount, String> {
+    let o = &obj(v.get(), ACCOUNT_FIELDS)?;
+    let iban = Iban::parse(req_string(o, "iban")?).map_err(|e| format!("`iban`: {e}"))?;
+    let currency = match opt_string(o, "currency") {
+        None => None,
+        Some(c) => Some(Currency::parse(c).map_err(|e| format!("`currency`: {e}"))?),
+    };
+    Ok(BankAccount {
+        iban,
+        bic: opt_string(o, "bic"),
+        holder_name: opt_string(o, "holder_name"),
+        currency,
+        balance: o.get("balance").and_then(flex_decimal),
+    })
+}
