@@ -15,7 +15,6 @@ mod tests;
 mod transport;
 mod wire;
 
-use rustc_hash::FxHashSet;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -32,6 +31,7 @@ use crate::domain::{
 pub use crate::record::{BadRecord, Record};
 pub use crate::text::{date_from_text, wire_date, wire_time};
 pub use error::ApiError;
+pub use paging::{Identified, Page, PageInfo, Paginator};
 use transport::{Kind, Token, json, malformed, snippet, snippet_bytes};
 use wire::{
     encode_path, find_array, list_params, parse_account, parse_offramp, parse_page, parse_payment,
@@ -89,24 +89,6 @@ pub struct ApiStats {
     pub errors: AtomicU64,
 }
 
-/// One page of a list, items parsed one by one.
-#[derive(Debug)]
-pub struct Page<T> {
-    pub items: Vec<Record<T>>,
-    pub bad: Vec<BadRecord>,
-    pub info: PageInfo,
-}
-
-/// The pagination block (§13.2), plus how many items the page carried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PageInfo {
-    pub current_page: u32,
-    pub per_page: u32,
-    pub last_page: u32,
-    pub total: u64,
-    pub item_count: usize,
-}
-
 /// Filters of a list read. Timestamps are the list's own (§13.3, §13.4, §13.6).
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {
@@ -124,103 +106,6 @@ pub enum ReconcileAnswer {
     /// Refused with this code (`payment_not_pending`, `transaction_already_reconciled`,
     /// `amount_mismatch`, `payment_not_found`, `transaction_not_found`, or other).
     Refused { code: String },
-}
-
-/// Keeps a list read honest: dedupes items by id across pages, decides when to stop,
-/// and refuses to follow a server that never stops (§13.2).
-#[derive(Debug)]
-pub struct Paginator {
-    per_page: u32,
-    next: u32,
-    done: bool,
-    max_total: u64,
-    /// Ids come from the authenticated provider, so a fast hash without flooding
-    /// protection is fine here.
-    seen: FxHashSet<String>,
-    pub pages_read: u32,
-    pub duplicates: u64,
-}
-
-impl Paginator {
-    pub fn new(per_page: u32) -> Self {
-        Self {
-            per_page,
-            next: 1,
-            done: false,
-            max_total: 0,
-            seen: FxHashSet::default(),
-            pages_read: 0,
-            duplicates: 0,
-        }
-    }
-
-    /// The next page to read, or `None` when the list is complete.
-    pub fn next_page(&self) -> Option<u32> {
-        (!self.done).then_some(self.next)
-    }
-
-    /// Takes a page: drops items already seen (by id), updates the stop state. Fails when
-    /// the server keeps claiming pages past the cap `total / per_page + 2`.
-    pub fn accept<T: Identified>(
-        &mut self,
-        endpoint: &str,
-        page: &mut Page<T>,
-    ) -> Result<(), ApiError> {
-        self.pages_read += 1;
-        let info = page.info;
-        self.max_total = self.max_total.max(info.total);
-        let before = page.items.len();
-        page.items
-            .retain(|r| self.seen.insert(r.value.wire_id().to_owned()));
-        self.duplicates += (before - page.items.len()) as u64;
-        let short = (info.item_count as u64) < u64::from(self.per_page);
-        if info.current_page >= info.last_page || short {
-            self.done = true;
-            return Ok(());
-        }
-        self.next += 1;
-        let cap = self.max_total / u64::from(self.per_page.max(1)) + 2;
-        if u64::from(self.next) > cap {
-            return Err(ApiError::Runaway {
-                endpoint: endpoint.to_owned(),
-                pages: self.pages_read,
-                total: self.max_total,
-                per_page: self.per_page,
-            });
-        }
-        Ok(())
-    }
-
-    pub fn items_seen(&self) -> u64 {
-        self.seen.len() as u64
-    }
-
-    /// The last page the largest `total` seen so far implies (1 before any page): how far
-    /// a reader may read ahead. [`Paginator::accept`] still decides where the list ends.
-    pub fn last_known_page(&self) -> u32 {
-        let pages = self.max_total.div_ceil(u64::from(self.per_page.max(1)));
-        u32::try_from(pages).unwrap_or(u32::MAX).max(1)
-    }
-}
-
-/// Records that carry the provider's id (for dedupe).
-pub trait Identified {
-    fn wire_id(&self) -> &str;
-}
-impl Identified for Payment {
-    fn wire_id(&self) -> &str {
-        self.id.as_str()
-    }
-}
-impl Identified for Offramp {
-    fn wire_id(&self) -> &str {
-        self.id.as_str()
-    }
-}
-impl Identified for BankTransaction {
-    fn wire_id(&self) -> &str {
-        self.id.as_str()
-    }
 }
 
 /// The client. Cheap to share behind an `Arc`; safe to use from concurrent tasks.

@@ -33,11 +33,54 @@
 //! where it can: after the read it asks the list's `total` for `[from, started)` once
 //! more; more items than were received means something was inserted behind the cursor,
 //! and the list is read again (see `crate::sync`).
+//!
+//! The page the client returns ([`Page`]) and [`Paginator`], which reads a list by page
+//! number, live here too.
 
 use chrono::{DateTime, Duration, Utc};
 use rustc_hash::FxHashSet;
 
-use crate::api::{ApiError, Identified, Page};
+use crate::api::ApiError;
+use crate::domain::{BankTransaction, Offramp, Payment};
+use crate::record::{BadRecord, Record};
+
+/// One page of a list, items parsed one by one.
+#[derive(Debug)]
+pub struct Page<T> {
+    pub items: Vec<Record<T>>,
+    pub bad: Vec<BadRecord>,
+    pub info: PageInfo,
+}
+
+/// The pagination block (§13.2), plus how many items the page carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageInfo {
+    pub current_page: u32,
+    pub per_page: u32,
+    pub last_page: u32,
+    pub total: u64,
+    pub item_count: usize,
+}
+
+/// Records that carry the provider's id (for dedupe).
+pub trait Identified {
+    fn wire_id(&self) -> &str;
+}
+impl Identified for Payment {
+    fn wire_id(&self) -> &str {
+        self.id.as_str()
+    }
+}
+impl Identified for Offramp {
+    fn wire_id(&self) -> &str {
+        self.id.as_str()
+    }
+}
+impl Identified for BankTransaction {
+    fn wire_id(&self) -> &str {
+        self.id.as_str()
+    }
+}
 
 /// One request of a slice: page `page` of `[from, to)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,6 +285,83 @@ pub fn slices(
     }
     out.push((start, None));
     out
+}
+
+/// Keeps a list read honest: dedupes items by id across pages, decides when to stop,
+/// and refuses to follow a server that never stops (§13.2).
+#[derive(Debug)]
+pub struct Paginator {
+    per_page: u32,
+    next: u32,
+    done: bool,
+    max_total: u64,
+    /// Ids come from the authenticated provider, so a fast hash without flooding
+    /// protection is fine here.
+    seen: FxHashSet<String>,
+    pub pages_read: u32,
+    pub duplicates: u64,
+}
+
+impl Paginator {
+    pub fn new(per_page: u32) -> Self {
+        Self {
+            per_page,
+            next: 1,
+            done: false,
+            max_total: 0,
+            seen: FxHashSet::default(),
+            pages_read: 0,
+            duplicates: 0,
+        }
+    }
+
+    /// The next page to read, or `None` when the list is complete.
+    pub fn next_page(&self) -> Option<u32> {
+        (!self.done).then_some(self.next)
+    }
+
+    /// Takes a page: drops items already seen (by id), updates the stop state. Fails when
+    /// the server keeps claiming pages past the cap `total / per_page + 2`.
+    pub fn accept<T: Identified>(
+        &mut self,
+        endpoint: &str,
+        page: &mut Page<T>,
+    ) -> Result<(), ApiError> {
+        self.pages_read += 1;
+        let info = page.info;
+        self.max_total = self.max_total.max(info.total);
+        let before = page.items.len();
+        page.items
+            .retain(|r| self.seen.insert(r.value.wire_id().to_owned()));
+        self.duplicates += (before - page.items.len()) as u64;
+        let short = (info.item_count as u64) < u64::from(self.per_page);
+        if info.current_page >= info.last_page || short {
+            self.done = true;
+            return Ok(());
+        }
+        self.next += 1;
+        let cap = self.max_total / u64::from(self.per_page.max(1)) + 2;
+        if u64::from(self.next) > cap {
+            return Err(ApiError::Runaway {
+                endpoint: endpoint.to_owned(),
+                pages: self.pages_read,
+                total: self.max_total,
+                per_page: self.per_page,
+            });
+        }
+        Ok(())
+    }
+
+    pub fn items_seen(&self) -> u64 {
+        self.seen.len() as u64
+    }
+
+    /// The last page the largest `total` seen so far implies (1 before any page): how far
+    /// a reader may read ahead. [`Paginator::accept`] still decides where the list ends.
+    pub fn last_known_page(&self) -> u32 {
+        let pages = self.max_total.div_ceil(u64::from(self.per_page.max(1)));
+        u32::try_from(pages).unwrap_or(u32::MAX).max(1)
+    }
 }
 
 #[cfg(test)]
