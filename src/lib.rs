@@ -2,15 +2,25 @@
 //! integration's bank transactions.
 //!
 //! Layout:
-//! - `domain`   — ids, money, records; parsed once at the edge.
-//! - `text`     — times, dates and amounts written as text, one format for every reader.
-//! - `matching` — the pure core: decisions and reasons (no I/O, no clock).
-//! - `api`      — the CryptoPocket client; owns every wire detail.
-//! - `record`   — a provider record as read, with its raw JSON, or why it could not be.
-//! - `sandbox`  — a local simulator of the CryptoPocket API (tests, demo, benchmarks).
-//! - `store`    — SQLite: all SQL and row mapping, migrations on open.
-//! - `report`   — CSV reports for the finance team.
-//! - `email`    — the report e-mail and its outbox.
+//! - `domain`    — ids, money, records; parsed once at the edge.
+//! - `text`      — times, dates and amounts written as text, one format for every reader.
+//! - `record`    — a provider record as read, with its raw JSON, or why it could not be.
+//! - `matching`  — the pure core: decisions and reasons (no I/O, no clock).
+//! - `api`       — the CryptoPocket client; owns every wire detail.
+//! - `sandbox`   — a local simulator of the CryptoPocket API (tests, demo, benchmarks).
+//! - `store`     — SQLite: all SQL and row mapping, migrations on open.
+//! - `sync`      — reads every list from the provider into the store.
+//! - `reconcile` — reconcile calls, exactly once; the I/O side of `matching::fate`.
+//! - `report`    — CSV reports for the finance team.
+//! - `email`     — the report e-mail: its message and its delivery over SMTP.
+//! - `run`       — one run end to end: sync, match, reconcile, report, e-mail.
+//! - `schedule`  — the long-running mode's cron schedule, in a time zone.
+//! - `lock`      — the run lock: two runs never overlap on one database.
+//! - `metrics`   — the Prometheus textfile and the dead-man's-switch ping.
+//! - `telemetry` — tracing setup: log format and the `RUST_LOG` filter.
+//! - `config`    — typed configuration: one TOML file, then environment overrides.
+//! - `cli`       — command-line interface: the modes of the job and their exit codes.
+//! - `demo`      — `cp-recon demo`: the sandbox, one run and its reports, in one command.
 
 pub mod api;
 pub mod cli;
