@@ -7,6 +7,11 @@
 //! Reads are retried with capped exponential backoff and jitter; writes (reconcile) never
 //! are: a write whose answer was lost comes back as [`ApiError::OutcomeUnknown`] and the
 //! caller re-reads the payment before deciding anything (§13.7).
+//!
+//! Files: this one holds the client and one method per endpoint; `transport.rs` the one
+//! loop that authenticates, paces, sends and retries, and the answer's envelope;
+//! `wire.rs` how each record is read from its JSON; `paging.rs` how a list is read page
+//! by page; `error.rs` the errors a caller acts on.
 
 mod error;
 pub mod paging;
