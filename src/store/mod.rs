@@ -22,7 +22,8 @@ use rusqlite::Connection;
 use rusqlite_migration::{M, Migrations};
 use rust_decimal::Decimal;
 
-use crate::api::{BadRecord, Record, date_from_text, wire_date, wire_time};
+use crate::record::{BadRecord, Record};
+use crate::text::{date_from_text, wire_date, wire_time};
 
 mod findings;
 mod ledger;
