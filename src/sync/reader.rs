@@ -1,0 +1,538 @@
+//! Reading one list: the reader that slices a list in time, follows a cursor through
+//! each slice, checks the provider's totals afterwards, and streams pages to the
+//! writer; and the progress line a person sees at a terminal.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use chrono::{DateTime, Utc};
+use rustc_hash::FxHashSet;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+
+use super::{Counters, LIST_ACCOUNTS, Write};
+use crate::api::paging::Keyset;
+use crate::api::{ApiError, Client, ListQuery, Page, Record};
+use crate::domain::{BankTransaction, Iban, Offramp, Payment, PaymentId, PaymentStatus};
+use crate::store::ListRead;
+
+#[derive(Clone)]
+pub(super) enum Kind {
+    Payments,
+    Offramps,
+    Transactions(Iban),
+}
+
+#[derive(Clone)]
+pub(super) struct Reader {
+    pub(super) client: Arc<Client>,
+    pub(super) tx: mpsc::Sender<Write>,
+    pub(super) per_page: u32,
+    /// Every page request holds one permit: all lists together stay within `concurrency`.
+    pub(super) sem: Arc<Semaphore>,
+    /// Slices of one list read at once.
+    pub(super) read_ahead: usize,
+    /// When the sync started: the end of the window a list's `total` is checked on.
+    pub(super) started: DateTime<Utc>,
+    pub(super) counters: Arc<Counters>,
+    pub(super) progress: Option<Arc<Progress>>,
+}
+
+/// Pages read per list, for a person at a terminal: one compact line at most once a
+/// second (lists are read concurrently and log lines may come in between, so each
+/// update is a line of its own rather than a redraw).
+pub(super) struct Progress {
+    state: std::sync::Mutex<ProgressState>,
+}
+
+/// Pages and items per list, and when the last line was printed.
+type ProgressState = (
+    std::collections::BTreeMap<String, (u32, u64)>,
+    std::time::Instant,
+);
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self {
+            state: std::sync::Mutex::new((Default::default(), std::time::Instant::now())),
+        }
+    }
+}
+
+impl Progress {
+    fn update(&self, list: &str, pages: u32, items: u64) {
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        state.0.insert(list.to_owned(), (pages, items));
+        if state.1.elapsed() >= std::time::Duration::from_secs(1) {
+            state.1 = std::time::Instant::now();
+            eprintln!("{}", Self::line(&state.0));
+        }
+    }
+
+    pub(super) fn finish(&self) {
+        if let Ok(state) = self.state.lock() {
+            eprintln!("{}", Self::line(&state.0));
+        }
+    }
+
+    /// `read: payments 27 pages/2700, tx ES…1332 15/1465, ...`
+    fn line(lists: &std::collections::BTreeMap<String, (u32, u64)>) -> String {
+        let parts: Vec<String> = lists
+            .iter()
+            .map(|(l, (p, i))| {
+                let name = match l.strip_prefix("transactions:") {
+                    Some(iban) => format!("tx …{}", &iban[iban.len().saturating_sub(4)..]),
+                    None => l.clone(),
+                };
+                format!("{name} {p}/{i}")
+            })
+            .collect();
+        format!("read (pages/items): {}", parts.join(", "))
+    }
+}
+
+impl Reader {
+    pub(super) async fn accounts(&self) -> Result<Vec<Iban>, ListRead> {
+        let mut l = ListRead {
+            list: LIST_ACCOUNTS.into(),
+            complete: false,
+            pages: 1,
+            items: 0,
+            duplicates: 0,
+            read_from: None,
+            error: None,
+        };
+        match self.client.accounts().await {
+            Ok((good, bad)) => {
+                l.items = good.len() as u64;
+                self.counters
+                    .accounts
+                    .fetch_add(good.len() as u64, Ordering::Relaxed);
+                let ibans = good.iter().map(|r| r.value.iban.clone()).collect();
+                if !bad.is_empty() {
+                    self.counters
+                        .bad
+                        .fetch_add(bad.len() as u64, Ordering::Relaxed);
+                    l.error = Some(format!("{} unreadable account(s): {}", bad.len(), bad[0]));
+                    let _ = self.tx.send(Write::Bad(bad)).await;
+                }
+                l.complete = l.error.is_none();
+                let _ = self.tx.send(Write::Accounts(good)).await;
+                let _ = self.tx.send(Write::List(l.clone())).await;
+                if l.complete { Ok(ibans) } else { Err(l) }
+            }
+            Err(e) => {
+                l.pages = 0;
+                l.error = Some(e.to_string());
+                let _ = self.tx.send(Write::List(l.clone())).await;
+                Err(l)
+            }
+        }
+    }
+
+    /// Reads one list to its end (or its first unrecoverable error), streaming pages to
+    /// the writer. Sets the watermark only after a complete read. `window`: an
+    /// incremental read's start, with the number of items stored from before it.
+    pub(super) async fn list(
+        &self,
+        name: &str,
+        window: Option<(DateTime<Utc>, u64)>,
+        status: Option<PaymentStatus>,
+        kind: Kind,
+        seen: Option<Arc<std::sync::Mutex<HashSet<PaymentId>>>>,
+    ) -> ListRead {
+        let (client, counters) = (self.client.clone(), self.counters.clone());
+        let q = ListQuery {
+            from: window.map(|(from, _)| from),
+            to: None,
+            status,
+        };
+        let stored_before = window.map(|(_, n)| n);
+        match kind {
+            Kind::Payments => {
+                let fetch: Fetch<Payment> = Arc::new(move |q, no, per_page| {
+                    let c = client.clone();
+                    Box::pin(async move { c.payments_page(&q, no, per_page).await })
+                });
+                let wrap: Wrap<Payment> = Arc::new(move |items: Vec<Record<Payment>>| {
+                    if let Some(s) = &seen
+                        && let Ok(mut s) = s.lock()
+                    {
+                        s.extend(items.iter().map(|r| r.value.id.clone()));
+                    }
+                    counters
+                        .payments
+                        .fetch_add(items.len() as u64, Ordering::Relaxed);
+                    Write::Payments(items)
+                });
+                self.read_list(name, q, stored_before, fetch, |p| p.created_at, wrap)
+                    .await
+            }
+            Kind::Offramps => {
+                let fetch: Fetch<Offramp> = Arc::new(move |q, no, per_page| {
+                    let c = client.clone();
+                    Box::pin(async move { c.offramps_page(&q, no, per_page).await })
+                });
+                let wrap: Wrap<Offramp> = Arc::new(move |items: Vec<Record<Offramp>>| {
+                    counters
+                        .offramps
+                        .fetch_add(items.len() as u64, Ordering::Relaxed);
+                    Write::Offramps(items)
+                });
+                self.read_list(name, q, stored_before, fetch, |o| o.created_at, wrap)
+                    .await
+            }
+            Kind::Transactions(iban) => {
+                let fetch: Fetch<BankTransaction> = Arc::new(move |q, no, per_page| {
+                    let (c, iban) = (client.clone(), iban.clone());
+                    Box::pin(async move { c.transactions_page(&iban, &q, no, per_page).await })
+                });
+                let wrap: Wrap<BankTransaction> =
+                    Arc::new(move |items: Vec<Record<BankTransaction>>| {
+                        counters
+                            .transactions
+                            .fetch_add(items.len() as u64, Ordering::Relaxed);
+                        Write::Transactions(items)
+                    });
+                self.read_list(name, q, stored_before, fetch, |t| t.booked_at, wrap)
+                    .await
+            }
+        }
+    }
+
+    /// Reads a list so that a read marked complete holds every item that was in it for
+    /// the whole read ([`crate::api::paging`] says why): the list is cut into time slices
+    /// read side by side, each by a moving cursor. A read that took more than one request
+    /// is then checked: the provider's `total` of `[from, sync start)` is asked once
+    /// more, and if it exceeds what was received (items were inserted behind a cursor)
+    /// the list is read again, at most [`REREADS`] times before it counts as incomplete.
+    ///
+    /// An incremental read starts at its watermark less the overlap; an item booked
+    /// before that (a booking back-dated further than the overlap) would never be read.
+    /// So the provider's `total` before the window is asked first and compared with
+    /// what is stored from before it: more at the provider, and the list is read whole.
+    async fn read_list<T>(
+        &self,
+        name: &str,
+        mut q: ListQuery,
+        stored_before: Option<u64>,
+        fetch: Fetch<T>,
+        stamp: fn(&T) -> DateTime<Utc>,
+        wrap: Wrap<T>,
+    ) -> ListRead
+    where
+        T: crate::api::Identified + Send + 'static,
+    {
+        let mut tally = Tally::default();
+        let mut error = None;
+        if let (Some(from), Some(stored)) = (q.from, stored_before) {
+            let before = ListQuery {
+                from: None,
+                to: Some(from),
+                ..q.clone()
+            };
+            tally.requests += 1;
+            match self.permit_fetch(&fetch, before, 1, 1).await {
+                Ok(page) if page.info.total > stored => {
+                    tracing::warn!(
+                        list = name,
+                        provider = page.info.total,
+                        stored,
+                        "items appeared before the incremental window (back-dated); reading the whole list"
+                    );
+                    q.from = None;
+                }
+                Ok(_) => {}
+                Err(e) => error = Some(e.to_string()),
+            }
+        }
+        let from = q.from;
+        let probes = tally.requests;
+        let seen: Arc<std::sync::Mutex<Seen>> = Arc::default();
+        for pass in 0..=REREADS {
+            if error.is_some() {
+                break;
+            }
+            if let Err(e) = self
+                .read_pass(name, &q, &fetch, stamp, &wrap, &seen, &mut tally)
+                .await
+            {
+                tracing::error!(list = name, error = %e, "list read failed");
+                error = Some(e);
+                break;
+            }
+            if tally.requests - probes <= 1 {
+                // One answer is one snapshot of the list: nothing to cross-check.
+                break;
+            }
+            let received = seen.lock().map(|s| s.before_start).unwrap_or(u64::MAX);
+            let check = ListQuery {
+                to: Some(self.started),
+                ..q.clone()
+            };
+            tally.requests += 1;
+            match self.permit_fetch(&fetch, check, 1, 1).await {
+                Ok(page) if page.info.total > received => {
+                    tracing::warn!(
+                        list = name,
+                        pass,
+                        total = page.info.total,
+                        received,
+                        "items appeared behind the read while it went on; reading the list again"
+                    );
+                    if pass == REREADS {
+                        error = Some(format!(
+                            "the list kept changing while it was read: the provider counts {} item(s) before the sync started, {received} were received",
+                            page.info.total
+                        ));
+                    }
+                }
+                Ok(_) => break,
+                Err(e) => {
+                    error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        if error.is_none() && tally.bad > 0 {
+            error = Some(format!(
+                "{} record(s) could not be read (see table bad_records)",
+                tally.bad
+            ));
+        }
+        let items = seen.lock().map(|s| s.ids.len() as u64).unwrap_or(0);
+        let l = ListRead {
+            list: name.to_owned(),
+            complete: error.is_none(),
+            pages: tally.requests,
+            items,
+            duplicates: tally.duplicates,
+            read_from: from,
+            error,
+        };
+        tracing::info!(
+            list = name,
+            pages = l.pages,
+            items = l.items,
+            duplicates = l.duplicates,
+            complete = l.complete,
+            "list read"
+        );
+        let _ = self.tx.send(Write::List(l.clone())).await;
+        if l.complete
+            && let Some(h) = tally.high
+        {
+            let _ = self.tx.send(Write::Watermark(name.to_owned(), h)).await;
+        }
+        l
+    }
+
+    /// One pass over the whole list: the first slice's first page tells how long the
+    /// list is; the rest of the window is then cut into up to `read_ahead` slices read
+    /// side by side (each request holds a permit of the shared semaphore, so all lists
+    /// together stay within `concurrency`).
+    #[allow(clippy::too_many_arguments)]
+    async fn read_pass<T>(
+        &self,
+        name: &str,
+        q: &ListQuery,
+        fetch: &Fetch<T>,
+        stamp: fn(&T) -> DateTime<Utc>,
+        wrap: &Wrap<T>,
+        seen: &Arc<std::sync::Mutex<Seen>>,
+        tally: &mut Tally,
+    ) -> Result<(), String>
+    where
+        T: crate::api::Identified + Send + 'static,
+    {
+        let mut first = Keyset::new(q.from, None, self.per_page);
+        let Some(r) = first.next_request() else {
+            return Ok(());
+        };
+        let page = self
+            .take_page(name, &mut first, q, r, fetch, stamp, wrap, seen, tally)
+            .await?;
+        let Some(after) = page else {
+            return Ok(());
+        };
+        let pages_left = after.total.div_ceil(u64::from(self.per_page.max(1)));
+        let n = usize::try_from(pages_left)
+            .unwrap_or(usize::MAX)
+            .min(self.read_ahead);
+        let cuts = crate::api::paging::slices(
+            after.cursor,
+            after.cursor.unwrap_or(self.started),
+            self.started,
+            n,
+        );
+        let mut set = JoinSet::new();
+        let mut first = Some(first);
+        for (lo, hi) in cuts {
+            // The first slice goes on from where the first page ended.
+            let slice = match first.take() {
+                Some(k) => k.with_end(hi),
+                None => Keyset::new(lo, hi, self.per_page),
+            };
+            let (me, name, q) = (self.clone(), name.to_owned(), q.clone());
+            let (fetch, wrap, seen) = (fetch.clone(), wrap.clone(), seen.clone());
+            set.spawn(async move {
+                let mut tally = Tally::default();
+                let mut k = slice;
+                while let Some(r) = k.next_request() {
+                    me.take_page(
+                        &name, &mut k, &q, r, &fetch, stamp, &wrap, &seen, &mut tally,
+                    )
+                    .await?;
+                }
+                Ok::<_, String>(tally)
+            });
+        }
+        let mut failed = None;
+        while let Some(res) = set.join_next().await {
+            match res {
+                Ok(Ok(t)) => tally.add(&t),
+                Ok(Err(e)) => {
+                    failed.get_or_insert(e);
+                    // The other slices are of no use once one failed.
+                    set.abort_all();
+                }
+                Err(e) if e.is_cancelled() => {}
+                Err(e) => {
+                    failed.get_or_insert(format!("a slice reader stopped: {e}"));
+                    set.abort_all();
+                }
+            }
+        }
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// Requests one page of a slice, takes it (dedupe, cursor), stores its items and
+    /// bad records. Returns, after a full page, the slice's cursor and the list's total.
+    #[allow(clippy::too_many_arguments)]
+    async fn take_page<T>(
+        &self,
+        name: &str,
+        k: &mut Keyset,
+        q: &ListQuery,
+        r: crate::api::paging::Request,
+        fetch: &Fetch<T>,
+        stamp: fn(&T) -> DateTime<Utc>,
+        wrap: &Wrap<T>,
+        seen: &Arc<std::sync::Mutex<Seen>>,
+        tally: &mut Tally,
+    ) -> Result<Option<AfterPage>, String>
+    where
+        T: crate::api::Identified + Send + 'static,
+    {
+        let query = ListQuery {
+            from: r.from,
+            to: r.to,
+            ..q.clone()
+        };
+        tally.requests += 1;
+        let mut page = self
+            .permit_fetch(fetch, query, r.page, self.per_page)
+            .await
+            .map_err(|e| e.to_string())?;
+        {
+            let mut s = seen
+                .lock()
+                .map_err(|_| "internal: seen set poisoned".to_owned())?;
+            let before = k.duplicates;
+            k.accept(name, &mut page, stamp, &mut s.ids)
+                .map_err(|e| e.to_string())?;
+            tally.duplicates += k.duplicates - before;
+            let started = self.started;
+            s.before_start += page
+                .items
+                .iter()
+                .filter(|r| stamp(&r.value) < started)
+                .count() as u64;
+        }
+        let high = page.items.iter().map(|r| stamp(&r.value)).max();
+        tally.high = tally.high.max(high);
+        if !page.bad.is_empty() {
+            for b in &page.bad {
+                tracing::error!(list = name, record = %b, "unreadable record");
+            }
+            let bad = page.bad.len() as u64;
+            tally.bad += bad;
+            self.counters.bad.fetch_add(bad, Ordering::Relaxed);
+            let _ = self
+                .tx
+                .send(Write::Bad(std::mem::take(&mut page.bad)))
+                .await;
+        }
+        let total = page.info.total;
+        if self.tx.send(wrap(page.items)).await.is_err() {
+            return Err("the store writer stopped".into());
+        }
+        if let Some(p) = &self.progress {
+            let items = seen.lock().map(|s| s.ids.len() as u64).unwrap_or(0);
+            p.update(name, tally.requests, items);
+        }
+        Ok(k.next_request().map(|next| AfterPage {
+            cursor: next.from,
+            total,
+        }))
+    }
+
+    /// One request, holding a permit of the shared semaphore.
+    async fn permit_fetch<T>(
+        &self,
+        fetch: &Fetch<T>,
+        q: ListQuery,
+        page: u32,
+        per_page: u32,
+    ) -> Result<Page<T>, ApiError> {
+        // The semaphore is never closed, so a permit always comes.
+        let _permit = self.sem.acquire().await;
+        fetch(q, page, per_page).await
+    }
+}
+
+/// How many times a list is read again when items appeared behind its read.
+const REREADS: u32 = 2;
+
+type PageFuture<T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Page<T>, ApiError>> + Send>>;
+/// Requests one page: `(filters, page, per_page)`.
+type Fetch<T> = Arc<dyn Fn(ListQuery, u32, u32) -> PageFuture<T> + Send + Sync>;
+/// Turns a page's new items into the writer's message.
+type Wrap<T> = Arc<dyn Fn(Vec<Record<T>>) -> Write + Send + Sync>;
+
+/// The ids a list read has received, over all its slices and passes.
+#[derive(Default)]
+struct Seen {
+    ids: FxHashSet<String>,
+    /// How many of them are stamped before the sync started (what the provider's
+    /// `total` of `[from, start)` counts).
+    before_start: u64,
+}
+
+/// Where a slice stands after its first full page.
+struct AfterPage {
+    cursor: Option<DateTime<Utc>>,
+    total: u64,
+}
+
+/// What a read (or one slice of it) did.
+#[derive(Default)]
+struct Tally {
+    requests: u32,
+    duplicates: u64,
+    bad: u64,
+    high: Option<DateTime<Utc>>,
+}
+
+impl Tally {
+    fn add(&mut self, o: &Tally) {
+        self.requests += o.requests;
+        self.duplicates += o.duplicates;
+        self.bad += o.bad;
+        self.high = self.high.max(o.high);
+    }
+}
