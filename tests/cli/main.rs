@@ -613,19 +613,28 @@ mod config_errors {
         assert_eq!(err.matches("Is a directory").count(), 1, "{err}");
     }
 
-    #[tokio::test]
-    async fn a_database_directory_that_cannot_be_used_fails_the_run_with_the_cause_said_once() {
+    /// A run whose database path lies under a plain file (so the run fails at once),
+    /// in the given log format; with that file's path.
+    async fn run_on_a_database_under_a_file(
+        format: &str,
+    ) -> (std::process::Output, std::path::PathBuf) {
         let env = TestEnv::start(small()).await;
         let file = env.reports.with_file_name("a-file");
         std::fs::write(&file, "").unwrap();
         let blocked = env.config.with_file_name("blocked.toml");
         env.write_config_at(&blocked, &file.join("recon.sqlite3"), "");
-
         let out = env
             .command_with(&blocked, &["--run-now"])
+            .env("CP_RECON_LOG_FORMAT", format)
             .output()
             .await
             .unwrap();
+        (out, file)
+    }
+
+    #[tokio::test]
+    async fn a_database_directory_that_cannot_be_used_fails_the_run_with_the_cause_said_once() {
+        let (out, file) = run_on_a_database_under_a_file("journal").await;
 
         assert_eq!(code(&out), 1, "{}", text(&out));
         let err = String::from_utf8_lossy(&out.stderr);
@@ -638,17 +647,7 @@ mod config_errors {
 
     #[tokio::test]
     async fn every_line_of_a_failed_run_follows_the_log_format_errors_at_error_priority() {
-        let env = TestEnv::start(small()).await;
-        let file = env.reports.with_file_name("a-file");
-        std::fs::write(&file, "").unwrap();
-        let blocked = env.config.with_file_name("blocked.toml");
-        env.write_config_at(&blocked, &file.join("recon.sqlite3"), "");
-        let out = env
-            .command_with(&blocked, &["--run-now"])
-            .env("CP_RECON_LOG_FORMAT", "json")
-            .output()
-            .await
-            .unwrap();
+        let (out, _) = run_on_a_database_under_a_file("json").await;
         assert_eq!(code(&out), 1, "{}", text(&out));
         let err = String::from_utf8_lossy(&out.stderr);
         for line in err.lines().filter(|l| !l.is_empty()) {
@@ -664,7 +663,6 @@ mod config_errors {
         let out = run_with("[cryptopocket]\npage_sise = 5\n", true).await;
         assert_eq!(code(&out), 2);
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        let _ = env;
         assert!(err.trim().starts_with("<3>"), "{err}");
         assert!(err.contains("configuration error"), "{err}");
     }
