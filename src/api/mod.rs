@@ -148,15 +148,11 @@ impl Client {
             .pool_idle_timeout(Duration::from_secs(60))
             .user_agent(concat!("cp-recon/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| ApiError::Malformed {
-                endpoint: "client".into(),
-                why: format!("cannot build HTTP client: {e}"),
-                snippet: String::new(),
+            .map_err(|e| ApiError::ClientSetup {
+                detail: e.to_string(),
             })?;
-        let base = reqwest::Url::parse(&cfg.base_url).map_err(|e| ApiError::Malformed {
-            endpoint: "client".into(),
-            why: format!("base_url {:?} is not a URL: {e}", cfg.base_url),
-            snippet: String::new(),
+        let base = reqwest::Url::parse(&cfg.base_url).map_err(|e| ApiError::BadBaseUrl {
+            detail: e.to_string(),
         })?;
         let now = Instant::now();
         let seed = u64::from(std::process::id())
