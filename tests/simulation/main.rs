@@ -142,49 +142,39 @@ impl SimState {
             return;
         };
         let kind = self.rng.below(4);
-        let name = match (kind, self.rng.pick(&pending).cloned()) {
+        // A credit for a waiting payment, of its amount, booked back-dated, whose text
+        // makes the matching interesting.
+        let credit_for = match (kind, self.rng.pick(&pending).cloned()) {
             // A customer's second transfer: the payment becomes ambiguous.
             (0, Some(p)) => {
-                let at = self.back_dated(p.created_at);
-                let id = self.fresh_id("TW");
-                let concept = format!("Ref {}", p.concept.unwrap_or_default());
-                let _ = h.add_transaction(TransactionRecord::credit(
-                    &id,
-                    &iban,
-                    Decimal::new(p.fiat_cents, 2),
-                    concept,
-                    at,
-                ));
-                "twin_transfer"
+                let text = format!("Ref {}", p.concept.unwrap_or_default());
+                Some((p, "TW", text, "twin_transfer"))
             }
             // One credit naming two waiting payments.
             (1, Some(p)) => {
                 let other = self.rng.pick(&pending).cloned().unwrap_or(p.clone());
-                let at = self.back_dated(p.created_at);
-                let id = self.fresh_id("TS");
                 let text = format!(
                     "Pagos {} y {}",
                     p.concept.unwrap_or_default(),
                     other.concept.unwrap_or_default()
                 );
-                let _ = h.add_transaction(TransactionRecord::credit(
-                    &id,
-                    &iban,
-                    Decimal::new(p.fiat_cents, 2),
-                    text,
-                    at,
-                ));
-                "shared_concept"
+                Some((p, "TS", text, "shared_concept"))
             }
             // A digit of another script beside the concept: never a match.
             (2, Some(p)) => {
-                let at = self.back_dated(p.created_at);
-                let id = self.fresh_id("TU");
                 let text = if self.rng.chance(0.5) {
                     format!("Ref ٣{}", p.concept.unwrap_or_default())
                 } else {
                     format!("{}１", p.concept.unwrap_or_default())
                 };
+                Some((p, "TU", text, "foreign_digit"))
+            }
+            _ => None,
+        };
+        let name = match credit_for {
+            Some((p, prefix, text, name)) => {
+                let at = self.back_dated(p.created_at);
+                let id = self.fresh_id(prefix);
                 let _ = h.add_transaction(TransactionRecord::credit(
                     &id,
                     &iban,
@@ -192,7 +182,7 @@ impl SimState {
                     text,
                     at,
                 ));
-                "foreign_digit"
+                name
             }
             // A new clean pair, both back-dated.
             _ => {
