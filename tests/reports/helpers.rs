@@ -369,3 +369,49 @@ pub fn read_csv(path: &Path) -> Table {
 pub fn settings() -> ReportSettings {
     ReportSettings::default()
 }
+
+impl Fixture {
+    /// The same fixture with every provider id made a formula payload: payment ids start
+    /// with `=`, transaction ids with `+`, off-ramp ids with `@`, so every id column and
+    /// every id list (candidates, suggestions) starts with a trigger.
+    pub fn with_hostile_ids(mut self) -> Self {
+        let p = |id: &PaymentId| pid(&format!("={}", id.as_str()));
+        let t = |id: &BankTxId| tid(&format!("+{}", id.as_str()));
+        let o = |id: &OfframpId| oid(&format!("@{}", id.as_str()));
+        self.payments = (self.payments.into_values())
+            .map(|mut x| {
+                x.id = p(&x.id);
+                (x.id.clone(), x)
+            })
+            .collect();
+        self.transactions = (self.transactions.into_values())
+            .map(|mut x| {
+                x.id = t(&x.id);
+                (x.id.clone(), x)
+            })
+            .collect();
+        self.offramps = (self.offramps.into_values())
+            .map(|mut x| {
+                x.id = o(&x.id);
+                (x.id.clone(), x)
+            })
+            .collect();
+        for f in &mut self.decisions.payments {
+            f.payment = p(&f.payment);
+            f.candidates = f.candidates.iter().map(t).collect();
+        }
+        for f in &mut self.decisions.transactions {
+            f.transaction = t(&f.transaction);
+            f.candidates = f.candidates.iter().map(p).collect();
+            f.suggested = f.suggested.iter().map(p).collect();
+        }
+        for f in &mut self.decisions.payouts {
+            f.offramp = o(&f.offramp);
+        }
+        for r in &mut self.reconciled {
+            r.payment_id = p(&r.payment_id);
+            r.transaction_id = t(&r.transaction_id);
+        }
+        self
+    }
+}

@@ -294,6 +294,47 @@ fn every_formula_payload_is_neutralised_but_our_negative_difference_stays_a_numb
     assert_eq!(t.row("tx_amount")["difference"], "-0.01");
 }
 
+/// Every cell of every file that is not one of our numbers starts with no trigger: with
+/// ids that are payloads themselves, this covers the id columns and the id lists.
+fn assert_no_cell_starts_a_formula(report: &Report) -> usize {
+    let mut guarded = 0;
+    for kind in ReportKind::ALL {
+        let tab = table(report, kind);
+        for row in &tab.rows {
+            for (col, cell) in row {
+                if matches!(col.as_str(), "difference" | "amount") {
+                    continue;
+                }
+                assert!(
+                    !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                    "{kind:?}.{col} = {cell:?}"
+                );
+                guarded += usize::from(cell.starts_with('\''));
+            }
+        }
+    }
+    guarded
+}
+
+#[test]
+fn ids_and_id_lists_that_look_like_formulas_are_neutralised_in_every_file() {
+    let report = Fixture::new().with_hostile_ids().report();
+    assert_no_cell_starts_a_formula(&report);
+
+    let p = table(&report, ReportKind::UnmatchedPayments);
+    assert_eq!(p.row("'=pay_amb1")["candidates"], "'+tx_amb");
+    let t = table(&report, ReportKind::UnmatchedBankTransactions);
+    assert_eq!(t.row("'+tx_amb")["candidates"], "'=pay_amb1 =pay_amb2");
+    assert_eq!(
+        t.row("'+tx_noconcept")["suggested_payment_ids"],
+        "'=pay_await"
+    );
+    let r = table(&report, ReportKind::Reconciled);
+    assert_eq!(r.row("'=pay_ok1")["transaction_id"], "'+tx_ok1");
+    let o = table(&report, ReportKind::UnmatchedPayouts);
+    assert_eq!(o.rows[0]["offramp_id"], "'@off_1");
+}
+
 #[test]
 fn non_ascii_names_and_names_with_commas_quotes_and_newlines_round_trip() {
     let t = table(
