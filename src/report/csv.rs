@@ -127,12 +127,12 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
 }
 
 /// Makes a cell that came from outside inert in a spreadsheet: a value starting with
-/// `=`, `+`, `-`, `@`, tab or carriage return gets a leading `'`, which spreadsheets
-/// show as text instead of evaluating (OWASP "CSV injection", CWE-1236). The rest of the
+/// `=`, `+`, `-`, `@`, tab, carriage return or NUL gets a leading `'`, which spreadsheets
+/// show as text instead of evaluating (OWASP "CSV injection", CWE-1236; ASVS lists the NUL). The rest of the
 /// value is kept byte for byte; quoting is the CSV writer's job.
 pub fn neutralize_formula(s: &str) -> Cow<'_, str> {
     match s.as_bytes().first() {
-        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => Cow::Owned(format!("'{s}")),
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r' | b'\0') => Cow::Owned(format!("'{s}")),
         _ => Cow::Borrowed(s),
     }
 }
@@ -166,7 +166,7 @@ mod tests {
 
     #[test]
     fn formula_triggers_get_a_leading_apostrophe() {
-        for s in ["=1+1", "+SUM(1,2)", "-1+1", "@cmd", "\t=1", "\r=1"] {
+        for s in ["=1+1", "+SUM(1,2)", "-1+1", "@cmd", "\t=1", "\r=1", "\0=1"] {
             assert_eq!(neutralize_formula(s), format!("'{s}"), "{s:?}");
         }
     }

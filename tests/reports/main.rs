@@ -306,7 +306,7 @@ fn assert_no_cell_starts_a_formula(report: &Report) -> usize {
                     continue;
                 }
                 assert!(
-                    !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                    !cell.starts_with(['=', '+', '-', '@', '\t', '\r', '\0']),
                     "{kind:?}.{col} = {cell:?}"
                 );
                 guarded += usize::from(cell.starts_with('\''));
@@ -333,6 +333,17 @@ fn ids_and_id_lists_that_look_like_formulas_are_neutralised_in_every_file() {
     assert_eq!(r.row("'=pay_ok1")["transaction_id"], "'+tx_ok1");
     let o = table(&report, ReportKind::UnmatchedPayouts);
     assert_eq!(o.rows[0]["offramp_id"], "'@off_1");
+}
+
+#[test]
+fn a_leading_nul_is_neutralised_like_any_other_trigger() {
+    let mut f = Fixture::new();
+    let tx = f.transactions.get_mut(&tid("tx_amb")).unwrap();
+    tx.counterparty_name = Some("\0=1+1".into());
+    let report = f.report();
+    assert_no_cell_starts_a_formula(&report);
+    let t = table(&report, ReportKind::UnmatchedBankTransactions);
+    assert_eq!(t.row("tx_amb")["counterparty_name"], "'\0=1+1");
 }
 
 #[test]
