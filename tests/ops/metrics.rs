@@ -225,7 +225,18 @@ async fn a_ping_to_a_closed_port_warns_without_the_secret_and_does_not_fail() {
     );
 }
 
-#[tokio::test]
-async fn a_ping_url_that_does_not_parse_is_ignored() {
-    ping(&reqwest::Client::new(), "not a url", true).await;
+#[tokio::test(flavor = "current_thread")]
+async fn a_ping_url_that_does_not_parse_is_skipped_with_a_warning_that_hides_it() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let _guard = tracing::subscriber::set_default(subscriber_with_filter(
+        LogFormat::Journal,
+        move || writer.clone(),
+        "info",
+    ));
+    ping(&reqwest::Client::new(), "not a url hunter2", true).await;
+    let text = logs.text();
+    assert!(text.contains("monitoring ping skipped"), "{text}");
+    assert!(text.contains("does not parse"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
 }
