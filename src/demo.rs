@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use chrono::Utc;
 
+use crate::api::BaseUrl;
 use crate::config::Settings;
 use crate::run::{RunOptions, RunStatus, run_once};
 use crate::sandbox::{DataSpec, Sandbox, SandboxConfig};
@@ -56,7 +57,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("cannot create {}", args.dir.display()))?;
 
-    let settings = Settings::for_sandbox(&sandbox.base_url(), &key, &secret, &db, &args.dir);
+    let base_url = BaseUrl::parse(&sandbox.base_url()).context("the sandbox's address")?;
+    let settings = Settings::for_sandbox(base_url, &key, &secret, &db, &args.dir);
     println!(
         "cp-recon demo: local sandbox at {} (seed {})",
         sandbox.base_url(),

@@ -77,11 +77,6 @@ pub enum ApiError {
     /// sent.
     #[error("cannot set up the HTTP client: {detail}")]
     ClientSetup { detail: String },
-    /// `base_url` is not a URL (the configuration checks it first; this guards a
-    /// client built by hand). The message does not quote it: a URL may carry
-    /// credentials.
-    #[error("base_url is not a URL: {detail}")]
-    BadBaseUrl { detail: String },
     /// The run's overall deadline passed. No request starts after it, so for a write
     /// this means the call was not made.
     #[error("{endpoint}: run deadline exceeded")]

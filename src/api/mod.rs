@@ -13,6 +13,7 @@
 //! `wire.rs` how each record is read from its JSON; `paging.rs` how a list is read page
 //! by page; `error.rs` the errors a caller acts on.
 
+mod base_url;
 mod error;
 pub mod paging;
 #[cfg(test)]
@@ -30,11 +31,13 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 
+use crate::config::ApiSettings;
 use crate::domain::{
     BankAccount, BankTransaction, BankTxId, Iban, Offramp, Payment, PaymentId, PaymentStatus,
 };
 pub use crate::record::{BadRecord, Record};
 pub use crate::text::{date_from_text, wire_date, wire_time};
+pub use base_url::{BaseUrl, BaseUrlError};
 pub use error::ApiError;
 pub use paging::{Identified, Page, PageInfo, Paginator};
 use transport::{Kind, Token, json, malformed, snippet, snippet_bytes};
@@ -57,8 +60,8 @@ const CODE_AUTH: &str = "authorization_incorrect";
 /// How the client talks to the provider.
 #[derive(Clone)]
 pub struct ClientConfig {
-    /// Ends in `/api`; no trailing slash.
-    pub base_url: String,
+    /// Ends in `/api`; parsed once, from the configuration.
+    pub base_url: BaseUrl,
     pub api_key: String,
     pub api_secret: SecretString,
     /// Per request.
@@ -116,8 +119,6 @@ pub enum ReconcileAnswer {
 /// The client. Cheap to share behind an `Arc`; safe to use from concurrent tasks.
 pub struct Client {
     http: reqwest::Client,
-    /// `cfg.base_url`, parsed once.
-    base: reqwest::Url,
     cfg: ClientConfig,
     token: tokio::sync::Mutex<Option<Token>>,
     pacer: Mutex<Instant>,
@@ -151,9 +152,6 @@ impl Client {
             .map_err(|e| ApiError::ClientSetup {
                 detail: e.to_string(),
             })?;
-        let base = reqwest::Url::parse(&cfg.base_url).map_err(|e| ApiError::BadBaseUrl {
-            detail: e.to_string(),
-        })?;
         let now = Instant::now();
         let seed = u64::from(std::process::id())
             ^ std::time::SystemTime::now()
@@ -162,13 +160,26 @@ impl Client {
                 .unwrap_or(0x9E37_79B9);
         Ok(Self {
             http,
-            base,
             deadline: now + cfg.deadline,
             cfg,
             token: tokio::sync::Mutex::new(None),
             pacer: Mutex::new(now),
             jitter: Mutex::new(seed | 1),
             stats: ApiStats::default(),
+        })
+    }
+
+    /// The client for the configured provider; the run's deadline counts from now.
+    pub fn from_settings(settings: &ApiSettings) -> Result<Self, ApiError> {
+        Self::new(ClientConfig {
+            base_url: settings.base_url.clone(),
+            api_key: settings.api_key.clone(),
+            api_secret: settings.api_secret.clone(),
+            timeout: Duration::from_secs(settings.timeout_secs),
+            max_requests_per_second: settings.max_requests_per_second,
+            max_attempts: settings.max_attempts,
+            backoff_base: Duration::from_millis(settings.backoff_base_ms),
+            deadline: Duration::from_secs(settings.run_deadline_secs),
         })
     }
 

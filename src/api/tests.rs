@@ -505,7 +505,7 @@ fn a_page_reads_the_same_whether_its_envelope_was_read_on_the_way_in_or_not() {
 fn request_urls_append_the_path_to_the_base_url_s_path() {
     let client = |base: &str| {
         Client::new(ClientConfig {
-            base_url: base.to_owned(),
+            base_url: BaseUrl::parse(base).unwrap(),
             api_key: "k".into(),
             api_secret: SecretString::from("s".to_owned()),
             timeout: Duration::from_secs(1),
@@ -525,33 +525,9 @@ fn request_urls_append_the_path_to_the_base_url_s_path() {
         "http://127.0.0.1:8080/api/payment/P%2F1"
     );
     assert_eq!(url("http://h", "/auth"), "http://h/auth");
-    let e = client("not a url").unwrap_err().to_string();
-    // Named as a bad base_url, without quoting it (a URL may carry credentials).
-    assert!(e.starts_with("base_url is not a URL"), "{e}");
 }
 
 #[test]
 fn path_segments_are_percent_encoded() {
     assert_eq!(encode_path("ES91 21/00"), "ES91%2021%2F00");
-}
-
-#[test]
-fn a_base_url_that_is_not_a_url_is_named_as_such_without_quoting_it() {
-    let err = Client::new(ClientConfig {
-        base_url: "not a url with s3cret".into(),
-        api_key: "k".into(),
-        api_secret: "s".to_owned().into(),
-        timeout: Duration::from_secs(1),
-        max_requests_per_second: 0,
-        max_attempts: 1,
-        backoff_base: Duration::from_millis(1),
-        deadline: Duration::from_secs(1),
-    })
-    .expect_err("not a URL");
-    assert!(matches!(err, ApiError::BadBaseUrl { .. }), "{err:?}");
-    assert!(
-        err.to_string().starts_with("base_url is not a URL"),
-        "{err}"
-    );
-    assert!(!err.to_string().contains("s3cret"), "{err}");
 }

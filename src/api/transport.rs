@@ -59,11 +59,12 @@ impl Client {
     }
 
     /// The base URL with `path` (which starts with `/`, segments already encoded) appended
-    /// to its path. The base was parsed once, in [`Client::new`]: only the path is parsed
-    /// per request.
+    /// to its path. The base was parsed once, with the configuration: only the path is
+    /// parsed per request.
     pub(super) fn url(&self, path: &str) -> reqwest::Url {
-        let mut url = self.base.clone();
-        let joined = format!("{}{path}", self.base.path().trim_end_matches('/'));
+        let base = self.cfg.base_url.as_url();
+        let mut url = base.clone();
+        let joined = format!("{}{path}", base.path().trim_end_matches('/'));
         url.set_path(&joined);
         url
     }

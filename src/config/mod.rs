@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use crate::api::{BaseUrl, BaseUrlError};
 use crate::email::EmailSettings;
 use crate::matching::MatchParams;
 use crate::report::ReportSettings;
@@ -57,7 +58,7 @@ pub struct Settings {
 
 #[derive(Debug, Clone)]
 pub struct ApiSettings {
-    pub base_url: String,
+    pub base_url: BaseUrl,
     pub api_key: String,
     pub api_secret: SecretString,
     pub page_size: u32,
@@ -155,7 +156,7 @@ impl Settings {
     /// The embedded default: a local sandbox, no credentials of any provider, no e-mail.
     /// Used by `cp-recon demo` and by tests.
     pub fn for_sandbox(
-        base_url: &str,
+        base_url: BaseUrl,
         api_key: &str,
         api_secret: &str,
         database: &Path,
@@ -164,7 +165,7 @@ impl Settings {
         Self {
             path: PathBuf::from("<embedded>"),
             cryptopocket: ApiSettings {
-                base_url: base_url.trim_end_matches('/').to_owned(),
+                base_url,
                 api_key: api_key.to_owned(),
                 api_secret: SecretString::from(api_secret.to_owned()),
                 page_size: 100,
@@ -334,22 +335,16 @@ pub fn parse(
     })?;
 
     let api = file.cryptopocket;
-    let base_url = api.base_url.trim_end_matches('/').to_owned();
-    if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
-        return Err(invalid(
+    let base_url = BaseUrl::parse(&api.base_url).map_err(|e| {
+        let shown = without_userinfo(api.base_url.trim_end_matches('/'));
+        invalid(
             "cryptopocket.base_url",
-            format!(
-                "expected an http(s) URL, got {:?}",
-                without_userinfo(&base_url)
-            ),
-        ));
-    }
-    if reqwest::Url::parse(&base_url).is_err() {
-        return Err(invalid(
-            "cryptopocket.base_url",
-            format!("not a valid URL: {:?}", without_userinfo(&base_url)),
-        ));
-    }
+            match e {
+                BaseUrlError::NotHttp => format!("expected an http(s) URL, got {shown:?}"),
+                BaseUrlError::NotAUrl { .. } => format!("not a valid URL: {shown:?}"),
+            },
+        )
+    })?;
     if api.api_key.trim().is_empty() {
         return Err(invalid("cryptopocket.api_key", "must not be empty".into()));
     }

@@ -93,7 +93,10 @@ fn every_key_of_the_example_config_is_known() {
 #[test]
 fn a_minimal_file_with_the_secret_in_the_environment_loads_with_defaults() {
     let s = parse(Path::new("c.toml"), MINIMAL, true, &env_with_secret).unwrap();
-    assert_eq!(s.cryptopocket.base_url, "http://127.0.0.1:8080/api");
+    assert_eq!(
+        s.cryptopocket.base_url.as_str(),
+        "http://127.0.0.1:8080/api"
+    );
     assert_eq!(s.cryptopocket.page_size, 100);
     assert_eq!(s.cryptopocket.api_secret.expose_secret(), "s3cret");
     assert!(s.reconcile.enabled);

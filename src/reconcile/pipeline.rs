@@ -723,7 +723,7 @@ mod tests {
         // base URL is never reached).
         let client = Arc::new(
             Client::new(ClientConfig {
-                base_url: "http://127.0.0.1:9/api".into(),
+                base_url: crate::api::BaseUrl::parse("http://127.0.0.1:9/api").unwrap(),
                 api_key: "k".into(),
                 api_secret: "s".to_owned().into(),
                 timeout: Duration::from_secs(1),

@@ -5,12 +5,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 
-use crate::api::{Client, ClientConfig};
+use crate::api::Client;
 use crate::config::Settings;
 use crate::domain::{BankTransaction, BankTxId, Offramp, OfframpId, Payment, PaymentId};
 use crate::lock::{LockError, RunLock};
@@ -36,22 +35,6 @@ pub struct RunOptions {
     pub progress: bool,
     /// Write the e-mail as `report.eml` in the report directory too (the demo does).
     pub write_eml: bool,
-}
-
-/// The API client for these settings; the deadline counts from now.
-pub fn client(settings: &Settings) -> anyhow::Result<Client> {
-    let a = &settings.cryptopocket;
-    Client::new(ClientConfig {
-        base_url: a.base_url.clone(),
-        api_key: a.api_key.clone(),
-        api_secret: a.api_secret.clone(),
-        timeout: Duration::from_secs(a.timeout_secs),
-        max_requests_per_second: a.max_requests_per_second,
-        max_attempts: a.max_attempts,
-        backoff_base: Duration::from_millis(a.backoff_base_ms),
-        deadline: Duration::from_secs(a.run_deadline_secs),
-    })
-    .context("cannot create the CryptoPocket client")
 }
 
 /// One run. `Err` only when the run could not even be recorded (lock I/O, database
@@ -157,7 +140,10 @@ async fn run_inner(
     mode: SyncMode,
     summary: &mut RunSummary,
 ) -> anyhow::Result<()> {
-    let client = Arc::new(client(settings)?);
+    let client = Arc::new(
+        Client::from_settings(&settings.cryptopocket)
+            .context("cannot create the CryptoPocket client")?,
+    );
     let db = SharedStore::new(store);
     let mut laps = Laps::new();
 

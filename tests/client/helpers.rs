@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use cp_recon::api::{
-    ApiError, BadRecord, Client, ClientConfig, Identified, ListQuery, Page, Paginator, Record,
+    ApiError, BadRecord, BaseUrl, Client, ClientConfig, Identified, ListQuery, Page, Paginator,
+    Record,
 };
 use cp_recon::domain::{BankTransaction, Iban, Offramp, Payment};
 use cp_recon::sandbox::{DataSpec, Faults, Sandbox, SandboxConfig};
@@ -49,7 +50,7 @@ pub async fn spawn_sandbox_with_faults(faults: Faults) -> Sandbox {
 /// Short backoff, five attempts, no client-side rate limit.
 pub fn client_config(base_url: String) -> ClientConfig {
     ClientConfig {
-        base_url,
+        base_url: BaseUrl::parse(&base_url).expect("a base URL"),
         api_key: KEY.to_owned(),
         api_secret: SecretString::from(SECRET.to_owned()),
         timeout: Duration::from_secs(3),

@@ -63,7 +63,7 @@ impl Case {
             .expect("the sandbox starts");
         let dir = tempfile::tempdir().expect("a temporary directory");
         let mut cfg = Settings::for_sandbox(
-            &sb.base_url(),
+            cp_recon::api::BaseUrl::parse(&sb.base_url()).unwrap(),
             "sandbox-key",
             "sandbox-secret",
             &dir.path().join("recon.sqlite3"),

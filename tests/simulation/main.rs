@@ -354,7 +354,7 @@ impl Hook for Sim {
 
 fn settings(sb: &Sandbox, dir: &std::path::Path) -> Settings {
     let mut s = Settings::for_sandbox(
-        &sb.base_url(),
+        cp_recon::api::BaseUrl::parse(&sb.base_url()).unwrap(),
         "sandbox-key",
         "sandbox-secret",
         &dir.join("recon.sqlite3"),
