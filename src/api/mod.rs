@@ -41,6 +41,7 @@ pub use base_url::{BaseUrl, BaseUrlError};
 pub use error::ApiError;
 pub use paging::{Identified, Page, PageInfo, Paginator};
 use transport::{Kind, Token, json, malformed, snippet, snippet_bytes};
+pub use wire::WireError;
 use wire::{
     encode_path, find_array, list_params, parse_account, parse_offramp, parse_page, parse_payment,
     parse_transaction, transactions_path, value_string,
@@ -286,7 +287,7 @@ impl Client {
         for item in items {
             let raw = item.to_string();
             let parsed = serde_json::value::to_raw_value(item)
-                .map_err(|e| e.to_string())
+                .map_err(|_| WireError::NotAnObject)
                 .and_then(|r| parse_account(&r));
             match parsed {
                 Ok(a) => good.push(Record { value: a, raw }),
@@ -294,7 +295,7 @@ impl Client {
                     endpoint: PATH_ACCOUNTS.into(),
                     id: item.get("iban").and_then(value_string),
                     raw,
-                    error,
+                    error: error.to_string(),
                 }),
             }
         }
@@ -319,7 +320,7 @@ impl Client {
                     })?;
                 let p = parse_payment(data).map_err(|why| ApiError::Malformed {
                     endpoint: path.clone(),
-                    why,
+                    why: why.to_string(),
                     snippet: snippet(data.get()),
                 })?;
                 Ok(Some(Record {

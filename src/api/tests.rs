@@ -66,7 +66,7 @@ fn an_item_is_read_in_one_pass_whatever_its_field_order_escapes_or_repeats() {
     // Not an object, or trailing garbage: a bad record, with a reason.
     for bad in [r#"[1,2]"#, r#""P1""#] {
         let v: Box<RawValue> = serde_json::from_str(bad).unwrap();
-        assert_eq!(parse_payment(&v).unwrap_err(), "not a JSON object");
+        assert_eq!(parse_payment(&v).unwrap_err(), WireError::NotAnObject);
     }
 }
 
@@ -99,7 +99,17 @@ fn a_payment_amount_number_keeps_its_literal_digits() {
 fn fractional_cents_make_a_bad_record_naming_the_field() {
     let v = json!({"id":"P1","status":"x","fiat_amount":"150.5","fiat_symbol":"EUR","created_at":"2026-06-26T10:30:00Z"});
     let e = parse_payment(&raw(&v)).unwrap_err();
-    assert!(e.contains("fiat_amount"), "{e}");
+    assert!(
+        matches!(
+            e,
+            WireError::Invalid {
+                field: "fiat_amount",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("fiat_amount"), "{e}");
 }
 
 /// `text` read as a numeric string (`"150.50"`).
@@ -317,7 +327,10 @@ fn an_inexact_or_malformed_amount_makes_a_bad_record_naming_its_field() {
         json!("1.505e2"),
     ] {
         let e = parse_transaction(&raw(&tx(amount.clone()))).unwrap_err();
-        assert!(e.contains("`amount` is not a decimal"), "{amount}: {e}");
+        assert!(
+            e.to_string().contains("`amount` is not a decimal"),
+            "{amount}: {e}"
+        );
     }
     let t = parse_transaction(&raw(&tx(json!("150.50000000000000000000000000000")))).unwrap();
     assert_eq!(t.amount.amount_str(), "150.50");
@@ -337,7 +350,10 @@ fn an_inexact_or_malformed_amount_makes_a_bad_record_naming_its_field() {
         "1e30",
     ] {
         let e = payment(cents).unwrap_err();
-        assert!(e.contains("`fiat_amount` is not a decimal"), "{cents}: {e}");
+        assert!(
+            e.to_string().contains("`fiat_amount` is not a decimal"),
+            "{cents}: {e}"
+        );
     }
     for cents in [
         r#""15050.000000000000000000000000000000""#,
@@ -361,6 +377,7 @@ fn a_transaction_amount_stays_exact_and_must_be_positive() {
     assert!(
         parse_transaction(&raw(&v))
             .unwrap_err()
+            .to_string()
             .contains("positive")
     );
 }

@@ -14,11 +14,50 @@ use serde_json::value::RawValue;
 use super::transport::{Answer, snippet, snippet_bytes};
 use super::{ApiError, ListQuery, PATH_ACCOUNTS, Page, PageInfo};
 use crate::domain::{
-    BankAccount, BankTransaction, BankTxId, Concept, Currency, Direction, Iban, Money, Offramp,
-    OfframpId, OfframpStatus, Payment, PaymentId, PaymentStatus,
+    BankAccount, BankTransaction, BankTxId, Concept, Currency, Direction, DomainError, Iban, Money,
+    Offramp, OfframpId, OfframpStatus, Payment, PaymentId, PaymentStatus,
 };
 use crate::record::{BadRecord, Record};
 use crate::text::{date_from_text, wire_time};
+
+/// Why one record could not be read. The message names the field; it becomes the bad
+/// record's error text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("not a JSON object")]
+    NotAnObject,
+    #[error("`{field}` is missing")]
+    Missing { field: &'static str },
+    #[error("`{field}` is not a string or number")]
+    NotText { field: &'static str },
+    #[error("`{field}` is not a decimal: {snippet}")]
+    NotDecimal {
+        field: &'static str,
+        snippet: String,
+    },
+    #[error("`{field}` is not an ISO-8601 time: {text:?}")]
+    NotTime { field: &'static str, text: String },
+    #[error("`{field}` is not a date: {text:?}")]
+    NotDate { field: &'static str, text: String },
+    #[error("`{field}` must be positive, got {amount}")]
+    NotPositive {
+        field: &'static str,
+        amount: Decimal,
+    },
+    /// An id the domain refuses (empty, say).
+    #[error("{0}")]
+    BadId(DomainError),
+    /// A value the domain refuses (a currency, an IBAN, cents with a fraction...).
+    #[error("`{field}`: {source}")]
+    Invalid {
+        field: &'static str,
+        source: DomainError,
+    },
+}
+
+fn invalid(field: &'static str) -> impl FnOnce(DomainError) -> WireError {
+    move |source| WireError::Invalid { field, source }
+}
 
 pub(super) fn transactions_path(iban: &Iban) -> String {
     format!(
@@ -64,7 +103,7 @@ pub(super) fn encode_path(s: &str) -> String {
 pub(super) fn parse_page<T>(
     endpoint: &str,
     answer: &Answer,
-    parse: fn(&RawValue) -> Result<T, String>,
+    parse: fn(&RawValue) -> Result<T, WireError>,
 ) -> Result<Page<T>, ApiError> {
     let bad_page = |why: &str| ApiError::Malformed {
         endpoint: endpoint.to_owned(),
@@ -107,7 +146,7 @@ pub(super) fn parse_page<T>(
                     .ok()
                     .and_then(|o| o.get("id").and_then(flex_string)),
                 raw: item.get().to_owned(),
-                error,
+                error: error.to_string(),
             }),
         }
     }
@@ -148,13 +187,13 @@ impl<'a> Obj<'a> {
     }
 }
 
-fn obj<'a>(text: &'a str, names: &'static [&'static str]) -> Result<Obj<'a>, String> {
+fn obj<'a>(text: &'a str, names: &'static [&'static str]) -> Result<Obj<'a>, WireError> {
     use serde::de::DeserializeSeed;
     let mut de = serde_json::Deserializer::from_str(text);
     ObjSeed(names)
         .deserialize(&mut de)
         .and_then(|o| de.end().map(|()| o))
-        .map_err(|_| "not a JSON object".to_owned())
+        .map_err(|_| WireError::NotAnObject)
 }
 
 /// Reads an object into an [`Obj`] of the given field names.
@@ -214,18 +253,18 @@ impl serde::de::Visitor<'_> for KeySeed {
     }
 }
 
-fn req<'a>(o: &Obj<'a>, k: &str) -> Result<&'a RawValue, String> {
+fn req<'a>(o: &Obj<'a>, k: &'static str) -> Result<&'a RawValue, WireError> {
     match o.get(k) {
         Some(v) if v.get() != "null" => Ok(v),
-        _ => Err(format!("`{k}` is missing")),
+        _ => Err(WireError::Missing { field: k }),
     }
 }
 
-fn req_str<'a>(o: &Obj<'a>, k: &str) -> Result<Cow<'a, str>, String> {
-    flex_str(req(o, k)?).ok_or_else(|| format!("`{k}` is not a string or number"))
+fn req_str<'a>(o: &Obj<'a>, k: &'static str) -> Result<Cow<'a, str>, WireError> {
+    flex_str(req(o, k)?).ok_or(WireError::NotText { field: k })
 }
 
-fn req_string(o: &Obj<'_>, k: &str) -> Result<String, String> {
+fn req_string(o: &Obj<'_>, k: &'static str) -> Result<String, WireError> {
     req_str(o, k).map(Cow::into_owned)
 }
 
@@ -375,22 +414,29 @@ fn exact_decimal(text: &str, exponent: bool) -> Option<Decimal> {
     Decimal::try_from_i128_with_scale(signed, u32::try_from(kept).ok()?).ok()
 }
 
-fn req_decimal(o: &Obj<'_>, k: &str) -> Result<Decimal, String> {
+fn req_decimal(o: &Obj<'_>, k: &'static str) -> Result<Decimal, WireError> {
     let v = req(o, k)?;
-    flex_decimal(v).ok_or_else(|| format!("`{k}` is not a decimal: {}", snippet(v.get())))
+    flex_decimal(v).ok_or_else(|| WireError::NotDecimal {
+        field: k,
+        snippet: snippet(v.get()),
+    })
 }
 
-fn req_time(o: &Obj<'_>, k: &str) -> Result<DateTime<Utc>, String> {
+fn req_time(o: &Obj<'_>, k: &'static str) -> Result<DateTime<Utc>, WireError> {
     let s = req_str(o, k)?;
-    parse_time(&s).ok_or_else(|| format!("`{k}` is not an ISO-8601 time: {s:?}"))
+    parse_time(&s).ok_or_else(|| WireError::NotTime {
+        field: k,
+        text: s.into_owned(),
+    })
 }
 
-fn opt_time(o: &Obj<'_>, k: &str) -> Result<Option<DateTime<Utc>>, String> {
+fn opt_time(o: &Obj<'_>, k: &'static str) -> Result<Option<DateTime<Utc>>, WireError> {
     match opt_str(o, k) {
         None => Ok(None),
-        Some(s) => parse_time(&s)
-            .map(Some)
-            .ok_or_else(|| format!("`{k}` is not an ISO-8601 time: {s:?}")),
+        Some(s) => parse_time(&s).map(Some).ok_or_else(|| WireError::NotTime {
+            field: k,
+            text: s.into_owned(),
+        }),
     }
 }
 
@@ -410,8 +456,8 @@ fn parse_time(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.and_utc())
 }
 
-fn currency(o: &Obj<'_>, k: &str) -> Result<Currency, String> {
-    Currency::parse(req_str(o, k)?).map_err(|e| format!("`{k}`: {e}"))
+fn currency(o: &Obj<'_>, k: &'static str) -> Result<Currency, WireError> {
+    Currency::parse(req_str(o, k)?).map_err(invalid(k))
 }
 
 /// The fields each parser reads.
@@ -454,16 +500,16 @@ const ACCOUNT_FIELDS: &[&str] = &["iban", "bic", "holder_name", "currency", "bal
 const PAGINATION_FIELDS: &[&str] = &["current_page", "per_page", "last_page", "total"];
 const ID_FIELD: &[&str] = &["id"];
 
-pub(super) fn parse_payment(v: &RawValue) -> Result<Payment, String> {
+pub(super) fn parse_payment(v: &RawValue) -> Result<Payment, WireError> {
     let o = &obj(v.get(), PAYMENT_FIELDS)?;
-    let id = PaymentId::parse(req_string(o, "id")?).map_err(|e| e.to_string())?;
+    let id = PaymentId::parse(req_string(o, "id")?).map_err(WireError::BadId)?;
     let cur = currency(o, "fiat_symbol")?;
     // `fiat_amount` is integer cents here (§5.3, §13.3).
-    let amount = Money::from_cents(req_decimal(o, "fiat_amount")?, cur)
-        .map_err(|e| format!("`fiat_amount`: {e}"))?;
+    let amount =
+        Money::from_cents(req_decimal(o, "fiat_amount")?, cur).map_err(invalid("fiat_amount"))?;
     let concept = match opt_string(o, "concept") {
         None => None,
-        Some(c) => Some(Concept::parse(&c).map_err(|e| format!("`concept`: {e}"))?),
+        Some(c) => Some(Concept::parse(&c).map_err(invalid("concept"))?),
     };
     Ok(Payment {
         id,
@@ -478,9 +524,9 @@ pub(super) fn parse_payment(v: &RawValue) -> Result<Payment, String> {
     })
 }
 
-pub(super) fn parse_offramp(v: &RawValue) -> Result<Offramp, String> {
+pub(super) fn parse_offramp(v: &RawValue) -> Result<Offramp, WireError> {
     let o = &obj(v.get(), OFFRAMP_FIELDS)?;
-    let id = OfframpId::parse(req_string(o, "id")?).map_err(|e| e.to_string())?;
+    let id = OfframpId::parse(req_string(o, "id")?).map_err(WireError::BadId)?;
     // `fiat_amount` is a decimal string in currency units here (§13.4).
     let fiat = Money::from_units(req_decimal(o, "fiat_amount")?, currency(o, "fiat_symbol")?);
     Ok(Offramp {
@@ -494,26 +540,31 @@ pub(super) fn parse_offramp(v: &RawValue) -> Result<Offramp, String> {
     })
 }
 
-pub(super) fn parse_transaction(v: &RawValue) -> Result<BankTransaction, String> {
+pub(super) fn parse_transaction(v: &RawValue) -> Result<BankTransaction, WireError> {
     let o = &obj(v.get(), TRANSACTION_FIELDS)?;
-    let id = BankTxId::parse(req_string(o, "id")?).map_err(|e| e.to_string())?;
-    let iban = Iban::parse(req_string(o, "iban")?).map_err(|e| format!("`iban`: {e}"))?;
+    let id = BankTxId::parse(req_string(o, "id")?).map_err(WireError::BadId)?;
+    let iban = Iban::parse(req_string(o, "iban")?).map_err(invalid("iban"))?;
     let amount = req_decimal(o, "amount")?;
     if amount.is_sign_negative() || amount.is_zero() {
-        return Err(format!("`amount` must be positive, got {amount}"));
+        return Err(WireError::NotPositive {
+            field: "amount",
+            amount,
+        });
     }
-    let direction =
-        Direction::parse(&req_str(o, "direction")?).map_err(|e| format!("`direction`: {e}"))?;
-    let value_date = match opt_string(o, "value_date") {
-        None => None,
-        Some(s) => Some(
-            date_from_text(s.get(..10).unwrap_or(&s))
-                .ok_or_else(|| format!("`value_date` is not a date: {s:?}"))?,
-        ),
-    };
+    let direction = Direction::parse(&req_str(o, "direction")?).map_err(invalid("direction"))?;
+    let value_date =
+        match opt_string(o, "value_date") {
+            None => None,
+            Some(s) => Some(date_from_text(s.get(..10).unwrap_or(&s)).ok_or_else(|| {
+                WireError::NotDate {
+                    field: "value_date",
+                    text: s.clone(),
+                }
+            })?),
+        };
     let reconciled_payment_id = match opt_string(o, "reconciled_payment_id") {
         None => None,
-        Some(p) => Some(PaymentId::parse(p).map_err(|e| e.to_string())?),
+        Some(p) => Some(PaymentId::parse(p).map_err(WireError::BadId)?),
     };
     Ok(BankTransaction {
         id,
@@ -529,12 +580,12 @@ pub(super) fn parse_transaction(v: &RawValue) -> Result<BankTransaction, String>
     })
 }
 
-pub(super) fn parse_account(v: &RawValue) -> Result<BankAccount, String> {
+pub(super) fn parse_account(v: &RawValue) -> Result<BankAccount, WireError> {
     let o = &obj(v.get(), ACCOUNT_FIELDS)?;
-    let iban = Iban::parse(req_string(o, "iban")?).map_err(|e| format!("`iban`: {e}"))?;
+    let iban = Iban::parse(req_string(o, "iban")?).map_err(invalid("iban"))?;
     let currency = match opt_string(o, "currency") {
         None => None,
-        Some(c) => Some(Currency::parse(c).map_err(|e| format!("`currency`: {e}"))?),
+        Some(c) => Some(Currency::parse(c).map_err(invalid("currency"))?),
     };
     Ok(BankAccount {
         iban,
