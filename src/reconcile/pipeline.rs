@@ -754,7 +754,7 @@ mod tests {
                 .as_deref()
                 .is_some_and(|d| d.starts_with("not called:"))
         );
-        let store = db.into_inner().unwrap();
+        let store = db.lock();
         let (state, holds): (String, Option<i64>) = store
             .connection()
             .query_row(

@@ -45,10 +45,10 @@ pub async fn run_once(settings: &Settings, opts: &RunOptions) -> anyhow::Result<
     let mut summary = RunSummary::new(started, opts.dry_run || !settings.reconcile.enabled);
     let db_path = &settings.database.path;
 
-    // Bound before any store so that it is dropped after all of them: its descriptor of
-    // the database must be closed only once every SQLite connection of the run is
-    // (see `RunLock`). Every store of the run lives inside this function or `run_inner`,
-    // and every blocking task holding one is awaited before they return.
+    // Bound before the store so that it is dropped after it: its descriptor of the
+    // database must be closed only once every SQLite connection of the run is (see
+    // `RunLock`). The run's one store handle lives inside this function, and every
+    // blocking task holding a clone of it is awaited before the function returns.
     let _lock = match RunLock::acquire(db_path) {
         Ok(l) => l,
         Err(e @ LockError::Held { .. }) => {
@@ -60,7 +60,55 @@ pub async fn run_once(settings: &Settings, opts: &RunOptions) -> anyhow::Result<
         Err(e) => return Err(e).context("cannot take the run lock"),
     };
 
-    let mut store = Store::open(db_path)?;
+    // The run's one handle on the database, from here to the end of the run.
+    let db = SharedStore::new(Store::open(db_path)?);
+    let (mode, run_id) = {
+        let mut store = db.lock();
+        begin(&mut store, settings, opts.full, started, summary.dry_run)?
+    };
+    summary.sync_mode = Some(mode);
+    summary.run_id = Some(run_id);
+    tracing::info!(
+        run = run_id,
+        mode = mode.as_str(),
+        dry_run = summary.dry_run,
+        "run started"
+    );
+
+    let result = run_inner(settings, opts, &db, run_id, mode, &mut summary).await;
+    summary.finished_at = Utc::now();
+    if let Err(e) = &result {
+        summary.status = RunStatus::Failed;
+        summary.error = Some(format!("{e:#}"));
+    }
+    // Record the end, whatever happened; a failure here is the run's failure.
+    let last_success = {
+        let mut store = db.lock();
+        store.finish_run(run_id, summary.finished_at, &run_end(&summary))?;
+        store.last_success()?
+    };
+    if let Some(path) = &settings.monitoring.textfile {
+        let m = metrics_of(&summary);
+        if let Err(e) = crate::metrics::write_textfile(path, &m, last_success) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot write the metrics file");
+        }
+    }
+    if let Some(url) = &settings.monitoring.ping_url {
+        let http = reqwest::Client::new();
+        crate::metrics::ping(&http, url, summary.status == RunStatus::Completed).await;
+    }
+    Ok(summary)
+}
+
+/// Closes what a killed process left open, chooses the sync mode and records the run's
+/// start.
+fn begin(
+    store: &mut Store,
+    settings: &Settings,
+    full: bool,
+    started: DateTime<Utc>,
+    dry_run: bool,
+) -> anyhow::Result<(SyncMode, i64)> {
     let abandoned = store.close_abandoned_runs(started)?;
     if abandoned > 0 {
         tracing::warn!(
@@ -68,7 +116,7 @@ pub async fn run_once(settings: &Settings, opts: &RunOptions) -> anyhow::Result<
             "marked runs left unfinished by a killed process as failed"
         );
     }
-    let mode = if opts.full {
+    let mode = if full {
         SyncMode::Full
     } else {
         let first = store.watermark("payments")?.is_none();
@@ -79,25 +127,14 @@ pub async fn run_once(settings: &Settings, opts: &RunOptions) -> anyhow::Result<
             SyncMode::Incremental
         }
     };
-    summary.sync_mode = Some(mode);
-    let run_id = store.begin_run(started, summary.dry_run, mode.as_str())?;
-    summary.run_id = Some(run_id);
-    tracing::info!(
-        run = run_id,
-        mode = mode.as_str(),
-        dry_run = summary.dry_run,
-        "run started"
-    );
+    let run_id = store.begin_run(started, dry_run, mode.as_str())?;
+    Ok((mode, run_id))
+}
 
-    let result = run_inner(settings, opts, store, run_id, mode, &mut summary).await;
-    summary.finished_at = Utc::now();
-    if let Err(e) = &result {
-        summary.status = RunStatus::Failed;
-        summary.error = Some(format!("{e:#}"));
-    }
-    // Record the end, whatever happened; a failure here is the run's failure.
+/// The `runs` row's end: how the run ended and what it counted.
+fn run_end(summary: &RunSummary) -> RunEnd {
     let read = summary.records_read.unwrap_or_default();
-    let end = RunEnd {
+    RunEnd {
         outcome: match summary.status {
             RunStatus::Locked => "failed".into(),
             s => s.as_str().into(),
@@ -112,30 +149,16 @@ pub async fn run_once(settings: &Settings, opts: &RunOptions) -> anyhow::Result<
         reconciled: summary.decisions.get("reconciled").copied().unwrap_or(0),
         api_requests: summary.api_requests,
         api_errors: summary.api_errors,
-        summary_json: Some(summary_json(&summary)),
+        summary_json: Some(summary_json(summary)),
         error: summary.error.clone(),
-    };
-    let mut store = Store::open(db_path)?;
-    store.finish_run(run_id, summary.finished_at, &end)?;
-    if let Some(path) = &settings.monitoring.textfile {
-        let m = metrics_of(&summary);
-        let last_success = store.last_success()?;
-        if let Err(e) = crate::metrics::write_textfile(path, &m, last_success) {
-            tracing::warn!(path = %path.display(), error = %e, "cannot write the metrics file");
-        }
     }
-    if let Some(url) = &settings.monitoring.ping_url {
-        let http = reqwest::Client::new();
-        crate::metrics::ping(&http, url, summary.status == RunStatus::Completed).await;
-    }
-    Ok(summary)
 }
 
 /// The run's steps, in order; each phase is a function below.
 async fn run_inner(
     settings: &Settings,
     opts: &RunOptions,
-    store: Store,
+    db: &SharedStore,
     run_id: i64,
     mode: SyncMode,
     summary: &mut RunSummary,
@@ -144,11 +167,10 @@ async fn run_inner(
         Client::from_settings(&settings.cryptopocket)
             .context("cannot create the CryptoPocket client")?,
     );
-    let db = SharedStore::new(store);
     let mut laps = Laps::new();
 
     // 1. Intents left without an outcome by an earlier run (rules §5).
-    let recovered = reconcile::recover(&client, &db, run_id, settings.cryptopocket.concurrency)
+    let recovered = reconcile::recover(&client, db, run_id, settings.cryptopocket.concurrency)
         .await
         .context("cannot settle earlier reconcile intents")?;
     if recovered.recovered > 0 {
@@ -160,19 +182,19 @@ async fn run_inner(
     laps.lap("recover");
 
     // 2. Sync every list.
-    let (store, synced) = sync_phase(settings, opts, &client, db, run_id, mode).await?;
+    let synced = sync_phase(settings, opts, &client, db, run_id, mode).await?;
     summary.sync_complete = synced.complete;
     summary.records_read = Some(RecordsRead::of(&synced));
     laps.lap("sync");
 
     // 3. Match.
     let now = Utc::now();
-    let mut view = View::decide(&store, settings, synced.complete, now)?;
+    let mut view = View::decide(&db.lock(), settings, synced.complete, now)?;
     laps.lap("match");
 
     // 4. Reconcile the confident pairs, then fold what happened into the findings.
-    let (mut store, executed) =
-        reconcile_phase(settings, &client, store, run_id, summary.dry_run, &mut view).await?;
+    let executed =
+        reconcile_phase(settings, &client, db, run_id, summary.dry_run, &mut view).await?;
     let mut reconciled = recovered.reconciled;
     reconciled.extend(executed.reconciled);
     let mut not_reconciled = recovered.not_reconciled;
@@ -185,7 +207,7 @@ async fn run_inner(
         .chain(&executed.vanished)
         .cloned()
         .collect();
-    view.add_outcomes(&store, &not_reconciled, &vanished)?;
+    view.add_outcomes(&db.lock(), &not_reconciled, &vanished)?;
     reconciled.extend(Reconciled::would_be(&executed.dry_run, &view.payments, now));
     summary.reconcile_calls = recovered.calls + executed.calls;
     let dry = executed.dry_run.len();
@@ -194,17 +216,8 @@ async fn run_inner(
     laps.lap("reconcile");
 
     // 5. Record what was reported, then the report itself (disk first, then e-mail).
-    store.insert_findings(run_id, &view.decisions)?;
-    report_phase(
-        settings,
-        opts,
-        &mut store,
-        run_id,
-        &view,
-        &reconciled,
-        summary,
-    )
-    .await?;
+    db.lock().insert_findings(run_id, &view.decisions)?;
+    report_phase(settings, opts, db, run_id, &view, &reconciled, summary).await?;
     laps.lap("report");
     Ok(())
 }
@@ -213,7 +226,7 @@ async fn run_inner(
 async fn report_phase(
     settings: &Settings,
     opts: &RunOptions,
-    store: &mut Store,
+    db: &SharedStore,
     run_id: i64,
     view: &View,
     reconciled: &[Reconciled],
@@ -236,7 +249,7 @@ async fn report_phase(
         now: view.now,
     })
     .context("cannot build the report")?;
-    deliver(settings, opts, store, run_id, &report, summary).await
+    deliver(settings, opts, db, run_id, &report, summary).await
 }
 
 /// The run's request counters and how it ended: completed, or incomplete (nothing was
@@ -274,18 +287,15 @@ impl Laps {
     }
 }
 
-/// Reads every list into the store (the sync's writer owns the store meanwhile).
+/// Reads every list into the store (the sync's writer holds the store meanwhile).
 async fn sync_phase(
     settings: &Settings,
     opts: &RunOptions,
     client: &Arc<Client>,
-    db: SharedStore,
+    db: &SharedStore,
     run_id: i64,
     mode: SyncMode,
-) -> anyhow::Result<(Store, sync::SyncReport)> {
-    let store = db
-        .into_inner()
-        .context("internal: the store is still shared after recovery")?;
+) -> anyhow::Result<sync::SyncReport> {
     let sync_opts = SyncOptions {
         mode,
         per_page: settings.cryptopocket.page_size,
@@ -293,12 +303,9 @@ async fn sync_phase(
         concurrency: settings.cryptopocket.concurrency,
         progress: opts.progress,
     };
-    let (store, synced) = sync::sync_all(client.clone(), store, run_id, &sync_opts).await;
-    let store = match store {
-        Some(s) => s,
-        None => Store::open(&settings.database.path)?,
-    };
-    Ok((store, synced.context("sync failed")?))
+    sync::sync_all(client.clone(), db, run_id, &sync_opts)
+        .await
+        .context("sync failed")
 }
 
 /// What the run decided, with every record the report names.
@@ -428,21 +435,21 @@ impl View {
 async fn reconcile_phase(
     settings: &Settings,
     client: &Arc<Client>,
-    store: Store,
+    db: &SharedStore,
     run_id: i64,
     dry_run: bool,
     view: &mut View,
-) -> anyhow::Result<(Store, reconcile::Outcome)> {
-    let refused: HashMap<(PaymentId, BankTxId), String> = store
+) -> anyhow::Result<reconcile::Outcome> {
+    let refused: HashMap<(PaymentId, BankTxId), String> = db
+        .lock()
         .refused_pairs()?
         .into_iter()
         .map(|(p, t, code)| ((p, t), code))
         .collect();
     let pairs = view.pairs_to_call(&refused)?;
-    let db = SharedStore::new(store);
     let executed = reconcile::execute(
         client,
-        &db,
+        db,
         run_id,
         pairs,
         dry_run,
@@ -450,17 +457,14 @@ async fn reconcile_phase(
     )
     .await
     .context("reconcile step failed")?;
-    let store = db
-        .into_inner()
-        .context("internal: the store is still shared after reconcile")?;
-    Ok((store, executed))
+    Ok(executed)
 }
 
 /// Writes the report to disk, queues it, and sends every queued report.
 async fn deliver(
     settings: &Settings,
     opts: &RunOptions,
-    store: &mut Store,
+    db: &SharedStore,
     run_id: i64,
     report: &Report,
     summary: &mut RunSummary,
@@ -494,7 +498,7 @@ async fn deliver(
         crate::email::write_eml(&message, &eml)
             .with_context(|| format!("cannot write {}", eml.display()))?;
     }
-    store.enqueue_report(
+    db.lock().enqueue_report(
         run_id,
         &files.dir,
         state.as_str(),
@@ -507,11 +511,12 @@ async fn deliver(
         return Ok(());
     };
     // The outbox: this run's report and any earlier one not delivered yet.
-    for pending in store.pending_reports()? {
+    let pending_reports = db.lock().pending_reports()?;
+    for pending in pending_reports {
         let path = pending.dir.join("report.eml");
         match crate::email::send_eml(&path, email).await {
             Ok(()) => {
-                store.mark_report_sent(pending.run_id, Utc::now())?;
+                db.lock().mark_report_sent(pending.run_id, Utc::now())?;
                 if pending.run_id == run_id {
                     summary.email = Some(EmailState::Sent);
                 }
@@ -519,7 +524,7 @@ async fn deliver(
             }
             Err(e) => {
                 let msg = format!("{e}");
-                store.mark_report_failed(pending.run_id, &msg)?;
+                db.lock().mark_report_failed(pending.run_id, &msg)?;
                 tracing::warn!(report_run = pending.run_id, attempts = pending.attempts + 1, error = %msg,
                     "report not e-mailed; it stays in the outbox for the next run");
                 // The server is down or refusing: the rest would fail the same way.

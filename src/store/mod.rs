@@ -184,22 +184,20 @@ impl SharedStore {
         F: FnOnce(&mut Store) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
     {
-        let inner = self.0.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = inner.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut guard)
-        })
-        .await
-        .map_err(|e| StoreError::TaskFailed {
-            detail: e.to_string(),
-        })?
+        let inner = self.clone();
+        tokio::task::spawn_blocking(move || f(&mut inner.lock()))
+            .await
+            .map_err(|e| StoreError::TaskFailed {
+                detail: e.to_string(),
+            })?
     }
 
-    /// Takes the store back (after every other handle is gone).
-    pub fn into_inner(self) -> Option<Store> {
-        std::sync::Arc::try_unwrap(self.0)
-            .ok()
-            .map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()))
+    /// The store itself, for short synchronous work (a few reads or one small write) or
+    /// inside a blocking task, such as the sync's writer. Never held across an `.await`.
+    /// A handle whose holder panicked is handed on as it is: every caller that opens a
+    /// transaction ends it, and the sync undoes a writer's open batch.
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, Store> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

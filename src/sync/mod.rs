@@ -1,6 +1,6 @@
 //! The sync: reads every list from the provider into the store.
 //!
-//! Pages stream through a bounded channel to one writer that owns the SQLite connection,
+//! Pages stream through a bounded channel to one writer that holds the run's store,
 //! so network reads overlap with batched writes and memory does not grow with history.
 //! A list counts as complete only when every page was read and every item parsed; a run
 //! whose lists are not all complete reconciles nothing.
@@ -17,7 +17,7 @@ use crate::api::{BadRecord, Client, Record};
 use crate::domain::{
     BankAccount, BankTransaction, Iban, Offramp, Payment, PaymentId, PaymentStatus,
 };
-use crate::store::{ListRead, RunId, Store, StoreError};
+use crate::store::{ListRead, RunId, SharedStore, Store, StoreError};
 
 mod reader;
 use reader::{Kind, Progress, Reader};
@@ -94,31 +94,31 @@ enum Write {
     Vanished(Vec<PaymentId>),
 }
 
-/// Reads every list into the store. Returns the store (it is owned by the writer while
-/// the sync runs) with the report; the store comes back even when the sync failed, unless
-/// the writer itself crashed (then the caller reopens the database).
+/// Reads every list into the store. The sync's writer holds the store for the whole
+/// read, on a blocking thread; the store is the caller's again when this returns, even
+/// when the writer failed or panicked (its open batch is undone).
 pub async fn sync_all(
     client: Arc<Client>,
-    store: Store,
+    db: &SharedStore,
     run: RunId,
     opts: &SyncOptions,
-) -> (Option<Store>, Result<SyncReport, SyncError>) {
+) -> Result<SyncReport, SyncError> {
     let now = Utc::now();
     // Watermarks are read before the writer takes the store.
-    let marks = match Watermarks::load(&store, opts) {
-        Ok(m) => m,
-        Err(e) => return (Some(store), Err(e.into())),
-    };
-    let pending_before = match opts.mode {
-        SyncMode::Incremental => match store.pending_payment_ids() {
-            Ok(ids) => ids,
-            Err(e) => return (Some(store), Err(e.into())),
-        },
-        SyncMode::Full => Vec::new(),
+    let (marks, pending_before) = {
+        let store = db.lock();
+        let marks = Watermarks::load(&store, opts)?;
+        let pending = match opts.mode {
+            SyncMode::Incremental => store.pending_payment_ids()?,
+            SyncMode::Full => Vec::new(),
+        };
+        (marks, pending)
     };
 
     let (tx, rx) = mpsc::channel::<Write>(32);
-    let writer = tokio::task::spawn_blocking(move || writer_loop(store, rx, run, now));
+    let writer_db = db.clone();
+    let writer =
+        tokio::task::spawn_blocking(move || writer_loop(&mut writer_db.lock(), rx, run, now));
 
     let counters = Arc::new(Counters::default());
     let mut report = SyncReport::default();
@@ -257,12 +257,14 @@ pub async fn sync_all(
 
     drop(reader);
     drop(tx);
-    let (store, written) = match writer.await {
-        Ok(v) => v,
-        Err(e) => return (None, Err(SyncError::Writer(e.to_string()))),
-    };
-    if let Err(e) = written {
-        return (Some(store), Err(e.into()));
+    match writer.await {
+        Ok(written) => written?,
+        Err(e) => {
+            let mut store = db.lock();
+            store.rollback_batch();
+            let _ = store.end_bulk();
+            return Err(SyncError::Writer(e.to_string()));
+        }
     }
 
     report.payments = counters.payments.load(Ordering::Relaxed);
@@ -272,7 +274,7 @@ pub async fn sync_all(
     report.bad_records = counters.bad.load(Ordering::Relaxed);
     report.complete = readers_ok && report.lists.iter().all(|l| l.complete);
     report.lists.sort_by(|a, b| a.list.cmp(&b.list));
-    (Some(store), Ok(report))
+    Ok(report)
 }
 
 #[derive(Default)]
@@ -330,14 +332,12 @@ impl Watermarks {
 const WRITES_PER_COMMIT: usize = 64;
 
 fn writer_loop(
-    mut store: Store,
+    store: &mut Store,
     mut rx: mpsc::Receiver<Write>,
     run: RunId,
     now: DateTime<Utc>,
-) -> (Store, Result<(), StoreError>) {
-    if let Err(e) = store.begin_bulk() {
-        return (store, Err(e));
-    }
+) -> Result<(), StoreError> {
+    store.begin_bulk()?;
     let mut busy = std::time::Duration::ZERO;
     let mut commits = 0u64;
     while let Some(first) = rx.blocking_recv() {
@@ -345,10 +345,10 @@ fn writer_loop(
         commits += 1;
         let r = (|| {
             store.begin_batch()?;
-            apply(&mut store, first, run, now)?;
+            apply(store, first, run, now)?;
             for _ in 1..WRITES_PER_COMMIT {
                 match rx.try_recv() {
-                    Ok(w) => apply(&mut store, w, run, now)?,
+                    Ok(w) => apply(store, w, run, now)?,
                     Err(_) => break,
                 }
             }
@@ -358,18 +358,16 @@ fn writer_loop(
         if let Err(e) = r {
             store.rollback_batch();
             let _ = store.end_bulk();
-            return (store, Err(e));
+            return Err(e);
         }
     }
-    if let Err(e) = store.end_bulk() {
-        return (store, Err(e));
-    }
+    store.end_bulk()?;
     tracing::debug!(
         busy_ms = busy.as_millis() as u64,
         commits,
         "store writer done"
     );
-    (store, Ok(()))
+    Ok(())
 }
 
 fn apply(store: &mut Store, w: Write, run: RunId, now: DateTime<Utc>) -> Result<(), StoreError> {

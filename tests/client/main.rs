@@ -1812,7 +1812,7 @@ async fn once_authentication_is_rejected_no_later_pair_is_called_and_committed_i
             .to_owned();
         assert!(first_batch.contains(&id), "a later pair was called: {body}");
     }
-    let store = db.into_inner().expect("the store is no longer shared");
+    let store = db.lock();
     let states: Vec<(String, i64)> = store
         .connection()
         .prepare("SELECT state, count(*) FROM matches GROUP BY state ORDER BY state")
