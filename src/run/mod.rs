@@ -21,7 +21,7 @@ use crate::sync::{self, SyncMode, SyncOptions};
 
 mod summary;
 
-pub use summary::{EmailState, RecordsRead, RunStatus, RunSummary};
+pub use summary::{EmailState, Outcomes, RecordsRead, RunStatus, RunSummary};
 use summary::{metrics_of, summary_json, tally};
 
 /// How to run.
@@ -146,7 +146,7 @@ fn run_end(summary: &RunSummary) -> RunEnd {
         transactions_read: read.transactions,
         bad_records: read.bad_records,
         reconcile_calls: summary.reconcile_calls,
-        reconciled: summary.decisions.get("reconciled").copied().unwrap_or(0),
+        reconciled: summary.outcomes.reconciled,
         api_requests: summary.api_requests,
         api_errors: summary.api_errors,
         summary_json: Some(summary_json(summary)),

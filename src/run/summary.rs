@@ -79,6 +79,35 @@ impl RecordsRead {
     }
 }
 
+/// What the run did with what it decided.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Outcomes {
+    /// Pairs the provider tied in this run (recovered intents included).
+    pub reconciled: u64,
+    /// Confident pairs a dry run would have called.
+    pub dry_run: u64,
+    /// Items reported for a person.
+    pub reported: u64,
+    /// Debits that pay out a finished off-ramp.
+    pub paid_out: u64,
+}
+
+impl Outcomes {
+    /// `(name, count)` as `summary_json` and the metrics name them; `dry_run` only in a
+    /// dry run that had something to call.
+    pub fn by_name(&self) -> Vec<(&'static str, u64)> {
+        let mut v = vec![
+            ("paid_out", self.paid_out),
+            ("reconciled", self.reconciled),
+            ("reported", self.reported),
+        ];
+        if self.dry_run > 0 {
+            v.insert(0, ("dry_run", self.dry_run));
+        }
+        v
+    }
+}
+
 /// What became of a run's report e-mail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EmailState {
@@ -116,8 +145,7 @@ pub struct RunSummary {
     pub dry_run: bool,
     /// `None` until the sync has run.
     pub records_read: Option<RecordsRead>,
-    /// `reconciled`, `dry_run`, `reported`, `not_reconciled`.
-    pub decisions: BTreeMap<String, u64>,
+    pub outcomes: Outcomes,
     pub reasons: BTreeMap<String, u64>,
     pub reconciled_totals: BTreeMap<String, Decimal>,
     pub reconcile_calls: u64,
@@ -139,7 +167,7 @@ impl RunSummary {
             sync_complete: false,
             dry_run,
             records_read: None,
-            decisions: BTreeMap::new(),
+            outcomes: Outcomes::default(),
             reasons: BTreeMap::new(),
             reconciled_totals: BTreeMap::new(),
             reconcile_calls: 0,
@@ -163,7 +191,7 @@ impl RunSummary {
             if self.dry_run { " (dry run)" } else { "" },
             (self.finished_at - self.started_at).num_milliseconds() as f64 / 1000.0
         );
-        let reconciled = self.decisions.get("reconciled").copied().unwrap_or(0);
+        let reconciled = self.outcomes.reconciled;
         let totals: Vec<String> = self
             .reconciled_totals
             .iter()
@@ -173,7 +201,7 @@ impl RunSummary {
         if !totals.is_empty() {
             s.push_str(&format!(" ({})", totals.join(", ")));
         }
-        if let Some(n) = self.decisions.get("dry_run") {
+        if let n @ 1.. = self.outcomes.dry_run {
             s.push_str(&format!(", {n} would be reconciled"));
         }
         let attention: u64 = self.reasons.values().sum();
@@ -229,14 +257,12 @@ pub(super) fn tally(
                 .or_default() += r.amount.amount();
         }
     }
-    summary.decisions = BTreeMap::from([
-        ("reconciled".to_owned(), real as u64),
-        ("reported".to_owned(), reasons.values().sum()),
-        ("paid_out".to_owned(), d.paid_out.len() as u64),
-    ]);
-    if dry > 0 {
-        summary.decisions.insert("dry_run".to_owned(), dry as u64);
-    }
+    summary.outcomes = Outcomes {
+        reconciled: real as u64,
+        dry_run: dry as u64,
+        reported: reasons.values().sum(),
+        paid_out: d.paid_out.len() as u64,
+    };
     summary.reasons = reasons;
     summary.reconciled_totals = totals;
 }
@@ -250,6 +276,10 @@ fn records_read(s: &RunSummary) -> BTreeMap<String, u64> {
         .collect()
 }
 
+fn by_name(counts: &[(&'static str, u64)]) -> BTreeMap<String, u64> {
+    counts.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+}
+
 pub(super) fn summary_json(s: &RunSummary) -> String {
     let totals: BTreeMap<&String, String> = s
         .reconciled_totals
@@ -257,7 +287,7 @@ pub(super) fn summary_json(s: &RunSummary) -> String {
         .map(|(c, v)| (c, crate::domain::format_amount(*v)))
         .collect();
     serde_json::json!({
-        "decisions": s.decisions,
+        "decisions": by_name(&s.outcomes.by_name()),
         "reasons": s.reasons,
         "reconciled_totals": totals,
         "records_read": records_read(s),
@@ -272,7 +302,7 @@ pub(super) fn metrics_of(s: &RunSummary) -> crate::metrics::RunMetrics {
         finished_at: s.finished_at,
         success: s.status == RunStatus::Completed,
         outcome: s.status.as_str().to_owned(),
-        decisions: s.decisions.clone(),
+        decisions: by_name(&s.outcomes.by_name()),
         reasons: s.reasons.clone(),
         reconcile_calls: s.reconcile_calls,
         api_errors: s.api_errors,
