@@ -397,7 +397,16 @@ pub struct ReportFiles {
 impl ReportFiles {
     /// The expected paths for a run under `base` (whether written yet or not).
     pub fn in_dir(base: &Path, run_id: i64) -> Self {
-        let dir = base.join(run_id.to_string());
+        Self::at(base.join(run_id.to_string()))
+    }
+
+    /// Where a run's report is written before it is complete: a hidden sibling of its
+    /// directory, renamed to it once every file is on disk.
+    fn staging(base: &Path, run_id: i64) -> Self {
+        Self::at(base.join(format!(".{run_id}.partial")))
+    }
+
+    fn at(dir: PathBuf) -> Self {
         Self {
             unmatched_payments: dir.join(ReportKind::UnmatchedPayments.file_name()),
             unmatched_bank_transactions: dir
@@ -601,9 +610,10 @@ impl Report {
         }
     }
 
-    /// Writes the four files to `base/<run-id>/`. Each file is written to a temporary
-    /// name in the same directory, flushed to disk and renamed, so a reader (or the
-    /// e-mail) never sees a half-written report.
+    /// Writes the four files to `base/<run-id>/`. They are written and flushed to disk in
+    /// a hidden staging directory, `base/.<run-id>.partial/`, which is then renamed: a
+    /// reader (or the e-mail) never sees a half-written report, and a run killed while
+    /// writing leaves no directory that looks finished.
     pub fn write_dir(
         &self,
         base: &Path,
@@ -611,32 +621,38 @@ impl Report {
     ) -> Result<ReportFiles, ReportError> {
         settings.validate()?;
         let files = ReportFiles::in_dir(base, self.run.run_id);
+        let staging = ReportFiles::staging(base, self.run.run_id);
         let io_err = |path: &Path| {
             let path = path.to_path_buf();
             move |source| ReportError::Io { path, source }
         };
-        fs::create_dir_all(&files.dir).map_err(io_err(&files.dir))?;
-        for (kind, path) in files.iter() {
-            let tmp = files.dir.join(format!(".{}.tmp", kind.file_name()));
-            let result = (|| {
-                let file = File::create(&tmp).map_err(io_err(&tmp))?;
-                let mut w = BufWriter::new(file);
-                self.write_csv(kind, &mut w, settings)?;
-                let file = w.into_inner().map_err(|e| io_err(&tmp)(e.into_error()))?;
-                file.sync_all().map_err(io_err(&tmp))?;
-                fs::rename(&tmp, path).map_err(io_err(path))
-            })();
-            if result.is_err() {
-                // Best effort: the write already failed, the leftover is only clutter.
-                let _ = fs::remove_file(&tmp);
+        // A staging directory left by a run killed while writing, or an earlier write of
+        // this run's report: both are replaced whole.
+        for dir in [&staging.dir, &files.dir] {
+            if dir.exists() {
+                fs::remove_dir_all(dir).map_err(io_err(dir))?;
             }
-            result?;
         }
-        // Make the renames themselves durable (a directory fsync; Unix only).
+        fs::create_dir_all(&staging.dir).map_err(io_err(&staging.dir))?;
+        for (kind, path) in staging.iter() {
+            let file = File::create(path).map_err(io_err(path))?;
+            let mut w = BufWriter::new(file);
+            self.write_csv(kind, &mut w, settings)?;
+            let file = w.into_inner().map_err(|e| io_err(path)(e.into_error()))?;
+            file.sync_all().map_err(io_err(path))?;
+        }
+        // Every file is on disk: the directory appears under its name in one rename, so
+        // a report directory is either complete or absent. The directory fsyncs make the
+        // files and the rename durable (Unix only).
         #[cfg(unix)]
-        File::open(&files.dir)
+        File::open(&staging.dir)
             .and_then(|d| d.sync_all())
-            .map_err(io_err(&files.dir))?;
+            .map_err(io_err(&staging.dir))?;
+        fs::rename(&staging.dir, &files.dir).map_err(io_err(&files.dir))?;
+        #[cfg(unix)]
+        File::open(base)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err(base))?;
         Ok(files)
     }
 }
