@@ -68,6 +68,28 @@ fn writing_the_same_run_again_replaces_the_files() {
 }
 
 #[test]
+fn a_half_written_report_left_by_a_killed_run_is_replaced_and_never_shown_as_a_report() {
+    let dir = tempfile::tempdir().unwrap();
+    // What a run killed while writing run 42's report left: a staging directory with one
+    // file cut short. No directory named 42 exists, so nothing looks finished.
+    let partial = dir.path().join(".42.partial");
+    std::fs::create_dir_all(&partial).unwrap();
+    std::fs::write(partial.join("unmatched_payments.csv"), "payment_id,ext").unwrap();
+    assert!(!dir.path().join("42").exists());
+
+    let files = Fixture::new()
+        .report()
+        .write_dir(dir.path(), &settings())
+        .unwrap();
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, ["42"], "the staging directory is gone");
+    assert_eq!(read_csv(&files.unmatched_payments).rows.len(), 5);
+}
+
+#[test]
 fn every_file_has_its_header_even_when_empty() {
     let dir = tempfile::tempdir().unwrap();
     let files = Fixture::empty()
