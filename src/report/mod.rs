@@ -384,6 +384,23 @@ pub struct Report {
     pub unmatched_payouts: Vec<UnmatchedPayoutRow>,
 }
 
+/// Checks that a report can be written under `base`, creating it if needed: a file is
+/// created there, flushed and removed. The run checks this before any reconcile call,
+/// so that it never ties a pair no report could list.
+pub fn check_writable(base: &Path) -> Result<(), ReportError> {
+    let io_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ReportError::Io { path, source }
+    };
+    fs::create_dir_all(base).map_err(io_err(base))?;
+    let probe = base.join(format!(".write-check.{}", std::process::id()));
+    let written = File::create(&probe).and_then(|f| f.sync_all());
+    // Best effort: a probe that could not be written may not exist.
+    let removed = fs::remove_file(&probe);
+    written.map_err(io_err(&probe))?;
+    removed.map_err(io_err(&probe))
+}
+
 /// Where [`Report::write_dir`] put the files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportFiles {

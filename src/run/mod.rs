@@ -163,6 +163,13 @@ async fn run_inner(
     mode: SyncMode,
     summary: &mut RunSummary,
 ) -> anyhow::Result<()> {
+    let reports = &settings.reports.dir;
+    crate::report::check_writable(reports).with_context(|| {
+        format!(
+            "the reports directory {} cannot be written; nothing was called",
+            reports.display()
+        )
+    })?;
     let client = Arc::new(
         Client::from_settings(&settings.cryptopocket)
             .context("cannot create the CryptoPocket client")?,

@@ -455,3 +455,50 @@ async fn calls_left_in_doubt_are_settled_side_by_side_at_the_runs_concurrency() 
         assert_eq!(case.state(id), vec!["not_applied", "reconciled"], "{id}");
     }
 }
+
+/// Runs `effect` when a reconcile call of any pair arrives (before it is served), and
+/// counts the calls.
+struct OnCall {
+    effect: Box<dyn Fn() + Send + Sync>,
+    calls: Mutex<u32>,
+}
+
+impl Hook for OnCall {
+    fn on(&self, _: &Handle, event: &Event) -> Action {
+        if matches!(event, Event::Reconcile { .. }) {
+            *self.calls.lock().unwrap() += 1;
+            (self.effect)();
+        }
+        Action::Serve
+    }
+}
+
+impl Case {
+    fn on_call(&self, effect: impl Fn() + Send + Sync + 'static) -> Arc<OnCall> {
+        let h = Arc::new(OnCall {
+            effect: Box::new(effect),
+            calls: Mutex::new(0),
+        });
+        self.sb.set_hook(Some(h.clone()));
+        h
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reports_directory_that_cannot_be_written_fails_the_run_before_any_call() {
+    let case = Case::start().await;
+    let concept = case.payment("PNODIR00000000000000000001", 5000, 2);
+    case.credit("TNODIR0000000000000001", 5000, &format!("Ref {concept}"), 1);
+    std::fs::write(&case.cfg.reports.dir, b"not a directory").unwrap();
+    let hook = case.on_call(|| {});
+    let run = case.run(true).await;
+    assert_eq!(run.status, RunStatus::Failed, "{run:?}");
+    let error = run.error.unwrap_or_default();
+    assert!(
+        error.contains(&case.cfg.reports.dir.display().to_string())
+            && error.contains("nothing was called"),
+        "{error}"
+    );
+    assert_eq!(*hook.calls.lock().unwrap(), 0);
+    assert!(case.state("PNODIR00000000000000000001").is_empty());
+}
