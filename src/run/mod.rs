@@ -81,9 +81,12 @@ pub async fn run_once(settings: &Settings, opts: &RunOptions) -> anyhow::Result<
         summary.status = RunStatus::Failed;
         summary.error = Some(format!("{e:#}"));
     }
-    // Record the end, whatever happened; a failure here is the run's failure.
+    // Record the end, whatever happened; a failure here is the run's failure. What the
+    // run reconciled is counted from the ledger, so a run that failed after its calls
+    // still says what it did.
     let last_success = {
         let mut store = db.lock();
+        summary.count_reconciled(&store.reconciled_in_run(run_id)?);
         store.finish_run(run_id, summary.finished_at, &run_end(&summary))?;
         store.last_success()?
     };
@@ -217,8 +220,7 @@ async fn run_inner(
     view.add_outcomes(&db.lock(), &not_reconciled, &vanished)?;
     reconciled.extend(Reconciled::would_be(&executed.dry_run, &view.payments, now));
     summary.reconcile_calls = recovered.calls + executed.calls;
-    let dry = executed.dry_run.len();
-    tally(summary, &view.decisions, &reconciled, dry);
+    tally(summary, &view.decisions, executed.dry_run.len());
     conclude(summary, &client, &synced);
     laps.lap("reconcile");
 

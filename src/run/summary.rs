@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
 use crate::matching::Decisions;
-use crate::report::Reconciled;
+use crate::store::MatchRow;
 use crate::sync::{self, SyncMode};
 
 /// How a run ended; decides the exit code.
@@ -232,12 +232,8 @@ impl RunSummary {
     }
 }
 
-pub(super) fn tally(
-    summary: &mut RunSummary,
-    d: &Decisions,
-    reconciled: &[Reconciled],
-    dry: usize,
-) {
+/// Counts the findings of the run's decisions, and the pairs a dry run would call.
+pub(super) fn tally(summary: &mut RunSummary, d: &Decisions, dry: usize) {
     let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
     for r in d
         .payments
@@ -248,23 +244,25 @@ pub(super) fn tally(
     {
         *reasons.entry(r.as_str().to_owned()).or_default() += 1;
     }
-    let real = reconciled.len().saturating_sub(dry);
-    let mut totals: BTreeMap<String, Decimal> = BTreeMap::new();
-    if dry == 0 {
-        for r in reconciled {
-            *totals
-                .entry(r.amount.currency().as_str().to_owned())
-                .or_default() += r.amount.amount();
-        }
-    }
-    summary.outcomes = Outcomes {
-        reconciled: real as u64,
-        dry_run: dry as u64,
-        reported: reasons.values().sum(),
-        paid_out: d.paid_out.len() as u64,
-    };
+    summary.outcomes.dry_run = dry as u64;
+    summary.outcomes.reported = reasons.values().sum();
+    summary.outcomes.paid_out = d.paid_out.len() as u64;
     summary.reasons = reasons;
-    summary.reconciled_totals = totals;
+}
+
+impl RunSummary {
+    /// The pairs the run tied at the provider, as the ledger has them: counted and
+    /// totalled per currency.
+    pub(super) fn count_reconciled(&mut self, rows: &[MatchRow]) {
+        let mut totals: BTreeMap<String, Decimal> = BTreeMap::new();
+        for m in rows {
+            *totals
+                .entry(m.amount.currency().as_str().to_owned())
+                .or_default() += m.amount.amount();
+        }
+        self.outcomes.reconciled = rows.len() as u64;
+        self.reconciled_totals = totals;
+    }
 }
 
 /// Records read per list by name; empty before the sync ran.

@@ -258,6 +258,12 @@ impl Store {
         self.matches_where("run_id = ?1 OR settled_run = ?1", [run])
     }
 
+    /// The pairs this run tied at the provider (its own calls and the earlier intents it
+    /// settled as applied): what the run's summary counts, even when the run failed.
+    pub fn reconciled_in_run(&self, run: RunId) -> Result<Vec<MatchRow>, StoreError> {
+        self.matches_where("state = 'reconciled' AND settled_run = ?1", [run])
+    }
+
     pub fn all_matches(&self) -> Result<Vec<MatchRow>, StoreError> {
         self.matches_where("1 = 1", [])
     }
