@@ -16,7 +16,7 @@ use crate::lock::{LockError, RunLock};
 use crate::matching::{self, Decisions, MatchInput};
 use crate::reconcile;
 use crate::report::{Reconciled, Report, ReportInput, RunInfo, SendPolicy};
-use crate::store::{RunEnd, SharedStore, Store};
+use crate::store::{MatchRow, RunEnd, SharedStore, Store};
 use crate::sync::{self, SyncMode, SyncOptions};
 
 mod summary;
@@ -205,8 +205,6 @@ async fn run_inner(
     // 4. Reconcile the confident pairs, then fold what happened into the findings.
     let executed =
         reconcile_phase(settings, &client, db, run_id, summary.dry_run, &mut view).await?;
-    let mut reconciled = recovered.reconciled;
-    reconciled.extend(executed.reconciled);
     let mut not_reconciled = recovered.not_reconciled;
     not_reconciled.append(&mut view.blocked);
     not_reconciled.extend(executed.not_reconciled);
@@ -218,7 +216,6 @@ async fn run_inner(
         .cloned()
         .collect();
     view.add_outcomes(&db.lock(), &not_reconciled, &vanished)?;
-    reconciled.extend(Reconciled::would_be(&executed.dry_run, &view.payments, now));
     summary.reconcile_calls = recovered.calls + executed.calls;
     tally(summary, &view.decisions, executed.dry_run.len());
     conclude(summary, &client, &synced);
@@ -226,21 +223,33 @@ async fn run_inner(
 
     // 5. Record what was reported, then the report itself (disk first, then e-mail).
     db.lock().insert_findings(run_id, &view.decisions)?;
-    report_phase(settings, opts, db, run_id, &view, &reconciled, summary).await?;
+    let would_be = Reconciled::would_be(&executed.dry_run, &view.payments, now);
+    report_phase(settings, opts, db, run_id, &view, would_be, summary).await?;
     laps.lap("report");
     Ok(())
 }
 
 /// Builds the report, writes it to disk, and sends it with any earlier one pending.
+/// The report lists every reconcile no earlier report listed, whichever run made it
+/// (one killed, or one that could not write its report); a dry run lists the pairs it
+/// would call instead, and leaves the real ones to the next real report.
 async fn report_phase(
     settings: &Settings,
     opts: &RunOptions,
     db: &SharedStore,
     run_id: i64,
     view: &View,
-    reconciled: &[Reconciled],
+    would_be: Vec<Reconciled>,
     summary: &mut RunSummary,
 ) -> anyhow::Result<()> {
+    let listed = if summary.dry_run {
+        Vec::new()
+    } else {
+        db.lock().unreported_reconciles()?
+    };
+    let mut reconciled: Vec<Reconciled> = listed.iter().map(reconciled_row).collect();
+    reconciled.extend(would_be);
+    let listed: Vec<i64> = listed.iter().map(|m| m.id).collect();
     let report = Report::build(&ReportInput {
         run: RunInfo {
             run_id,
@@ -254,11 +263,22 @@ async fn report_phase(
         payments: &view.payments,
         transactions: &view.transactions,
         offramps: &view.offramps,
-        reconciled,
+        reconciled: &reconciled,
         now: view.now,
     })
     .context("cannot build the report")?;
-    deliver(settings, opts, db, run_id, &report, summary).await
+    deliver(settings, opts, db, run_id, &report, &listed, summary).await
+}
+
+/// A reconcile from the ledger, as the report lists it.
+fn reconciled_row(m: &MatchRow) -> Reconciled {
+    Reconciled {
+        payment_id: m.payment_id.clone(),
+        transaction_id: m.transaction_id.clone(),
+        amount: m.amount.clone(),
+        concept: m.concept.clone(),
+        reconciled_at: m.settled_at.unwrap_or(m.created_at),
+    }
 }
 
 /// The run's request counters and how it ended: completed, or incomplete (nothing was
@@ -476,6 +496,7 @@ async fn deliver(
     db: &SharedStore,
     run_id: i64,
     report: &Report,
+    listed: &[i64],
     summary: &mut RunSummary,
 ) -> anyhow::Result<()> {
     let rs = &settings.reports;
@@ -512,6 +533,7 @@ async fn deliver(
         &files.dir,
         state.as_str(),
         subject.as_deref(),
+        listed,
         Utc::now(),
     )?;
     summary.email = Some(state);

@@ -88,21 +88,33 @@ impl Store {
         Ok(())
     }
 
+    /// Records a report written to disk, and the reconciles it lists (matches by id) as
+    /// reported by it, in one transaction: a reconcile is listed by the next report until
+    /// one that lists it is on disk.
     pub fn enqueue_report(
         &mut self,
         run: RunId,
         dir: &Path,
         state: &str,
         subject: Option<&str>,
+        listed: &[i64],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO reports (run_id, dir, state, subject, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (run_id) DO UPDATE SET dir = excluded.dir, state = excluded.state,
-                subject = excluded.subject",
-            params![run, dir.to_string_lossy(), state, subject, ts(now)],
-        )?;
-        Ok(())
+        self.in_tx(|tx| {
+            tx.execute(
+                "INSERT INTO reports (run_id, dir, state, subject, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (run_id) DO UPDATE SET dir = excluded.dir, state = excluded.state,
+                    subject = excluded.subject",
+                params![run, dir.to_string_lossy(), state, subject, ts(now)],
+            )?;
+            let mut st = tx.prepare_cached(
+                "UPDATE matches SET reported_run = ?1 WHERE id = ?2 AND reported_run IS NULL",
+            )?;
+            for id in listed {
+                st.execute(params![run, id])?;
+            }
+            Ok(())
+        })
     }
 
     /// Reports written but not yet delivered, oldest first.
@@ -166,7 +178,7 @@ mod tests {
         let (_d, mut s) = open();
         let now = Utc::now();
         let run = s.begin_run(now, false, "full").unwrap();
-        s.enqueue_report(run, Path::new("/tmp/r"), "pending", None, now)
+        s.enqueue_report(run, Path::new("/tmp/r"), "pending", None, &[], now)
             .unwrap();
         assert_eq!(s.pending_reports().unwrap().len(), 1);
         assert!(s.mark_report_sent(run, now).unwrap());

@@ -258,6 +258,12 @@ impl Store {
         self.matches_where("run_id = ?1 OR settled_run = ?1", [run])
     }
 
+    /// Reconciled pairs no written report has listed yet, whichever run tied them (a run
+    /// that was killed or could not write its report leaves them here), oldest first.
+    pub fn unreported_reconciles(&self) -> Result<Vec<MatchRow>, StoreError> {
+        self.matches_where("state = 'reconciled' AND reported_run IS NULL", [])
+    }
+
     /// The pairs this run tied at the provider (its own calls and the earlier intents it
     /// settled as applied): what the run's summary counts, even when the run failed.
     pub fn reconciled_in_run(&self, run: RunId) -> Result<Vec<MatchRow>, StoreError> {

@@ -42,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0004_time_ordered_indexes.sql"),
     include_str!("../../migrations/0005_pending_payments_index.sql"),
     include_str!("../../migrations/0006_not_applied_and_vanished.sql"),
+    include_str!("../../migrations/0010_reported_reconciles.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -482,6 +482,76 @@ impl Case {
         self.sb.set_hook(Some(h.clone()));
         h
     }
+
+    /// The `reconciled` column of run `run`'s row.
+    fn runs_reconciled(&self, run: i64) -> i64 {
+        self.store()
+            .connection()
+            .query_row("SELECT reconciled FROM runs WHERE id = ?1", [run], |r| {
+                r.get(0)
+            })
+            .unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciles_of_a_run_that_could_not_write_its_report_are_counted_and_reported_next_time() {
+    let case = Case::start().await;
+    let concept = case.payment("PUNREPORTED000000000000001", 12345, 2);
+    case.credit(
+        "TUNREPORTED00000000001",
+        12345,
+        &format!("Ref {concept}"),
+        1,
+    );
+    // The reports directory turns into a file while the call is made: the run cannot
+    // write its report after tying the pair.
+    let reports = case.cfg.reports.dir.clone();
+    let hook = case.on_call(move || {
+        let _ = std::fs::remove_dir_all(&reports);
+        std::fs::write(&reports, b"not a directory").unwrap();
+    });
+    let first = case.run(true).await;
+    assert_eq!(first.status, RunStatus::Failed, "{first:?}");
+    // The generated data has confident pairs of its own; every call is applied.
+    let calls = *hook.calls.lock().unwrap();
+    assert!(calls >= 1);
+    let run1 = first.run_id.unwrap();
+    assert_eq!(
+        first.outcomes.reconciled,
+        u64::from(calls),
+        "the summary counts the ties"
+    );
+    assert_eq!(
+        case.runs_reconciled(run1),
+        i64::from(calls),
+        "so does the runs row"
+    );
+    assert!(
+        first.line().contains(&format!("{calls} reconciled (")),
+        "{}",
+        first.line()
+    );
+
+    std::fs::remove_file(&case.cfg.reports.dir).unwrap();
+    let second = case.run(false).await;
+    assert_eq!(second.status, RunStatus::Completed, "{:?}", second.error);
+    let run2 = second.run_id.unwrap();
+    assert_eq!(
+        second.outcomes.reconciled, 0,
+        "the second run tied nothing itself"
+    );
+    assert_eq!(
+        case.csv_rows(run2, "reconciled.csv", "PUNREPORTED000000000000001"),
+        1,
+        "the next report lists the first run's reconcile"
+    );
+    let third = case.run(false).await;
+    assert_eq!(
+        case.csv_rows(third.run_id.unwrap(), "reconciled.csv", "PUNREPORTED"),
+        0,
+        "listed once"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

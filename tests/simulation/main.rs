@@ -505,6 +505,34 @@ fn check(
             ));
         }
     }
+    // Every reconcile listed by exactly one report, whichever run made it (a killed run
+    // writes none), and no report directory left half-written.
+    let mut listed: BTreeMap<(String, String), u32> = BTreeMap::new();
+    for entry in std::fs::read_dir(&cfg.reports.dir).expect("the reports directory") {
+        let dir = entry.expect("an entry").path();
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            problems.push(format!("a report directory left half-written: {name}"));
+            continue;
+        }
+        let text = std::fs::read_to_string(dir.join("reconciled.csv")).expect("reconciled.csv");
+        for line in text.lines().skip(1) {
+            let mut cells = line.split(',');
+            let (Some(p), Some(t)) = (cells.next(), cells.next()) else {
+                continue;
+            };
+            *listed.entry((p.to_owned(), t.to_owned())).or_default() += 1;
+        }
+    }
+    for pair in &reconciled {
+        match listed.get(pair).copied().unwrap_or(0) {
+            1 => {}
+            n => problems.push(format!(
+                "reconciled {} / {} is listed by {n} reports",
+                pair.0, pair.1
+            )),
+        }
+    }
     let in_doubt: i64 = conn
         .query_row(
             "SELECT COUNT(*) FROM matches WHERE state IN ('intent', 'unknown')",
