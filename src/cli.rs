@@ -3,7 +3,8 @@
 //! - `cp-recon [--config PATH]`: stay up and run on `[schedule] cron`;
 //! - `cp-recon --run-now [--dry-run] [--full]`: one run, then exit;
 //! - `cp-recon sandbox ...`: serve the local CryptoPocket simulator;
-//! - `cp-recon demo`: the sandbox, one run against it, reports in `./cp-recon-demo/`.
+//! - `cp-recon demo`: the sandbox, one run against it, reports in `./cp-recon-demo/`;
+//! - `cp-recon status`: the last runs, the open items and what blocks automation.
 //!
 //! Exit codes: 0 the run completed; 1 the run failed (API unreachable, incomplete sync,
 //! database error); 2 usage or configuration error; 75 another run is in progress.
@@ -70,6 +71,10 @@ pub enum Command {
     /// Start a sandbox, run one reconciliation against it, and write the reports (no
     /// configuration, no credentials).
     Demo(crate::demo::DemoArgs),
+    /// Show the last runs, the next one, the open items by reason with their oldest age,
+    /// the reports not e-mailed yet and anything blocking automation. Reads only; works
+    /// while a run is in progress.
+    Status,
 }
 
 /// Runs the command and returns the process exit code. Errors are printed here, once,
@@ -80,15 +85,14 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
             report_err(crate::sandbox::serve_cli(args).await, EXIT_FAILED)
         }
         Some(Command::Demo(args)) => report_err(crate::demo::run(args).await, EXIT_FAILED),
+        Some(Command::Status) => match settings_or_usage(cli.config.as_deref()) {
+            Ok(settings) => report_err(status(&settings), EXIT_FAILED),
+            Err(code) => code,
+        },
         None => {
-            let settings = match load_settings(cli.config.as_deref()) {
+            let settings = match settings_or_usage(cli.config.as_deref()) {
                 Ok(s) => s,
-                Err(e) => {
-                    // With its cause (a `source`, not repeated in the message).
-                    let e = anyhow::Error::from(e);
-                    crate::telemetry::fail(&format!("configuration error: {e:#}"));
-                    return ExitCode::from(EXIT_USAGE);
-                }
+                Err(code) => return ExitCode::from(code),
             };
             if cli.run_now {
                 let opts = RunOptions {
@@ -111,6 +115,16 @@ fn load_settings(flag: Option<&std::path::Path>) -> Result<Settings, ConfigError
     config::load(&path)
 }
 
+/// The settings, or the usage exit code once the error is printed.
+fn settings_or_usage(flag: Option<&std::path::Path>) -> Result<Settings, u8> {
+    load_settings(flag).map_err(|e| {
+        // With its cause (a `source`, not repeated in the message).
+        let e = anyhow::Error::from(e);
+        crate::telemetry::fail(&format!("configuration error: {e:#}"));
+        EXIT_USAGE
+    })
+}
+
 fn report_err(r: anyhow::Result<()>, code: u8) -> u8 {
     match r {
         Ok(()) => EXIT_OK,
@@ -119,6 +133,30 @@ fn report_err(r: anyhow::Result<()>, code: u8) -> u8 {
             code
         }
     }
+}
+
+/// Prints the status screen (`cp-recon status`).
+fn status(settings: &Settings) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let path = &settings.database.path;
+    if !path.exists() {
+        anyhow::bail!(
+            "no database at {}: no run has been made with this configuration yet",
+            path.display()
+        );
+    }
+    let store = crate::store::Store::open(path)?;
+    let data = store
+        .status(crate::status::RUNS_SHOWN)
+        .with_context(|| format!("cannot read the status from {}", path.display()))?;
+    let now = chrono::Utc::now();
+    let schedule = &settings.schedule;
+    let next = crate::schedule::next_fire(&schedule.cron, schedule.timezone, now);
+    print!(
+        "{}",
+        crate::status::render(&data, next, schedule.timezone, now)
+    );
+    Ok(())
 }
 
 /// One run; prints the summary line; returns the exit code.

@@ -14,6 +14,7 @@
 //! - `report`    — CSV reports for the finance team.
 //! - `email`     — the report e-mail: its message and its delivery over SMTP.
 //! - `run`       — one run end to end: sync, match, reconcile, report, e-mail.
+//! - `status`    — `cp-recon status`: the last runs, open items and blockers on one screen.
 //! - `schedule`  — the long-running mode's cron schedule, in a time zone.
 //! - `lock`      — the run lock: two runs never overlap on one database.
 //! - `metrics`   — the Prometheus textfile and the dead-man's-switch ping.
@@ -37,6 +38,7 @@ pub mod report;
 pub mod run;
 pub mod sandbox;
 pub mod schedule;
+pub mod status;
 pub mod store;
 pub mod sync;
 pub mod telemetry;

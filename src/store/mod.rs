@@ -29,11 +29,13 @@ mod findings;
 mod ledger;
 mod records;
 mod runs;
+mod status;
 
 pub use findings::OutboxRow;
 pub use ledger::{MatchRow, MatchState, NewMatch, Settlement};
 pub use records::MatchingData;
 pub use runs::{ListRead, RunEnd, RunId, RunRow};
+pub use status::{Blocker, OpenGroup, RunLine, StatusData, UndeliveredReport};
 
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_initial.sql"),

@@ -246,3 +246,63 @@ async fn the_long_running_mode_runs_on_its_schedule_and_exits_0_on_sigterm() {
     );
     assert_eq!(unsettled, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_the_runs_the_open_items_by_reason_and_what_blocks_automation() {
+    let env = TestEnv::start(small()).await;
+    let out = env.run(&["status"]).await;
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(text(&out).contains("no database at"), "{}", text(&out));
+
+    let out = env.run(&["--run-now"]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = env.run(&["status"]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let screen = String::from_utf8_lossy(&out.stdout).into_owned();
+    let store = env.store();
+    let open: i64 =
+        crate::helpers::scalar(&store, "SELECT COUNT(*) FROM findings WHERE run_id = 1");
+    assert!(
+        screen.contains(&format!("Open items: {open}, as of run 1 (")),
+        "{screen}"
+    );
+    let reasons: Vec<String> = {
+        let mut st = store
+            .connection()
+            .prepare("SELECT DISTINCT reason FROM findings WHERE run_id = 1")
+            .unwrap();
+        st.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    assert!(!reasons.is_empty());
+    for reason in &reasons {
+        assert!(screen.contains(reason.as_str()), "{reason}: {screen}");
+    }
+    assert!(screen.contains("Blocking automation: nothing"), "{screen}");
+    assert!(screen.lines().all(|l| l.chars().count() <= 80), "{screen}");
+
+    // A run that cannot read a list: listed as incomplete, and the list blocks.
+    env.sandbox.set_faults(cp_recon::sandbox::Faults {
+        broken_page: Some(cp_recon::sandbox::BrokenPage {
+            list: cp_recon::sandbox::ListName::Payments,
+            page: 1,
+        }),
+        ..Default::default()
+    });
+    let out = env.run(&["--run-now", "--full"]).await;
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let out = env.run(&["status"]).await;
+    let screen = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(screen.contains("incomplete"), "{screen}");
+    assert!(
+        screen.contains("Blocking automation: 1 (nothing is reconciled until"),
+        "{screen}"
+    );
+    assert!(screen.contains("  payments: "), "{screen}");
+    assert!(
+        screen.contains("as of run 1 ("),
+        "open items still come from the last complete run: {screen}"
+    );
+}
