@@ -20,7 +20,6 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::domain::format_amount;
-use crate::matching::Reason;
 use crate::report::{Report, ReportFiles, ReportKind, Summary, timestamp};
 
 /// How the SMTP connection is secured.
@@ -439,24 +438,6 @@ pub fn write_eml(message: &Message, path: &Path) -> std::io::Result<()> {
     fs::write(path, message.formatted())
 }
 
-/// A few words for each reason, for a reader who does not know the rule names.
-fn reason_label(r: Reason) -> &'static str {
-    match r {
-        Reason::AmountMismatch => "concept matches, amount differs",
-        Reason::CurrencyMismatch => "concept matches, currency differs",
-        Reason::Ambiguous => "more than one candidate",
-        Reason::TooEarly => "transfer booked before the payment was created",
-        Reason::OutsideLookback => "payment older than the look-back window",
-        Reason::NoConcept => "no open payment's concept in the transfer text",
-        Reason::AwaitingTransfer => "no transfer received yet",
-        Reason::ReconcileFailed => "the reconcile call failed",
-        Reason::SyncIncomplete => "match found, held back: incomplete sync",
-        Reason::UnexplainedDebit => "debit that pays out no finished off-ramp",
-        Reason::PayoutNotSeen => "finished off-ramp, payout not seen",
-        Reason::Vanished => "payment no longer known to the provider",
-    }
-}
-
 /// The status lines, worst first. The first line always says how the run went.
 fn status_lines(s: &Summary) -> Vec<String> {
     let run = &s.run;
@@ -503,7 +484,7 @@ fn plain_body(s: &Summary) -> String {
             line.reason.as_str(),
             line.count,
             money(line.total, &line.currency),
-            reason_label(line.reason)
+            line.reason.label()
         );
     }
     let _ = writeln!(out);
@@ -576,7 +557,7 @@ fn html_body(s: &Summary) -> String {
                 e(line.reason.as_str()),
                 line.count,
                 e(&money(line.total, &line.currency)),
-                e(reason_label(line.reason))
+                e(line.reason.label())
             );
         }
         out.push_str("</table>\n");

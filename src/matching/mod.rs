@@ -88,6 +88,25 @@ impl Reason {
         }
     }
 
+    /// A few words for a reader who does not know the rule names (the e-mail and the
+    /// workbook show them next to the code).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::AmountMismatch => "concept matches, amount differs",
+            Self::CurrencyMismatch => "concept matches, currency differs",
+            Self::Ambiguous => "more than one candidate",
+            Self::TooEarly => "transfer booked before the payment was created",
+            Self::OutsideLookback => "payment older than the look-back window",
+            Self::NoConcept => "no open payment's concept in the transfer text",
+            Self::AwaitingTransfer => "no transfer received yet",
+            Self::ReconcileFailed => "the reconcile call failed",
+            Self::SyncIncomplete => "match found, held back: incomplete sync",
+            Self::UnexplainedDebit => "debit that pays out no finished off-ramp",
+            Self::PayoutNotSeen => "finished off-ramp, payout not seen",
+            Self::Vanished => "payment no longer known to the provider",
+        }
+    }
+
     pub const ALL: [Reason; 12] = [
         Self::AmountMismatch,
         Self::CurrencyMismatch,
