@@ -16,6 +16,7 @@
 //!   reconciled_at`
 //! - `unmatched_payouts.csv`: `offramp_id, user_id, amount, currency, status,
 //!   finished_at, days_since_finished, reason`
+//! - `report.xlsx`: the same rows as a workbook for people, typed cells (`xlsx`)
 //!
 //! Lists of ids are joined with a single space. Amounts have two decimals and a dot
 //! (more only when the value has them), `difference` is `received - expected`;
@@ -29,11 +30,11 @@
 //! sees a negative difference as a number.
 //!
 //! The report's model, how it is built and written to disk are in this file; the CSV
-//! writing itself, formula guard included, is in `csv`.
+//! writing itself, formula guard included, is in `csv`, the workbook in `xlsx`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
-use std::io::{self, BufWriter};
+use std::io::{self, BufWriter, Write as _};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -47,8 +48,10 @@ use crate::domain::{
 use crate::matching::{Decisions, Reason};
 
 mod csv;
+mod xlsx;
 
 pub use self::csv::{neutralize_formula, timestamp};
+pub use self::xlsx::{WORKBOOK_FILE, amount_as_f64, sheet_name};
 
 /// Default directory for the per-run report directories.
 pub const DEFAULT_REPORT_DIR: &str = "/var/lib/cp-recon/reports";
@@ -148,6 +151,8 @@ pub enum ReportError {
     },
     #[error("could not write CSV")]
     Csv(#[from] ::csv::Error),
+    #[error("could not build the workbook")]
+    Xlsx(#[from] rust_xlsxwriter::XlsxError),
 }
 
 /// Facts about the run, shown at the top of the e-mail.
@@ -409,6 +414,8 @@ pub struct ReportFiles {
     pub unmatched_bank_transactions: PathBuf,
     pub reconciled: PathBuf,
     pub unmatched_payouts: PathBuf,
+    /// `report.xlsx`: every file as a sheet, plus a summary, for people.
+    pub workbook: PathBuf,
 }
 
 impl ReportFiles {
@@ -430,6 +437,7 @@ impl ReportFiles {
                 .join(ReportKind::UnmatchedBankTransactions.file_name()),
             reconciled: dir.join(ReportKind::Reconciled.file_name()),
             unmatched_payouts: dir.join(ReportKind::UnmatchedPayouts.file_name()),
+            workbook: dir.join(WORKBOOK_FILE),
             dir,
         }
     }
@@ -627,10 +635,10 @@ impl Report {
         }
     }
 
-    /// Writes the four files to `base/<run-id>/`. They are written and flushed to disk in
-    /// a hidden staging directory, `base/.<run-id>.partial/`, which is then renamed: a
-    /// reader (or the e-mail) never sees a half-written report, and a run killed while
-    /// writing leaves no directory that looks finished.
+    /// Writes the four CSV files and the workbook to `base/<run-id>/`. They are written
+    /// and flushed to disk in a hidden staging directory, `base/.<run-id>.partial/`,
+    /// which is then renamed: a reader (or the e-mail) never sees a half-written report,
+    /// and a run killed while writing leaves no directory that looks finished.
     pub fn write_dir(
         &self,
         base: &Path,
@@ -652,12 +660,15 @@ impl Report {
         }
         fs::create_dir_all(&staging.dir).map_err(io_err(&staging.dir))?;
         for (kind, path) in staging.iter() {
-            let file = File::create(path).map_err(io_err(path))?;
-            let mut w = BufWriter::new(file);
-            self.write_csv(kind, &mut w, settings)?;
-            let file = w.into_inner().map_err(|e| io_err(path)(e.into_error()))?;
-            file.sync_all().map_err(io_err(path))?;
+            write_synced(path, |w| self.write_csv(kind, w, settings))?;
         }
+        let workbook = self.workbook_bytes(settings)?;
+        write_synced(&staging.workbook, |w| {
+            w.write_all(&workbook).map_err(|source| ReportError::Io {
+                path: staging.workbook.clone(),
+                source,
+            })
+        })?;
         // Every file is on disk: the directory appears under its name in one rename, so
         // a report directory is either complete or absent. The directory fsyncs make the
         // files and the rename durable (Unix only).
@@ -672,6 +683,21 @@ impl Report {
             .map_err(io_err(base))?;
         Ok(files)
     }
+}
+
+/// Writes one file and flushes it to disk.
+fn write_synced(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<File>) -> Result<(), ReportError>,
+) -> Result<(), ReportError> {
+    let io_err = |source| ReportError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut w = BufWriter::new(File::create(path).map_err(io_err)?);
+    write(&mut w)?;
+    let file = w.into_inner().map_err(|e| io_err(e.into_error()))?;
+    file.sync_all().map_err(io_err)
 }
 
 #[cfg(test)]

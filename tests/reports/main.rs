@@ -2,6 +2,8 @@
 //! directory, a real SMTP server on 127.0.0.1.
 
 mod helpers;
+mod libreoffice;
+mod workbook;
 
 use std::collections::HashMap;
 
@@ -27,7 +29,7 @@ fn table(report: &Report, kind: ReportKind) -> Table {
 // ---------------------------------------------------------------- CSV files
 
 #[test]
-fn the_four_files_are_written_under_the_run_id_with_nothing_left_over() {
+fn the_four_files_and_the_workbook_are_written_under_the_run_id_with_nothing_left_over() {
     let dir = tempfile::tempdir().unwrap();
     let files = Fixture::new()
         .report()
@@ -43,6 +45,7 @@ fn the_four_files_are_written_under_the_run_id_with_nothing_left_over() {
         names,
         [
             "reconciled.csv",
+            "report.xlsx",
             "unmatched_bank_transactions.csv",
             "unmatched_payments.csv",
             "unmatched_payouts.csv"
