@@ -447,6 +447,10 @@ pub fn parse(
             .map_err(|err| invalid("email", err.to_string()))?;
     }
 
+    file.reports
+        .validate()
+        .map_err(|e| invalid(ReportSettings::key_of(&e), e.to_string()))?;
+
     let cron = crate::schedule::CronSchedule::parse(&file.schedule.cron)
         .map_err(|e| invalid("schedule.cron", e.to_string()))?;
     let timezone = file
@@ -604,7 +608,7 @@ const SECRET_WORDS: [&str; 7] = [
 ];
 
 /// Every key the file may hold, in any section.
-const KNOWN_KEYS: [&str; 35] = [
+const KNOWN_KEYS: [&str; 36] = [
     "base_url",
     "api_key",
     "api_secret",
@@ -626,6 +630,7 @@ const KNOWN_KEYS: [&str; 35] = [
     "dir",
     "delimiter",
     "excel_bom",
+    "decimal_separator",
     "mask_ibans",
     "send",
     "smtp_host",

@@ -67,6 +67,29 @@ fn a_secret_on_a_line_that_fails_to_parse_never_reaches_the_message() {
 }
 
 #[test]
+fn a_comma_decimal_separator_with_a_comma_delimiter_is_an_error_naming_the_key() {
+    let e = err(
+        &format!("{MINIMAL}\n[reports]\ndecimal_separator = \",\"\n"),
+        true,
+        &env_with_secret,
+    );
+    assert!(e.contains("reports.decimal_separator"), "{e}");
+    assert!(e.contains("delimiter = \";\""), "{e}");
+    let ok = format!("{MINIMAL}\n[reports]\ndelimiter = \";\"\ndecimal_separator = \",\"\n");
+    let s = parse(Path::new("c.toml"), &ok, true, &env_with_secret).unwrap();
+    assert_eq!(
+        (s.reports.delimiter, s.reports.decimal_separator),
+        (';', ',')
+    );
+    let e = err(
+        &format!("{MINIMAL}\n[reports]\ndecimal_separator = \"x\"\n"),
+        true,
+        &env_with_secret,
+    );
+    assert!(e.contains("decimal_separator"), "{e}");
+}
+
+#[test]
 fn a_line_with_no_secret_is_still_quoted() {
     let e = err(
         &format!("{MINIMAL}\n[schedule]\ntimezone = 5\n"),

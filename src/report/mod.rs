@@ -18,8 +18,9 @@
 //!   finished_at, days_since_finished, reason`
 //! - `report.xlsx`: the same rows as a workbook for people, typed cells (`xlsx`)
 //!
-//! Lists of ids are joined with a single space. Amounts have two decimals and a dot
-//! (more only when the value has them), `difference` is `received - expected`;
+//! Lists of ids are joined with a single space. Amounts have two decimals (more only
+//! when the value has them) and a dot, or a comma with `decimal_separator = ","`;
+//! `difference` is `received - expected`;
 //! timestamps are ISO-8601 UTC to the second (`2026-06-26T10:30:00Z`). Records end in
 //! CRLF (RFC 4180).
 //!
@@ -68,6 +69,11 @@ pub struct ReportSettings {
     pub delimiter: char,
     /// Start each file with the UTF-8 BOM, for Excel.
     pub excel_bom: bool,
+    /// The decimal separator of amounts in the CSVs: `.` (default) or `,` (so that a
+    /// spreadsheet in a comma-decimal locale imports them as numbers; needs
+    /// `delimiter = ";"`). The workbook's amounts are numbers and need neither.
+    #[serde(deserialize_with = "deserialize_decimal_separator")]
+    pub decimal_separator: char,
     /// Write IBANs as country code + last four (`ES…1332`) instead of in full.
     pub mask_ibans: bool,
     /// When the report e-mail goes out.
@@ -80,6 +86,7 @@ impl Default for ReportSettings {
             dir: PathBuf::from(DEFAULT_REPORT_DIR),
             delimiter: ',',
             excel_bom: false,
+            decimal_separator: '.',
             mask_ibans: true,
             send: SendPolicy::default(),
         }
@@ -89,7 +96,31 @@ impl Default for ReportSettings {
 impl ReportSettings {
     /// Checks what serde cannot see when the struct is built by hand.
     pub fn validate(&self) -> Result<(), ReportError> {
-        delimiter_byte(self.delimiter).map(|_| ())
+        delimiter_byte(self.delimiter)?;
+        match (self.decimal_separator, self.delimiter) {
+            ('.', _) | (',', ';') => Ok(()),
+            (',', _) => Err(ReportError::SeparatorClash),
+            (other, _) => Err(ReportError::DecimalSeparator(other)),
+        }
+    }
+
+    /// The `[reports]` key a [`ReportError`] from [`Self::validate`] is about.
+    pub fn key_of(e: &ReportError) -> &'static str {
+        match e {
+            ReportError::Delimiter(_) => "reports.delimiter",
+            _ => "reports.decimal_separator",
+        }
+    }
+}
+
+fn deserialize_decimal_separator<'de, D: Deserializer<'de>>(d: D) -> Result<char, D::Error> {
+    let s = String::deserialize(d)?;
+    let mut chars = s.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c @ ('.' | ',')), None) => Ok(c),
+        _ => Err(serde::de::Error::custom(format!(
+            "decimal_separator must be \".\" or \",\", got {s:?}"
+        ))),
     }
 }
 
@@ -143,6 +174,12 @@ pub enum ReportError {
     MissingRecord { kind: &'static str, id: String },
     #[error("report delimiter must be ',' or ';', got {0:?}")]
     Delimiter(char),
+    #[error("decimal separator must be '.' or ',', got {0:?}")]
+    DecimalSeparator(char),
+    #[error(
+        "decimal_separator = \",\" needs delimiter = \";\": with a comma delimiter every amount would split in two"
+    )]
+    SeparatorClash,
     #[error("could not write report file {path}")]
     Io {
         path: PathBuf,
@@ -725,5 +762,24 @@ mod tests {
             ..ReportSettings::default()
         };
         assert!(matches!(bad.validate(), Err(ReportError::Delimiter('|'))));
+    }
+
+    #[test]
+    fn a_comma_decimal_separator_needs_the_semicolon_delimiter() {
+        #[derive(Deserialize)]
+        struct W {
+            report: ReportSettings,
+        }
+        let parse = |s: &str| toml::from_str::<W>(s).map(|w| w.report);
+        assert_eq!(parse("[report]").unwrap().decimal_separator, '.');
+        let s = parse("[report]\ndelimiter = ';'\ndecimal_separator = ','").unwrap();
+        assert_eq!(s.decimal_separator, ',');
+        s.validate().unwrap();
+        assert!(parse("[report]\ndecimal_separator = ';'").is_err());
+        assert!(parse("[report]\ndecimal_separator = ''").is_err());
+        let clash = parse("[report]\ndecimal_separator = ','").unwrap();
+        let err = clash.validate().unwrap_err();
+        assert!(matches!(err, ReportError::SeparatorClash));
+        assert_eq!(ReportSettings::key_of(&err), "reports.decimal_separator");
     }
 }
