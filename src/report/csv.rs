@@ -8,7 +8,9 @@ use std::io::Write;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::{Report, ReportError, ReportKind, ReportSettings, delimiter_byte};
-use crate::domain::{BankTxId, Concept, PaymentId, format_amount};
+use rust_decimal::Decimal;
+
+use crate::domain::{BankTxId, Concept, Money, PaymentId, format_amount};
 
 /// The UTF-8 byte-order mark: lets Excel on Windows open the file as UTF-8 instead of
 /// the local code page (which would garble `José` and `山田`).
@@ -22,7 +24,16 @@ impl Report {
         mut w: W,
         settings: &ReportSettings,
     ) -> Result<(), ReportError> {
+        settings.validate()?;
         let delimiter = delimiter_byte(settings.delimiter)?;
+        let sep = settings.decimal_separator;
+        let amount = |m: &Money| ours(with_separator(m.amount_str(), sep));
+        let difference = |d: Option<Decimal>| {
+            ours(with_separator(
+                d.map(format_amount).unwrap_or_default(),
+                sep,
+            ))
+        };
         if settings.excel_bom {
             w.write_all(UTF8_BOM).map_err(csv::Error::from)?;
         }
@@ -40,13 +51,13 @@ impl Report {
                             text(r.payment_id.as_str()),
                             opt_text(r.external_id.as_deref()),
                             opt_text(r.concept.as_ref().map(Concept::as_str)),
-                            ours(r.amount.amount_str()),
+                            amount(&r.amount),
                             text(r.amount.currency().as_str()),
                             ours(timestamp(r.created_at)),
                             ours(r.days_pending.to_string()),
                             ours(r.reason.as_str()),
                             ids(r.candidates.iter().map(BankTxId::as_str)),
-                            ours(r.difference.map(format_amount).unwrap_or_default()),
+                            difference(r.difference),
                             opt_text(r.detail.as_deref()),
                         ],
                     )?;
@@ -66,14 +77,14 @@ impl Report {
                             text(&iban),
                             ours(r.direction.as_str()),
                             ours(timestamp(r.booked_at)),
-                            ours(r.amount.amount_str()),
+                            amount(&r.amount),
                             text(r.amount.currency().as_str()),
                             text(&r.concept),
                             opt_text(r.counterparty_name.as_deref()),
                             ours(r.reason.as_str()),
                             ids(r.candidates.iter().map(PaymentId::as_str)),
                             ids(r.suggested_payment_ids.iter().map(PaymentId::as_str)),
-                            ours(r.difference.map(format_amount).unwrap_or_default()),
+                            difference(r.difference),
                             opt_text(r.detail.as_deref()),
                         ],
                     )?;
@@ -86,7 +97,7 @@ impl Report {
                         &[
                             text(r.payment_id.as_str()),
                             text(r.transaction_id.as_str()),
-                            ours(r.amount.amount_str()),
+                            amount(&r.amount),
                             text(r.amount.currency().as_str()),
                             opt_text(r.concept.as_ref().map(Concept::as_str)),
                             ours(timestamp(r.reconciled_at)),
@@ -101,7 +112,7 @@ impl Report {
                         &[
                             text(r.offramp_id.as_str()),
                             opt_text(r.user_id.as_deref()),
-                            ours(r.amount.amount_str()),
+                            amount(&r.amount),
                             text(r.amount.currency().as_str()),
                             text(r.status.as_str()),
                             ours(r.finished_at.map(timestamp).unwrap_or_default()),
@@ -119,6 +130,16 @@ impl Report {
 
 fn write_row<W: Write>(out: &mut csv::Writer<W>, cells: &[Cow<'_, str>]) -> csv::Result<()> {
     out.write_record(cells.iter().map(|c| c.as_bytes()))
+}
+
+/// An amount as [`format_amount`] writes it, with `sep` as its decimal separator. The
+/// text has no other dot (no thousands separator), so the swap is exact.
+fn with_separator(s: String, sep: char) -> String {
+    if sep == '.' {
+        s
+    } else {
+        s.replacen('.', &sep.to_string(), 1)
+    }
 }
 
 /// ISO-8601 UTC to the second: `2026-06-26T10:30:00Z`.
@@ -197,6 +218,13 @@ mod tests {
             format_amount(d("79228162514264337593543950.33")),
             "79228162514264337593543950.33"
         );
+    }
+
+    #[test]
+    fn a_comma_separator_replaces_only_the_decimal_point() {
+        assert_eq!(with_separator("-1234.50".into(), ','), "-1234,50");
+        assert_eq!(with_separator("7.00".into(), '.'), "7.00");
+        assert_eq!(with_separator(String::new(), ','), "");
     }
 
     #[test]

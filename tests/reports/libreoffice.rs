@@ -83,6 +83,18 @@ impl LibreOffice {
         );
         outdir.to_path_buf()
     }
+
+    /// Opens a CSV file as a user whose import dialog keeps its defaults for the locale
+    /// (the given delimiter, UTF-8, no column forced to a type) and saves it as xlsx.
+    pub fn csv_to_workbook(&self, csv: &Path, delimiter: char, outdir: &Path) -> PathBuf {
+        let filter = format!(
+            "Text - txt - csv (StarCalc):{},34,76,1",
+            u32::from(delimiter)
+        );
+        self.convert(csv, "xlsx", Some(&filter), outdir);
+        let stem = csv.file_stem().unwrap().to_string_lossy().into_owned();
+        outdir.join(format!("{stem}.xlsx"))
+    }
 }
 
 /// A CSV LibreOffice wrote, keeping whether each field was quoted (text) or not

@@ -1,6 +1,7 @@
 //! The CSV reports and the report e-mail, end to end: real files in a temporary
 //! directory, a real SMTP server on 127.0.0.1.
 
+mod comma_csv;
 mod helpers;
 mod libreoffice;
 mod workbook;
