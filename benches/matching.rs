@@ -181,6 +181,7 @@ fn bench_decide(c: &mut Criterion) {
         tied_payments: &data.tied_payments,
         tied_transactions: &data.tied_transactions,
         in_doubt_payments: &HashSet::new(),
+        reconciled: &[],
         sync_complete: true,
         now: data.now,
         params: MatchParams::default(),

@@ -227,6 +227,7 @@ fn run(world: &World) -> Decisions {
         tied_payments: &world.tied_payments,
         tied_transactions: &world.tied_transactions,
         in_doubt_payments: &world.in_doubt,
+        reconciled: &[],
         sync_complete: world.sync_complete,
         now: now(),
         params: MatchParams::default(),

@@ -10,7 +10,8 @@
 //!
 //! [`decide`] and its steps are in this file; the parts with an interface of their own
 //! are submodules: `index` (open payments by concept), `payouts` (debits against
-//! finished off-ramps), `suggestions` (same-money hints for a credit without a concept),
+//! finished off-ramps), `returns` (debits sending back a reconciled payment's money),
+//! `suggestions` (same-money hints for a credit without a concept),
 //! `id_order` (records in id order) and [`fate`] (what a re-read or a call's answer means
 //! for a pair).
 
@@ -28,6 +29,7 @@ pub mod fate;
 mod id_order;
 mod index;
 mod payouts;
+mod returns;
 mod suggestions;
 #[cfg(test)]
 mod tests;
@@ -35,6 +37,7 @@ mod tests;
 use id_order::{ranks, unique_in_id_order};
 use index::{ConceptIndex, RunKey, concept_runs, short_key};
 use payouts::match_debits;
+pub use returns::ReconciledPair;
 use suggestions::{money_key, same_money};
 
 /// Why an item needs a person. Exactly one per unreconciled open payment, open credit,
@@ -64,6 +67,10 @@ pub enum Reason {
     UnexplainedDebit,
     /// A finished off-ramp with no debit once its grace period is over.
     PayoutNotSeen,
+    /// A debit carrying the concept of a payment this job reconciled, or its credit's
+    /// id, with the same amount and currency: the money left again after the crypto was
+    /// released. Urgent; never explained away by an off-ramp payout.
+    ReturnedAfterReconcile,
     /// A stored open payment the provider no longer knows (set by the sync or the
     /// reconcile step, not the core); reported once, in the run that saw it go.
     Vanished,
@@ -84,6 +91,7 @@ impl Reason {
             Self::SyncIncomplete => "sync_incomplete",
             Self::UnexplainedDebit => "unexplained_debit",
             Self::PayoutNotSeen => "payout_not_seen",
+            Self::ReturnedAfterReconcile => "returned_after_reconcile",
             Self::Vanished => "vanished",
         }
     }
@@ -103,11 +111,12 @@ impl Reason {
             Self::SyncIncomplete => "match found, held back: incomplete sync",
             Self::UnexplainedDebit => "debit that pays out no finished off-ramp",
             Self::PayoutNotSeen => "finished off-ramp, payout not seen",
+            Self::ReturnedAfterReconcile => "money sent back for a payment already reconciled",
             Self::Vanished => "payment no longer known to the provider",
         }
     }
 
-    pub const ALL: [Reason; 12] = [
+    pub const ALL: [Reason; 13] = [
         Self::AmountMismatch,
         Self::CurrencyMismatch,
         Self::Ambiguous,
@@ -120,6 +129,7 @@ impl Reason {
         Self::UnexplainedDebit,
         Self::PayoutNotSeen,
         Self::Vanished,
+        Self::ReturnedAfterReconcile,
     ];
 }
 
@@ -168,6 +178,9 @@ pub struct MatchInput<'a> {
     pub in_doubt_payments: &'a HashSet<PaymentId>,
     /// Bank transactions already tied to a payment by this job.
     pub tied_transactions: &'a HashSet<BankTxId>,
+    /// Every pair this job reconciled (the ledger's `reconciled` matches): a debit that
+    /// sends one's money back is `returned_after_reconcile`.
+    pub reconciled: &'a [ReconciledPair],
     /// Rules §3.5: every page of every list was read in this run.
     pub sync_complete: bool,
     pub now: DateTime<Utc>,
@@ -255,7 +268,9 @@ const NONE: usize = usize::MAX;
 /// credits carry its concept (`C1`), how many also satisfy §3.2–§3.3 (`F`), and whether
 /// such a credit carries only this payment's concept. A pair is confident when
 /// `F(P) = {T}` and `hits(T) = {P}`; every other open item gets exactly one reason.
-/// Debits are matched to finished off-ramps by the alphanumeric tokens of their text.
+/// Debits returning a reconciled payment's money are set apart first (by the digit runs
+/// and alphanumeric tokens of their text); the rest are matched to finished off-ramps by
+/// the alphanumeric tokens of their text.
 ///
 /// Records are read in input order (the order they sit in memory) and only the output is
 /// put in id order: at a million records, jumping around the inputs costs more than all
@@ -302,6 +317,8 @@ pub fn decide(input: &MatchInput<'_>) -> Decisions {
     let mut decisions = Decisions::default();
     let links = report_credits(input.payments, &credits, &infos, &states, &mut decisions);
     report_payments(input, &rank, &credits, &states, links, &mut decisions);
+    // Returns first: a debit returning a reconciled payment is never a payout.
+    let debits = returns::find_returns(debits, input.reconciled, &mut decisions);
     match_debits(
         &debits,
         input.offramps,

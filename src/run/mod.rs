@@ -364,6 +364,7 @@ impl View {
             tied_payments: &data.tied_payments,
             tied_transactions: &data.tied_transactions,
             in_doubt_payments: &data.in_doubt_payments,
+            reconciled: &[],
             sync_complete,
             now,
             params: settings.matching,

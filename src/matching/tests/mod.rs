@@ -16,6 +16,7 @@ mod concepts;
 mod confident;
 mod output;
 mod payouts;
+mod returns;
 mod unmatched;
 
 // ---------------------------------------------------------------------------------------
@@ -108,6 +109,7 @@ struct World {
     tied_payments: HashSet<PaymentId>,
     tied_transactions: HashSet<BankTxId>,
     in_doubt_payments: HashSet<PaymentId>,
+    reconciled: Vec<ReconciledPair>,
     sync_incomplete: bool,
 }
 
@@ -135,6 +137,7 @@ impl World {
             tied_payments: &self.tied_payments,
             tied_transactions: &self.tied_transactions,
             in_doubt_payments: &self.in_doubt_payments,
+            reconciled: &self.reconciled,
             sync_complete: !self.sync_incomplete,
             now: now(),
             params: MatchParams::default(),
