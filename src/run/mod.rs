@@ -357,6 +357,7 @@ impl View {
         now: DateTime<Utc>,
     ) -> anyhow::Result<Self> {
         let data = store.matching_data()?;
+        let reconciled = store.reconciled_pairs()?;
         let decisions = matching::decide(&MatchInput {
             payments: &data.payments,
             transactions: &data.transactions,
@@ -364,7 +365,7 @@ impl View {
             tied_payments: &data.tied_payments,
             tied_transactions: &data.tied_transactions,
             in_doubt_payments: &data.in_doubt_payments,
-            reconciled: &[],
+            reconciled: &reconciled,
             sync_complete,
             now,
             params: settings.matching,

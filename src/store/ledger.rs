@@ -7,6 +7,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{RunId, Store, StoreError, corrupt, decimal, parse_ts, ts};
 use crate::domain::{BankTxId, Concept, Currency, Iban, Money, PaymentId, PaymentStatus};
+use crate::matching::ReconciledPair;
 
 /// The states of a `matches` row (see the migration for their meaning).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -268,6 +269,21 @@ impl Store {
     /// settled as applied): what the run's summary counts, even when the run failed.
     pub fn reconciled_in_run(&self, run: RunId) -> Result<Vec<MatchRow>, StoreError> {
         self.matches_where("state = 'reconciled' AND settled_run = ?1", [run])
+    }
+
+    /// Every pair this job reconciled, for the return check of the matching core
+    /// (`returned_after_reconcile`).
+    pub fn reconciled_pairs(&self) -> Result<Vec<ReconciledPair>, StoreError> {
+        Ok(self
+            .matches_where("state = 'reconciled'", [])?
+            .into_iter()
+            .map(|m| ReconciledPair {
+                payment: m.payment_id,
+                transaction: m.transaction_id,
+                concept: m.concept,
+                amount: m.amount,
+            })
+            .collect())
     }
 
     pub fn all_matches(&self) -> Result<Vec<MatchRow>, StoreError> {

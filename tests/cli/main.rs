@@ -4,6 +4,7 @@ mod email;
 mod helpers;
 mod incremental;
 mod ops;
+mod returned;
 // Shared with the reports suite, which uses all of it.
 #[allow(dead_code)]
 #[path = "../common/smtp.rs"]
