@@ -15,12 +15,14 @@ use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::message::{Attachment, Body, Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use rust_decimal::Decimal;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::domain::format_amount;
-use crate::report::{Report, ReportFiles, ReportKind, Summary, timestamp};
+mod body;
+
+pub use self::body::html_escape;
+use self::body::{html_body, plain_body};
+use crate::report::{Report, ReportFiles};
 
 /// How the SMTP connection is secured.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -436,158 +438,6 @@ fn delivered(
 /// Writes the message as it would go on the wire (an `.eml` file any mail client opens).
 pub fn write_eml(message: &Message, path: &Path) -> std::io::Result<()> {
     fs::write(path, message.formatted())
-}
-
-/// The status lines, worst first. The first line always says how the run went.
-fn status_lines(s: &Summary) -> Vec<String> {
-    let run = &s.run;
-    let mut lines = Vec::new();
-    if let Some(err) = &run.failed {
-        lines.push(format!("RUN FAILED: {err}"));
-    }
-    if !run.sync_complete {
-        lines.push(
-            "INCOMPLETE SYNC: a list could not be read in full, so nothing was \
-             reconciled automatically."
-                .to_owned(),
-        );
-    }
-    if lines.is_empty() {
-        lines.push("Sync complete: every list was read in full.".to_owned());
-    }
-    if run.dry_run {
-        lines.push("DRY RUN: nothing was changed at CryptoPocket.".to_owned());
-    }
-    lines
-}
-
-fn money(total: Decimal, currency: &impl fmt::Display) -> String {
-    format!("{} {currency}", format_amount(total))
-}
-
-fn plain_body(s: &Summary) -> String {
-    let mut out = String::new();
-    for line in status_lines(s) {
-        let _ = writeln!(out, "{line}");
-    }
-    let _ = writeln!(out);
-    let _ = writeln!(out, "Need attention: {}", s.attention_count);
-    let mut current = None;
-    for line in &s.attention {
-        if current != Some(line.kind) {
-            current = Some(line.kind);
-            let _ = writeln!(out, "  {} ({})", line.kind.title(), line.kind.file_name());
-        }
-        let _ = writeln!(
-            out,
-            "    {:<18} {:>4}  {:>16}   {}",
-            line.reason.as_str(),
-            line.count,
-            money(line.total, &line.currency),
-            line.reason.label()
-        );
-    }
-    let _ = writeln!(out);
-    let _ = writeln!(out, "Reconciled: {}", s.reconciled_count);
-    for t in &s.reconciled {
-        let _ = writeln!(
-            out,
-            "    {:<18} {:>4}  {:>16}",
-            "payments",
-            t.count,
-            money(t.total, &t.currency)
-        );
-    }
-    let _ = writeln!(out);
-    let _ = writeln!(
-        out,
-        "Run {}: {} to {}",
-        s.run.run_id,
-        timestamp(s.run.started_at),
-        timestamp(s.run.finished_at)
-    );
-    let names: Vec<&str> = ReportKind::ALL.iter().map(|k| k.file_name()).collect();
-    let _ = writeln!(out, "Details in the attached files: {}.", names.join(", "));
-    out
-}
-
-/// Escapes text for HTML element content and attribute values.
-pub fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn html_body(s: &Summary) -> String {
-    let e = html_escape;
-    let bad = s.run.failed.is_some() || !s.run.sync_complete;
-    let mut out = String::from(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"></head>\
-         <body style=\"font-family:sans-serif\">\n",
-    );
-    for (i, line) in status_lines(s).iter().enumerate() {
-        let style = if i == 0 && bad {
-            " style=\"color:#b00020;font-weight:bold\""
-        } else {
-            ""
-        };
-        let _ = writeln!(out, "<p{style}>{}</p>", e(line));
-    }
-    let _ = writeln!(out, "<h3>Need attention: {}</h3>", s.attention_count);
-    if !s.attention.is_empty() {
-        out.push_str(
-            "<table border=\"1\" cellpadding=\"4\" cellspacing=\"0\">\n\
-             <tr><th>File</th><th>Reason</th><th>Count</th><th>Total</th><th></th></tr>\n",
-        );
-        for line in &s.attention {
-            let _ = writeln!(
-                out,
-                "<tr><td>{}</td><td>{}</td><td align=\"right\">{}</td>\
-                 <td align=\"right\">{}</td><td>{}</td></tr>",
-                e(line.kind.file_name()),
-                e(line.reason.as_str()),
-                line.count,
-                e(&money(line.total, &line.currency)),
-                e(line.reason.label())
-            );
-        }
-        out.push_str("</table>\n");
-    }
-    let _ = writeln!(out, "<h3>Reconciled: {}</h3>", s.reconciled_count);
-    if !s.reconciled.is_empty() {
-        out.push_str(
-            "<table border=\"1\" cellpadding=\"4\" cellspacing=\"0\">\n\
-             <tr><th>Currency</th><th>Count</th><th>Total</th></tr>\n",
-        );
-        for t in &s.reconciled {
-            let _ = writeln!(
-                out,
-                "<tr><td>{}</td><td align=\"right\">{}</td><td align=\"right\">{}</td></tr>",
-                e(t.currency.as_str()),
-                t.count,
-                e(&money(t.total, &t.currency))
-            );
-        }
-        out.push_str("</table>\n");
-    }
-    let _ = writeln!(
-        out,
-        "<p>Run {}: {} to {}</p>",
-        s.run.run_id,
-        e(&timestamp(s.run.started_at)),
-        e(&timestamp(s.run.finished_at))
-    );
-    out.push_str("<p>Details in the attached CSV files.</p>\n</body></html>\n");
-    out
 }
 
 #[cfg(test)]

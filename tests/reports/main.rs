@@ -4,6 +4,7 @@
 mod comma_csv;
 mod helpers;
 mod libreoffice;
+mod mail_summary;
 mod workbook;
 
 use std::collections::HashMap;

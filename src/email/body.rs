@@ -1,0 +1,210 @@
+//! The two bodies of the report e-mail, plain text and HTML: how the run went, what
+//! needs a person per file (with totals per currency) and per reason (with a few words
+//! saying what it means), and what was reconciled.
+
+use std::fmt::{self, Write as _};
+
+use rust_decimal::Decimal;
+
+use crate::domain::{Currency, format_amount};
+use crate::report::{AttentionLine, ReportKind, Summary, timestamp};
+
+/// The status lines, worst first. The first line always says how the run went.
+fn status_lines(s: &Summary) -> Vec<String> {
+    let run = &s.run;
+    let mut lines = Vec::new();
+    if let Some(err) = &run.failed {
+        lines.push(format!("RUN FAILED: {err}"));
+    }
+    if !run.sync_complete {
+        lines.push(
+            "INCOMPLETE SYNC: a list could not be read in full, so nothing was \
+             reconciled automatically."
+                .to_owned(),
+        );
+    }
+    if lines.is_empty() {
+        lines.push("Sync complete: every list was read in full.".to_owned());
+    }
+    if run.dry_run {
+        lines.push("DRY RUN: nothing was changed at CryptoPocket.".to_owned());
+    }
+    lines
+}
+
+fn money(total: Decimal, currency: &impl fmt::Display) -> String {
+    format!("{} {currency}", format_amount(total))
+}
+
+/// One file's part of the summary: its items and their amounts per currency.
+struct Section<'a> {
+    kind: ReportKind,
+    count: usize,
+    totals: Vec<(&'a Currency, Decimal)>,
+    lines: Vec<&'a AttentionLine>,
+}
+
+impl Section<'_> {
+    /// `5 items: 290.49 EUR, 10.00 USD`
+    fn headline(&self) -> String {
+        let amounts: Vec<String> = self.totals.iter().map(|(c, t)| money(*t, c)).collect();
+        let items = if self.count == 1 { "item" } else { "items" };
+        format!("{} {items}: {}", self.count, amounts.join(", "))
+    }
+}
+
+/// The attention lines grouped by file (they come sorted by file, reason, currency).
+fn sections(s: &Summary) -> Vec<Section<'_>> {
+    let mut out: Vec<Section<'_>> = Vec::new();
+    for line in &s.attention {
+        if out.last().is_none_or(|sec| sec.kind != line.kind) {
+            out.push(Section {
+                kind: line.kind,
+                count: 0,
+                totals: Vec::new(),
+                lines: Vec::new(),
+            });
+        }
+        let Some(sec) = out.last_mut() else { continue };
+        sec.count += line.count;
+        sec.lines.push(line);
+        match sec.totals.iter_mut().find(|(c, _)| *c == &line.currency) {
+            Some((_, t)) => *t += line.total,
+            None => sec.totals.push((&line.currency, line.total)),
+        }
+    }
+    for sec in &mut out {
+        sec.totals.sort_by(|a, b| a.0.cmp(b.0));
+    }
+    out
+}
+
+pub(super) fn plain_body(s: &Summary) -> String {
+    let mut out = String::new();
+    for line in status_lines(s) {
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "Need attention: {}", s.attention_count);
+    for sec in sections(s) {
+        let _ = writeln!(
+            out,
+            "  {} ({}): {}",
+            sec.kind.title(),
+            sec.kind.file_name(),
+            sec.headline()
+        );
+        for line in sec.lines {
+            let _ = writeln!(
+                out,
+                "    {:<24} {:>4}  {:>16}   {}",
+                line.reason.as_str(),
+                line.count,
+                money(line.total, &line.currency),
+                line.reason.label()
+            );
+        }
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "Reconciled: {}", s.reconciled_count);
+    for t in &s.reconciled {
+        let _ = writeln!(
+            out,
+            "    {:<24} {:>4}  {:>16}",
+            "payments",
+            t.count,
+            money(t.total, &t.currency)
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "Run {}: {} to {}",
+        s.run.run_id,
+        timestamp(s.run.started_at),
+        timestamp(s.run.finished_at)
+    );
+    let names: Vec<&str> = ReportKind::ALL.iter().map(|k| k.file_name()).collect();
+    let _ = writeln!(out, "Details in the attached files: {}.", names.join(", "));
+    out
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The HTML part. No tables: headings and lists wrap to any screen, so the summary
+/// reads on a phone as on a desktop.
+pub(super) fn html_body(s: &Summary) -> String {
+    let e = html_escape;
+    let bad = s.run.failed.is_some() || !s.run.sync_complete;
+    let mut out = String::from(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"></head>\
+         <body style=\"font-family:sans-serif;max-width:40em;margin:0 auto;padding:8px;\
+         overflow-wrap:break-word\">\n",
+    );
+    for (i, line) in status_lines(s).iter().enumerate() {
+        let style = if i == 0 && bad {
+            " style=\"color:#b00020;font-weight:bold\""
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "<p{style}>{}</p>", e(line));
+    }
+    let _ = writeln!(out, "<h3>Need attention: {}</h3>", s.attention_count);
+    for sec in sections(s) {
+        let _ = writeln!(
+            out,
+            "<h4 style=\"margin:12px 0 4px\">{} — {}</h4>\n\
+             <ul style=\"margin:0;padding-left:20px\">",
+            e(sec.kind.title()),
+            e(&sec.headline())
+        );
+        for line in sec.lines {
+            let _ = writeln!(
+                out,
+                "<li style=\"margin:4px 0\"><b>{} · {}</b> <code>{}</code>: {}</li>",
+                line.count,
+                e(&money(line.total, &line.currency)),
+                e(line.reason.as_str()),
+                e(line.reason.label())
+            );
+        }
+        out.push_str("</ul>\n");
+    }
+    let _ = writeln!(out, "<h3>Reconciled: {}</h3>", s.reconciled_count);
+    if !s.reconciled.is_empty() {
+        out.push_str("<ul style=\"margin:0;padding-left:20px\">\n");
+        for t in &s.reconciled {
+            let _ = writeln!(
+                out,
+                "<li style=\"margin:4px 0\"><b>{} · {}</b></li>",
+                t.count,
+                e(&money(t.total, &t.currency))
+            );
+        }
+        out.push_str("</ul>\n");
+    }
+    let _ = writeln!(
+        out,
+        "<p>Run {}: {} to {}</p>",
+        s.run.run_id,
+        e(&timestamp(s.run.started_at)),
+        e(&timestamp(s.run.finished_at))
+    );
+    out.push_str("<p>Details in the attached CSV files.</p>\n</body></html>\n");
+    out
+}
