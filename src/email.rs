@@ -1,5 +1,5 @@
 //! The report e-mail: settings, the MIME message (plain text + HTML summary with the
-//! CSVs attached) and its delivery over SMTP. This module makes one attempt per call and
+//! workbook and the CSVs attached, within the relay's size limit) and its delivery over SMTP. This module makes one attempt per call and
 //! never retries: the outbox (`crate::run`) sends each pending report's `report.eml`
 //! with [`send_eml`] once per run, oldest first, stops at the first failure, and keeps
 //! the unsent ones pending for the next run. [`EmailError::is_retryable`] says whether
@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use lettre::address::Envelope;
 use lettre::message::header::{ContentTransferEncoding, ContentType};
-use lettre::message::{Attachment, Body, Mailbox, MultiPart};
+use lettre::message::{Attachment, Body, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
@@ -21,8 +21,8 @@ use serde::Deserialize;
 mod body;
 
 pub use self::body::html_escape;
-use self::body::{html_body, plain_body};
-use crate::report::{Report, ReportFiles};
+use self::body::{Attached, Delivery, html_body, plain_body};
+use crate::report::{Report, ReportFiles, WORKBOOK_FILE};
 
 /// How the SMTP connection is secured.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -316,12 +316,40 @@ pub fn subject(report: &Report, prefix: &str) -> String {
     s
 }
 
-/// Builds the e-mail: a plain-text and an HTML summary, then the four CSV files read
-/// from `files` as `text/csv; charset=utf-8` attachments.
+/// The usual relay limit on a whole message; [`build_message`] stays under it.
+pub const MAX_MESSAGE_BYTES: u64 = 10 * 1024 * 1024;
+
+/// Size of `n` bytes in a base64 part: 4 for every 3, a CRLF every 76, and room for
+/// the part's headers.
+fn encoded_len(n: u64) -> u64 {
+    let b64 = n.div_ceil(3) * 4;
+    b64 + b64.div_ceil(76) * 2 + 512
+}
+
+fn file_len(path: &Path) -> Result<u64, EmailError> {
+    fs::metadata(path)
+        .map(|m| m.len())
+        .map_err(|e| build_err(format_args!("reading {}: {e}", path.display())))
+}
+
+/// Builds the e-mail: a plain-text and an HTML summary, then the workbook and the four
+/// CSV files as attachments, all within [`MAX_MESSAGE_BYTES`].
 pub fn build_message(
     report: &Report,
     files: &ReportFiles,
     settings: &EmailSettings,
+) -> Result<Message, EmailError> {
+    build_message_within(report, files, settings, MAX_MESSAGE_BYTES)
+}
+
+/// [`build_message`] with a size limit of `limit` bytes: when the CSVs would take the
+/// message over it, only the workbook is attached, and when the workbook alone would,
+/// nothing is; the bodies then say where the files are on disk.
+pub fn build_message_within(
+    report: &Report,
+    files: &ReportFiles,
+    settings: &EmailSettings,
+    limit: u64,
 ) -> Result<Message, EmailError> {
     let from = settings.sender_mailbox()?;
     let to = settings.recipient_mailboxes()?;
@@ -338,21 +366,64 @@ pub fn build_message(
         builder = builder.to(mailbox);
     }
 
-    let csv_type = ContentType::parse("text/csv; charset=utf-8").map_err(build_err)?;
+    // The bodies are the same size whatever they say about attachments, within a few
+    // hundred bytes: measure them once with the longest wording.
+    let probe = Delivery {
+        attached: Attached::Nothing,
+        dir: &files.dir,
+    };
+    let bodies = encoded_len(
+        (plain_body(&summary, &probe).len() + html_body(&summary, &probe).len()) as u64,
+    ) + 4096;
+    let workbook = encoded_len(file_len(&files.workbook)?);
+    let mut csvs = 0;
+    for (_, path) in files.iter() {
+        csvs += encoded_len(file_len(path)?);
+    }
+    let attached = if bodies + workbook + csvs <= limit {
+        Attached::All
+    } else if bodies + workbook <= limit {
+        Attached::WorkbookOnly
+    } else {
+        Attached::Nothing
+    };
+    if attached != Attached::All {
+        tracing::warn!(
+            limit,
+            workbook_only = attached == Attached::WorkbookOnly,
+            dir = %files.dir.display(),
+            "report files too large to attach in full; the e-mail says where they are"
+        );
+    }
+    let delivery = Delivery {
+        attached,
+        dir: &files.dir,
+    };
+
     let mut body = MultiPart::mixed().multipart(MultiPart::alternative_plain_html(
-        plain_body(&summary),
-        html_body(&summary),
+        plain_body(&summary, &delivery),
+        html_body(&summary, &delivery),
     ));
-    for (kind, path) in files.iter() {
+    let read = |name: &str, path: &Path, mime: &ContentType| -> Result<SinglePart, EmailError> {
         let bytes = fs::read(path)
             .map_err(|e| build_err(format_args!("reading {}: {e}", path.display())))?;
         // Base64 keeps the file byte for byte (CRLF record ends, BOM, quoted newlines);
         // a text encoding could rewrite line ends inside quoted cells.
         let content = Body::new_with_encoding(bytes, ContentTransferEncoding::Base64)
             .map_err(|_| build_err(format_args!("encoding {}", path.display())))?;
-        body = body.singlepart(
-            Attachment::new(kind.file_name().to_owned()).body(content, csv_type.clone()),
-        );
+        Ok(Attachment::new(name.to_owned()).body(content, mime.clone()))
+    };
+    if attached != Attached::Nothing {
+        let xlsx =
+            ContentType::parse("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+                .map_err(build_err)?;
+        body = body.singlepart(read(WORKBOOK_FILE, &files.workbook, &xlsx)?);
+    }
+    if attached == Attached::All {
+        let csv_type = ContentType::parse("text/csv; charset=utf-8").map_err(build_err)?;
+        for (kind, path) in files.iter() {
+            body = body.singlepart(read(kind.file_name(), path, &csv_type)?);
+        }
     }
     builder.multipart(body).map_err(build_err)
 }

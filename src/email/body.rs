@@ -1,13 +1,32 @@
 //! The two bodies of the report e-mail, plain text and HTML: how the run went, what
 //! needs a person per file (with totals per currency) and per reason (with a few words
-//! saying what it means), and what was reconciled.
+//! saying what it means), what was reconciled, and where the files are.
 
 use std::fmt::{self, Write as _};
+use std::path::Path;
 
 use rust_decimal::Decimal;
 
+use super::MAX_MESSAGE_BYTES;
 use crate::domain::{Currency, format_amount};
-use crate::report::{AttentionLine, ReportKind, Summary, timestamp};
+use crate::report::{AttentionLine, ReportKind, Summary, WORKBOOK_FILE, timestamp};
+
+/// Which report files the message carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Attached {
+    /// The workbook and the four CSVs.
+    All,
+    /// The workbook alone: with the CSVs the message would be too large.
+    WorkbookOnly,
+    /// Nothing: even the workbook alone would be too large.
+    Nothing,
+}
+
+/// What the bodies say about the attachments.
+pub(super) struct Delivery<'a> {
+    pub(super) attached: Attached,
+    pub(super) dir: &'a Path,
+}
 
 /// The status lines, worst first. The first line always says how the run went.
 fn status_lines(s: &Summary) -> Vec<String> {
@@ -79,7 +98,30 @@ fn sections(s: &Summary) -> Vec<Section<'_>> {
     out
 }
 
-pub(super) fn plain_body(s: &Summary) -> String {
+/// The closing line: what is attached, or where the files are when they are not.
+fn files_line(d: &Delivery<'_>) -> String {
+    let csvs: Vec<&str> = ReportKind::ALL.iter().map(|k| k.file_name()).collect();
+    let limit_mb = MAX_MESSAGE_BYTES / (1024 * 1024);
+    match d.attached {
+        Attached::All => format!(
+            "Details in the attached workbook ({WORKBOOK_FILE}) and CSV files ({}).",
+            csvs.join(", ")
+        ),
+        Attached::WorkbookOnly => format!(
+            "Details in the attached workbook ({WORKBOOK_FILE}). The CSV files are not \
+             attached, to keep this message under {limit_mb} MB: they are in {} on the \
+             host that runs cp-recon.",
+            d.dir.display()
+        ),
+        Attached::Nothing => format!(
+            "The workbook and the CSV files are too large to attach (over {limit_mb} MB): \
+             they are in {} on the host that runs cp-recon.",
+            d.dir.display()
+        ),
+    }
+}
+
+pub(super) fn plain_body(s: &Summary, d: &Delivery<'_>) -> String {
     let mut out = String::new();
     for line in status_lines(s) {
         let _ = writeln!(out, "{line}");
@@ -124,8 +166,7 @@ pub(super) fn plain_body(s: &Summary) -> String {
         timestamp(s.run.started_at),
         timestamp(s.run.finished_at)
     );
-    let names: Vec<&str> = ReportKind::ALL.iter().map(|k| k.file_name()).collect();
-    let _ = writeln!(out, "Details in the attached files: {}.", names.join(", "));
+    let _ = writeln!(out, "{}", files_line(d));
     out
 }
 
@@ -147,7 +188,7 @@ pub fn html_escape(s: &str) -> String {
 
 /// The HTML part. No tables: headings and lists wrap to any screen, so the summary
 /// reads on a phone as on a desktop.
-pub(super) fn html_body(s: &Summary) -> String {
+pub(super) fn html_body(s: &Summary, d: &Delivery<'_>) -> String {
     let e = html_escape;
     let bad = s.run.failed.is_some() || !s.run.sync_complete;
     let mut out = String::from(
@@ -205,6 +246,6 @@ pub(super) fn html_body(s: &Summary) -> String {
         e(&timestamp(s.run.started_at)),
         e(&timestamp(s.run.finished_at))
     );
-    out.push_str("<p>Details in the attached CSV files.</p>\n</body></html>\n");
+    let _ = writeln!(out, "<p>{}</p>\n</body></html>", e(&files_line(d)));
     out
 }

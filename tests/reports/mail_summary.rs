@@ -1,19 +1,22 @@
-//! The e-mail's summary: totals per file, labels beside reason codes, and a layout
-//! that reads on a phone.
+//! The e-mail's summary: totals per file, labels beside reason codes, a layout that
+//! reads on a phone, and attachments kept under the relay's size limit.
 
 use cp_recon::email::{self, TlsMode};
 use mailparse::ParsedMail;
 
 use super::helpers::*;
-use super::{body_of, written};
+use super::{attachments, body_of, written};
 
-/// The message as a mail client sees it.
-fn message() -> Vec<u8> {
-    let (report, _dir, files) = written(&Fixture::new());
+/// The message as a mail client sees it, built with `limit` bytes at most.
+fn message_within(limit: u64) -> (Vec<u8>, tempfile::TempDir, cp_recon::report::ReportFiles) {
+    let (report, dir, files) = written(&Fixture::new());
+    // A CSV far larger than the workbook, as after a first run over a big history.
+    let mut csv = std::fs::read(&files.unmatched_payments).unwrap();
+    csv.extend(std::iter::repeat_n(b'x', 200_000));
+    std::fs::write(&files.unmatched_payments, csv).unwrap();
     let settings = spawn_smtp().settings(TlsMode::None);
-    email::build_message(&report, &files, &settings)
-        .unwrap()
-        .formatted()
+    let message = email::build_message_within(&report, &files, &settings, limit).unwrap();
+    (message.formatted(), dir, files)
 }
 
 fn parse(raw: &[u8]) -> ParsedMail<'_> {
@@ -22,7 +25,7 @@ fn parse(raw: &[u8]) -> ParsedMail<'_> {
 
 #[test]
 fn the_plain_text_gives_each_file_its_count_and_amount_per_currency() {
-    let raw = message();
+    let (raw, _dir, _files) = message_within(email::MAX_MESSAGE_BYTES);
     let text = body_of(&parse(&raw), "text/plain");
     for line in [
         "  Payments (unmatched_payments.csv): 5 items: 290.49 EUR, 10.00 USD",
@@ -43,7 +46,7 @@ fn the_plain_text_gives_each_file_its_count_and_amount_per_currency() {
 
 #[test]
 fn the_html_has_no_table_and_fits_a_phone_screen() {
-    let raw = message();
+    let (raw, _dir, _files) = message_within(email::MAX_MESSAGE_BYTES);
     let html = body_of(&parse(&raw), "text/html");
     assert!(!html.contains("<table"), "{html}");
     assert!(html.contains("name=\"viewport\" content=\"width=device-width"));
@@ -54,4 +57,59 @@ fn the_html_has_no_table_and_fits_a_phone_screen() {
     );
     assert!(html.contains("<code>ambiguous</code>: more than one candidate"));
     assert!(html.contains("<code>payout_not_seen</code>: finished off-ramp, payout not seen"));
+}
+
+#[test]
+fn everything_is_attached_when_it_fits() {
+    let (raw, _dir, _files) = message_within(email::MAX_MESSAGE_BYTES);
+    let mail = parse(&raw);
+    let mut names: Vec<String> = attachments(&mail).into_keys().collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "reconciled.csv",
+            "report.xlsx",
+            "unmatched_bank_transactions.csv",
+            "unmatched_payments.csv",
+            "unmatched_payouts.csv"
+        ]
+    );
+    assert!(body_of(&mail, "text/plain").contains("attached workbook (report.xlsx) and CSV"));
+}
+
+#[test]
+fn over_the_limit_only_the_workbook_is_attached_and_the_mail_says_where_the_csvs_are() {
+    let limit = 100_000;
+    let (raw, _dir, files) = message_within(limit);
+    assert!(raw.len() as u64 <= limit, "{} bytes", raw.len());
+    let mail = parse(&raw);
+    let att = attachments(&mail);
+    assert_eq!(att.keys().collect::<Vec<_>>(), ["report.xlsx"]);
+    assert_eq!(
+        att["report.xlsx"].1,
+        std::fs::read(&files.workbook).unwrap()
+    );
+    let dir = files.dir.display().to_string();
+    for body in [body_of(&mail, "text/plain"), body_of(&mail, "text/html")] {
+        assert!(
+            body.contains("The CSV files are not attached") && body.contains(&dir),
+            "{body}"
+        );
+    }
+}
+
+#[test]
+fn when_even_the_workbook_is_too_large_nothing_is_attached_and_the_mail_says_where() {
+    let limit = 5_000;
+    let (raw, _dir, files) = message_within(limit);
+    let mail = parse(&raw);
+    assert!(attachments(&mail).is_empty());
+    let text = body_of(&mail, "text/plain");
+    assert!(
+        text.contains("too large to attach") && text.contains(&files.dir.display().to_string()),
+        "{text}"
+    );
+    // The summary itself is still there.
+    assert!(text.contains("Need attention: 10"));
 }

@@ -610,7 +610,7 @@ fn body_of(m: &ParsedMail, mimetype: &str) -> String {
 }
 
 #[tokio::test]
-async fn the_report_email_arrives_with_subject_both_bodies_and_the_csvs() {
+async fn the_report_email_arrives_with_subject_both_bodies_the_workbook_and_the_csvs() {
     let smtp = spawn_smtp();
     let (report, _dir, files) = written(&Fixture::new());
     let settings = smtp.settings(TlsMode::None);
@@ -645,11 +645,17 @@ async fn the_report_email_arrives_with_subject_both_bodies_and_the_csvs() {
     assert!(html.contains("Need attention: 10") && html.contains("payout_not_seen"));
 
     let att = attachments(&mail);
-    assert_eq!(att.len(), 4);
+    assert_eq!(att.len(), 5);
     for kind in ReportKind::ALL {
         let (mime, _) = &att[kind.file_name()];
         assert_eq!(mime, "text/csv");
     }
+    let (mime, bytes) = &att["report.xlsx"];
+    assert_eq!(
+        mime,
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    );
+    assert_eq!(bytes, &std::fs::read(&files.workbook).unwrap());
 }
 
 #[tokio::test]
