@@ -390,8 +390,9 @@ fn write_summary(
         row,
         0,
         format!(
-            "Times are UTC; amounts are exact to the cent ({}). The CSV files beside this \
-             workbook hold the same rows for machines.",
+            "Written for run {} at {}. Times are UTC; amounts are exact to the cent. The \
+             CSV files beside this workbook hold the same rows, for machines.",
+            run.run_id,
             timestamp(run.finished_at)
         ),
         &f.wrap,
