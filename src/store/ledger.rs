@@ -290,6 +290,25 @@ impl Store {
         self.matches_where("1 = 1", [])
     }
 
+    /// Every match naming this id as its payment or its bank transaction, oldest first.
+    pub fn matches_naming(&self, id: &str) -> Result<Vec<MatchRow>, StoreError> {
+        self.matches_where("payment_id = ?1 OR transaction_id = ?1", [id])
+    }
+
+    /// The match holding this payment (state intent, unknown or reconciled), if any.
+    pub fn hold_of_payment(&self, id: &PaymentId) -> Result<Option<MatchRow>, StoreError> {
+        Ok(self
+            .matches_where("payment_id = ?1 AND holds = 1", [id.as_str()])?
+            .pop())
+    }
+
+    /// The match holding this bank transaction, if any.
+    pub fn hold_of_transaction(&self, id: &BankTxId) -> Result<Option<MatchRow>, StoreError> {
+        Ok(self
+            .matches_where("transaction_id = ?1 AND holds = 1", [id.as_str()])?
+            .pop())
+    }
+
     fn matches_where<P: rusqlite::Params>(
         &self,
         cond: &str,

@@ -12,7 +12,8 @@
 //! - `runs.rs`: runs, the lists each run read, and the watermarks;
 //! - `records.rs`: the provider's records as the sync writes them, and matching's input;
 //! - `ledger.rs`: the exactly-once ledger (`matches`);
-//! - `findings.rs`: findings and the report outbox.
+//! - `findings.rs`: findings and the report outbox;
+//! - `decisions.rs`: what people decided (`decisions`), and what the desk commands read.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -25,12 +26,14 @@ use rust_decimal::Decimal;
 use crate::record::{BadRecord, Record};
 use crate::text::{date_from_text, wire_date, wire_time};
 
+mod decisions;
 mod findings;
 mod ledger;
 mod records;
 mod runs;
 mod status;
 
+pub use decisions::{FindingRow, NewDecision};
 pub use findings::OutboxRow;
 pub use ledger::{MatchRow, MatchState, NewMatch, Settlement};
 pub use records::MatchingData;
@@ -44,6 +47,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0004_time_ordered_indexes.sql"),
     include_str!("../../migrations/0005_pending_payments_index.sql"),
     include_str!("../../migrations/0006_not_applied_and_vanished.sql"),
+    include_str!("../../migrations/0007_decisions.sql"),
     include_str!("../../migrations/0010_reported_reconciles.sql"),
 ];
 
@@ -353,7 +357,7 @@ impl Store {
 
     pub fn count(&self, table: &str) -> Result<u64, StoreError> {
         // Table names cannot be bound; only known names are accepted.
-        const TABLES: [&str; 11] = [
+        const TABLES: [&str; 12] = [
             "runs",
             "run_lists",
             "payments",
@@ -365,6 +369,7 @@ impl Store {
             "findings",
             "reports",
             "watermarks",
+            "decisions",
         ];
         let t = TABLES
             .iter()

@@ -264,6 +264,21 @@ impl Store {
         Ok(out)
     }
 
+    pub fn offramps_by_ids(&self, ids: &[&OfframpId]) -> Result<Vec<Offramp>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, user_id, status, amount, currency, iban, created_at, updated_at
+             FROM offramps WHERE id = ?1",
+        )?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let mut rows = st.query([id.as_str()])?;
+            if let Some(r) = rows.next()? {
+                out.push(offramp_row(r)?);
+            }
+        }
+        Ok(out)
+    }
+
     /// Marks stored payments the provider no longer knows as `vanished`, by this run.
     pub fn mark_vanished(&mut self, run: RunId, ids: &[PaymentId]) -> Result<(), StoreError> {
         self.in_tx(|tx| {

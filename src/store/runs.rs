@@ -132,7 +132,7 @@ impl Store {
     /// Runs recorded so far (to decide when the next full resync is due).
     pub fn runs_since_full(&self) -> Result<u64, StoreError> {
         let n: i64 = self.conn.query_row(
-            "SELECT COUNT(*) FROM runs WHERE id > COALESCE(
+            "SELECT COUNT(*) FROM runs WHERE sync_mode <> 'approve' AND id > COALESCE(
                 (SELECT MAX(id) FROM runs WHERE sync_mode = 'full' AND outcome = 'completed'), 0)",
             [],
             |r| r.get(0),
@@ -233,7 +233,7 @@ impl Store {
     /// When the last completed run finished (for the metrics' staleness alert).
     pub fn last_success(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let v: Option<String> = self.conn.query_row(
-            "SELECT MAX(finished_at) FROM runs WHERE outcome = 'completed'",
+            "SELECT MAX(finished_at) FROM runs WHERE outcome = 'completed' AND sync_mode <> 'approve'",
             [],
             |r| r.get(0),
         )?;
