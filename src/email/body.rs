@@ -147,6 +147,9 @@ pub(super) fn plain_body(s: &Summary, d: &Delivery<'_>) -> String {
             );
         }
     }
+    if s.dismissed > 0 {
+        let _ = writeln!(out, "  {} dismissed items not shown", s.dismissed);
+    }
     let _ = writeln!(out);
     let _ = writeln!(out, "Reconciled: {}", s.reconciled_count);
     for t in &s.reconciled {
@@ -157,6 +160,17 @@ pub(super) fn plain_body(s: &Summary, d: &Delivery<'_>) -> String {
             t.count,
             money(t.total, &t.currency)
         );
+    }
+    if !s.decisions.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "Decisions since the last report: {}",
+            s.decisions.len()
+        );
+        for d in &s.decisions {
+            let _ = writeln!(out, "    {d}");
+        }
     }
     let _ = writeln!(out);
     let _ = writeln!(
@@ -226,6 +240,9 @@ pub(super) fn html_body(s: &Summary, d: &Delivery<'_>) -> String {
         }
         out.push_str("</ul>\n");
     }
+    if s.dismissed > 0 {
+        let _ = writeln!(out, "<p>{} dismissed items not shown</p>", s.dismissed);
+    }
     let _ = writeln!(out, "<h3>Reconciled: {}</h3>", s.reconciled_count);
     if !s.reconciled.is_empty() {
         out.push_str("<ul style=\"margin:0;padding-left:20px\">\n");
@@ -236,6 +253,17 @@ pub(super) fn html_body(s: &Summary, d: &Delivery<'_>) -> String {
                 t.count,
                 e(&money(t.total, &t.currency))
             );
+        }
+        out.push_str("</ul>\n");
+    }
+    if !s.decisions.is_empty() {
+        let _ = writeln!(
+            out,
+            "<h3>Decisions since the last report: {}</h3>\n<ul>",
+            s.decisions.len()
+        );
+        for d in &s.decisions {
+            let _ = writeln!(out, "<li>{}</li>", e(d));
         }
         out.push_str("</ul>\n");
     }

@@ -413,6 +413,10 @@ pub struct Summary {
     pub reconciled_count: usize,
     /// Reconciled amounts per currency.
     pub reconciled: Vec<Total>,
+    /// Items a person dismissed, not listed in the files.
+    pub dismissed: usize,
+    /// Decisions people made since the previous report, one line each.
+    pub decisions: Vec<String>,
 }
 
 /// The rows of the four files of one run.
@@ -424,6 +428,10 @@ pub struct Report {
     pub unmatched_transactions: Vec<UnmatchedTransactionRow>,
     pub reconciled: Vec<Reconciled>,
     pub unmatched_payouts: Vec<UnmatchedPayoutRow>,
+    /// Items a person dismissed (`cp-recon dismiss`): not listed, only counted.
+    pub dismissed: usize,
+    /// Decisions people made since the previous report, one line each.
+    pub decisions: Vec<String>,
 }
 
 /// Checks that a report can be written under `base`, creating it if needed: a file is
@@ -600,6 +608,8 @@ impl Report {
             unmatched_transactions,
             reconciled,
             unmatched_payouts,
+            dismissed: 0,
+            decisions: Vec::new(),
         })
     }
 
@@ -669,6 +679,8 @@ impl Report {
             attention,
             reconciled_count: self.reconciled.len(),
             reconciled,
+            dismissed: self.dismissed,
+            decisions: self.decisions.clone(),
         }
     }
 
