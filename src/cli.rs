@@ -5,9 +5,11 @@
 //! - `cp-recon sandbox ...`: serve the local CryptoPocket simulator;
 //! - `cp-recon demo`: the sandbox, one run against it, reports in `./cp-recon-demo/`;
 //! - `cp-recon status`: the last runs, the open items and what blocks automation.
+//! - `cp-recon review|approve|dismiss|reopen`: a person's decisions (`crate::desk`).
 //!
 //! Exit codes: 0 the run completed; 1 the run failed (API unreachable, incomplete sync,
-//! database error); 2 usage or configuration error; 75 another run is in progress.
+//! database error); 2 usage or configuration error, or a decision refused; 75 another
+//! run is in progress.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -75,6 +77,58 @@ pub enum Command {
     /// the reports not e-mailed yet and anything blocking automation. Reads only; works
     /// while a run is in progress.
     Status,
+    /// What needs a person now, from the latest completed run, with the command that
+    /// would act on each item.
+    Review(ReviewArgs),
+    /// Reconcile a payment with a bank credit the job would not tie by itself (through
+    /// the same re-reads, intent journal and settle logic as the job's own calls).
+    Approve(ApproveArgs),
+    /// Stop reporting an item (payment, bank transaction, off-ramp, unreadable record).
+    Dismiss(DismissArgs),
+    /// Report a dismissed item again.
+    Reopen(ReopenArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReviewArgs {
+    /// Only items with this reason (e.g. `ambiguous`).
+    #[arg(long, value_name = "R")]
+    pub reason: Option<String>,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: crate::desk::commands::Format,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ApproveArgs {
+    pub payment_id: String,
+    pub transaction_id: String,
+    /// Who decides (recorded with the decision).
+    #[arg(long, value_name = "NAME")]
+    pub by: String,
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+    /// Check and show what would happen; call nothing, record nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DismissArgs {
+    pub item_id: String,
+    #[arg(long, value_name = "NAME")]
+    pub by: String,
+    /// Why it stops being reported (required).
+    #[arg(long, value_name = "TEXT")]
+    pub note: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReopenArgs {
+    pub item_id: String,
+    #[arg(long, value_name = "NAME")]
+    pub by: String,
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
 }
 
 /// Runs the command and returns the process exit code. Errors are printed here, once,
@@ -87,6 +141,10 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
         Some(Command::Demo(args)) => report_err(crate::demo::run(args).await, EXIT_FAILED),
         Some(Command::Status) => match settings_or_usage(cli.config.as_deref()) {
             Ok(settings) => report_err(status(&settings), EXIT_FAILED),
+            Err(code) => code,
+        },
+        Some(command) => match settings_or_usage(cli.config.as_deref()) {
+            Ok(settings) => desk(&settings, command).await,
             Err(code) => code,
         },
         None => {
@@ -108,6 +166,55 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
         }
     };
     ExitCode::from(code)
+}
+
+/// A desk command: prints what it did on stdout, or why not on stderr.
+async fn desk(settings: &Settings, command: Command) -> u8 {
+    use crate::desk::{Action, DeskError, commands};
+    let result = match command {
+        Command::Review(a) => commands::review(settings, a.reason.as_deref(), a.format),
+        Command::Approve(a) => match (
+            crate::domain::PaymentId::parse(&a.payment_id),
+            crate::domain::BankTxId::parse(&a.transaction_id),
+        ) {
+            (Ok(p), Ok(t)) => {
+                commands::approve(settings, &p, &t, &a.by, a.note.as_deref(), a.dry_run).await
+            }
+            _ => Err(anyhow::anyhow!("a payment id and a transaction id are required").into()),
+        },
+        Command::Dismiss(a) => {
+            commands::dismiss_or_reopen(settings, Action::Dismiss, &a.item_id, &a.by, Some(&a.note))
+        }
+        Command::Reopen(a) => commands::dismiss_or_reopen(
+            settings,
+            Action::Reopen,
+            &a.item_id,
+            &a.by,
+            a.note.as_deref(),
+        ),
+        Command::Sandbox(_) | Command::Demo(_) | Command::Status => return EXIT_USAGE,
+    };
+    match result {
+        Ok(text) => {
+            println!("{}", text.trim_end());
+            EXIT_OK
+        }
+        Err(DeskError::Locked(msg)) => {
+            tracing::warn!("{msg}; nothing done");
+            if crate::telemetry::plain() {
+                eprintln!("cp-recon: {msg}; nothing done");
+            }
+            EXIT_LOCKED
+        }
+        Err(e @ (DeskError::Refused(_) | DeskError::InvalidFile { .. })) => {
+            crate::telemetry::fail(&format!("refused: {e}"));
+            EXIT_USAGE
+        }
+        Err(DeskError::Failed(e)) => {
+            crate::telemetry::fail(&format!("error: {e:#}"));
+            EXIT_FAILED
+        }
+    }
 }
 
 fn load_settings(flag: Option<&std::path::Path>) -> Result<Settings, ConfigError> {

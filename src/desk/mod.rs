@@ -20,6 +20,11 @@ use chrono::{DateTime, Utc};
 use crate::domain::{BankTxId, OfframpId, PaymentId};
 use crate::matching::Decisions;
 
+pub mod approve;
+pub mod commands;
+pub mod dismiss;
+pub mod review;
+
 /// What a decision is about: one item of a report, by kind.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ItemRef {

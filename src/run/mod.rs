@@ -189,6 +189,14 @@ async fn run_inner(
             "settled intents of earlier runs"
         );
     }
+    // A person's approve killed mid-call: its decision gets the fate just settled.
+    let closed = db
+        .call(move |s| s.close_interrupted_approves(run_id))
+        .await
+        .context("cannot close interrupted approves")?;
+    if closed > 0 {
+        tracing::info!(decisions = closed, "closed approves interrupted mid-call");
+    }
     laps.lap("recover");
 
     // 2. Sync every list.
@@ -216,6 +224,18 @@ async fn run_inner(
         .cloned()
         .collect();
     view.add_outcomes(&db.lock(), &not_reconciled, &vanished)?;
+    // Items a person dismissed are not reported, only counted (`cp-recon dismiss`).
+    view.desk = {
+        let store = db.lock();
+        let dismissals = store.dismissals()?;
+        let dismissed = crate::desk::dismissed(&dismissals);
+        let hidden = crate::desk::hide_dismissed(&mut view.decisions, &dismissed);
+        let decided = store.decisions_after(store.previous_report_start(run_id)?)?;
+        DeskNews {
+            dismissed: hidden,
+            decisions: decided.iter().map(crate::desk::Decision::line).collect(),
+        }
+    };
     summary.reconcile_calls = recovered.calls + executed.calls;
     tally(summary, &view.decisions, executed.dry_run.len());
     conclude(summary, &client, &synced);
@@ -227,6 +247,15 @@ async fn run_inner(
     report_phase(settings, opts, db, run_id, &view, would_be, summary).await?;
     laps.lap("report");
     Ok(())
+}
+
+/// What people decided, as the report tells it.
+#[derive(Default)]
+struct DeskNews {
+    /// Items dismissed, taken out of the findings.
+    dismissed: usize,
+    /// Decisions since the previous report, one line each.
+    decisions: Vec<String>,
 }
 
 /// Builds the report, writes it to disk, and sends it with any earlier one pending.
@@ -250,7 +279,7 @@ async fn report_phase(
     let mut reconciled: Vec<Reconciled> = listed.iter().map(reconciled_row).collect();
     reconciled.extend(would_be);
     let listed: Vec<i64> = listed.iter().map(|m| m.id).collect();
-    let report = Report::build(&ReportInput {
+    let mut report = Report::build(&ReportInput {
         run: RunInfo {
             run_id,
             started_at: summary.started_at,
@@ -267,6 +296,8 @@ async fn report_phase(
         now: view.now,
     })
     .context("cannot build the report")?;
+    report.dismissed = view.desk.dismissed;
+    report.decisions = view.desk.decisions.clone();
     deliver(settings, opts, db, run_id, &report, &listed, summary).await
 }
 
@@ -345,6 +376,8 @@ struct View {
     offramps: HashMap<OfframpId, Offramp>,
     /// Confident pairs the provider refused before, as the run reports them.
     blocked: Vec<reconcile::NotReconciled>,
+    /// What people decided: items dismissed, decisions since the last report.
+    desk: DeskNews,
     now: DateTime<Utc>,
 }
 
@@ -388,6 +421,7 @@ impl View {
                 .map(|o| (o.id.clone(), o))
                 .collect(),
             blocked: Vec::new(),
+            desk: DeskNews::default(),
             now,
         })
     }

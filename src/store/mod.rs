@@ -206,6 +206,13 @@ impl SharedStore {
     pub fn lock(&self) -> std::sync::MutexGuard<'_, Store> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// Takes the store back, once every other handle is gone.
+    pub fn into_inner(self) -> Option<Store> {
+        std::sync::Arc::try_unwrap(self.0)
+            .ok()
+            .map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()))
+    }
 }
 
 fn ts(t: DateTime<Utc>) -> String {

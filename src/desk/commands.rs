@@ -1,0 +1,435 @@
+//! The desk commands' I/O: take the run lock, read what the pure decisions need from the
+//! store, record what they decide, and make an approve's call through the job's own
+//! reconcile pipeline. Each returns the text to print, or a [`DeskError`].
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+
+use super::approve::{self, Facts, Hold, Verdict};
+use super::dismiss::{self, Change};
+use super::review;
+use super::{Action, DeskError, ItemRef, Refusal};
+use crate::config::Settings;
+use crate::domain::{BankTransaction, BankTxId, OfframpId, Payment, PaymentId};
+use crate::lock::{LockError, RunLock};
+use crate::reconcile;
+use crate::store::{MatchRow, NewDecision, RunEnd, SharedStore, Store};
+
+/// Takes the run lock (a run in progress: [`DeskError::Locked`], nothing done) and opens
+/// the store. The lock is returned first so that the caller drops it last.
+pub fn open(settings: &Settings) -> Result<(RunLock, Store), DeskError> {
+    let path = &settings.database.path;
+    let lock = match RunLock::acquire(path) {
+        Ok(l) => l,
+        Err(e @ LockError::Held { .. }) => return Err(DeskError::Locked(e.to_string())),
+        Err(e) => {
+            return Err(anyhow::Error::from(e)
+                .context("cannot take the run lock")
+                .into());
+        }
+    };
+    let store = Store::open(path).map_err(anyhow::Error::from)?;
+    Ok((lock, store))
+}
+
+fn db(e: crate::store::StoreError) -> DeskError {
+    DeskError::Failed(anyhow::Error::from(e))
+}
+
+fn hold(m: MatchRow) -> Hold {
+    Hold {
+        match_id: m.id,
+        payment: m.payment_id,
+        transaction: m.transaction_id,
+        state: m.state.as_str().to_owned(),
+    }
+}
+
+/// Checks an approve against the store ([`approve::check`]).
+pub fn check_approve(
+    store: &Store,
+    payment: &PaymentId,
+    transaction: &BankTxId,
+) -> Result<Verdict, DeskError> {
+    let p = store.payments_by_ids(&[payment]).map_err(db)?.pop();
+    let t = store.transactions_by_ids(&[transaction]).map_err(db)?.pop();
+    let ph = store.hold_of_payment(payment).map_err(db)?.map(hold);
+    let th = store
+        .hold_of_transaction(transaction)
+        .map_err(db)?
+        .map(hold);
+    let facts = Facts {
+        payment: p.as_ref(),
+        credit: t.as_ref(),
+        payment_hold: ph.as_ref(),
+        credit_hold: th.as_ref(),
+    };
+    Ok(approve::check(payment, transaction, &facts)?)
+}
+
+/// A pair a person approved, ready to be called.
+pub struct Approved {
+    pub payment: Payment,
+    pub credit: BankTransaction,
+    pub by: String,
+    pub note: Option<String>,
+    /// `cli`, or `apply <file>:<line>`.
+    pub source: String,
+}
+
+/// What became of one approved pair.
+#[derive(Debug, Clone)]
+pub struct Called {
+    pub payment: PaymentId,
+    pub transaction: BankTxId,
+    pub decision: i64,
+    pub match_id: Option<i64>,
+    pub reconciled: bool,
+    /// `reconciled`, or `not reconciled: why`.
+    pub outcome: String,
+}
+
+/// Calls approved pairs exactly as the job calls its own confident ones: under a run of
+/// their own (`sync_mode = 'approve'`), each decision is recorded first, then
+/// [`reconcile::execute`] re-reads both sides, commits the intent durably, calls, and
+/// settles with [`crate::matching::fate`]. A process killed mid-call leaves an intent the
+/// next run's recovery settles, and a decision row without an outcome.
+pub async fn call_approved(
+    settings: &Settings,
+    store: Store,
+    approved: Vec<Approved>,
+    now: DateTime<Utc>,
+) -> Result<(Store, Vec<Called>), DeskError> {
+    let mut store = store;
+    if approved.is_empty() {
+        return Ok((store, Vec::new()));
+    }
+    let run = store.begin_run(now, false, "approve").map_err(db)?;
+    let items: Vec<ItemRef> = approved
+        .iter()
+        .map(|a| ItemRef::Payment(a.payment.id.clone()))
+        .collect();
+    let rows: Vec<NewDecision<'_>> = approved
+        .iter()
+        .zip(&items)
+        .map(|(a, item)| NewDecision {
+            at: now,
+            by: &a.by,
+            action: Action::Approve,
+            item,
+            other: Some(&a.credit.id),
+            note: a.note.as_deref(),
+            source: &a.source,
+            run_id: Some(run),
+            outcome: None,
+        })
+        .collect();
+    let ids = store.insert_decisions(&rows).map_err(db)?;
+    let pairs: Vec<(Payment, BankTransaction)> = approved
+        .iter()
+        .map(|a| (a.payment.clone(), a.credit.clone()))
+        .collect();
+    let client = Arc::new(
+        crate::api::Client::from_settings(&settings.cryptopocket)
+            .map_err(|e| anyhow::Error::from(e).context("cannot create the CryptoPocket client"))?,
+    );
+    let shared = SharedStore::new(store);
+    let executed = reconcile::execute(
+        &client,
+        &shared,
+        run,
+        pairs,
+        false,
+        settings.cryptopocket.concurrency,
+    )
+    .await;
+    let mut store = match shared.into_inner() {
+        Some(s) => s,
+        None => Store::open(&settings.database.path).map_err(db)?,
+    };
+    let out = match executed {
+        Ok(o) => o,
+        Err(e) => {
+            let end = RunEnd {
+                outcome: "failed".into(),
+                error: Some(e.to_string()),
+                ..RunEnd::default()
+            };
+            store.finish_run(run, Utc::now(), &end).map_err(db)?;
+            return Err(anyhow::Error::from(e)
+                .context("the approve's reconcile step failed")
+                .into());
+        }
+    };
+    let matches: HashMap<PaymentId, i64> = store
+        .matches_of_run(run)
+        .map_err(db)?
+        .into_iter()
+        .filter(|m| m.run_id == run)
+        .map(|m| (m.payment_id, m.id))
+        .collect();
+    let reconciled: HashSet<&PaymentId> = out.reconciled.iter().map(|r| &r.payment_id).collect();
+    let mut called = Vec::with_capacity(approved.len());
+    for (a, id) in approved.iter().zip(ids) {
+        let pid = &a.payment.id;
+        let ok = reconciled.contains(pid);
+        let outcome = if ok {
+            "reconciled".to_owned()
+        } else {
+            let why = out
+                .not_reconciled
+                .iter()
+                .find(|n| &n.payment == pid)
+                .and_then(|n| n.payment_detail.clone().or(n.credit_detail.clone()))
+                .or_else(|| {
+                    out.vanished
+                        .contains(pid)
+                        .then(|| "payment_not_found (gone at the provider)".to_owned())
+                })
+                .unwrap_or_else(|| "no answer".to_owned());
+            format!("not reconciled: {why}")
+        };
+        let match_id = matches.get(pid).copied();
+        store
+            .set_decision_outcome(id, &outcome, match_id)
+            .map_err(db)?;
+        called.push(Called {
+            payment: pid.clone(),
+            transaction: a.credit.id.clone(),
+            decision: id,
+            match_id,
+            reconciled: ok,
+            outcome,
+        });
+    }
+    let end = RunEnd {
+        outcome: "completed".into(),
+        reconcile_calls: out.calls,
+        reconciled: out.reconciled.len() as u64,
+        ..RunEnd::default()
+    };
+    store.finish_run(run, Utc::now(), &end).map_err(db)?;
+    Ok((store, called))
+}
+
+/// `cp-recon approve`.
+pub async fn approve(
+    settings: &Settings,
+    payment: &PaymentId,
+    transaction: &BankTxId,
+    by: &str,
+    note: Option<&str>,
+    dry_run: bool,
+) -> Result<String, DeskError> {
+    if by.trim().is_empty() {
+        return Err(Refusal::NobodyDecides.into());
+    }
+    let (_lock, store) = open(settings)?;
+    let (p, t) = match check_approve(&store, payment, transaction)? {
+        Verdict::AlreadyDone { match_id } => {
+            return Ok(format!(
+                "payment {payment} is already reconciled with bank transaction {transaction} (match {match_id}); nothing done"
+            ));
+        }
+        Verdict::Call(pair) => *pair,
+    };
+    if dry_run {
+        return Ok(format!(
+            "would reconcile payment {} with bank transaction {} ({}): both are re-read first and the call made only if the provider still shows them as stored; nothing called (--dry-run)",
+            p.id, t.id, p.amount
+        ));
+    }
+    let amount = p.amount.clone();
+    let approved = vec![Approved {
+        payment: p,
+        credit: t,
+        by: by.trim().to_owned(),
+        note: note.map(str::to_owned),
+        source: "cli".into(),
+    }];
+    let (_store, called) = call_approved(settings, store, approved, Utc::now()).await?;
+    let c = called
+        .into_iter()
+        .next()
+        .context("internal: the approve reported nothing")?;
+    if c.reconciled {
+        return Ok(format!(
+            "reconciled payment {} with bank transaction {} ({amount}); decision {}, match {}",
+            c.payment,
+            c.transaction,
+            c.decision,
+            c.match_id.map_or("-".into(), |m| m.to_string())
+        ));
+    }
+    if c.outcome.contains("outcome unknown") || c.outcome.contains("lost") {
+        return Err(anyhow::anyhow!(
+            "payment {} with bank transaction {}: {}; the next run settles it from fresh reads (never calling again)",
+            c.payment,
+            c.transaction,
+            c.outcome
+        )
+        .into());
+    }
+    Err(Refusal::NotReconciled(format!(
+        "payment {} with bank transaction {}: {}",
+        c.payment, c.transaction, c.outcome
+    ))
+    .into())
+}
+
+/// `cp-recon dismiss` and `cp-recon reopen`.
+pub fn dismiss_or_reopen(
+    settings: &Settings,
+    action: Action,
+    id: &str,
+    by: &str,
+    note: Option<&str>,
+) -> Result<String, DeskError> {
+    let (_lock, mut store) = open(settings)?;
+    let item = dismiss::resolve(id, store.items_named(id).map_err(db)?)?;
+    let all = store.dismissals().map_err(db)?;
+    let in_force = super::dismissed(&all);
+    match dismiss::check(action, &item, by, note, in_force.get(&item).copied())? {
+        Change::Nothing(why) => Ok(format!("{why}; nothing done")),
+        Change::Record => {
+            let outcome = match action {
+                Action::Dismiss => "dismissed",
+                _ => "reopened",
+            };
+            let note = note.map(str::trim).filter(|n| !n.is_empty());
+            let ids = store
+                .insert_decisions(&[NewDecision {
+                    at: Utc::now(),
+                    by: by.trim(),
+                    action,
+                    item: &item,
+                    other: None,
+                    note,
+                    source: "cli",
+                    run_id: None,
+                    outcome: Some(outcome),
+                }])
+                .map_err(db)?;
+            let then = match action {
+                Action::Dismiss => "it is not reported until reopened",
+                _ => "it is reported again from the next run",
+            };
+            Ok(format!(
+                "{outcome} {item} (decision {}); {then}",
+                ids.first().copied().unwrap_or_default()
+            ))
+        }
+    }
+}
+
+/// The output formats of `review`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+/// `cp-recon review`.
+pub fn review(
+    settings: &Settings,
+    reason: Option<&str>,
+    format: Format,
+) -> Result<String, DeskError> {
+    let (_lock, store) = open(settings)?;
+    let Some(run) = store.latest_completed_run().map_err(db)? else {
+        return Ok("no completed run yet: nothing to review".into());
+    };
+    let run_at = store
+        .run(run)
+        .map_err(db)?
+        .and_then(|r| DateTime::parse_from_rfc3339(&r.started_at).ok())
+        .map_or_else(Utc::now, |t| t.with_timezone(&Utc));
+    let findings = store.findings_of_run(run).map_err(db)?;
+    let (payments, transactions, offramps) = records_of(&store, &findings)?;
+    let all = store.dismissals().map_err(db)?;
+    let dismissed: HashSet<ItemRef> = super::dismissed(&all).into_keys().collect();
+    let mut reconciled = HashSet::new();
+    for p in payments.keys() {
+        if store
+            .hold_of_payment(p)
+            .map_err(db)?
+            .is_some_and(|m| m.state == crate::store::MatchState::Reconciled)
+        {
+            reconciled.insert(ItemRef::Payment(p.clone()));
+        }
+    }
+    for t in transactions.keys() {
+        if store
+            .hold_of_transaction(t)
+            .map_err(db)?
+            .is_some_and(|m| m.state == crate::store::MatchState::Reconciled)
+        {
+            reconciled.insert(ItemRef::Transaction(t.clone()));
+        }
+    }
+    let r = review::items(&review::Input {
+        findings: &findings,
+        payments: &payments,
+        transactions: &transactions,
+        offramps: &offramps,
+        dismissed: &dismissed,
+        reconciled: &reconciled,
+        reason,
+        now: Utc::now(),
+    });
+    Ok(match format {
+        Format::Table => review::table(run, run_at, &r),
+        Format::Csv => review::csv(&r).context("cannot write CSV")?,
+        Format::Json => review::json(run, &r),
+    })
+}
+
+type Records = (
+    HashMap<PaymentId, Payment>,
+    HashMap<BankTxId, BankTransaction>,
+    HashMap<OfframpId, crate::domain::Offramp>,
+);
+
+/// The records the findings name, and those of their candidates.
+fn records_of(store: &Store, findings: &[crate::store::FindingRow]) -> Result<Records, DeskError> {
+    let mut pids = Vec::new();
+    let mut tids = Vec::new();
+    let mut oids = Vec::new();
+    for f in findings {
+        match f.kind.as_str() {
+            "payment" => {
+                pids.extend(PaymentId::parse(&f.item_id).ok());
+                tids.extend(f.candidates.iter().filter_map(|c| BankTxId::parse(c).ok()));
+            }
+            "transaction" => {
+                tids.extend(BankTxId::parse(&f.item_id).ok());
+                pids.extend(f.candidates.iter().filter_map(|c| PaymentId::parse(c).ok()));
+            }
+            "offramp" => oids.extend(OfframpId::parse(&f.item_id).ok()),
+            _ => {}
+        }
+    }
+    let payments = store
+        .payments_by_ids(&pids.iter().collect::<Vec<_>>())
+        .map_err(db)?
+        .into_iter()
+        .map(|p| (p.id.clone(), p))
+        .collect();
+    let transactions = store
+        .transactions_by_ids(&tids.iter().collect::<Vec<_>>())
+        .map_err(db)?
+        .into_iter()
+        .map(|t| (t.id.clone(), t))
+        .collect();
+    let offramps = store
+        .offramps_by_ids(&oids.iter().collect::<Vec<_>>())
+        .map_err(db)?
+        .into_iter()
+        .map(|o| (o.id.clone(), o))
+        .collect();
+    Ok((payments, transactions, offramps))
+}

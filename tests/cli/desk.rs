@@ -1,0 +1,338 @@
+//! A person's decisions (`review`, `approve`, `dismiss`, `reopen`) through the built
+//! binary, against the sandbox over HTTP and a real SQLite file.
+
+use cp_recon::sandbox::{DataSpec, Faults, SandboxConfig};
+
+use crate::helpers::{TestEnv, code, findings, scalar, text};
+
+fn small() -> SandboxConfig {
+    SandboxConfig::new(DataSpec::small(7, chrono::Utc::now()))
+}
+
+/// A run of the job that must complete.
+async fn job(env: &TestEnv) {
+    let out = env.run(&["--run-now"]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+}
+
+/// `(item_id, candidates)` of a run's findings of this kind and reason.
+fn reported(env: &TestEnv, run: i64, kind: &str, reason: &str) -> Vec<(String, Vec<String>)> {
+    let store = env.store();
+    let mut st = store
+        .connection()
+        .prepare(
+            "SELECT item_id, candidates FROM findings
+             WHERE run_id = ?1 AND kind = ?2 AND reason = ?3 ORDER BY item_id",
+        )
+        .unwrap();
+    st.query_map(rusqlite::params![run, kind, reason], |r| {
+        let c: String = r.get(1)?;
+        Ok((r.get(0)?, c.split_whitespace().map(str::to_owned).collect()))
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
+/// The payment of the data set that was paid twice: `(payment, [credit1, credit2])`.
+fn paid_twice(env: &TestEnv) -> (String, Vec<String>) {
+    reported(env, 1, "payment", "ambiguous")
+        .into_iter()
+        .find(|(_, c)| c.len() == 2)
+        .expect("an ambiguous payment with two credits")
+}
+
+fn calls_for(env: &TestEnv, payment: &str) -> Vec<String> {
+    env.sandbox
+        .reconcile_calls()
+        .into_iter()
+        .filter(|c| c.payment_id == payment)
+        .map(|c| c.transaction_id)
+        .collect()
+}
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approving_an_ambiguous_pair_reconciles_it_once_and_the_other_credit_stays_reported() {
+    let env = TestEnv::start(small()).await;
+    job(&env).await;
+    let (payment, credits) = paid_twice(&env);
+    let before = env.sandbox.reconcile_calls().len();
+
+    let out = env
+        .run(&[
+            "approve",
+            &payment,
+            &credits[0],
+            "--by",
+            "ana",
+            "--note",
+            "first transfer",
+        ])
+        .await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        stdout(&out).contains("reconciled payment"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(calls_for(&env, &payment), [credits[0].clone()]);
+    assert_eq!(env.sandbox.reconcile_calls().len(), before + 1);
+    assert_eq!(
+        env.sandbox.payment_status(&payment).as_deref(),
+        Some("payment_received")
+    );
+
+    // The same approve again does nothing; the next run calls nothing for it.
+    let out = env
+        .run(&["approve", &payment, &credits[0], "--by", "ana"])
+        .await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        stdout(&out).contains("already reconciled"),
+        "{}",
+        text(&out)
+    );
+    job(&env).await;
+    assert_eq!(calls_for(&env, &payment), [credits[0].clone()]);
+
+    let store = env.store();
+    let last: i64 = scalar(&store, "SELECT MAX(id) FROM runs");
+    let payments = findings(&store, last, "payment");
+    let transactions = findings(&store, last, "transaction");
+    assert!(!payments.contains_key(&payment), "{payments:?}");
+    assert!(!transactions.contains_key(&credits[0]));
+    assert!(
+        transactions.contains_key(&credits[1]),
+        "the other credit is still reported: {transactions:?}"
+    );
+    let (outcome, by, matched): (String, String, String) = store
+        .connection()
+        .query_row(
+            "SELECT d.outcome, d.by, m.state FROM decisions d JOIN matches m ON m.id = d.match_id
+             WHERE d.action = 'approve'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (outcome.as_str(), by.as_str(), matched.as_str()),
+        ("reconciled", "ana", "reconciled")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approve_refuses_what_cannot_be_right_with_exit_2_naming_the_id_and_calls_nothing() {
+    let env = TestEnv::start(small()).await;
+    job(&env).await;
+    let (payment, credits) = paid_twice(&env);
+    let store = env.store();
+    let reconciled_payment: String = scalar(
+        &store,
+        "SELECT payment_id FROM matches WHERE state = 'reconciled' LIMIT 1",
+    );
+    let tied_credit: String = scalar(
+        &store,
+        "SELECT transaction_id FROM matches WHERE state = 'reconciled' LIMIT 1",
+    );
+    let debit: String = scalar(
+        &store,
+        "SELECT id FROM bank_transactions WHERE direction = 'debit' LIMIT 1",
+    );
+    let (mismatched, mismatched_credit) = reported(&env, 1, "payment", "amount_mismatch")
+        .into_iter()
+        .next()
+        .map(|(p, c)| (p, c[0].clone()))
+        .expect("an amount_mismatch pair");
+    drop(store);
+    let calls = env.sandbox.reconcile_calls().len();
+
+    for (p, t, says) in [
+        ("NO-SUCH-PAYMENT", credits[0].as_str(), "NO-SUCH-PAYMENT"),
+        (payment.as_str(), "NO-SUCH-CREDIT", "NO-SUCH-CREDIT"),
+        (
+            reconciled_payment.as_str(),
+            credits[0].as_str(),
+            reconciled_payment.as_str(),
+        ),
+        (payment.as_str(), tied_credit.as_str(), tied_credit.as_str()),
+        (payment.as_str(), debit.as_str(), "debit"),
+        (
+            mismatched.as_str(),
+            mismatched_credit.as_str(),
+            "amounts differ",
+        ),
+    ] {
+        let out = env.run(&["approve", p, t, "--by", "ana"]).await;
+        assert_eq!(code(&out), 2, "{p} {t}: {}", text(&out));
+        assert!(text(&out).contains(says), "{says:?} in {}", text(&out));
+    }
+    let out = env
+        .run(&["approve", &payment, &credits[0], "--by", "ana", "--dry-run"])
+        .await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(stdout(&out).contains("would reconcile"), "{}", text(&out));
+    assert_eq!(
+        env.sandbox.reconcile_calls().len(),
+        calls,
+        "something was called"
+    );
+    let decided: i64 = scalar(&env.store(), "SELECT COUNT(*) FROM decisions");
+    assert_eq!(decided, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approve_killed_mid_call_is_settled_by_the_next_run_exactly_once() {
+    let env = TestEnv::start(small()).await;
+    job(&env).await;
+    let (payment, credits) = paid_twice(&env);
+    env.sandbox.set_faults(Faults {
+        hold_reconcile: true,
+        ..Faults::default()
+    });
+    let mut child = env
+        .command(&["approve", &payment, &credits[1], "--by", "ana"])
+        .spawn()
+        .unwrap();
+    // The sandbox applied the call and holds its answer.
+    env.sandbox.wait_for_held_reconcile().await;
+    child.kill().await.unwrap(); // SIGKILL
+    assert!(!child.wait().await.unwrap().success());
+    env.sandbox.set_faults(Faults::default());
+    env.sandbox.release_held();
+    {
+        let store = env.store();
+        let open: i64 = scalar(
+            &store,
+            "SELECT COUNT(*) FROM matches WHERE state = 'intent'",
+        );
+        assert_eq!(open, 1, "the intent was committed before the call");
+        let pending: i64 = scalar(
+            &store,
+            "SELECT COUNT(*) FROM decisions WHERE action = 'approve' AND outcome IS NULL",
+        );
+        assert_eq!(pending, 1);
+    }
+
+    job(&env).await;
+    job(&env).await;
+    assert_eq!(calls_for(&env, &payment), [credits[1].clone()]);
+    let store = env.store();
+    let state: String = scalar(
+        &store,
+        &format!("SELECT state FROM matches WHERE payment_id = '{payment}'"),
+    );
+    assert_eq!(state, "reconciled");
+    let outcome: String = scalar(&store, "SELECT outcome FROM decisions");
+    assert!(outcome.contains("settled by run"), "{outcome}");
+    assert!(outcome.ends_with("reconciled"), "{outcome}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dismissed_item_leaves_the_report_and_comes_back_after_reopen() {
+    let env = TestEnv::start(small()).await;
+    job(&env).await;
+    let (debit, _) = reported(&env, 1, "transaction", "unexplained_debit")
+        .into_iter()
+        .next()
+        .expect("an unexplained debit");
+
+    let out = env
+        .run(&["dismiss", &debit, "--by", "ana", "--note", " "])
+        .await;
+    assert_eq!(code(&out), 2, "a note is required: {}", text(&out));
+    let out = env
+        .run(&["dismiss", "NO-SUCH-ITEM", "--by", "ana", "--note", "x"])
+        .await;
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(text(&out).contains("NO-SUCH-ITEM"), "{}", text(&out));
+
+    let out = env
+        .run(&["dismiss", &debit, "--by", "ana", "--note", "bank fee"])
+        .await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = env
+        .run(&["dismiss", &debit, "--by", "bo", "--note", "again"])
+        .await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(stdout(&out).contains("already dismissed"), "{}", text(&out));
+
+    job(&env).await;
+    let store = env.store();
+    let run: i64 = scalar(&store, "SELECT MAX(id) FROM runs");
+    assert!(!findings(&store, run, "transaction").contains_key(&debit));
+    let out = env.run(&["review"]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(!stdout(&out).contains(&debit), "{}", text(&out));
+    assert!(stdout(&out).contains("1 dismissed"), "{}", text(&out));
+
+    let out = env.run(&["reopen", &debit, "--by", "ana"]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    job(&env).await;
+    let run: i64 = scalar(&store, "SELECT MAX(id) FROM runs");
+    assert_eq!(
+        findings(&store, run, "transaction")
+            .get(&debit)
+            .map(String::as_str),
+        Some("unexplained_debit")
+    );
+    let actions: i64 = scalar(&store, "SELECT COUNT(*) FROM decisions");
+    assert_eq!(actions, 2, "a dismiss and a reopen, never an update");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_lists_what_needs_a_person_with_the_command_to_act_in_80_columns() {
+    let env = TestEnv::start(small()).await;
+    let out = env.run(&["review"]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(stdout(&out).contains("no completed run"), "{}", text(&out));
+    job(&env).await;
+    let (payment, credits) = paid_twice(&env);
+
+    let out = env.run(&["review"]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let table = stdout(&out);
+    for line in table.lines() {
+        assert!(line.chars().count() <= 80, "{line:?}");
+    }
+    for c in &credits {
+        let approve = format!("cp-recon approve {payment} {c} --by NAME");
+        assert!(table.contains(&approve), "{approve} in {table}");
+    }
+    let out = env
+        .run(&["review", "--reason", "ambiguous", "--format", "json"])
+        .await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let items = v["items"].as_array().unwrap();
+    assert!(!items.is_empty());
+    assert!(items.iter().all(|i| i["reason"] == "ambiguous"));
+    let out = env.run(&["review", "--format", "csv"]).await;
+    assert!(stdout(&out).starts_with("kind,item_id,reason,amount"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_desk_command_exits_75_and_does_nothing_while_a_run_holds_the_lock() {
+    let env = TestEnv::start(small()).await;
+    job(&env).await;
+    let (payment, credits) = paid_twice(&env);
+    let held = cp_recon::lock::RunLock::acquire(&env.db).unwrap();
+    let calls = env.sandbox.reconcile_calls().len();
+    for args in [
+        vec!["review"],
+        vec!["approve", &payment, &credits[0], "--by", "ana"],
+        vec!["dismiss", &payment, "--by", "ana", "--note", "x"],
+        vec!["reopen", &payment, "--by", "ana"],
+    ] {
+        let out = env.run(&args).await;
+        assert_eq!(code(&out), 75, "{args:?}: {}", text(&out));
+        assert!(text(&out).contains("another run is in progress"));
+    }
+    drop(held);
+    assert_eq!(env.sandbox.reconcile_calls().len(), calls);
+    let decided: i64 = scalar(&env.store(), "SELECT COUNT(*) FROM decisions");
+    assert_eq!(decided, 0);
+}
