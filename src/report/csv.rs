@@ -59,6 +59,8 @@ impl Report {
                             ids(r.candidates.iter().map(BankTxId::as_str)),
                             difference(r.difference),
                             opt_text(r.detail.as_deref()),
+                            DECISION,
+                            DECISION,
                         ],
                     )?;
                 }
@@ -86,6 +88,8 @@ impl Report {
                             ids(r.suggested_payment_ids.iter().map(PaymentId::as_str)),
                             difference(r.difference),
                             opt_text(r.detail.as_deref()),
+                            DECISION,
+                            DECISION,
                         ],
                     )?;
                 }
@@ -118,6 +122,8 @@ impl Report {
                             ours(r.finished_at.map(timestamp).unwrap_or_default()),
                             ours(r.days_since_finished.to_string()),
                             ours(r.reason.as_str()),
+                            DECISION,
+                            DECISION,
                         ],
                     )?;
                 }
@@ -127,6 +133,9 @@ impl Report {
         Ok(())
     }
 }
+
+/// The `action` and `note` cells, left empty for finance to fill in.
+const DECISION: Cow<'static, str> = Cow::Borrowed("");
 
 fn write_row<W: Write>(out: &mut csv::Writer<W>, cells: &[Cow<'_, str>]) -> csv::Result<()> {
     out.write_record(cells.iter().map(|c| c.as_bytes()))

@@ -4,10 +4,10 @@
 //! Files in `<dir>/<run-id>/` (a header row is always written, even with no rows):
 //!
 //! - `unmatched_payments.csv`: `payment_id, external_id, concept, amount, currency,
-//!   created_at, days_pending, reason, candidates, difference, detail`
+//!   created_at, days_pending, reason, candidates, difference, detail, action, note`
 //! - `unmatched_bank_transactions.csv`: `transaction_id, iban, direction, booked_at,
 //!   amount, currency, concept, counterparty_name, reason, candidates,
-//!   suggested_payment_ids, difference, detail`. `candidates` are the open payments whose
+//!   suggested_payment_ids, difference, detail, action, note`. `candidates` are the open payments whose
 //!   concept appears in the transfer text (evidence: all of them for `ambiguous`);
 //!   `suggested_payment_ids` are open payments of the same amount and currency for a
 //!   `no_concept` credit (a hint only). They are kept apart because they mean different
@@ -15,8 +15,11 @@
 //! - `reconciled.csv`: `payment_id, transaction_id, amount, currency, concept,
 //!   reconciled_at`
 //! - `unmatched_payouts.csv`: `offramp_id, user_id, amount, currency, status,
-//!   finished_at, days_since_finished, reason`
+//!   finished_at, days_since_finished, reason, action, note`
 //! - `report.xlsx`: the same rows as a workbook for people, typed cells (`xlsx`)
+//!
+//! `action` and `note` are always empty: finance fills them in (`approve`, `dismiss`,
+//! `reopen`) and hands the file back to `cp-recon apply`.
 //!
 //! Lists of ids are joined with a single space. Amounts have two decimals (more only
 //! when the value has them) and a dot, or a comma with `decimal_separator = ","`;
@@ -301,6 +304,8 @@ impl ReportKind {
                 "candidates",
                 "difference",
                 "detail",
+                "action",
+                "note",
             ],
             Self::UnmatchedBankTransactions => &[
                 "transaction_id",
@@ -316,6 +321,8 @@ impl ReportKind {
                 "suggested_payment_ids",
                 "difference",
                 "detail",
+                "action",
+                "note",
             ],
             Self::Reconciled => &[
                 "payment_id",
@@ -334,6 +341,8 @@ impl ReportKind {
                 "finished_at",
                 "days_since_finished",
                 "reason",
+                "action",
+                "note",
             ],
         }
     }

@@ -116,6 +116,8 @@ fn every_file_has_its_header_even_when_empty() {
                 "candidates",
                 "difference",
                 "detail",
+                "action",
+                "note",
             ],
         ),
         (
@@ -134,6 +136,8 @@ fn every_file_has_its_header_even_when_empty() {
                 "suggested_payment_ids",
                 "difference",
                 "detail",
+                "action",
+                "note",
             ],
         ),
         (
@@ -158,6 +162,8 @@ fn every_file_has_its_header_even_when_empty() {
                 "finished_at",
                 "days_since_finished",
                 "reason",
+                "action",
+                "note",
             ],
         ),
     ];
