@@ -5,7 +5,7 @@
 //! - `cp-recon sandbox ...`: serve the local CryptoPocket simulator;
 //! - `cp-recon demo`: the sandbox, one run against it, reports in `./cp-recon-demo/`;
 //! - `cp-recon status`: the last runs, the open items and what blocks automation.
-//! - `cp-recon review|approve|dismiss|reopen`: a person's decisions (`crate::desk`).
+//! - `cp-recon review|approve|dismiss|reopen|apply`: a person's decisions (`crate::desk`).
 //!
 //! Exit codes: 0 the run completed; 1 the run failed (API unreachable, incomplete sync,
 //! database error); 2 usage or configuration error, or a decision refused; 75 another
@@ -87,6 +87,22 @@ pub enum Command {
     Dismiss(DismissArgs),
     /// Report a dismissed item again.
     Reopen(ReopenArgs),
+    /// Apply the decisions written in a report CSV's `action` and `note` columns (every
+    /// row is checked first; any invalid row and nothing is applied).
+    Apply(ApplyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    /// A report CSV (`unmatched_payments.csv`, `unmatched_bank_transactions.csv`,
+    /// `unmatched_payouts.csv`) with `action` (approve, dismiss, reopen) filled in.
+    #[arg(value_name = "FILE.csv")]
+    pub file: PathBuf,
+    #[arg(long, value_name = "NAME")]
+    pub by: String,
+    /// Check every row and show what would be done; call and record nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -192,6 +208,7 @@ async fn desk(settings: &Settings, command: Command) -> u8 {
             &a.by,
             a.note.as_deref(),
         ),
+        Command::Apply(a) => commands::apply(settings, &a.file, &a.by, a.dry_run).await,
         Command::Sandbox(_) | Command::Demo(_) | Command::Status => return EXIT_USAGE,
     };
     match result {
@@ -209,6 +226,10 @@ async fn desk(settings: &Settings, command: Command) -> u8 {
         Err(e @ (DeskError::Refused(_) | DeskError::InvalidFile { .. })) => {
             crate::telemetry::fail(&format!("refused: {e}"));
             EXIT_USAGE
+        }
+        Err(DeskError::NotAllApplied(text)) => {
+            println!("{}", text.trim_end());
+            EXIT_FAILED
         }
         Err(DeskError::Failed(e)) => {
             crate::telemetry::fail(&format!("error: {e:#}"));

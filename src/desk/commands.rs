@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 
+use super::apply::{self, Step};
 use super::approve::{self, Facts, Hold, Verdict};
 use super::dismiss::{self, Change};
 use super::review;
@@ -432,4 +433,196 @@ fn records_of(store: &Store, findings: &[crate::store::FindingRow]) -> Result<Re
         .map(|o| (o.id.clone(), o))
         .collect();
     Ok((payments, transactions, offramps))
+}
+
+/// `cp-recon apply`: every row checked first ([`apply::plan`]); any invalid row and
+/// nothing is applied. Dismissals and reopens are recorded in one transaction, then the
+/// approves are called together through the job's pipeline ([`call_approved`]).
+pub async fn apply(
+    settings: &Settings,
+    file: &std::path::Path,
+    by: &str,
+    dry_run: bool,
+) -> Result<String, DeskError> {
+    let name = file.file_name().map_or_else(
+        || file.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let invalid = |errors: Vec<String>| DeskError::InvalidFile {
+        file: file.display().to_string(),
+        errors,
+    };
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let sheet = apply::parse(&bytes).map_err(|e| invalid(vec![e]))?;
+    let (_lock, mut store) = open(settings)?;
+    let facts = apply_facts(&store, &sheet)?;
+    let plan = apply::plan(&sheet, &facts, by).map_err(invalid)?;
+    let mut lines: Vec<(u64, String)> = plan
+        .unchanged
+        .iter()
+        .map(|(l, why)| (*l, format!("nothing to do: {why}")))
+        .collect();
+    if dry_run {
+        for step in &plan.steps {
+            lines.push(match step {
+                Step::Approve {
+                    line,
+                    payment,
+                    credit,
+                    ..
+                } => (
+                    *line,
+                    format!(
+                        "would approve payment {} with bank transaction {} ({})",
+                        payment.id, credit.id, payment.amount
+                    ),
+                ),
+                Step::Record {
+                    line, action, item, ..
+                } => (*line, format!("would {} {item}", action.as_str())),
+            });
+        }
+        return Ok(apply_text(&name, lines, "nothing applied (--dry-run)"));
+    }
+    let now = Utc::now();
+    let by = by.trim();
+    let sources: Vec<(u64, String)> = plan
+        .steps
+        .iter()
+        .map(|s| {
+            let line = match s {
+                Step::Approve { line, .. } | Step::Record { line, .. } => *line,
+            };
+            (line, format!("apply {name}:{line}"))
+        })
+        .collect();
+    let source_of = |line: u64| {
+        sources
+            .iter()
+            .find(|(l, _)| *l == line)
+            .map_or("apply", |(_, s)| s.as_str())
+    };
+    let mut records = Vec::new();
+    let mut approved = Vec::new();
+    for step in &plan.steps {
+        match step {
+            Step::Record {
+                line,
+                action,
+                item,
+                note,
+            } => records.push((*line, *action, item, note.as_deref())),
+            Step::Approve {
+                line,
+                payment,
+                credit,
+                note,
+            } => approved.push((
+                *line,
+                Approved {
+                    payment: (**payment).clone(),
+                    credit: (**credit).clone(),
+                    by: by.to_owned(),
+                    note: note.clone(),
+                    source: source_of(*line).to_owned(),
+                },
+            )),
+        }
+    }
+    let rows: Vec<NewDecision<'_>> = records
+        .iter()
+        .map(|(line, action, item, note)| NewDecision {
+            at: now,
+            by,
+            action: *action,
+            item,
+            other: None,
+            note: *note,
+            source: source_of(*line),
+            run_id: None,
+            outcome: Some(match action {
+                Action::Dismiss => "dismissed",
+                _ => "reopened",
+            }),
+        })
+        .collect();
+    store.insert_decisions(&rows).map_err(db)?;
+    for (line, action, item, _) in &records {
+        let done = match action {
+            Action::Dismiss => "dismissed",
+            _ => "reopened",
+        };
+        lines.push((*line, format!("{done} {item}")));
+    }
+    let (approve_lines, pairs): (Vec<u64>, Vec<Approved>) = approved.into_iter().unzip();
+    let (_store, called) = call_approved(settings, store, pairs, now).await?;
+    let mut failed = 0;
+    for (line, c) in approve_lines.into_iter().zip(called) {
+        if !c.reconciled {
+            failed += 1;
+        }
+        lines.push((
+            line,
+            format!(
+                "approve payment {} with bank transaction {}: {}",
+                c.payment, c.transaction, c.outcome
+            ),
+        ));
+    }
+    let text = apply_text(&name, lines, "applied");
+    if failed > 0 {
+        return Err(DeskError::NotAllApplied(format!(
+            "{text}\n{failed} approve(s) not reconciled: see above"
+        )));
+    }
+    Ok(text)
+}
+
+fn apply_text(name: &str, mut lines: Vec<(u64, String)>, end: &str) -> String {
+    lines.sort_by_key(|(l, _)| *l);
+    let mut out = String::new();
+    for (line, text) in &lines {
+        out.push_str(&format!("{name}:{line}: {text}\n"));
+    }
+    if lines.is_empty() {
+        out.push_str(&format!("{name}: no row has an action\n"));
+    }
+    out.push_str(end);
+    out
+}
+
+/// What the store holds about every id a sheet names.
+fn apply_facts(store: &Store, sheet: &apply::Sheet) -> Result<apply::Facts, DeskError> {
+    let (pids, tids, oids) = apply::ids(sheet);
+    let mut facts = apply::Facts::default();
+    for p in store
+        .payments_by_ids(&pids.iter().collect::<Vec<_>>())
+        .map_err(db)?
+    {
+        if let Some(h) = store.hold_of_payment(&p.id).map_err(db)? {
+            facts.payment_holds.insert(p.id.clone(), hold(h));
+        }
+        facts.payments.insert(p.id.clone(), p);
+    }
+    for t in store
+        .transactions_by_ids(&tids.iter().collect::<Vec<_>>())
+        .map_err(db)?
+    {
+        if let Some(h) = store.hold_of_transaction(&t.id).map_err(db)? {
+            facts.credit_holds.insert(t.id.clone(), hold(h));
+        }
+        facts.transactions.insert(t.id.clone(), t);
+    }
+    facts.offramps = store
+        .offramps_by_ids(&oids.iter().collect::<Vec<_>>())
+        .map_err(db)?
+        .into_iter()
+        .map(|o| o.id)
+        .collect();
+    let all = store.dismissals().map_err(db)?;
+    facts.dismissed = super::dismissed(&all)
+        .into_iter()
+        .map(|(k, d)| (k, d.clone()))
+        .collect();
+    Ok(facts)
 }

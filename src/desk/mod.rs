@@ -6,9 +6,11 @@
 //!   [`crate::matching::fate`]), exactly once.
 //! - `dismiss` / `reopen`: an item stops being reported, or comes back.
 //! - `review`: what needs a person now, with the command that would act on it.
+//! - `apply`: the same decisions in bulk, from a report CSV handed back.
 //!
 //! The decisions themselves are pure functions with no I/O (`now` is an argument):
-//! [`approve::check`], [`dismiss::check`], [`review::items`]. `commands` moves data between them, the store and the
+//! [`approve::check`], [`dismiss::check`], [`review::items`], [`apply::plan`].
+//! `commands` moves data between them, the store and the
 //! provider; `cli.rs` only parses arguments. Every decision is a row of the append-only
 //! `decisions` table (`migrations/0007_decisions.sql`).
 
@@ -20,6 +22,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::{BankTxId, OfframpId, PaymentId};
 use crate::matching::Decisions;
 
+pub mod apply;
 pub mod approve;
 pub mod commands;
 pub mod dismiss;
@@ -202,8 +205,12 @@ pub enum DeskError {
     #[error(transparent)]
     Refused(#[from] Refusal),
     /// Several rows of a file handed back are invalid; nothing was applied (exit 2).
-    #[error("{file}: {} invalid row(s); nothing was applied:\n{}", errors.len(), errors.join("\n"))]
+    #[error("{file}: nothing was applied ({} error(s)):\n{}", errors.len(), errors.join("\n"))]
     InvalidFile { file: String, errors: Vec<String> },
+    /// A file was applied, but some of its approves were not reconciled (exit 1); the
+    /// text says which, row by row.
+    #[error("{0}")]
+    NotAllApplied(String),
     /// A run holds the database (exit 75).
     #[error("{0}")]
     Locked(String),

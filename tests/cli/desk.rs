@@ -5,18 +5,23 @@ use cp_recon::sandbox::{DataSpec, Faults, SandboxConfig};
 
 use crate::helpers::{TestEnv, code, findings, scalar, text};
 
-fn small() -> SandboxConfig {
+pub(crate) fn small() -> SandboxConfig {
     SandboxConfig::new(DataSpec::small(7, chrono::Utc::now()))
 }
 
 /// A run of the job that must complete.
-async fn job(env: &TestEnv) {
+pub(crate) async fn job(env: &TestEnv) {
     let out = env.run(&["--run-now"]).await;
     assert_eq!(code(&out), 0, "{}", text(&out));
 }
 
 /// `(item_id, candidates)` of a run's findings of this kind and reason.
-fn reported(env: &TestEnv, run: i64, kind: &str, reason: &str) -> Vec<(String, Vec<String>)> {
+pub(crate) fn reported(
+    env: &TestEnv,
+    run: i64,
+    kind: &str,
+    reason: &str,
+) -> Vec<(String, Vec<String>)> {
     let store = env.store();
     let mut st = store
         .connection()
@@ -35,14 +40,14 @@ fn reported(env: &TestEnv, run: i64, kind: &str, reason: &str) -> Vec<(String, V
 }
 
 /// The payment of the data set that was paid twice: `(payment, [credit1, credit2])`.
-fn paid_twice(env: &TestEnv) -> (String, Vec<String>) {
+pub(crate) fn paid_twice(env: &TestEnv) -> (String, Vec<String>) {
     reported(env, 1, "payment", "ambiguous")
         .into_iter()
         .find(|(_, c)| c.len() == 2)
         .expect("an ambiguous payment with two credits")
 }
 
-fn calls_for(env: &TestEnv, payment: &str) -> Vec<String> {
+pub(crate) fn calls_for(env: &TestEnv, payment: &str) -> Vec<String> {
     env.sandbox
         .reconcile_calls()
         .into_iter()
@@ -51,7 +56,7 @@ fn calls_for(env: &TestEnv, payment: &str) -> Vec<String> {
         .collect()
 }
 
-fn stdout(o: &std::process::Output) -> String {
+pub(crate) fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 

@@ -1,5 +1,6 @@
 //! The built binary against a local sandbox over real HTTP, with a real SQLite file.
 
+mod apply;
 mod desk;
 mod email;
 mod helpers;
