@@ -5,7 +5,8 @@
 //! - `cp-recon sandbox ...`: serve the local CryptoPocket simulator;
 //! - `cp-recon demo`: the sandbox, one run against it, reports in `./cp-recon-demo/`;
 //! - `cp-recon status`: the last runs, the open items and what blocks automation.
-//! - `cp-recon review|approve|dismiss|reopen|apply`: a person's decisions (`crate::desk`).
+//! - `cp-recon review|approve|dismiss|reopen|apply|history`: a person's decisions
+//!   (`crate::desk`).
 //!
 //! Exit codes: 0 the run completed; 1 the run failed (API unreachable, incomplete sync,
 //! database error); 2 usage or configuration error, or a decision refused; 75 another
@@ -90,6 +91,14 @@ pub enum Command {
     /// Apply the decisions written in a report CSV's `action` and `note` columns (every
     /// row is checked first; any invalid row and nothing is applied).
     Apply(ApplyArgs),
+    /// The life of an item: first seen, every run that reported it and why, every
+    /// decision, its reconcile if any.
+    History(HistoryArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct HistoryArgs {
+    pub item_id: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -209,6 +218,7 @@ async fn desk(settings: &Settings, command: Command) -> u8 {
             a.note.as_deref(),
         ),
         Command::Apply(a) => commands::apply(settings, &a.file, &a.by, a.dry_run).await,
+        Command::History(a) => commands::history(settings, &a.item_id),
         Command::Sandbox(_) | Command::Demo(_) | Command::Status => return EXIT_USAGE,
     };
     match result {

@@ -626,3 +626,47 @@ fn apply_facts(store: &Store, sheet: &apply::Sheet) -> Result<apply::Facts, Desk
         .collect();
     Ok(facts)
 }
+
+/// `cp-recon history`: the life of an item ([`super::history::timeline`]).
+pub fn history(settings: &Settings, id: &str) -> Result<String, DeskError> {
+    use super::history::{self, RunFact};
+    let (_lock, store) = open(settings)?;
+    let item = dismiss::resolve(id, store.items_named(id).map_err(db)?)?;
+    let first_seen = store.first_seen(&item).map_err(db)?;
+    let findings = store.findings_about(item.kind(), item.id()).map_err(db)?;
+    let decisions = store.decisions_about(item.id()).map_err(db)?;
+    let matches = match &item {
+        ItemRef::Payment(_) | ItemRef::Transaction(_) => {
+            store.matches_naming(item.id()).map_err(db)?
+        }
+        _ => Vec::new(),
+    };
+    let mut runs = HashMap::new();
+    let ids = findings
+        .iter()
+        .map(|f| f.run_id)
+        .chain(matches.iter().map(|m| m.run_id));
+    let (lo, hi) = ids.fold((i64::MAX, i64::MIN), |(lo, hi), r| (lo.min(r), hi.max(r)));
+    for run in lo..=hi {
+        if let Some(r) = store.run(run).map_err(db)?
+            && let Ok(at) = DateTime::parse_from_rfc3339(&r.started_at)
+        {
+            runs.insert(
+                run,
+                RunFact {
+                    started_at: at.with_timezone(&Utc),
+                    mode: r.sync_mode,
+                },
+            );
+        }
+    }
+    let entries = history::timeline(&history::Input {
+        item: &item,
+        first_seen,
+        findings: &findings,
+        decisions: &decisions,
+        matches: &matches,
+        runs: &runs,
+    });
+    Ok(history::render(&item, &entries))
+}

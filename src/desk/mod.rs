@@ -7,9 +7,11 @@
 //! - `dismiss` / `reopen`: an item stops being reported, or comes back.
 //! - `review`: what needs a person now, with the command that would act on it.
 //! - `apply`: the same decisions in bulk, from a report CSV handed back.
+//! - `history`: the life of one item.
 //!
 //! The decisions themselves are pure functions with no I/O (`now` is an argument):
-//! [`approve::check`], [`dismiss::check`], [`review::items`], [`apply::plan`].
+//! [`approve::check`], [`dismiss::check`], [`review::items`], [`apply::plan`],
+//! [`history::timeline`].
 //! `commands` moves data between them, the store and the
 //! provider; `cli.rs` only parses arguments. Every decision is a row of the append-only
 //! `decisions` table (`migrations/0007_decisions.sql`).
@@ -26,6 +28,7 @@ pub mod apply;
 pub mod approve;
 pub mod commands;
 pub mod dismiss;
+pub mod history;
 pub mod review;
 
 /// What a decision is about: one item of a report, by kind.

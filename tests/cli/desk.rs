@@ -341,3 +341,60 @@ async fn every_desk_command_exits_75_and_does_nothing_while_a_run_holds_the_lock
     let decided: i64 = scalar(&env.store(), "SELECT COUNT(*) FROM decisions");
     assert_eq!(decided, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_shows_a_pair_reconciled_by_a_person_end_to_end() {
+    let env = TestEnv::start(small()).await;
+    job(&env).await;
+    job(&env).await;
+    let (payment, credits) = paid_twice(&env);
+    let out = env
+        .run(&[
+            "approve",
+            &payment,
+            &credits[0],
+            "--by",
+            "ana",
+            "--note",
+            "first transfer",
+        ])
+        .await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    job(&env).await;
+
+    let out = env.run(&["history", &payment]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let h = stdout(&out);
+    let lines: Vec<&str> = h.lines().collect();
+    assert_eq!(lines[0], format!("payment {payment}"));
+    let at = |needle: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("{needle:?} in {h}"))
+    };
+    let order = [
+        at("first seen"),
+        at("runs 1-2: reported ambiguous"),
+        at(&format!(
+            "ana approved payment {payment} with bank transaction {}",
+            credits[0]
+        )),
+        at("by a person's approve (run 3)"),
+        at("  match "),
+    ];
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{h}");
+    assert!(h.contains("(first transfer): reconciled"), "{h}");
+    assert!(lines[order[4]].ends_with(": reconciled"), "{h}");
+
+    let out = env.run(&["history", &credits[1]]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        stdout(&out).contains("run 4: reported no_concept"),
+        "{}",
+        text(&out)
+    );
+    let out = env.run(&["history", "NO-SUCH-ITEM"]).await;
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(text(&out).contains("NO-SUCH-ITEM"));
+}
