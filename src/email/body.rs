@@ -150,6 +150,9 @@ pub(super) fn plain_body(s: &Summary, d: &Delivery<'_>) -> String {
     if s.dismissed > 0 {
         let _ = writeln!(out, "  {} dismissed items not shown", s.dismissed);
     }
+    for w in &s.waived {
+        let _ = writeln!(out, "  {w}");
+    }
     let _ = writeln!(out);
     let _ = writeln!(out, "Reconciled: {}", s.reconciled_count);
     for t in &s.reconciled {
@@ -242,6 +245,9 @@ pub(super) fn html_body(s: &Summary, d: &Delivery<'_>) -> String {
     }
     if s.dismissed > 0 {
         let _ = writeln!(out, "<p>{} dismissed items not shown</p>", s.dismissed);
+    }
+    for w in &s.waived {
+        let _ = writeln!(out, "<p>{}</p>", e(w));
     }
     let _ = writeln!(out, "<h3>Reconciled: {}</h3>", s.reconciled_count);
     if !s.reconciled.is_empty() {

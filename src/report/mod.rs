@@ -426,6 +426,9 @@ pub struct Summary {
     pub dismissed: usize,
     /// Decisions people made since the previous report, one line each.
     pub decisions: Vec<String>,
+    /// Unreadable records this run met that a person dismissed (they did not block
+    /// it), one line each: which, by whom, why.
+    pub waived: Vec<String>,
 }
 
 /// The rows of the four files of one run.
@@ -441,6 +444,9 @@ pub struct Report {
     pub dismissed: usize,
     /// Decisions people made since the previous report, one line each.
     pub decisions: Vec<String>,
+    /// Unreadable records this run met that a person dismissed (they did not block
+    /// it), one line each: which, by whom, why.
+    pub waived: Vec<String>,
 }
 
 /// Checks that a report can be written under `base`, creating it if needed: a file is
@@ -619,6 +625,7 @@ impl Report {
             unmatched_payouts,
             dismissed: 0,
             decisions: Vec::new(),
+            waived: Vec::new(),
         })
     }
 
@@ -690,6 +697,7 @@ impl Report {
             reconciled,
             dismissed: self.dismissed,
             decisions: self.decisions.clone(),
+            waived: self.waived.clone(),
         }
     }
 

@@ -231,9 +231,23 @@ async fn run_inner(
         let dismissed = crate::desk::dismissed(&dismissals);
         let hidden = crate::desk::hide_dismissed(&mut view.decisions, &dismissed);
         let decided = store.decisions_after(store.previous_report_start(run_id)?)?;
+        let waived = store
+            .bad_record_ids_of_run(run_id)?
+            .into_iter()
+            .filter_map(|id| {
+                let d = dismissed.get(&crate::desk::ItemRef::BadRecord(id.clone()))?;
+                Some(format!(
+                    "unreadable record {id} is dismissed (by {} on {}: {}); it does not block automation",
+                    d.by,
+                    d.at.format("%Y-%m-%d"),
+                    d.note.as_deref().unwrap_or("")
+                ))
+            })
+            .collect();
         DeskNews {
             dismissed: hidden,
             decisions: decided.iter().map(crate::desk::Decision::line).collect(),
+            waived,
         }
     };
     summary.reconcile_calls = recovered.calls + executed.calls;
@@ -256,6 +270,8 @@ struct DeskNews {
     dismissed: usize,
     /// Decisions since the previous report, one line each.
     decisions: Vec<String>,
+    /// Dismissed unreadable records this run met, one line each.
+    waived: Vec<String>,
 }
 
 /// Builds the report, writes it to disk, and sends it with any earlier one pending.
@@ -298,6 +314,7 @@ async fn report_phase(
     .context("cannot build the report")?;
     report.dismissed = view.desk.dismissed;
     report.decisions = view.desk.decisions.clone();
+    report.waived = view.desk.waived.clone();
     deliver(settings, opts, db, run_id, &report, &listed, summary).await
 }
 
@@ -356,12 +373,21 @@ async fn sync_phase(
     run_id: i64,
     mode: SyncMode,
 ) -> anyhow::Result<sync::SyncReport> {
+    // Unreadable records a person dismissed no longer make the run incomplete.
+    let waived = crate::desk::dismissed(&db.lock().dismissals()?)
+        .into_keys()
+        .filter_map(|item| match item {
+            crate::desk::ItemRef::BadRecord(id) => Some(id),
+            _ => None,
+        })
+        .collect();
     let sync_opts = SyncOptions {
         mode,
         per_page: settings.cryptopocket.page_size,
         overlap: chrono::Duration::hours(i64::from(settings.sync.overlap_hours)),
         concurrency: settings.cryptopocket.concurrency,
         progress: opts.progress,
+        waived: Arc::new(waived),
     };
     sync::sync_all(client.clone(), db, run_id, &sync_opts)
         .await

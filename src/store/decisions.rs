@@ -181,6 +181,16 @@ impl Store {
         Ok(out)
     }
 
+    /// The ids of the unreadable records a run stored.
+    pub fn bad_record_ids_of_run(&self, run: RunId) -> Result<Vec<String>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT DISTINCT record_id FROM bad_records
+             WHERE run_id = ?1 AND record_id IS NOT NULL ORDER BY record_id",
+        )?;
+        let rows = st.query_map([run], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// The latest completed run of the job (a person's approve runs are not reports).
     pub fn latest_completed_run(&self) -> Result<Option<RunId>, StoreError> {
         Ok(self.conn.query_row(

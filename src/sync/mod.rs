@@ -47,6 +47,9 @@ pub struct SyncOptions {
     pub concurrency: usize,
     /// Print pages read per list to stderr (interactive runs).
     pub progress: bool,
+    /// Ids of unreadable records a person dismissed (`cp-recon dismiss`): still stored
+    /// in `bad_records` and logged, but they no longer make their list incomplete.
+    pub waived: Arc<HashSet<String>>,
 }
 
 /// What the sync did.
@@ -132,6 +135,7 @@ pub async fn sync_all(
         started: now,
         counters: counters.clone(),
         progress: opts.progress.then(|| Arc::new(Progress::default())),
+        waived: opts.waived.clone(),
     };
 
     // Accounts first: the transaction lists depend on them.

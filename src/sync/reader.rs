@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 
 use super::{Counters, LIST_ACCOUNTS, Write};
 use crate::api::paging::Keyset;
-use crate::api::{ApiError, Client, ListQuery, Page, Record};
+use crate::api::{ApiError, BadRecord, Client, ListQuery, Page, Record};
 use crate::domain::{BankTransaction, Iban, Offramp, Payment, PaymentId, PaymentStatus};
 use crate::store::ListRead;
 
@@ -37,6 +37,15 @@ pub(super) struct Reader {
     pub(super) started: DateTime<Utc>,
     pub(super) counters: Arc<Counters>,
     pub(super) progress: Option<Arc<Progress>>,
+    /// Unreadable records a person dismissed: they do not make a list incomplete.
+    pub(super) waived: Arc<HashSet<String>>,
+}
+
+impl Reader {
+    /// Whether a person dismissed this unreadable record (by the id it carried).
+    fn waives(&self, b: &BadRecord) -> bool {
+        b.id.as_ref().is_some_and(|id| self.waived.contains(id))
+    }
 }
 
 /// Pages read per list, for a person at a terminal: one compact line at most once a
@@ -116,7 +125,12 @@ impl Reader {
                     self.counters
                         .bad
                         .fetch_add(bad.len() as u64, Ordering::Relaxed);
-                    l.error = Some(format!("{} unreadable account(s): {}", bad.len(), bad[0]));
+                    let blocking: Vec<&BadRecord> =
+                        bad.iter().filter(|b| !self.waives(b)).collect();
+                    if let Some(first) = blocking.first() {
+                        l.error =
+                            Some(format!("{} unreadable account(s): {first}", blocking.len()));
+                    }
                     let _ = self.tx.send(Write::Bad(bad)).await;
                 }
                 l.complete = l.error.is_none();
@@ -455,11 +469,25 @@ impl Reader {
         let high = page.items.iter().map(|r| stamp(&r.value)).max();
         tally.high = tally.high.max(high);
         if !page.bad.is_empty() {
+            let mut blocking = 0;
             for b in &page.bad {
-                tracing::error!(list = name, record = %b, "unreadable record");
+                if self.waives(b) {
+                    tracing::warn!(list = name, record = %b,
+                        "unreadable record, dismissed by a person: it does not block the run");
+                    // Received, if unreadable: it counts against the provider's total
+                    // (once, whatever the passes).
+                    if let (Some(id), Ok(mut s)) = (&b.id, seen.lock())
+                        && s.waived.insert(id.clone())
+                    {
+                        s.before_start += 1;
+                    }
+                } else {
+                    tracing::error!(list = name, record = %b, "unreadable record");
+                    blocking += 1;
+                }
             }
+            tally.bad += blocking;
             let bad = page.bad.len() as u64;
-            tally.bad += bad;
             self.counters.bad.fetch_add(bad, Ordering::Relaxed);
             let _ = self
                 .tx
@@ -508,6 +536,8 @@ type Wrap<T> = Arc<dyn Fn(Vec<Record<T>>) -> Write + Send + Sync>;
 #[derive(Default)]
 struct Seen {
     ids: FxHashSet<String>,
+    /// Unreadable records a person dismissed, received in this read.
+    waived: FxHashSet<String>,
     /// How many of them are stamped before the sync started (what the provider's
     /// `total` of `[from, start)` counts).
     before_start: u64,

@@ -398,3 +398,57 @@ async fn history_shows_a_pair_reconciled_by_a_person_end_to_end() {
     assert_eq!(code(&out), 2, "{}", text(&out));
     assert!(text(&out).contains("NO-SUCH-ITEM"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dismissed_unreadable_record_no_longer_blocks_the_run_until_reopened() {
+    use cp_recon::sandbox::TransactionRecord;
+    let env = TestEnv::start(small()).await;
+    let iban = env.sandbox.accounts()[0].iban.clone();
+    let mut odd = TransactionRecord::credit(
+        "UNREADABLE-1",
+        iban,
+        rust_decimal::Decimal::new(1000, 2),
+        "refund",
+        chrono::Utc::now() - chrono::Duration::hours(1),
+    );
+    odd.currency = "EURO".into();
+    env.sandbox.add_transaction(odd).unwrap();
+
+    let out = env.run(&["--run-now"]).await;
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(env.sandbox.reconcile_calls().is_empty());
+    let out = env
+        .run(&[
+            "dismiss",
+            "UNREADABLE-1",
+            "--by",
+            "ana",
+            "--note",
+            "test transfer, refunded",
+        ])
+        .await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        stdout(&out).contains("unreadable record UNREADABLE-1"),
+        "{}",
+        text(&out)
+    );
+
+    job(&env).await;
+    assert!(
+        !env.sandbox.reconcile_calls().is_empty(),
+        "the run reconciled"
+    );
+    let store = env.store();
+    let kept: i64 = scalar(
+        &store,
+        "SELECT COUNT(*) FROM bad_records WHERE record_id = 'UNREADABLE-1'
+         AND run_id = (SELECT MAX(id) FROM runs)",
+    );
+    assert_eq!(kept, 1, "still stored, never dropped");
+
+    let out = env.run(&["reopen", "UNREADABLE-1", "--by", "ana"]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = env.run(&["--run-now"]).await;
+    assert_eq!(code(&out), 1, "it blocks again: {}", text(&out));
+}
