@@ -223,7 +223,7 @@ async fn desk(settings: &Settings, command: Command) -> u8 {
     };
     match result {
         Ok(text) => {
-            println!("{}", text.trim_end());
+            print_out(&text);
             EXIT_OK
         }
         Err(DeskError::Locked(msg)) => {
@@ -238,7 +238,7 @@ async fn desk(settings: &Settings, command: Command) -> u8 {
             EXIT_USAGE
         }
         Err(DeskError::NotAllApplied(text)) => {
-            println!("{}", text.trim_end());
+            print_out(&text);
             EXIT_FAILED
         }
         Err(DeskError::Failed(e)) => {
@@ -246,6 +246,13 @@ async fn desk(settings: &Settings, command: Command) -> u8 {
             EXIT_FAILED
         }
     }
+}
+
+/// Prints a command's text on stdout; a reader that went away (`review | head`) is not
+/// an error.
+fn print_out(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout().lock(), "{}", text.trim_end());
 }
 
 fn load_settings(flag: Option<&std::path::Path>) -> Result<Settings, ConfigError> {
