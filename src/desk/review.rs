@@ -167,21 +167,22 @@ pub fn table(run: i64, run_at: DateTime<Utc>, review: &Review) -> String {
         run_at.format("%Y-%m-%d %H:%M UTC"),
         review.items.len()
     );
-    if review.dismissed > 0 || review.settled > 0 {
-        let _ = writeln!(
-            out,
-            "{} dismissed item(s) not shown; {} reconciled since the run.",
-            review.dismissed, review.settled
-        );
+    if review.dismissed > 0 {
+        let _ = writeln!(out, "{} dismissed item(s) not shown.", review.dismissed);
+    }
+    if review.settled > 0 {
+        let _ = writeln!(out, "{} reconciled since the run.", review.settled);
     }
     for i in &review.items {
         out.push('\n');
-        let mut head = format!("{} {}  {}", i.kind, i.id, i.reason);
+        let mut head = format!("{} {}: {}", i.kind, i.id, i.reason);
         if let (Some(a), Some(c)) = (&i.amount, &i.currency) {
-            head.push_str(&format!("  {a} {c}"));
+            head.push_str(&format!(", {a} {c}"));
         }
-        if let Some(d) = i.age_days {
-            head.push_str(&format!("  {d} d"));
+        match i.age_days {
+            Some(1) => head.push_str(", 1 day old"),
+            Some(d) => head.push_str(&format!(", {d} days old")),
+            None => {}
         }
         push_wrapped(&mut out, &head, "");
         if !i.candidates.is_empty() {
