@@ -221,10 +221,9 @@ pub fn plan(sheet: &Sheet, facts: &Facts, by: &str) -> Result<Plan, Vec<String>>
             (_, Some((_, (item, _)))) => vec![item.id().to_owned()],
             _ => Vec::new(),
         };
-        if let Some(earlier) = names.iter().find_map(|n| decided.get(n)) {
+        if let Some((name, earlier)) = names.iter().find_map(|n| decided.get(n).map(|l| (n, l))) {
             errors.push(format!(
-                "line {line}: {} is already decided on line {earlier}",
-                names.join(" / ")
+                "line {line}: {name} is already decided on line {earlier}; one decision per item"
             ));
             continue;
         }

@@ -569,7 +569,12 @@ pub async fn apply(
             ),
         ));
     }
-    let text = apply_text(&name, lines, "applied");
+    let end = if plan.steps.is_empty() {
+        "nothing applied: every decision in the file is already in place"
+    } else {
+        "applied"
+    };
+    let text = apply_text(&name, lines, end);
     if failed > 0 {
         return Err(DeskError::NotAllApplied(format!(
             "{text}\n{failed} approve(s) not reconciled: see above"
