@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use super::{Decision, ItemRef};
-use crate::store::{FindingRow, MatchRow, RunId};
+use crate::store::{FindingRow, MatchRow, MatchState, RunId};
 
 /// A run as the history names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +94,16 @@ pub fn timeline(input: &Input<'_>) -> Vec<Entry> {
             ItemRef::Transaction(_) => format!("with payment {}", m.payment_id),
             _ => format!("with bank transaction {}", m.transaction_id),
         };
+        if m.state == MatchState::DryRun {
+            out.push(Entry {
+                at: m.created_at,
+                text: format!(
+                    "dry run {}: would reconcile {pair} ({}); nothing called",
+                    m.run_id, m.amount
+                ),
+            });
+            continue;
+        }
         out.push(Entry {
             at: m.created_at,
             text: format!(
@@ -160,7 +170,6 @@ mod tests {
     use super::*;
     use crate::desk::Action;
     use crate::domain::{BankTxId, Currency, Iban, Money, PaymentId};
-    use crate::store::MatchState;
 
     fn t0() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-06-26T10:00:00Z")
