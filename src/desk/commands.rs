@@ -452,9 +452,9 @@ pub async fn apply(
         file: file.display().to_string(),
         errors,
     };
+    let (_lock, mut store) = open(settings)?;
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let sheet = apply::parse(&bytes).map_err(|e| invalid(vec![e]))?;
-    let (_lock, mut store) = open(settings)?;
     let facts = apply_facts(&store, &sheet)?;
     let plan = apply::plan(&sheet, &facts, by).map_err(invalid)?;
     let mut lines: Vec<(u64, String)> = plan
