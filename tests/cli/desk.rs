@@ -152,6 +152,16 @@ async fn approve_refuses_what_cannot_be_right_with_exit_2_naming_the_id_and_call
         .next()
         .map(|(p, c)| (p, c[0].clone()))
         .expect("an amount_mismatch pair");
+    let (other_currency, other_currency_credit) = reported(&env, 1, "payment", "currency_mismatch")
+        .into_iter()
+        .next()
+        .map(|(p, c)| (p, c[0].clone()))
+        .expect("a currency_mismatch pair");
+    let not_waiting: String = scalar(
+        &store,
+        "SELECT id FROM payments WHERE status <> 'pending_bank'
+         AND id NOT IN (SELECT payment_id FROM matches) LIMIT 1",
+    );
     drop(store);
     let calls = env.sandbox.reconcile_calls().len();
 
@@ -169,6 +179,16 @@ async fn approve_refuses_what_cannot_be_right_with_exit_2_naming_the_id_and_call
             mismatched.as_str(),
             mismatched_credit.as_str(),
             "amounts differ",
+        ),
+        (
+            other_currency.as_str(),
+            other_currency_credit.as_str(),
+            "currencies differ",
+        ),
+        (
+            not_waiting.as_str(),
+            credits[0].as_str(),
+            "not pending_bank",
         ),
     ] {
         let out = env.run(&["approve", p, t, "--by", "ana"]).await;
@@ -276,6 +296,9 @@ async fn a_dismissed_item_leaves_the_report_and_comes_back_after_reopen() {
 
     let out = env.run(&["reopen", &debit, "--by", "ana"]).await;
     assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = env.run(&["reopen", &debit, "--by", "ana"]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(stdout(&out).contains("not dismissed"), "{}", text(&out));
     job(&env).await;
     let run: i64 = scalar(&store, "SELECT MAX(id) FROM runs");
     assert_eq!(
@@ -331,6 +354,8 @@ async fn every_desk_command_exits_75_and_does_nothing_while_a_run_holds_the_lock
         vec!["approve", &payment, &credits[0], "--by", "ana"],
         vec!["dismiss", &payment, "--by", "ana", "--note", "x"],
         vec!["reopen", &payment, "--by", "ana"],
+        vec!["apply", "unmatched_payments.csv", "--by", "ana"],
+        vec!["history", &payment],
     ] {
         let out = env.run(&args).await;
         assert_eq!(code(&out), 75, "{args:?}: {}", text(&out));
