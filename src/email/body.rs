@@ -283,3 +283,53 @@ pub(super) fn html_body(s: &Summary, d: &Delivery<'_>) -> String {
     let _ = writeln!(out, "<p>{}</p>\n</body></html>", e(&files_line(d)));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_body_counts_dismissed_items_and_lists_decisions_and_waived_records() {
+        let now = chrono::Utc::now();
+        let s = crate::report::Summary {
+            run: crate::report::RunInfo {
+                run_id: 4,
+                started_at: now,
+                finished_at: now,
+                sync_complete: true,
+                dry_run: false,
+                failed: None,
+            },
+            attention_count: 0,
+            attention: Vec::new(),
+            reconciled_count: 0,
+            reconciled: Vec::new(),
+            dismissed: 3,
+            decisions: vec!["2026-12-02 08:44 ana dismissed payment P1 (<test>)".into()],
+            waived: vec!["unreadable record X1 is dismissed (by ana)".into()],
+        };
+        let d = Delivery {
+            attached: Attached::All,
+            dir: std::path::Path::new("/tmp/r"),
+        };
+        let plain = plain_body(&s, &d);
+        assert!(plain.contains("  3 dismissed items not shown\n"), "{plain}");
+        assert!(
+            plain.contains("Decisions since the last report: 1\n"),
+            "{plain}"
+        );
+        assert!(plain.contains("    2026-12-02 08:44 ana dismissed payment P1 (<test>)\n"));
+        assert!(plain.contains("  unreadable record X1 is dismissed (by ana)\n"));
+        let html = html_body(&s, &d);
+        assert!(html.contains("<li>2026-12-02 08:44 ana dismissed payment P1 (&lt;test&gt;)</li>"));
+        assert!(html.contains("3 dismissed items not shown"));
+        let none = crate::report::Summary {
+            dismissed: 0,
+            decisions: Vec::new(),
+            waived: Vec::new(),
+            ..s
+        };
+        assert!(!plain_body(&none, &d).contains("dismissed"));
+        assert!(!plain_body(&none, &d).contains("Decisions"));
+    }
+}
