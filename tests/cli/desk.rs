@@ -477,3 +477,42 @@ async fn a_dismissed_unreadable_record_no_longer_blocks_the_run_until_reopened()
     let out = env.run(&["--run-now"]).await;
     assert_eq!(code(&out), 1, "it blocks again: {}", text(&out));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approve_whose_answer_is_lost_is_settled_by_re_reading_without_a_second_call() {
+    use cp_recon::sandbox::hook::{Action, Event, Handle, Hook};
+    struct Lose;
+    impl Hook for Lose {
+        fn on(&self, _: &Handle, event: &Event) -> Action {
+            match event {
+                Event::Reconcile { .. } => Action::ApplyAndLose,
+                _ => Action::Serve,
+            }
+        }
+    }
+    let env = TestEnv::start(small()).await;
+    job(&env).await;
+    let (payment, credits) = paid_twice(&env);
+    env.sandbox.set_hook(Some(std::sync::Arc::new(Lose)));
+    let out = env
+        .run(&["approve", &payment, &credits[1], "--by", "ana"])
+        .await;
+    env.sandbox.set_hook(None);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        stdout(&out).contains("reconciled payment"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(calls_for(&env, &payment), [credits[1].clone()]);
+    job(&env).await;
+    assert_eq!(calls_for(&env, &payment), [credits[1].clone()]);
+    let store = env.store();
+    let outcome: String = scalar(&store, "SELECT outcome FROM decisions");
+    assert_eq!(outcome, "reconciled");
+    let answer: String = scalar(
+        &store,
+        "SELECT m.provider_answer FROM matches m JOIN decisions d ON d.match_id = m.id",
+    );
+    assert!(answer.contains("settled by re-reading"), "{answer}");
+}
