@@ -98,6 +98,7 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct HistoryArgs {
+    /// A payment, bank transaction or off-ramp id, or an unreadable record's id.
     pub item_id: String,
 }
 
@@ -107,6 +108,7 @@ pub struct ApplyArgs {
     /// `unmatched_payouts.csv`) with `action` (approve, dismiss, reopen) filled in.
     #[arg(value_name = "FILE.csv")]
     pub file: PathBuf,
+    /// Who decides (recorded with each decision).
     #[arg(long, value_name = "NAME")]
     pub by: String,
     /// Check every row and show what would be done; call and record nothing.
@@ -119,17 +121,21 @@ pub struct ReviewArgs {
     /// Only items with this reason (e.g. `ambiguous`).
     #[arg(long, value_name = "R")]
     pub reason: Option<String>,
+    /// `table` for a terminal (80 columns), `csv` or `json` for scripts.
     #[arg(long, value_enum, default_value = "table")]
     pub format: crate::desk::commands::Format,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct ApproveArgs {
+    /// The payment waiting for its transfer (`pending_bank`).
     pub payment_id: String,
+    /// The bank credit that pays it.
     pub transaction_id: String,
     /// Who decides (recorded with the decision).
     #[arg(long, value_name = "NAME")]
     pub by: String,
+    /// Why (recorded with the decision).
     #[arg(long, value_name = "TEXT")]
     pub note: Option<String>,
     /// Check and show what would happen; call nothing, record nothing.
@@ -139,7 +145,9 @@ pub struct ApproveArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct DismissArgs {
+    /// A payment, bank transaction or off-ramp id, or an unreadable record's id.
     pub item_id: String,
+    /// Who decides (recorded with the decision).
     #[arg(long, value_name = "NAME")]
     pub by: String,
     /// Why it stops being reported (required).
@@ -149,9 +157,12 @@ pub struct DismissArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct ReopenArgs {
+    /// The dismissed item's id.
     pub item_id: String,
+    /// Who decides (recorded with the decision).
     #[arg(long, value_name = "NAME")]
     pub by: String,
+    /// Why (recorded with the decision).
     #[arg(long, value_name = "TEXT")]
     pub note: Option<String>,
 }
