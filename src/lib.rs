@@ -12,7 +12,8 @@
 //! - `sync`      — reads every list from the provider into the store.
 //! - `reconcile` — reconcile calls, exactly once; the I/O side of `matching::fate`.
 //! - `report`    — CSV reports for the finance team.
-//! - `desk`      — what people decide about reported items: review, approve, dismiss.
+//! - `desk`      — what people decide about reported items: review, approve, dismiss,
+//!   reopen, apply a report CSV handed back, history.
 //! - `email`     — the report e-mail: its message and its delivery over SMTP.
 //! - `run`       — one run end to end: sync, match, reconcile, report, e-mail.
 //! - `status`    — `cp-recon status`: the last runs, open items and blockers on one screen.
