@@ -340,6 +340,7 @@ pub fn review(
     reason: Option<&str>,
     format: Format,
 ) -> Result<String, DeskError> {
+    let reason = reason.map(review::check_reason).transpose()?;
     let (_lock, store) = open(settings)?;
     let Some(run) = store.latest_completed_run().map_err(db)? else {
         return Ok("no completed run yet: nothing to review".into());

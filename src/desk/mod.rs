@@ -273,6 +273,8 @@ pub enum Refusal {
     NobodyDecides,
     #[error("the pair was not reconciled: {0}")]
     NotReconciled(String),
+    #[error("unknown reason {given:?}: one of {known}")]
+    UnknownReason { given: String, known: String },
 }
 
 #[cfg(test)]

@@ -68,6 +68,22 @@ pub struct Review {
     pub settled: usize,
 }
 
+/// A `--reason` filter, checked against the reasons the job reports.
+pub fn check_reason(given: &str) -> Result<&str, super::Refusal> {
+    use crate::matching::Reason;
+    if Reason::ALL.iter().any(|r| r.as_str() == given) {
+        return Ok(given);
+    }
+    Err(super::Refusal::UnknownReason {
+        given: given.to_owned(),
+        known: Reason::ALL
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
+}
+
 /// The items of a run's findings that still need a person, sorted by reason, kind, id.
 pub fn items(input: &Input<'_>) -> Review {
     let mut out = Review {
@@ -442,6 +458,16 @@ mod tests {
             assert!(line.chars().count() <= WIDTH, "{line:?}");
         }
         assert!(text.contains("$ cp-recon approve P1 T1 --by NAME"));
+    }
+
+    #[test]
+    fn an_unknown_reason_is_refused_with_the_known_ones() {
+        assert_eq!(check_reason("ambiguous"), Ok("ambiguous"));
+        let e = check_reason("ambigous").unwrap_err().to_string();
+        assert!(
+            e.contains("\"ambigous\"") && e.contains("no_concept"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -338,6 +338,9 @@ async fn review_lists_what_needs_a_person_with_the_command_to_act_in_80_columns(
     let items = v["items"].as_array().unwrap();
     assert!(!items.is_empty());
     assert!(items.iter().all(|i| i["reason"] == "ambiguous"));
+    let out = env.run(&["review", "--reason", "ambigous"]).await;
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(text(&out).contains("unknown reason"), "{}", text(&out));
     let out = env.run(&["review", "--format", "csv"]).await;
     assert!(stdout(&out).starts_with("kind,item_id,reason,amount"));
 }
