@@ -9,12 +9,11 @@
 //! - `apply`: the same decisions in bulk, from a report CSV handed back.
 //! - `history`: the life of one item.
 //!
-//! The decisions themselves are pure functions with no I/O (`now` is an argument):
-//! [`approve::check`], [`dismiss::check`], [`review::items`], [`apply::plan`],
-//! [`history::timeline`].
-//! `commands` moves data between them, the store and the
-//! provider; `cli.rs` only parses arguments. Every decision is a row of the append-only
-//! `decisions` table (`migrations/0007_decisions.sql`).
+//! The decisions themselves are pure functions with no I/O (the clock, where one is
+//! needed, is an argument): [`approve::check`], [`dismiss::check`], [`review::items`],
+//! [`apply::plan`], [`history::timeline`]. `commands` moves data between them, the
+//! store and the provider; `cli.rs` only parses arguments. Every decision is a row of
+//! the append-only `decisions` table (`migrations/0007_decisions.sql`).
 
 use std::collections::HashMap;
 use std::fmt;
