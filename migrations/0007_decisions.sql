@@ -5,8 +5,9 @@
 --            goes through the same intent journal as the job's own (`matches`), under a
 --            run of its own (`runs.sync_mode = 'approve'`, `run_id` here); `outcome` and
 --            `match_id` are written once, when the call is settled. A row whose outcome
---            is still NULL was interrupted mid-call: its match (same `run_id`) is settled
---            by the next run's recovery, like any other intent.
+--            is still NULL was interrupted mid-call, or its answer was lost and is still
+--            in doubt: its match (same `run_id`) is settled by a later run's recovery,
+--            like any other intent, and that run writes the outcome.
 --   dismiss  the item stops being reported (a bank fee, a refunded duplicate, a test
 --            payment); `note` says why and is required.
 --   reopen   undoes the latest dismissal of the item: a later row, never an update.

@@ -17,7 +17,7 @@ use crate::config::Settings;
 use crate::domain::{BankTransaction, BankTxId, OfframpId, Payment, PaymentId};
 use crate::lock::{LockError, RunLock};
 use crate::reconcile;
-use crate::store::{MatchRow, NewDecision, RunEnd, SharedStore, Store};
+use crate::store::{MatchRow, MatchState, NewDecision, RunEnd, SharedStore, Store};
 
 /// Takes the run lock (a run in progress: [`DeskError::Locked`], nothing done) and opens
 /// the store. The lock is returned first so that the caller drops it last.
@@ -89,6 +89,9 @@ pub struct Called {
     pub decision: i64,
     pub match_id: Option<i64>,
     pub reconciled: bool,
+    /// The answer was lost and the re-reads could not settle it: the match still holds
+    /// both sides, and the next run settles it.
+    pub in_doubt: bool,
     /// `reconciled`, or `not reconciled: why`.
     pub outcome: String,
 }
@@ -165,12 +168,15 @@ pub async fn call_approved(
                 .into());
         }
     };
-    let matches: HashMap<PaymentId, i64> = store
+    let matches: HashMap<PaymentId, (i64, bool)> = store
         .matches_of_run(run)
         .map_err(db)?
         .into_iter()
         .filter(|m| m.run_id == run)
-        .map(|m| (m.payment_id, m.id))
+        .map(|m| {
+            let in_doubt = matches!(m.state, MatchState::Intent | MatchState::Unknown);
+            (m.payment_id, (m.id, in_doubt))
+        })
         .collect();
     let reconciled: HashSet<&PaymentId> = out.reconciled.iter().map(|r| &r.payment_id).collect();
     let mut called = Vec::with_capacity(approved.len());
@@ -193,16 +199,23 @@ pub async fn call_approved(
                 .unwrap_or_else(|| "no answer".to_owned());
             format!("not reconciled: {why}")
         };
-        let match_id = matches.get(pid).copied();
-        store
-            .set_decision_outcome(id, &outcome, match_id)
-            .map_err(db)?;
+        let (match_id, in_doubt) = match matches.get(pid) {
+            Some((m, doubt)) => (Some(*m), *doubt),
+            None => (None, false),
+        };
+        // One in doubt gets its outcome from the run that settles its match.
+        if !in_doubt {
+            store
+                .set_decision_outcome(id, &outcome, match_id)
+                .map_err(db)?;
+        }
         called.push(Called {
             payment: pid.clone(),
             transaction: a.credit.id.clone(),
             decision: id,
             match_id,
             reconciled: ok,
+            in_doubt,
             outcome,
         });
     }
@@ -265,7 +278,7 @@ pub async fn approve(
             c.match_id.map_or("-".into(), |m| m.to_string())
         ));
     }
-    if c.outcome.contains("outcome unknown") || c.outcome.contains("lost") {
+    if c.in_doubt {
         return Err(anyhow::anyhow!(
             "payment {} with bank transaction {}: {}; the next run settles it from fresh reads (never calling again)",
             c.payment,
@@ -359,7 +372,7 @@ pub fn review(
         if store
             .hold_of_payment(p)
             .map_err(db)?
-            .is_some_and(|m| m.state == crate::store::MatchState::Reconciled)
+            .is_some_and(|m| m.state == MatchState::Reconciled)
         {
             reconciled.insert(ItemRef::Payment(p.clone()));
         }
@@ -368,7 +381,7 @@ pub fn review(
         if store
             .hold_of_transaction(t)
             .map_err(db)?
-            .is_some_and(|m| m.state == crate::store::MatchState::Reconciled)
+            .is_some_and(|m| m.state == MatchState::Reconciled)
         {
             reconciled.insert(ItemRef::Transaction(t.clone()));
         }

@@ -84,11 +84,12 @@ impl Store {
         Ok(())
     }
 
-    /// Gives each approve left without an outcome (its process was killed mid-call) the
-    /// fate its match was settled with, now that `run`'s recovery has settled it; or,
-    /// when it has no match, says that nothing was called (the intent is written before
-    /// the call). One still in doubt keeps a NULL outcome for a later run. Called with the
-    /// run lock held, so no approve is in progress. Returns how many were closed.
+    /// Gives each approve left without an outcome (its process was killed mid-call, or
+    /// its answer was lost and could not be settled then) the fate its match was
+    /// settled with, now that `run`'s recovery has settled it; or, when it has no
+    /// match, says that nothing was called (the intent is written before the call). One
+    /// still in doubt keeps a NULL outcome for a later run. Called with the run lock
+    /// held, so no approve is in progress. Returns how many were closed.
     pub fn close_interrupted_approves(&mut self, run: RunId) -> Result<usize, StoreError> {
         const MATCH: &str = "FROM matches m WHERE m.run_id = decisions.run_id
                              AND m.payment_id = decisions.item_id";
@@ -97,7 +98,7 @@ impl Store {
                 "UPDATE decisions SET
                     match_id = COALESCE(match_id, (SELECT m.id {MATCH})),
                     outcome = COALESCE(
-                        (SELECT 'interrupted mid-call; settled by run ' || ?1 || ': ' || m.state
+                        (SELECT 'settled by run ' || ?1 || ': ' || m.state
                          {MATCH} AND m.state NOT IN ('intent', 'unknown')),
                         CASE WHEN NOT EXISTS (SELECT 1 {MATCH})
                              THEN 'interrupted before the call: nothing was called' END)

@@ -519,3 +519,71 @@ async fn an_approve_whose_answer_is_lost_is_settled_by_re_reading_without_a_seco
     );
     assert!(answer.contains("settled by re-reading"), "{answer}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approve_left_in_doubt_exits_1_and_the_next_run_settles_it_without_calling() {
+    use cp_recon::sandbox::hook::{Action, Event, Handle, Hook};
+    // The call is answered with a 503 and not applied: its outcome cannot be told.
+    struct Down;
+    impl Hook for Down {
+        fn on(&self, _: &Handle, event: &Event) -> Action {
+            match event {
+                Event::Reconcile { .. } => Action::Unavailable,
+                _ => Action::Serve,
+            }
+        }
+    }
+    let env = TestEnv::start(small()).await;
+    job(&env).await;
+    let (payment, credits) = paid_twice(&env);
+    env.sandbox.set_hook(Some(std::sync::Arc::new(Down)));
+    let out = env
+        .run(&["approve", &payment, &credits[0], "--by", "ana"])
+        .await;
+    env.sandbox.set_hook(None);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(
+        text(&out).contains("the next run settles it"),
+        "{}",
+        text(&out)
+    );
+    {
+        let store = env.store();
+        let state: String = scalar(
+            &store,
+            &format!("SELECT state FROM matches WHERE payment_id = '{payment}'"),
+        );
+        assert_eq!(state, "unknown");
+        let open: i64 = scalar(
+            &store,
+            "SELECT COUNT(*) FROM decisions WHERE outcome IS NULL",
+        );
+        assert_eq!(open, 1, "in doubt: no outcome yet");
+    }
+    let calls = calls_for(&env, &payment).len();
+
+    job(&env).await;
+    assert_eq!(
+        calls_for(&env, &payment).len(),
+        calls,
+        "the next run called again"
+    );
+    assert_eq!(
+        env.sandbox.payment_status(&payment).as_deref(),
+        Some("pending_bank")
+    );
+    let store = env.store();
+    let outcome: String = scalar(&store, "SELECT outcome FROM decisions");
+    assert!(
+        outcome.starts_with("settled by run 3: not_applied"),
+        "{outcome}"
+    );
+    let run: i64 = scalar(&store, "SELECT MAX(id) FROM runs");
+    assert_eq!(
+        findings(&store, run, "payment")
+            .get(&payment)
+            .map(String::as_str),
+        Some("ambiguous"),
+        "released, and reported again"
+    );
+}
