@@ -23,6 +23,16 @@ pub enum LockError {
     /// and the holder's pid when known.
     #[error("another run is in progress: it holds the database {path}{detail}")]
     Held { path: PathBuf, detail: String },
+    /// The database's directory is missing and cannot be created (a read-only
+    /// filesystem, a path under a file, no permission).
+    #[error(
+        "cannot create {dir}, the directory of the database {db}: create it, writable by the job's user, or set [database] path to a writable place"
+    )]
+    Dir {
+        dir: PathBuf,
+        db: PathBuf,
+        source: std::io::Error,
+    },
     #[error("lock {path}")]
     Io {
         path: PathBuf,
@@ -57,8 +67,18 @@ impl RunLock {
     /// empty SQLite database) so that it can be locked.
     pub fn acquire(db: &Path) -> Result<Self, LockError> {
         let path = Self::path_for(db);
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            let _ = std::fs::create_dir_all(dir);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && let Err(source) = std::fs::create_dir_all(dir)
+            // Something that is not a directory is in the way: opening the file below
+            // says so ("Not a directory"), naming the database.
+            && source.kind() != ErrorKind::AlreadyExists
+        {
+            // Said here: opening the file below would only say "No such file or directory".
+            return Err(LockError::Dir {
+                dir: dir.to_path_buf(),
+                db: db.to_path_buf(),
+                source,
+            });
         }
         let database = open_database(db).map_err(|source| LockError::Io {
             path: db.to_path_buf(),

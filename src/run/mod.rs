@@ -16,7 +16,7 @@ use crate::lock::{LockError, RunLock};
 use crate::matching::{self, Decisions, MatchInput};
 use crate::reconcile;
 use crate::report::{Reconciled, Report, ReportInput, RunInfo, SendPolicy};
-use crate::store::{MatchRow, RunEnd, SharedStore, Store};
+use crate::store::{MatchRow, RunEnd, SharedStore, Store, StoreError};
 use crate::sync::{self, SyncMode, SyncOptions};
 
 mod summary;
@@ -39,8 +39,24 @@ pub struct RunOptions {
 
 /// One run. `Err` only when the run could not even be recorded (lock I/O, database
 /// cannot be opened); every other failure is recorded in `runs` and returned as a
-/// summary with status `Failed` or `Incomplete`.
+/// summary with status `Failed` or `Incomplete`. An error of the database names its file.
 pub async fn run_once(settings: &Settings, opts: &RunOptions) -> anyhow::Result<RunSummary> {
+    run_once_inner(settings, opts)
+        .await
+        .map_err(|e| name_database(e, &settings.database.path))
+}
+
+/// Names the database file in an SQLite error that does not say it yet: statements
+/// know their connection, not the file, and this is where the file is known.
+fn name_database(mut e: anyhow::Error, path: &std::path::Path) -> anyhow::Error {
+    if let Some(se) = e.downcast_mut::<StoreError>() {
+        let taken = std::mem::replace(se, StoreError::NoRowInserted);
+        *se = taken.in_file(path);
+    }
+    e
+}
+
+async fn run_once_inner(settings: &Settings, opts: &RunOptions) -> anyhow::Result<RunSummary> {
     let started = Utc::now();
     let mut summary = RunSummary::new(started, opts.dry_run || !settings.reconcile.enabled);
     let db_path = &settings.database.path;
@@ -75,7 +91,9 @@ pub async fn run_once(settings: &Settings, opts: &RunOptions) -> anyhow::Result<
         "run started"
     );
 
-    let result = run_inner(settings, opts, &db, run_id, mode, &mut summary).await;
+    let result = run_inner(settings, opts, &db, run_id, mode, &mut summary)
+        .await
+        .map_err(|e| name_database(e, db_path));
     summary.finished_at = Utc::now();
     if let Err(e) = &result {
         summary.status = RunStatus::Failed;
@@ -389,8 +407,13 @@ async fn sync_phase(
         progress: opts.progress,
         waived: Arc::new(waived),
     };
+    // A store error stays a `StoreError` under the context, so the run can name the file.
     sync::sync_all(client.clone(), db, run_id, &sync_opts)
         .await
+        .map_err(|e| match e {
+            sync::SyncError::Store(e) => anyhow::Error::new(e),
+            other => anyhow::Error::new(other),
+        })
         .context("sync failed")
 }
 

@@ -51,12 +51,17 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0010_reported_reconciles.sql"),
 ];
 
+/// How long a statement waits for a lock another process holds on the database (a
+/// person's `sqlite3` shell, a backup) before the run fails and says who to ask.
+pub const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database {path}: cannot open")]
+    /// The file could not be opened or set up; the cause is said once, in the message.
+    #[error("{}", open_message(.path, .error))]
     Open {
         path: PathBuf,
-        source: rusqlite::Error,
+        error: rusqlite::Error,
     },
     #[error("database {path}: migration failed")]
     Migrate {
@@ -72,8 +77,19 @@ pub enum StoreError {
         found: i64,
         known: usize,
     },
-    #[error("database: {0}")]
-    Sql(#[from] rusqlite::Error),
+    /// An SQLite error, said once (rusqlite's error and its source repeat the same
+    /// text), with the database file once a caller that knows it has named it
+    /// ([`StoreError::in_file`]) and what to do about the common causes.
+    #[error("{}", sql_message(.path.as_deref(), .error))]
+    Sql {
+        path: Option<PathBuf>,
+        error: rusqlite::Error,
+    },
+    /// `PRAGMA quick_check` found the file damaged (it lost pages, or was cut short).
+    #[error(
+        "database {path} is damaged ({detail}); cp-recon will not run on it: stop the job, move the file (and any {path}-wal, {path}-shm) aside, put the last good backup in its place (see README, Troubleshooting), and run again: a full resync re-reads every record from the provider"
+    )]
+    Damaged { path: PathBuf, detail: String },
     /// The UNIQUE constraint refused a second tie of this payment or transaction.
     #[error(
         "database refused the tie: payment {payment} or transaction {transaction} is already tied"
@@ -98,6 +114,114 @@ pub enum StoreError {
     /// [`Store::insert_intent`] got no outcome back for the one intent it asked for.
     #[error("database: no matches row was inserted for the intent")]
     NoRowInserted,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        Self::Sql { path: None, error }
+    }
+}
+
+impl StoreError {
+    /// Names the database file in an SQLite error that does not say it yet (most
+    /// statements only know their connection). Other errors are returned as they are.
+    pub fn in_file(self, file: &Path) -> Self {
+        match self {
+            Self::Sql { path: None, error } => match Problem::of(&error) {
+                Some(Problem::Damaged) => Self::Damaged {
+                    path: file.to_path_buf(),
+                    detail: error.to_string(),
+                },
+                _ => Self::Sql {
+                    path: Some(file.to_path_buf()),
+                    error,
+                },
+            },
+            other => other,
+        }
+    }
+
+    /// Whether another connection held the database past the busy timeout.
+    pub fn is_busy(&self) -> bool {
+        match self {
+            Self::Sql { error, .. } | Self::Open { error, .. } => {
+                Problem::of(error) == Some(Problem::Busy)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The SQLite failures a person can act on, each with what to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Problem {
+    Busy,
+    ReadOnly,
+    Full,
+    Io,
+    CannotOpen,
+    Damaged,
+}
+
+impl Problem {
+    fn of(e: &rusqlite::Error) -> Option<Self> {
+        use rusqlite::ErrorCode as C;
+        Some(match e.sqlite_error_code()? {
+            C::DatabaseBusy | C::DatabaseLocked => Self::Busy,
+            C::ReadOnly => Self::ReadOnly,
+            C::DiskFull => Self::Full,
+            C::SystemIoFailure => Self::Io,
+            C::CannotOpen => Self::CannotOpen,
+            C::DatabaseCorrupt | C::NotADatabase => Self::Damaged,
+            _ => return None,
+        })
+    }
+
+    /// What happened to the file at `path`, and what to do.
+    fn describe(self, path: &str, cause: &str) -> String {
+        match self {
+            Self::Busy => format!(
+                "another process holds a write lock on {path} ({cause}); close it (a sqlite3 shell, a backup) and the next run will continue"
+            ),
+            Self::ReadOnly => format!(
+                "cannot write {path} ({cause}): give the job's user write access to the file and to its directory, which SQLite writes {path}-wal and {path}-shm into"
+            ),
+            Self::Full => format!(
+                "cannot write {path}: its filesystem is full ({cause}); free space there and the next run will continue"
+            ),
+            Self::Io => format!(
+                "cannot read or write {path} or {path}-shm ({cause}): the disk is full or failing; check `df` and the kernel log for that filesystem"
+            ),
+            Self::CannotOpen => format!(
+                "cannot open {path} ({cause}): check that its directory exists and the job's user may write there"
+            ),
+            Self::Damaged => format!(
+                "database {path} is damaged ({cause}); restore it from a backup (see README, Troubleshooting)"
+            ),
+        }
+    }
+}
+
+/// Why a database could not be opened, with what to do when the cause is a known one.
+fn open_message(path: &Path, e: &rusqlite::Error) -> String {
+    let cause = e.to_string();
+    match Problem::of(e) {
+        Some(problem) => format!(
+            "cannot open the database: {}",
+            problem.describe(&path.display().to_string(), &cause)
+        ),
+        None => format!("database {}: cannot open: {cause}", path.display()),
+    }
+}
+
+/// An SQLite error's text, once, with the file and what to do when they are known.
+fn sql_message(path: Option<&Path>, e: &rusqlite::Error) -> String {
+    let cause = e.to_string();
+    match (path, Problem::of(e)) {
+        (Some(p), Some(problem)) => problem.describe(&p.display().to_string(), &cause),
+        (Some(p), None) => format!("database {}: {cause}", p.display()),
+        (None, _) => format!("database: {cause}"),
+    }
 }
 
 pub struct Store {
@@ -192,11 +316,15 @@ impl SharedStore {
         R: Send + 'static,
     {
         let inner = self.clone();
-        tokio::task::spawn_blocking(move || f(&mut inner.lock()))
-            .await
-            .map_err(|e| StoreError::TaskFailed {
-                detail: e.to_string(),
-            })?
+        tokio::task::spawn_blocking(move || {
+            let mut guard = inner.lock();
+            let path = guard.path.clone();
+            f(&mut guard).map_err(|e| e.in_file(&path))
+        })
+        .await
+        .map_err(|e| StoreError::TaskFailed {
+            detail: e.to_string(),
+        })?
     }
 
     /// The store itself, for short synchronous work (a few reads or one small write) or
@@ -226,13 +354,12 @@ impl Store {
             // A missing directory is created; any other problem surfaces from open below.
             let _ = std::fs::create_dir_all(dir);
         }
-        let open_err = |source| StoreError::Open {
+        let open_err = |error| StoreError::Open {
             path: path.to_path_buf(),
-            source,
+            error,
         };
         let mut conn = Connection::open(path).map_err(open_err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(open_err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(open_err)?;
         // NORMAL in WAL mode: a commit survives the process being killed; only an OS crash
@@ -279,6 +406,13 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How long a statement waits for another connection's lock before it fails with
+    /// "database is locked" ([`BUSY_TIMEOUT`] from [`Store::open`]).
+    pub fn set_busy_timeout(&mut self, wait: std::time::Duration) -> Result<(), StoreError> {
+        self.conn.busy_timeout(wait)?;
+        Ok(())
     }
 
     // ---- batches and transactions ----------------------------------------------------
@@ -434,7 +568,7 @@ fn text<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> Result<&'r str, StoreError> {
     let v = r.get_ref(i)?;
     v.as_str().map_err(|_| {
         let name = r.as_ref().column_name(i).unwrap_or("?").to_owned();
-        StoreError::Sql(rusqlite::Error::InvalidColumnType(i, name, v.data_type()))
+        StoreError::from(rusqlite::Error::InvalidColumnType(i, name, v.data_type()))
     })
 }
 
@@ -486,22 +620,101 @@ mod tests {
             panic!("a database under a plain file opened");
         };
         assert!(matches!(e, StoreError::Open { .. }), "{e:?}");
-        let mut causes = Vec::new();
-        let mut next = std::error::Error::source(&e);
-        while let Some(c) = next {
-            causes.push(c.to_string());
-            next = c.source();
-        }
-        assert!(!causes.is_empty(), "the cause is the source");
         let chain = format!("{:#}", anyhow::Error::from(e));
+        assert!(chain.contains(&path.display().to_string()), "{chain}");
         assert_eq!(
-            chain,
-            format!(
-                "database {}: cannot open: {}",
-                path.display(),
-                causes.join(": ")
-            )
+            chain.matches("unable to open database file").count(),
+            1,
+            "{chain}"
         );
+    }
+
+    /// The message of a write to `path` that SQLite refuses as `setup` arranges.
+    fn refused_write(path: &Path, setup: impl FnOnce(&Connection)) -> String {
+        let c = Connection::open(path).unwrap();
+        c.execute_batch("CREATE TABLE IF NOT EXISTS t (x TEXT)")
+            .unwrap();
+        setup(&c);
+        let e = c
+            .execute_batch(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200)
+                 INSERT INTO t SELECT hex(randomblob(4000)) FROM n",
+            )
+            .unwrap_err();
+        let e = StoreError::from(e).in_file(path);
+        format!("{:#}", anyhow::Error::from(e))
+    }
+
+    #[test]
+    fn a_full_disk_names_the_file_and_says_it_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("full.sqlite3");
+        let msg = refused_write(&path, |c| {
+            c.pragma_update(None, "max_page_count", 4).unwrap();
+        });
+        assert_eq!(msg.matches("database or disk is full").count(), 1, "{msg}");
+        assert!(
+            msg.starts_with(&format!(
+                "cannot write {}: its filesystem is full",
+                path.display()
+            )),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_read_only_database_names_the_file_and_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ro.sqlite3");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x TEXT)")
+            .unwrap();
+        let c =
+            Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        let e = c.execute_batch("INSERT INTO t VALUES ('x')").unwrap_err();
+        let msg = format!(
+            "{:#}",
+            anyhow::Error::from(StoreError::from(e).in_file(&path))
+        );
+        assert_eq!(
+            msg.matches("attempt to write a readonly database").count(),
+            1,
+            "{msg}"
+        );
+        assert!(
+            msg.starts_with(&format!("cannot write {}", path.display())),
+            "{msg}"
+        );
+        assert!(msg.contains("write access"), "{msg}");
+    }
+
+    #[test]
+    fn a_write_lock_held_by_another_process_is_waited_for_then_named_with_what_to_do() {
+        let (d, mut s) = open();
+        let path = s.path().to_path_buf();
+        s.set_busy_timeout(std::time::Duration::from_millis(200))
+            .unwrap();
+        let other = Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let started = std::time::Instant::now();
+        let e = s.begin_run(Utc::now(), false, "full").unwrap_err();
+        let waited = started.elapsed();
+        assert!(e.is_busy(), "{e:?}");
+        assert!(
+            waited >= std::time::Duration::from_millis(150),
+            "the busy timeout was not honoured: {waited:?}"
+        );
+        let msg = e.in_file(&path).to_string();
+        assert!(
+            msg.starts_with(&format!(
+                "another process holds a write lock on {}",
+                path.display()
+            )),
+            "{msg}"
+        );
+        assert!(msg.contains("the next run will continue"), "{msg}");
+        drop(d);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The built binary against a local sandbox over real HTTP, with a real SQLite file.
 
 mod apply;
+mod database;
 mod desk;
 mod email;
 mod helpers;
