@@ -56,6 +56,11 @@ fn name_database(mut e: anyhow::Error, path: &std::path::Path) -> anyhow::Error 
     e
 }
 
+/// How long the end of a run that failed on a held database may wait for it again, so
+/// that a lock held for long delays the run (and the daemon's schedule) by about the
+/// busy timeout once, not once per statement.
+const FINISH_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 async fn run_once_inner(settings: &Settings, opts: &RunOptions) -> anyhow::Result<RunSummary> {
     let started = Utc::now();
     let mut summary = RunSummary::new(started, opts.dry_run || !settings.reconcile.enabled);
@@ -95,6 +100,11 @@ async fn run_once_inner(settings: &Settings, opts: &RunOptions) -> anyhow::Resul
         .await
         .map_err(|e| name_database(e, db_path));
     summary.finished_at = Utc::now();
+    let busy = result
+        .as_ref()
+        .err()
+        .and_then(|e| e.downcast_ref::<StoreError>())
+        .is_some_and(StoreError::is_busy);
     if let Err(e) = &result {
         summary.status = RunStatus::Failed;
         summary.error = Some(format!("{e:#}"));
@@ -104,8 +114,24 @@ async fn run_once_inner(settings: &Settings, opts: &RunOptions) -> anyhow::Resul
     // still says what it did.
     let last_success = {
         let mut store = db.lock();
-        summary.count_reconciled(&store.reconciled_in_run(run_id)?);
-        store.finish_run(run_id, summary.finished_at, &run_end(&summary))?;
+        if busy {
+            store.set_busy_timeout(FINISH_BUSY_TIMEOUT)?;
+        }
+        let recorded = store.reconciled_in_run(run_id).and_then(|rows| {
+            summary.count_reconciled(&rows);
+            store.finish_run(run_id, summary.finished_at, &run_end(&summary))
+        });
+        match recorded {
+            Ok(()) => {}
+            Err(e) if busy && e.is_busy() => {
+                // Still held: the run's own error says so; the next run closes this one.
+                tracing::warn!(
+                    run = run_id,
+                    "the database is still locked; the run's end is not recorded, the next run marks it failed"
+                );
+            }
+            Err(e) => return Err(e.into()),
+        }
         store.last_success()?
     };
     if let Some(path) = &settings.monitoring.textfile {

@@ -1,9 +1,11 @@
 //! What the run says and does when its database is in another's hands, cannot be made,
 //! or is damaged: each message names the file and what to do.
 
-use cp_recon::sandbox::{DataSpec, SandboxConfig};
+use std::time::{Duration, Instant};
 
-use crate::helpers::{TestEnv, code, text};
+use cp_recon::sandbox::{DataSpec, Faults, SandboxConfig};
+
+use crate::helpers::{TestEnv, code, scalar, text};
 
 fn small() -> SandboxConfig {
     SandboxConfig::new(DataSpec::small(7, chrono::Utc::now()))
@@ -16,6 +18,66 @@ fn last_line(out: &std::process::Output) -> String {
         .last()
         .unwrap_or_default()
         .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_lock_held_by_another_process_mid_run_fails_the_run_after_the_busy_timeout_naming_the_file()
+ {
+    let mut config = small();
+    config.faults.hold_reconcile = true;
+    let env = TestEnv::start(config).await;
+    let child = env
+        .command(&["--run-now"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The run is in its reconcile phase, holding a call's answer.
+    env.sandbox.wait_for_held_reconcile().await;
+    // A person's sqlite3 shell takes the write lock, and keeps it well past the timeout.
+    let holder = rusqlite::Connection::open(&env.db).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    env.sandbox.set_faults(Faults::default());
+    env.sandbox.release_held();
+    let started = Instant::now();
+    let out = child.wait_with_output().await.unwrap();
+    let took = started.elapsed();
+    holder.execute_batch("ROLLBACK").unwrap();
+    drop(holder);
+
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let last = last_line(&out);
+    assert!(
+        last.contains(&format!(
+            "another process holds a write lock on {}",
+            env.db.display()
+        )),
+        "{}",
+        text(&out)
+    );
+    assert!(last.contains("the next run will continue"), "{last}");
+    assert_eq!(last.matches("database is locked").count(), 1, "{last}");
+    // The busy timeout (10 s) once, and a short wait to record the end: not once per
+    // statement.
+    assert!(
+        took < Duration::from_secs(16),
+        "the run waited {took:?} for the lock"
+    );
+
+    // With the lock gone, the next run settles what the failed one left and completes.
+    let again = env.run(&["--run-now"]).await;
+    assert_eq!(code(&again), 0, "{}", text(&again));
+    let store = env.store();
+    let open: i64 = scalar(
+        &store,
+        "SELECT COUNT(*) FROM matches WHERE state IN ('intent', 'unknown')",
+    );
+    assert_eq!(open, 0);
+    let running: i64 = scalar(
+        &store,
+        "SELECT COUNT(*) FROM runs WHERE outcome = 'running'",
+    );
+    assert_eq!(running, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
