@@ -354,9 +354,15 @@ impl Store {
             // A missing directory is created; any other problem surfaces from open below.
             let _ = std::fs::create_dir_all(dir);
         }
-        let open_err = |error| StoreError::Open {
-            path: path.to_path_buf(),
-            error,
+        let open_err = |error: rusqlite::Error| match Problem::of(&error) {
+            Some(Problem::Damaged) => StoreError::Damaged {
+                path: path.to_path_buf(),
+                detail: error.to_string(),
+            },
+            _ => StoreError::Open {
+                path: path.to_path_buf(),
+                error,
+            },
         };
         let mut conn = Connection::open(path).map_err(open_err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
@@ -392,9 +398,19 @@ impl Store {
         let migrations = Migrations::new(MIGRATIONS.iter().map(|s| M::up(s)).collect());
         migrations
             .to_latest(&mut conn)
-            .map_err(|source| StoreError::Migrate {
-                path: path.to_path_buf(),
-                source,
+            .map_err(|source| match &source {
+                rusqlite_migration::Error::RusqliteError { err, .. }
+                    if Problem::of(err) == Some(Problem::Damaged) =>
+                {
+                    StoreError::Damaged {
+                        path: path.to_path_buf(),
+                        detail: err.to_string(),
+                    }
+                }
+                _ => StoreError::Migrate {
+                    path: path.to_path_buf(),
+                    source,
+                },
             })?;
         Ok(Self {
             conn,
@@ -406,6 +422,33 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Checks the file's structure (`PRAGMA quick_check`: every page and record is
+    /// well formed, without comparing indexes to their tables) and refuses a damaged
+    /// one: a file that lost its last pages still opens, and silently lacks rows.
+    pub fn check(&self) -> Result<(), StoreError> {
+        let damaged = |detail: String| StoreError::Damaged {
+            path: self.path.clone(),
+            detail,
+        };
+        let found = (|| -> rusqlite::Result<Vec<String>> {
+            let mut st = self.conn.prepare("PRAGMA quick_check(3)")?;
+            let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+            rows.collect()
+        })();
+        match found {
+            Ok(rows) if rows.len() == 1 && rows[0] == "ok" => Ok(()),
+            Ok(rows) => Err(damaged(
+                rows.iter()
+                    .flat_map(|r| r.lines())
+                    .filter(|l| !l.starts_with("*** in database"))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )),
+            Err(e) if Problem::of(&e) == Some(Problem::Damaged) => Err(damaged(e.to_string())),
+            Err(e) => Err(StoreError::from(e).in_file(&self.path)),
+        }
     }
 
     /// How long a statement waits for another connection's lock before it fails with

@@ -107,3 +107,78 @@ async fn a_database_directory_that_cannot_be_created_is_named_with_the_real_caus
     );
     assert!(!last.contains("No such file or directory"), "{last}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_lost_its_last_pages_is_refused_with_how_to_restore_it() {
+    let env = TestEnv::start(small()).await;
+    let first = env.run(&["--run-now"]).await;
+    assert_eq!(code(&first), 0, "{}", text(&first));
+    // The file loses its last few KB, as on a disk that filled up mid-copy.
+    let len = std::fs::metadata(&env.db).unwrap().len();
+    assert!(len > 64 * 1024, "a database of {len} bytes");
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&env.db)
+        .unwrap();
+    file.set_len(len - 12 * 1024).unwrap();
+    drop(file);
+    let calls_before = env.sandbox.reconcile_calls().len();
+
+    let out = env.run(&["--run-now"]).await;
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let last = last_line(&out);
+    assert!(
+        last.contains(&format!("database {} is damaged", env.db.display())),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        last.contains("put the last good backup in its place"),
+        "{last}"
+    );
+    assert_eq!(env.sandbox.reconcile_calls().len(), calls_before);
+    // Refused before anything was written: the file is as the truncation left it.
+    assert_eq!(std::fs::metadata(&env.db).unwrap().len(), len - 12 * 1024);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_whose_last_pages_were_zeroed_opens_but_a_full_resync_refuses_it() {
+    let env = TestEnv::start(small()).await;
+    let first = env.run(&["--run-now"]).await;
+    assert_eq!(code(&first), 0, "{}", text(&first));
+    // The last 8 KB read back as zeros (a lost write): the file keeps its size, its
+    // header and schema, so it opens and most reads still work.
+    let len = std::fs::metadata(&env.db).unwrap().len();
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&env.db)
+            .unwrap();
+        file.seek(SeekFrom::Start(len - 8 * 1024)).unwrap();
+        file.write_all(&[0u8; 8 * 1024]).unwrap();
+    }
+    let runs: i64 = rusqlite::Connection::open(&env.db)
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM runs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(runs, 1, "the damage is not in what a plain read sees");
+
+    let out = env.run(&["--run-now", "--full"]).await;
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let last = last_line(&out);
+    assert!(
+        last.contains(&format!("database {} is damaged", env.db.display())),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        last.contains("put the last good backup in its place"),
+        "{last}"
+    );
+    let runs: i64 = rusqlite::Connection::open(&env.db)
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM runs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(runs, 1, "a run was begun on the damaged file");
+}
