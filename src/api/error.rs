@@ -73,6 +73,13 @@ pub enum ApiError {
         detail: String,
         wait: Duration,
     },
+    /// The provider's TLS certificate did not verify (an unknown issuer, expired, for
+    /// another name): permanent until someone changes the trust store or the server, so
+    /// nothing is retried. Nothing was sent: the request never left the handshake.
+    #[error(
+        "the provider's certificate is not trusted: {cause}; see README, Troubleshooting (calling {endpoint})"
+    )]
+    UntrustedCertificate { endpoint: String, cause: String },
     /// The HTTP client could not be set up (its TLS configuration, say): nothing was
     /// sent.
     #[error("cannot set up the HTTP client: {detail}")]

@@ -125,6 +125,9 @@ pub struct Client {
     pacer: Mutex<Instant>,
     deadline: Instant,
     jitter: Mutex<u64>,
+    /// Why the provider's certificate was refused, once it was: every later request
+    /// would fail the same way, so none is tried.
+    untrusted: Mutex<Option<String>>,
     pub stats: ApiStats,
 }
 
@@ -166,6 +169,7 @@ impl Client {
             token: tokio::sync::Mutex::new(None),
             pacer: Mutex::new(now),
             jitter: Mutex::new(seed | 1),
+            untrusted: Mutex::new(None),
             stats: ApiStats::default(),
         })
     }
@@ -186,6 +190,19 @@ impl Client {
 
     pub fn config(&self) -> &ClientConfig {
         &self.cfg
+    }
+
+    /// The refusal of the provider's certificate, when a request met one: the run's
+    /// real cause, whatever each list or call reports.
+    pub fn untrusted_certificate(&self) -> Option<ApiError> {
+        self.untrusted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .map(|cause| ApiError::UntrustedCertificate {
+                endpoint: PATH_AUTH.into(),
+                cause,
+            })
     }
 
     // ---- endpoints -----------------------------------------------------------------

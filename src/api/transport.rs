@@ -80,6 +80,7 @@ impl Client {
         let mut reauthed = false;
         loop {
             attempt += 1;
+            self.trusted(path)?;
             let token = self.token(path).await?;
             self.pace(path).await?;
             let remaining = self.remaining(path)?;
@@ -89,8 +90,7 @@ impl Client {
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
             let outcome = match req.send().await {
                 Ok(resp) => self.decode(path, resp).await,
-                Err(e) if e.is_connect() => Outcome::NotSent(describe_reqwest(&e)),
-                Err(e) => Outcome::Transient(describe_reqwest(&e), None),
+                Err(e) => self.failed(path, &e),
             };
             let (detail, wait) = match outcome {
                 Outcome::Ok(v) => return Ok(v),
@@ -309,6 +309,8 @@ impl Client {
         {
             return Ok(t.value.clone());
         }
+        // Asked again by each request that waited for this lock.
+        self.trusted(endpoint)?;
         let t = self.authenticate(endpoint).await?;
         let v = t.value.clone();
         *guard = Some(t);
@@ -336,8 +338,7 @@ impl Client {
                 .await
             {
                 Ok(resp) => self.decode(PATH_AUTH, resp).await,
-                Err(e) if e.is_connect() => Outcome::NotSent(describe_reqwest(&e)),
-                Err(e) => Outcome::Transient(describe_reqwest(&e), None),
+                Err(e) => self.failed(endpoint, &e),
             };
             let (detail, wait) = match outcome {
                 Outcome::Ok(answer) => {
@@ -361,6 +362,41 @@ impl Client {
                 Outcome::NotSent(d) => (d, None),
             };
             self.before_retry(PATH_AUTH, attempt, detail, wait).await?;
+        }
+    }
+
+    /// A request that got no answer: a certificate the verifier refused is permanent (it
+    /// fails the same way until someone acts, and retrying only repeats the error), and
+    /// is kept so that no later request tries again; a connection that was never made
+    /// may be retried even for a write; anything else may have reached the provider.
+    fn failed(&self, endpoint: &str, e: &reqwest::Error) -> Outcome {
+        if let Some(cause) = untrusted_certificate(e) {
+            *self.untrusted.lock().unwrap_or_else(|p| p.into_inner()) = Some(cause.clone());
+            return Outcome::Fatal(ApiError::UntrustedCertificate {
+                endpoint: endpoint.to_owned(),
+                cause,
+            });
+        }
+        if e.is_connect() {
+            Outcome::NotSent(describe_reqwest(e))
+        } else {
+            Outcome::Transient(describe_reqwest(e), None)
+        }
+    }
+
+    /// Fails at once when an earlier request met an untrusted certificate.
+    fn trusted(&self, endpoint: &str) -> Result<(), ApiError> {
+        match self
+            .untrusted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            Some(cause) => Err(ApiError::UntrustedCertificate {
+                endpoint: endpoint.to_owned(),
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
         }
     }
 
@@ -630,6 +666,27 @@ pub(super) fn snippet_bytes(b: &[u8]) -> String {
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Why the TLS verifier refused the provider's certificate, when that is what ended the
+/// request. rustls's error sits in the source chain inside `io::Error`s (two, nested,
+/// with hyper and tokio-rustls), whose `source()` skips the error they wrap, so each
+/// `io::Error` is opened as well as followed.
+fn untrusted_certificate(e: &reqwest::Error) -> Option<String> {
+    fn find(err: &(dyn std::error::Error + 'static), depth: u8) -> Option<String> {
+        if depth > 16 {
+            return None;
+        }
+        if let Some(rustls::Error::InvalidCertificate(c)) = err.downcast_ref::<rustls::Error>() {
+            return Some(c.to_string());
+        }
+        let wrapped = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| find(inner, depth + 1));
+        wrapped.or_else(|| err.source().and_then(|s| find(s, depth + 1)))
+    }
+    find(e, 0)
 }
 
 /// reqwest's error with its source chain, minus the URL's query (no secret lives there,

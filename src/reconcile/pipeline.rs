@@ -370,9 +370,11 @@ async fn call(
     })
     .await;
     let stop = answers.iter().find_map(|a| match a {
-        Ok(Err(e @ (ApiError::Auth { .. } | ApiError::Deadline { .. }))) => {
-            Some(format!("not called: {e}"))
-        }
+        Ok(Err(
+            e @ (ApiError::Auth { .. }
+            | ApiError::Deadline { .. }
+            | ApiError::UntrustedCertificate { .. }),
+        )) => Some(format!("not called: {e}")),
         _ => None,
     });
     Answered {
@@ -398,7 +400,10 @@ fn answer_of(result: Result<ReconcileAnswer, ApiError>) -> (Answer, Duration) {
         Err(ApiError::NotProcessed { detail, wait, .. }) => (Answer::NotProcessed(detail), wait),
         // The deadline passed before the call was sent (the client starts no request
         // after it): nothing was applied.
-        Err(e @ ApiError::Deadline { .. }) => (Answer::NotSent(format!("not called: {e}")), none),
+        // A certificate the verifier refused ends the handshake before the request.
+        Err(e @ (ApiError::Deadline { .. } | ApiError::UntrustedCertificate { .. })) => {
+            (Answer::NotSent(format!("not called: {e}")), none)
+        }
         Err(e) => (Answer::Lost(e.to_string()), none),
     }
 }

@@ -389,7 +389,11 @@ fn reconciled_row(m: &MatchRow) -> Reconciled {
 fn conclude(summary: &mut RunSummary, client: &Client, synced: &sync::SyncReport) {
     summary.api_requests = client.stats.requests.load(Ordering::Relaxed);
     summary.api_errors = client.stats.errors.load(Ordering::Relaxed);
-    summary.status = if synced.complete {
+    summary.status = if let Some(e) = client.untrusted_certificate() {
+        // The cause of every list's failure, said once and first.
+        summary.error = Some(format!("{e}; nothing was reconciled"));
+        RunStatus::Failed
+    } else if synced.complete {
         RunStatus::Completed
     } else {
         summary.error = Some(format!(
