@@ -9,8 +9,8 @@
 //!   (`crate::desk`).
 //!
 //! Exit codes: 0 the run completed; 1 the run failed (API unreachable, incomplete sync,
-//! database error); 2 usage or configuration error, or a decision refused; 75 another
-//! run is in progress.
+//! database error) or was stopped by SIGTERM/SIGINT; 2 usage or configuration error, or
+//! a decision refused; 75 another run is in progress.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::{self, ConfigError, Settings};
-use crate::run::{RunOptions, RunStatus, run_once};
+use crate::run::{RunOptions, RunStatus, Stop, run_once};
 use crate::sandbox::SandboxArgs;
 use crate::schedule::run_scheduled;
 use crate::telemetry::LogFormat;
@@ -26,7 +26,7 @@ use crate::telemetry::LogFormat;
 /// The process's exit codes, the one place they are defined (the README's table).
 /// The run completed (whatever was left unmatched).
 pub const EXIT_OK: u8 = 0;
-/// The run failed or was incomplete.
+/// The run failed, was incomplete, or was stopped (SIGTERM, SIGINT).
 pub const EXIT_FAILED: u8 = 1;
 /// A usage or configuration error.
 pub const EXIT_USAGE: u8 = 2;
@@ -188,14 +188,28 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
                 Ok(s) => s,
                 Err(code) => return ExitCode::from(code),
             };
+            log_hangups();
             if cli.run_now {
                 let opts = RunOptions {
                     dry_run: cli.dry_run,
                     full: cli.full,
                     progress: crate::telemetry::is_interactive(),
                     write_eml: false,
+                    stop: Stop::default(),
                 };
-                run_now(&settings, &opts).await
+                // SIGTERM (`systemctl stop`) or SIGINT: the run stops at its next safe
+                // point, as a run of the daemon does, instead of dying mid-call.
+                let stop = opts.stop.clone();
+                let on_signal = tokio::spawn(async move {
+                    let why = termination().await;
+                    tracing::warn!(
+                        "{why} received; stopping: no new reconcile call, the calls in flight are settled"
+                    );
+                    stop.request(&format!("{why} received"));
+                });
+                let code = run_now(&settings, &opts).await;
+                on_signal.abort();
+                code
             } else {
                 daemon(settings).await
             }
@@ -328,6 +342,14 @@ pub async fn run_now(settings: &Settings, opts: &RunOptions) -> u8 {
                     }
                 }
                 RunStatus::Completed => tracing::info!(summary = %s.line(), "run finished"),
+                RunStatus::Stopped => {
+                    // Asked for (`systemctl stop`, Ctrl-C): a warning, not an error.
+                    let msg = s.error.as_deref().unwrap_or("stopped");
+                    tracing::warn!(summary = %s.line(), "{msg}");
+                    if crate::telemetry::plain() {
+                        eprintln!("cp-recon: {msg}");
+                    }
+                }
                 RunStatus::Incomplete | RunStatus::Failed => {
                     tracing::error!(summary = %s.line(), error = s.error.as_deref().unwrap_or(""), "run did not complete");
                     if crate::telemetry::plain() {
@@ -361,9 +383,17 @@ async fn daemon(settings: Settings) -> u8 {
         progress: false,
         ..RunOptions::default()
     };
+    let stop = opts.stop.clone();
+    // No run starts after SIGTERM or SIGINT; the one in progress stops at its next
+    // safe point (no new reconcile call, the calls in flight settled).
+    let shutdown = async move {
+        let why = termination().await;
+        tracing::info!("{why} received; shutting down");
+        stop.request(&format!("{why} received"));
+    };
     let settings = &settings;
     let opts = &opts;
-    let stats = run_scheduled(schedule, tz, shutdown_signal(), || async move {
+    let stats = run_scheduled(schedule, tz, shutdown, || async move {
         // A failed run is logged by run_now and does not stop the schedule.
         let _ = run_now(settings, opts).await;
     })
@@ -372,8 +402,35 @@ async fn daemon(settings: Settings) -> u8 {
     EXIT_OK
 }
 
-/// Resolves on SIGTERM or SIGINT (the daemon lets a run in progress finish first).
+/// Resolves on SIGTERM or SIGINT, logging which.
 pub async fn shutdown_signal() {
+    let why = termination().await;
+    tracing::info!("{why} received; shutting down");
+}
+
+/// Logs each SIGHUP and otherwise ignores it (its default action would end the
+/// process): the configuration is read once, at start.
+fn log_hangups() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hup) => {
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        tracing::warn!(
+                            "SIGHUP received and ignored: the configuration is read only at start; restart cp-recon to apply a change"
+                        );
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot watch for SIGHUP"),
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT with the signal's name.
+async fn termination() -> &'static str {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
@@ -391,7 +448,7 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! {
-        () = ctrl_c => tracing::info!("SIGINT received; shutting down"),
-        () = term => tracing::info!("SIGTERM received; shutting down"),
+        () = ctrl_c => "SIGINT",
+        () = term => "SIGTERM",
     }
 }

@@ -19,6 +19,7 @@
 //! - `status`    — `cp-recon status`: the last runs, open items and blockers on one screen.
 //! - `schedule`  — the long-running mode's cron schedule, in a time zone.
 //! - `lock`      — the run lock: two runs never overlap on one database.
+//! - `stop`      — a request to stop a run, from SIGTERM or SIGINT.
 //! - `metrics`   — the Prometheus textfile and the dead-man's-switch ping.
 //! - `telemetry` — tracing setup: log format and the `RUST_LOG` filter.
 //! - `config`    — typed configuration: one TOML file, then environment overrides.
@@ -42,6 +43,7 @@ pub mod run;
 pub mod sandbox;
 pub mod schedule;
 pub mod status;
+pub mod stop;
 pub mod store;
 pub mod sync;
 pub mod telemetry;

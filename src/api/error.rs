@@ -80,6 +80,9 @@ pub enum ApiError {
         "the provider's certificate is not trusted: {cause}; see README, Troubleshooting (calling {endpoint})"
     )]
     UntrustedCertificate { endpoint: String, cause: String },
+    /// A write asked for after the run was asked to stop (SIGTERM): it was not sent.
+    #[error("{endpoint}: not sent: {why}")]
+    Stopped { endpoint: String, why: String },
     /// The HTTP client could not be set up (its TLS configuration, say): nothing was
     /// sent.
     #[error("cannot set up the HTTP client: {detail}")]

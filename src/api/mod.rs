@@ -128,6 +128,8 @@ pub struct Client {
     /// Why the provider's certificate was refused, once it was: every later request
     /// would fail the same way, so none is tried.
     untrusted: Mutex<Option<String>>,
+    /// Once requested, no write is sent (reads go on: they settle calls in flight).
+    stop: crate::stop::Stop,
     pub stats: ApiStats,
 }
 
@@ -170,6 +172,7 @@ impl Client {
             pacer: Mutex::new(now),
             jitter: Mutex::new(seed | 1),
             untrusted: Mutex::new(None),
+            stop: crate::stop::Stop::default(),
             stats: ApiStats::default(),
         })
     }
@@ -186,6 +189,13 @@ impl Client {
             backoff_base: Duration::from_millis(settings.backoff_base_ms),
             deadline: Duration::from_secs(settings.run_deadline_secs),
         })
+    }
+
+    /// From the moment `stop` is requested, no write (reconcile call) is sent; one
+    /// asked for fails with [`ApiError::Stopped`], which says it was not sent.
+    pub fn with_stop(mut self, stop: crate::stop::Stop) -> Self {
+        self.stop = stop;
+        self
     }
 
     pub fn config(&self) -> &ClientConfig {

@@ -84,6 +84,16 @@ impl Client {
             let token = self.token(path).await?;
             self.pace(path).await?;
             let remaining = self.remaining(path)?;
+            // Checked last, right before the request: a write paced or re-authenticated
+            // while the stop came is not sent either.
+            if kind == Kind::Write
+                && let Some(why) = self.stop.requested()
+            {
+                return Err(ApiError::Stopped {
+                    endpoint: path.into(),
+                    why: why.to_owned(),
+                });
+            }
             let req = build(&self.http, url.clone())
                 .header(AUTH_HEADER, token.expose_secret())
                 .timeout(self.cfg.timeout.min(remaining));

@@ -29,7 +29,7 @@ mod pipeline;
 mod recover;
 
 pub use crate::matching::fate::NotReconciled;
-pub use pipeline::execute;
+pub use pipeline::{execute, execute_until};
 pub use recover::recover;
 
 /// What the reconcile step did.

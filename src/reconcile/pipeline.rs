@@ -55,6 +55,21 @@ pub async fn execute(
     dry_run: bool,
     concurrency: usize,
 ) -> Result<Outcome, StoreError> {
+    execute_until(client, db, run, pairs, dry_run, concurrency, || None).await
+}
+
+/// [`execute`], asking `halt` before each batch: once it says why (SIGTERM, say), no
+/// further call is made; the calls already in flight are answered and recorded, and
+/// the intents not called yet are recorded as skipped.
+pub async fn execute_until(
+    client: &Arc<Client>,
+    db: &SharedStore,
+    run: RunId,
+    pairs: Vec<(Payment, BankTransaction)>,
+    dry_run: bool,
+    concurrency: usize,
+    halt: impl Fn() -> Option<String>,
+) -> Result<Outcome, StoreError> {
     let mut out = Outcome::default();
     if dry_run {
         let now = Utc::now();
@@ -80,6 +95,11 @@ pub async fn execute(
     let mut prepared: Option<Prepared> = None;
     let mut answered: Option<Answered> = None;
     loop {
+        if stop.is_none()
+            && let Some(why) = halt()
+        {
+            stop = Some(format!("not called: {why}"));
+        }
         let chunk: Vec<_> = rest.by_ref().take(batch).collect();
         if chunk.is_empty() && prepared.is_none() && answered.is_none() {
             break;
@@ -373,7 +393,8 @@ async fn call(
         Ok(Err(
             e @ (ApiError::Auth { .. }
             | ApiError::Deadline { .. }
-            | ApiError::UntrustedCertificate { .. }),
+            | ApiError::UntrustedCertificate { .. }
+            | ApiError::Stopped { .. }),
         )) => Some(format!("not called: {e}")),
         _ => None,
     });
@@ -401,9 +422,11 @@ fn answer_of(result: Result<ReconcileAnswer, ApiError>) -> (Answer, Duration) {
         // The deadline passed before the call was sent (the client starts no request
         // after it): nothing was applied.
         // A certificate the verifier refused ends the handshake before the request.
-        Err(e @ (ApiError::Deadline { .. } | ApiError::UntrustedCertificate { .. })) => {
-            (Answer::NotSent(format!("not called: {e}")), none)
-        }
+        Err(
+            e @ (ApiError::Deadline { .. }
+            | ApiError::UntrustedCertificate { .. }
+            | ApiError::Stopped { .. }),
+        ) => (Answer::NotSent(format!("not called: {e}")), none),
         Err(e) => (Answer::Lost(e.to_string()), none),
     }
 }

@@ -16,6 +16,7 @@ use crate::lock::{LockError, RunLock};
 use crate::matching::{self, Decisions, MatchInput};
 use crate::reconcile;
 use crate::report::{Reconciled, Report, ReportInput, RunInfo, SendPolicy};
+pub use crate::stop::Stop;
 use crate::store::{MatchRow, RunEnd, SharedStore, Store, StoreError};
 use crate::sync::{self, SyncMode, SyncOptions};
 
@@ -27,6 +28,8 @@ use summary::{metrics_of, summary_json, tally};
 /// How to run.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
+    /// Stop at the next safe point once requested.
+    pub stop: Stop,
     /// Decide and record everything, call nothing.
     pub dry_run: bool,
     /// Read every list from the beginning.
@@ -193,8 +196,10 @@ fn begin(
 fn run_end(summary: &RunSummary) -> RunEnd {
     let read = summary.records_read.unwrap_or_default();
     RunEnd {
+        // The `runs` table knows no `stopped`: a stopped run is a failed one whose error
+        // says it was stopped.
         outcome: match summary.status {
-            RunStatus::Locked => "failed".into(),
+            RunStatus::Locked | RunStatus::Stopped => "failed".into(),
             s => s.as_str().into(),
         },
         sync_complete: summary.sync_complete,
@@ -230,7 +235,8 @@ async fn run_inner(
     })?;
     let client = Arc::new(
         Client::from_settings(&settings.cryptopocket)
-            .context("cannot create the CryptoPocket client")?,
+            .context("cannot create the CryptoPocket client")?
+            .with_stop(opts.stop.clone()),
     );
     let mut laps = Laps::new();
 
@@ -253,6 +259,9 @@ async fn run_inner(
         tracing::info!(decisions = closed, "closed approves interrupted mid-call");
     }
     laps.lap("recover");
+    if stopped(opts, summary) {
+        return Ok(());
+    }
 
     // 2. Sync every list.
     let synced = sync_phase(settings, opts, &client, db, run_id, mode).await?;
@@ -266,8 +275,16 @@ async fn run_inner(
     laps.lap("match");
 
     // 4. Reconcile the confident pairs, then fold what happened into the findings.
-    let executed =
-        reconcile_phase(settings, &client, db, run_id, summary.dry_run, &mut view).await?;
+    let executed = reconcile_phase(
+        settings,
+        &client,
+        db,
+        run_id,
+        summary.dry_run,
+        &mut view,
+        &opts.stop,
+    )
+    .await?;
     let mut not_reconciled = recovered.not_reconciled;
     not_reconciled.append(&mut view.blocked);
     not_reconciled.extend(executed.not_reconciled);
@@ -308,6 +325,7 @@ async fn run_inner(
     summary.reconcile_calls = recovered.calls + executed.calls;
     tally(summary, &view.decisions, executed.dry_run.len());
     conclude(summary, &client, &synced);
+    stopped(opts, summary);
     laps.lap("reconcile");
 
     // 5. Record what was reported, then the report itself (disk first, then e-mail).
@@ -402,6 +420,18 @@ fn conclude(summary: &mut RunSummary, client: &Client, synced: &sync::SyncReport
         ));
         RunStatus::Incomplete
     };
+}
+
+/// Whether a stop was requested; if so the run ends as stopped, saying by what.
+fn stopped(opts: &RunOptions, summary: &mut RunSummary) -> bool {
+    let Some(why) = opts.stop.requested() else {
+        return false;
+    };
+    summary.status = RunStatus::Stopped;
+    summary.error = Some(format!(
+        "stopped: {why}: no reconcile call was made after it, the calls in flight were settled; the next run goes on from here"
+    ));
+    true
 }
 
 /// Logs how long each phase took, and the peak memory so far.
@@ -594,6 +624,7 @@ async fn reconcile_phase(
     run_id: i64,
     dry_run: bool,
     view: &mut View,
+    stop: &Stop,
 ) -> anyhow::Result<reconcile::Outcome> {
     let refused: HashMap<(PaymentId, BankTxId), String> = db
         .lock()
@@ -602,13 +633,14 @@ async fn reconcile_phase(
         .map(|(p, t, code)| ((p, t), code))
         .collect();
     let pairs = view.pairs_to_call(&refused)?;
-    let executed = reconcile::execute(
+    let executed = reconcile::execute_until(
         client,
         db,
         run_id,
         pairs,
         dry_run,
         settings.cryptopocket.concurrency,
+        || stop.requested().map(str::to_owned),
     )
     .await
     .context("reconcile step failed")?;
@@ -667,6 +699,10 @@ async fn deliver(
     let Some(email) = &settings.email else {
         return Ok(());
     };
+    if opts.stop.requested().is_some() {
+        // Asked to stop: the report waits in the outbox for the next run.
+        return Ok(());
+    }
     // The outbox: this run's report and any earlier one not delivered yet.
     let pending_reports = db.lock().pending_reports()?;
     for pending in pending_reports {

@@ -22,6 +22,10 @@ pub enum RunStatus {
     Failed,
     /// Another run holds the lock: nothing was touched.
     Locked,
+    /// SIGTERM or SIGINT came during the run: no call was made after it, the calls in
+    /// flight were settled, and the run ended there (recorded as `failed`, its error
+    /// saying it was stopped).
+    Stopped,
 }
 
 impl RunStatus {
@@ -31,6 +35,7 @@ impl RunStatus {
             Self::Incomplete => "incomplete",
             Self::Failed => "failed",
             Self::Locked => "skipped_locked",
+            Self::Stopped => "stopped",
         }
     }
     /// The process's exit code for a run that ended so (the codes are `crate::cli`'s).
@@ -38,7 +43,7 @@ impl RunStatus {
         use crate::cli::{EXIT_FAILED, EXIT_LOCKED, EXIT_OK};
         match self {
             Self::Completed => EXIT_OK,
-            Self::Incomplete | Self::Failed => EXIT_FAILED,
+            Self::Incomplete | Self::Failed | Self::Stopped => EXIT_FAILED,
             Self::Locked => EXIT_LOCKED,
         }
     }

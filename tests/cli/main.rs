@@ -8,6 +8,7 @@ mod helpers;
 mod incremental;
 mod ops;
 mod returned;
+mod signals;
 mod tls;
 // Shared with the reports suite, which uses all of it.
 #[allow(dead_code)]
