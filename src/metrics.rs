@@ -27,6 +27,10 @@ pub struct RunMetrics {
     pub api_errors: u64,
     /// List name -> records read.
     pub records_read: BTreeMap<String, u64>,
+    /// The run whose complete read `reasons` reflect, and when it started: this run
+    /// when its sync was complete, an earlier one when it was not (the counts are then
+    /// the last known state), `None` when no run has read every list in full.
+    pub unmatched_as_of: Option<(i64, DateTime<Utc>)>,
 }
 
 /// Outcomes always written (0 or 1), so an alert on one of them sees 0 rather than a
@@ -157,9 +161,24 @@ pub fn render(m: &RunMetrics, last_success: Option<DateTime<Utc>>) -> String {
     );
     e.by_label(
         "unmatched",
-        "Records left unmatched in the last run, by reason.",
+        "Records left unmatched, by reason, as the last run reported them: the state as of cp_recon_unmatched_as_of_timestamp_seconds, the last known state when that is older than the last run (its sync was incomplete).",
         "reason",
         &m.reasons,
+    );
+    e.gauge(
+        "unmatched_as_of_run",
+        "Id of the run whose complete read cp_recon_unmatched reflects (0: no run has read every list in full).",
+        m.unmatched_as_of.map_or(0, |(run, _)| run),
+    );
+    e.gauge(
+        "unmatched_as_of_timestamp_seconds",
+        "When the run whose complete read cp_recon_unmatched reflects started, seconds since the epoch (0: never).",
+        m.unmatched_as_of.map_or(0.0, |(_, at)| seconds(at)),
+    );
+    e.gauge(
+        "unmatched_stale",
+        "1 if cp_recon_unmatched is the last known state from an earlier run (the last run's sync was incomplete), else 0.",
+        u8::from(m.unmatched_as_of.is_none_or(|(run, _)| run != m.run_id)),
     );
     e.gauge(
         "reconcile_calls",

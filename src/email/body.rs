@@ -42,6 +42,9 @@ fn status_lines(s: &Summary) -> Vec<String> {
                 .to_owned(),
         );
     }
+    if let Some(caveat) = run.freshness.caveat() {
+        lines.push(format!("NOT CURRENT: {caveat}."));
+    }
     if lines.is_empty() {
         lines.push("Sync complete: every list was read in full.".to_owned());
     }
@@ -299,6 +302,7 @@ mod tests {
                 sync_complete: true,
                 dry_run: false,
                 failed: None,
+                freshness: crate::report::Freshness::Current,
             },
             attention_count: 0,
             attention: Vec::new(),

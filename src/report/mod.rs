@@ -207,6 +207,41 @@ pub struct RunInfo {
     pub dry_run: bool,
     /// The error text if the run failed.
     pub failed: Option<String>,
+    /// Whose reads the items are: this run's, or (after an incomplete sync) the last
+    /// run's that read every list in full.
+    pub freshness: Freshness,
+}
+
+/// How current a report's items are. A run that could not read every list reports from
+/// what is stored; that must not pass for the current state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// This run read every list in full.
+    Current,
+    /// This run did not: the items are the last known state, as read in full by run
+    /// `run_id`, which started at `started_at` (lists this run did read are newer).
+    AsOf {
+        run_id: i64,
+        started_at: DateTime<Utc>,
+    },
+    /// No run has read every list in full yet: the items come from partial reads.
+    NeverComplete,
+}
+
+impl Freshness {
+    /// What a reader must know about the items, or `None` when they are current.
+    pub fn caveat(self) -> Option<String> {
+        match self {
+            Self::Current => None,
+            Self::AsOf { run_id, started_at } => Some(format!(
+                "last known state as of run {run_id} at {}, the last run that read every list in full; items may have changed since",
+                crate::text::wire_time(started_at)
+            )),
+            Self::NeverComplete => Some(
+                "no run has read every list in full yet; items come from partial reads and may be wrong or missing".to_owned(),
+            ),
+        }
+    }
 }
 
 /// A payment this run reconciled with a bank transaction.

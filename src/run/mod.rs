@@ -15,7 +15,7 @@ use crate::domain::{BankTransaction, BankTxId, Offramp, OfframpId, Payment, Paym
 use crate::lock::{LockError, RunLock};
 use crate::matching::{self, Decisions, MatchInput};
 use crate::reconcile;
-use crate::report::{Reconciled, Report, ReportInput, RunInfo, SendPolicy};
+use crate::report::{Freshness, Reconciled, Report, ReportInput, RunInfo, SendPolicy};
 pub use crate::stop::Stop;
 use crate::store::{MatchRow, RunEnd, SharedStore, Store, StoreError};
 use crate::sync::{self, SyncMode, SyncOptions};
@@ -266,6 +266,14 @@ async fn run_inner(
     // 2. Sync every list.
     let synced = sync_phase(settings, opts, &client, db, run_id, mode).await?;
     summary.sync_complete = synced.complete;
+    summary.freshness = if synced.complete {
+        Freshness::Current
+    } else {
+        match db.lock().last_complete_sync(run_id)? {
+            Some((run_id, started_at)) => Freshness::AsOf { run_id, started_at },
+            None => Freshness::NeverComplete,
+        }
+    };
     summary.records_read = Some(RecordsRead::of(&synced));
     laps.lap("sync");
 
@@ -376,6 +384,7 @@ async fn report_phase(
             sync_complete: summary.sync_complete,
             dry_run: summary.dry_run,
             failed: summary.error.clone(),
+            freshness: summary.freshness,
         },
         decisions: &view.decisions,
         payments: &view.payments,

@@ -150,6 +150,9 @@ pub struct RunSummary {
     pub dry_run: bool,
     /// `None` until the sync has run.
     pub records_read: Option<RecordsRead>,
+    /// Whose reads the decisions and reasons come from (`Current` until the sync says
+    /// otherwise).
+    pub freshness: crate::report::Freshness,
     pub outcomes: Outcomes,
     pub reasons: BTreeMap<String, u64>,
     pub reconciled_totals: BTreeMap<String, Decimal>,
@@ -172,6 +175,7 @@ impl RunSummary {
             sync_complete: false,
             dry_run,
             records_read: None,
+            freshness: crate::report::Freshness::Current,
             outcomes: Outcomes::default(),
             reasons: BTreeMap::new(),
             reconciled_totals: BTreeMap::new(),
@@ -218,6 +222,9 @@ impl RunSummary {
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
             s.push_str(&format!(" [{}]", r.join(" ")));
+        }
+        if let Some(caveat) = self.freshness.caveat() {
+            s.push_str(&format!(" ({caveat})"));
         }
         if let Some(records) = &self.records_read {
             let read: Vec<String> = records
@@ -310,5 +317,10 @@ pub(super) fn metrics_of(s: &RunSummary) -> crate::metrics::RunMetrics {
         reconcile_calls: s.reconcile_calls,
         api_errors: s.api_errors,
         records_read: records_read(s),
+        unmatched_as_of: match s.freshness {
+            crate::report::Freshness::Current => s.run_id.map(|r| (r, s.started_at)),
+            crate::report::Freshness::AsOf { run_id, started_at } => Some((run_id, started_at)),
+            crate::report::Freshness::NeverComplete => None,
+        },
     }
 }

@@ -231,6 +231,25 @@ impl Store {
     }
 
     /// When the last completed run finished (for the metrics' staleness alert).
+    /// The last run before `run` that read every list in full, and when it started:
+    /// what a report of an incomplete run is as of.
+    pub fn last_complete_sync(
+        &self,
+        run: RunId,
+    ) -> Result<Option<(RunId, DateTime<Utc>)>, StoreError> {
+        let row: Option<(RunId, String)> = self
+            .conn
+            .query_row(
+                "SELECT id, started_at FROM runs WHERE sync_complete = 1 AND id < ?1
+                 ORDER BY id DESC LIMIT 1",
+                [run],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        row.map(|(id, at)| Ok((id, parse_ts("runs", &id.to_string(), &at)?)))
+            .transpose()
+    }
+
     pub fn last_success(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let v: Option<String> = self.conn.query_row(
             "SELECT MAX(finished_at) FROM runs WHERE outcome = 'completed' AND sync_mode <> 'approve'",

@@ -181,3 +181,69 @@ async fn every_injection_payload_of_the_data_set_comes_out_of_a_real_run_neutral
     // Names in other scripts survive.
     assert!(cells.iter().any(|c| c == "山田太郎"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incomplete_run_reports_its_items_as_the_last_known_state_of_the_last_complete_run() {
+    let env = TestEnv::start(small()).await;
+    let smtp = spawn_smtp();
+    let prom = env.reports.with_file_name("cp-recon.prom");
+    env.write_config(&format!(
+        "{}\n[monitoring]\ntextfile = \"{}\"\n",
+        email_section(smtp.addr.port()),
+        prom.display()
+    ));
+    let first = env.run(&["--run-now"]).await;
+    assert_eq!(code(&first), 0, "{}", text(&first));
+    let started = env.store().run(1).unwrap().unwrap().started_at;
+    let body = body_text(&smtp.received()[0]);
+    assert!(!body.contains("last known state"), "{body}");
+
+    // The next run cannot read a list in full.
+    env.sandbox.set_faults(cp_recon::sandbox::Faults {
+        broken_page: Some(cp_recon::sandbox::BrokenPage {
+            list: cp_recon::sandbox::ListName::Transactions,
+            page: 1,
+        }),
+        ..cp_recon::sandbox::Faults::default()
+    });
+    let second = env.run(&["--run-now", "--full"]).await;
+    assert_eq!(code(&second), 1, "{}", text(&second));
+    let said = format!("last known state as of run 1 at {started}");
+
+    // The e-mail says it among its status lines, before any item.
+    let received = smtp.received();
+    assert_eq!(received.len(), 2);
+    let body = body_text(&received[1]);
+    let status: Vec<&str> = body.lines().take_while(|l| !l.is_empty()).collect();
+    assert!(
+        status
+            .iter()
+            .any(|l| l.starts_with(&format!("NOT CURRENT: {said}"))),
+        "{body}"
+    );
+    // So does the run's summary line.
+    let err = String::from_utf8_lossy(&second.stderr);
+    let summary = err
+        .lines()
+        .find(|l| l.contains("run did not complete"))
+        .unwrap_or_default();
+    assert!(summary.contains(&said), "{err}");
+
+    // And the metrics: the unmatched counts are marked as run 1's, stale.
+    let metrics = std::fs::read_to_string(&prom).unwrap();
+    let sample = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
+            .to_owned()
+    };
+    assert_eq!(sample("cp_recon_last_run_id"), "2");
+    assert_eq!(sample("cp_recon_unmatched_as_of_run"), "1");
+    assert_eq!(sample("cp_recon_unmatched_stale"), "1");
+    let at: f64 = sample("cp_recon_unmatched_as_of_timestamp_seconds")
+        .parse()
+        .unwrap();
+    let started = chrono::DateTime::parse_from_rfc3339(&started).unwrap();
+    assert_eq!(at, started.timestamp_millis() as f64 / 1000.0);
+}

@@ -23,6 +23,7 @@ fn run(success: bool, outcome: &str) -> RunMetrics {
         reconcile_calls: 3,
         api_errors: 1,
         records_read: counts(&[("payments", 120), ("bank_transactions", 98)]),
+        unmatched_as_of: Some((42, utc("2026-05-04T10:00:00Z"))),
     }
 }
 
@@ -239,4 +240,26 @@ async fn a_ping_url_that_does_not_parse_is_skipped_with_a_warning_that_hides_it(
     assert!(text.contains("monitoring ping skipped"), "{text}");
     assert!(text.contains("does not parse"), "{text}");
     assert!(!text.contains("hunter2"), "{text}");
+}
+
+#[test]
+fn unmatched_counts_say_which_complete_read_they_reflect_and_whether_it_is_stale() {
+    let current = scrape(&render(&run(true, "completed"), None));
+    assert_eq!(value(&current, "cp_recon_unmatched_as_of_run", &[]), 42.0);
+    assert_eq!(value(&current, "cp_recon_unmatched_stale", &[]), 0.0);
+
+    let mut incomplete = run(false, "incomplete");
+    incomplete.unmatched_as_of = Some((40, utc("2026-05-04T09:30:00Z")));
+    let s = scrape(&render(&incomplete, None));
+    assert_eq!(value(&s, "cp_recon_unmatched_as_of_run", &[]), 40.0);
+    assert_eq!(
+        value(&s, "cp_recon_unmatched_as_of_timestamp_seconds", &[]),
+        1_777_887_000.0
+    );
+    assert_eq!(value(&s, "cp_recon_unmatched_stale", &[]), 1.0);
+
+    incomplete.unmatched_as_of = None;
+    let s = scrape(&render(&incomplete, None));
+    assert_eq!(value(&s, "cp_recon_unmatched_as_of_run", &[]), 0.0);
+    assert_eq!(value(&s, "cp_recon_unmatched_stale", &[]), 1.0);
 }

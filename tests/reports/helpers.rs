@@ -274,6 +274,7 @@ impl Fixture {
                 sync_complete: true,
                 dry_run: false,
                 failed: None,
+                freshness: cp_recon::report::Freshness::Current,
             },
             decisions,
             payments: payments.into_iter().map(|p| (p.id.clone(), p)).collect(),
