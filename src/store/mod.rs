@@ -733,6 +733,25 @@ mod tests {
     }
 
     #[test]
+    fn a_disk_error_at_open_names_the_file_and_what_to_check() {
+        // SQLITE_IOERR_SHMSIZE, what a full disk gives when the -shm file cannot grow.
+        let path = Path::new("/var/lib/cp-recon/recon.sqlite3");
+        let e = StoreError::Open {
+            path: path.to_path_buf(),
+            error: rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(4874), None),
+        };
+        let msg = format!("{:#}", anyhow::Error::from(e));
+        assert!(
+            msg.starts_with(
+                "cannot open the database: cannot read or write /var/lib/cp-recon/recon.sqlite3 or /var/lib/cp-recon/recon.sqlite3-shm"
+            ),
+            "{msg}"
+        );
+        assert!(msg.contains("the disk is full or failing"), "{msg}");
+        assert_eq!(msg.matches("4874").count(), 1, "{msg}");
+    }
+
+    #[test]
     fn a_write_lock_held_by_another_process_is_waited_for_then_named_with_what_to_do() {
         let (d, mut s) = open();
         let path = s.path().to_path_buf();
