@@ -48,7 +48,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0005_pending_payments_index.sql"),
     include_str!("../../migrations/0006_not_applied_and_vanished.sql"),
     include_str!("../../migrations/0007_decisions.sql"),
-    include_str!("../../migrations/0010_reported_reconciles.sql"),
+    include_str!("../../migrations/0008_reported_reconciles.sql"),
 ];
 
 /// How long a statement waits for a lock another process holds on the database (a

@@ -1,4 +1,4 @@
--- cp-recon schema, version 10: which report listed each reconcile.
+-- cp-recon schema, version 8: which report listed each reconcile.
 --
 -- `matches.reported_run`: the run whose report (written to disk and queued for
 -- delivery) listed this reconciled pair. A reconcile made by a run that never wrote its
