@@ -16,6 +16,8 @@ use lettre::message::{Attachment, Body, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
+
+use crate::schedule::CronSchedule;
 use serde::Deserialize;
 
 mod body;
@@ -65,7 +67,7 @@ impl fmt::Display for TlsMode {
 
 /// The `[email]` section of the configuration. `Debug` shows the password as redacted.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(from = "RawEmailSettings")]
+#[serde(try_from = "RawEmailSettings")]
 pub struct EmailSettings {
     pub smtp_host: String,
     /// Defaults by `tls`: 25, 587 or 465.
@@ -81,7 +83,17 @@ pub struct EmailSettings {
     pub to: Vec<String>,
     pub subject_prefix: String,
     pub timeout_secs: u64,
+    /// Under `send = "digest"`: when the full report goes out, once per slot, as
+    /// wall-clock times in `[schedule] timezone` (default weekdays at 08:00). Always set
+    /// from a configuration file; `None` only in [`EmailSettings::local_preview`].
+    pub digest: Option<CronSchedule>,
+    /// Under `send = "digest"`: how long runs may fail or stay incomplete before a mail
+    /// says so (default one hour).
+    pub alert_after: chrono::Duration,
 }
+
+/// The default digest: weekdays at 08:00.
+pub const DEFAULT_DIGEST: &str = "0 0 8 * * Mon-Fri";
 
 /// The file's shape: the port is optional so that its default can follow `tls`.
 #[derive(Deserialize)]
@@ -99,6 +111,8 @@ struct RawEmailSettings {
     subject_prefix: String,
     #[serde(default = "default_timeout_secs")]
     timeout_secs: u64,
+    digest: Option<String>,
+    alert_after: Option<String>,
 }
 
 fn default_subject_prefix() -> String {
@@ -109,9 +123,22 @@ fn default_timeout_secs() -> u64 {
     30
 }
 
-impl From<RawEmailSettings> for EmailSettings {
-    fn from(r: RawEmailSettings) -> Self {
-        Self {
+impl TryFrom<RawEmailSettings> for EmailSettings {
+    type Error = String;
+
+    fn try_from(r: RawEmailSettings) -> Result<Self, String> {
+        let digest = CronSchedule::parse(r.digest.as_deref().unwrap_or(DEFAULT_DIGEST))
+            .map_err(|e| format!("email.digest: {e}"))?;
+        let alert_after = match r.alert_after.as_deref() {
+            None => chrono::Duration::hours(1),
+            Some(text) => parse_duration(text).ok_or_else(|| {
+                format!(
+                    "email.alert_after: {text:?} is not a duration such as \"90m\", \"1h\" or \"2d\""
+                )
+            })?,
+        };
+        Ok(Self {
+            digest: Some(digest),
             smtp_port: r.smtp_port.unwrap_or(r.tls.default_port()),
             smtp_host: r.smtp_host,
             tls: r.tls,
@@ -122,7 +149,25 @@ impl From<RawEmailSettings> for EmailSettings {
             to: r.to,
             subject_prefix: r.subject_prefix,
             timeout_secs: r.timeout_secs,
-        }
+            alert_after,
+        })
+    }
+}
+
+/// `45s`, `90m`, `1h`, `2d`: a whole number and one unit; zero is not a duration.
+pub fn parse_duration(text: &str) -> Option<chrono::Duration> {
+    let text = text.trim();
+    let unit = text.chars().last()?;
+    let n: i64 = text[..text.len() - unit.len_utf8()].trim().parse().ok()?;
+    if n <= 0 {
+        return None;
+    }
+    match unit {
+        's' => chrono::Duration::try_seconds(n),
+        'm' => chrono::Duration::try_minutes(n),
+        'h' => chrono::Duration::try_hours(n),
+        'd' => chrono::Duration::try_days(n),
+        _ => None,
     }
 }
 
@@ -247,6 +292,8 @@ impl EmailSettings {
             to: vec!["finance@localhost".to_owned()],
             subject_prefix: default_subject_prefix(),
             timeout_secs: default_timeout_secs(),
+            digest: None,
+            alert_after: chrono::Duration::hours(1),
         }
     }
 
@@ -288,7 +335,8 @@ impl EmailSettings {
 }
 
 /// The subject line: `[cp-recon] 2026-06-26: 3 reconciled, 5 need attention`, with
-/// `RUN FAILED —`, `INCOMPLETE SYNC —`, `DRY RUN —` after the prefix when they apply.
+/// `URGENT —` (new urgent items), `RUN FAILED —`, `INCOMPLETE SYNC —`, `DRY RUN —` after
+/// the prefix when they apply.
 /// The date is the run's start, in UTC.
 pub fn subject(report: &Report, prefix: &str) -> String {
     let run = &report.run;
@@ -296,6 +344,9 @@ pub fn subject(report: &Report, prefix: &str) -> String {
     if !prefix.is_empty() {
         s.push_str(prefix);
         s.push(' ');
+    }
+    if !report.urgent.is_empty() {
+        s.push_str("URGENT — ");
     }
     if run.failed.is_some() {
         s.push_str("RUN FAILED — ");

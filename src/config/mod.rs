@@ -608,7 +608,7 @@ const SECRET_WORDS: [&str; 7] = [
 ];
 
 /// Every key the file may hold, in any section.
-const KNOWN_KEYS: [&str; 36] = [
+const KNOWN_KEYS: [&str; 38] = [
     "base_url",
     "api_key",
     "api_secret",
@@ -641,6 +641,8 @@ const KNOWN_KEYS: [&str; 36] = [
     "from",
     "to",
     "subject_prefix",
+    "digest",
+    "alert_after",
     "cron",
     "timezone",
     "textfile",

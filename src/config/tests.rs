@@ -234,3 +234,45 @@ fn a_bad_time_zone_is_named() {
     );
     assert!(e.contains("schedule.timezone"), "{e}");
 }
+
+#[test]
+fn the_digest_and_alert_after_are_parsed_once_and_a_bad_one_names_its_key() {
+    let email = "[email]\nsmtp_host = \"h\"\nfrom = \"a@b.c\"\nto = [\"d@e.f\"]\n";
+    let s = parse(
+        Path::new("c.toml"),
+        &format!("{MINIMAL}\n{email}"),
+        true,
+        &env_with_secret,
+    )
+    .unwrap();
+    let e = s.email.unwrap();
+    assert_eq!(
+        e.digest.map(|d| d.to_string()).as_deref(),
+        Some("0 0 8 * * Mon-Fri")
+    );
+    assert_eq!(e.alert_after, chrono::Duration::hours(1));
+    assert_eq!(s.reports.send, crate::report::SendPolicy::Digest);
+
+    let s = parse(
+        Path::new("c.toml"),
+        &format!("{MINIMAL}\n{email}digest = \"0 30 7 * * *\"\nalert_after = \"90m\"\n"),
+        true,
+        &env_with_secret,
+    )
+    .unwrap();
+    let e = s.email.unwrap();
+    assert_eq!(e.alert_after, chrono::Duration::minutes(90));
+
+    for (line, key) in [
+        ("digest = \"every morning\"", "email.digest"),
+        ("alert_after = \"soon\"", "email.alert_after"),
+        ("alert_after = \"0h\"", "email.alert_after"),
+    ] {
+        let e = err(
+            &format!("{MINIMAL}\n{email}{line}\n"),
+            true,
+            &env_with_secret,
+        );
+        assert!(e.contains(key), "{line}: {e}");
+    }
+}

@@ -28,6 +28,14 @@ pub(super) struct Delivery<'a> {
     pub(super) dir: &'a Path,
 }
 
+/// What leads a mail that names urgent items.
+fn urgent_heading(n: usize) -> String {
+    match n {
+        1 => "NEEDS A PERSON TODAY: 1 new urgent item".to_owned(),
+        n => format!("NEEDS A PERSON TODAY: {n} new urgent items"),
+    }
+}
+
 /// The status lines, worst first. The first line always says how the run went.
 fn status_lines(s: &Summary) -> Vec<String> {
     let run = &s.run;
@@ -126,6 +134,13 @@ fn files_line(d: &Delivery<'_>) -> String {
 
 pub(super) fn plain_body(s: &Summary, d: &Delivery<'_>) -> String {
     let mut out = String::new();
+    if !s.urgent.is_empty() {
+        let _ = writeln!(out, "{}", urgent_heading(s.urgent.len()));
+        for line in &s.urgent {
+            let _ = writeln!(out, "  {line}");
+        }
+        let _ = writeln!(out);
+    }
     for line in status_lines(s) {
         let _ = writeln!(out, "{line}");
     }
@@ -217,6 +232,17 @@ pub(super) fn html_body(s: &Summary, d: &Delivery<'_>) -> String {
          <body style=\"font-family:sans-serif;max-width:40em;margin:0 auto;padding:8px;\
          overflow-wrap:break-word\">\n",
     );
+    if !s.urgent.is_empty() {
+        let _ = writeln!(
+            out,
+            "<h3 style=\"color:#b00020\">{}</h3>\n<ul style=\"margin:0;padding-left:20px\">",
+            e(&urgent_heading(s.urgent.len()))
+        );
+        for line in &s.urgent {
+            let _ = writeln!(out, "<li style=\"margin:4px 0\">{}</li>", e(line));
+        }
+        out.push_str("</ul>\n");
+    }
     for (i, line) in status_lines(s).iter().enumerate() {
         let style = if i == 0 && bad {
             " style=\"color:#b00020;font-weight:bold\""
@@ -304,6 +330,7 @@ mod tests {
                 failed: None,
                 freshness: crate::report::Freshness::Current,
             },
+            urgent: Vec::new(),
             attention_count: 0,
             attention: Vec::new(),
             reconciled_count: 0,

@@ -77,6 +77,18 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Whether an item with this reason is mailed at once, between digests: money that
+    /// left or did not arrive as the job expected, which a person must look at today.
+    pub fn is_urgent(self) -> bool {
+        matches!(
+            self,
+            Self::ReconcileFailed
+                | Self::UnexplainedDebit
+                | Self::ReturnedAfterReconcile
+                | Self::Vanished
+        )
+    }
+
     /// The stable name used in the database, the CSVs and the metrics.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -52,6 +52,7 @@ use crate::domain::{
 use crate::matching::{Decisions, Reason};
 
 mod csv;
+pub mod mail_plan;
 mod xlsx;
 
 pub use self::csv::{neutralize_formula, timestamp};
@@ -150,22 +151,17 @@ fn deserialize_delimiter<'de, D: Deserializer<'de>>(d: D) -> Result<char, D::Err
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SendPolicy {
-    /// Only when [`Report::needs_attention`] (something unmatched, an incomplete sync, or
-    /// a failed run).
+    /// The full report once per `[email] digest` slot, from a run that read every list;
+    /// between digests, only urgent items not mailed before, and runs failing for longer
+    /// than `[email] alert_after` (see [`mail_plan`]).
     #[default]
+    Digest,
+    /// Every run whose report [needs attention](Report::needs_attention) (something
+    /// unmatched, an incomplete sync, or a failed run).
     WhenUnmatched,
+    /// Every run.
     Always,
     Never,
-}
-
-impl SendPolicy {
-    pub fn should_send(self, report: &Report) -> bool {
-        match self {
-            Self::WhenUnmatched => report.needs_attention(),
-            Self::Always => true,
-            Self::Never => false,
-        }
-    }
 }
 
 /// Why a report could not be built or written.
@@ -464,6 +460,9 @@ pub struct Summary {
     /// Unreadable records this run met that a person dismissed (they did not block
     /// it), one line each: which, by whom, why.
     pub waived: Vec<String>,
+    /// Urgent items no earlier mail named, one line each, shown first (see
+    /// [`mail_plan`]).
+    pub urgent: Vec<String>,
 }
 
 /// The rows of the four files of one run.
@@ -482,6 +481,8 @@ pub struct Report {
     /// Unreadable records this run met that a person dismissed (they did not block
     /// it), one line each: which, by whom, why.
     pub waived: Vec<String>,
+    /// Urgent items no earlier mail named, one line each: what the mail leads with.
+    pub urgent: Vec<String>,
 }
 
 /// Checks that a report can be written under `base`, creating it if needed: a file is
@@ -661,6 +662,7 @@ impl Report {
             dismissed: 0,
             decisions: Vec::new(),
             waived: Vec::new(),
+            urgent: Vec::new(),
         })
     }
 
@@ -732,6 +734,7 @@ impl Report {
             reconciled,
             dismissed: self.dismissed,
             decisions: self.decisions.clone(),
+            urgent: self.urgent.clone(),
             waived: self.waived.clone(),
         }
     }

@@ -15,11 +15,13 @@ use crate::domain::{BankTransaction, BankTxId, Offramp, OfframpId, Payment, Paym
 use crate::lock::{LockError, RunLock};
 use crate::matching::{self, Decisions, MatchInput};
 use crate::reconcile;
+use crate::report::mail_plan::Mail;
 use crate::report::{Freshness, Reconciled, Report, ReportInput, RunInfo, SendPolicy};
 pub use crate::stop::Stop;
 use crate::store::{MatchRow, RunEnd, SharedStore, Store, StoreError};
 use crate::sync::{self, SyncMode, SyncOptions};
 
+mod mail;
 mod summary;
 
 pub use summary::{EmailState, Outcomes, RecordsRead, RunStatus, RunSummary};
@@ -397,7 +399,7 @@ async fn report_phase(
     report.dismissed = view.desk.dismissed;
     report.decisions = view.desk.decisions.clone();
     report.waived = view.desk.waived.clone();
-    deliver(settings, opts, db, run_id, &report, &listed, summary).await
+    deliver(settings, opts, db, run_id, report, &listed, summary).await
 }
 
 /// A reconcile from the ledger, as the report lists it.
@@ -662,20 +664,22 @@ async fn deliver(
     opts: &RunOptions,
     db: &SharedStore,
     run_id: i64,
-    report: &Report,
+    mut report: Report,
     listed: &[i64],
     summary: &mut RunSummary,
 ) -> anyhow::Result<()> {
     let rs = &settings.reports;
+    let plan = mail::plan(settings, db, run_id, &report, summary, Utc::now())?;
+    report.urgent = plan.lines.clone();
+    let report = &report;
     let files = report
         .write_dir(&rs.dir, rs)
         .with_context(|| format!("cannot write the report under {}", rs.dir.display()))?;
     summary.report_dir = Some(files.dir.clone());
     let eml = files.dir.join("report.eml");
-    let wanted = rs.send.should_send(report);
-    let state = match (&settings.email, rs.send) {
-        (None, _) | (_, SendPolicy::Never) => EmailState::Disabled,
-        _ if !wanted => EmailState::NotNeeded,
+    let state = match (&settings.email, rs.send, plan.mail) {
+        (None, _, _) | (_, SendPolicy::Never, _) => EmailState::Disabled,
+        (_, _, Mail::Nothing) => EmailState::NotNeeded,
         _ => EmailState::Pending,
     };
     let mut subject = None;
@@ -703,6 +707,9 @@ async fn deliver(
         listed,
         Utc::now(),
     )?;
+    if let (Some(sent), true) = (plan.sent(), state == EmailState::Pending) {
+        db.lock().record_mail(run_id, sent, &plan.named)?;
+    }
     summary.email = Some(state);
 
     let Some(email) = &settings.email else {

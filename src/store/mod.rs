@@ -29,6 +29,7 @@ use crate::text::{date_from_text, wire_date, wire_time};
 mod decisions;
 mod findings;
 mod ledger;
+mod mail_log;
 mod records;
 mod runs;
 mod status;
@@ -36,6 +37,7 @@ mod status;
 pub use decisions::{FindingRow, NewDecision};
 pub use findings::OutboxRow;
 pub use ledger::{MatchRow, MatchState, NewMatch, Settlement};
+pub use mail_log::{AlertKey, Failing, MailSent, outage_key};
 pub use records::MatchingData;
 pub use runs::{ListRead, RunEnd, RunId, RunRow};
 pub use status::{Blocker, OpenGroup, RunLine, StatusData, UndeliveredReport};
@@ -49,6 +51,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0006_not_applied_and_vanished.sql"),
     include_str!("../../migrations/0007_decisions.sql"),
     include_str!("../../migrations/0008_reported_reconciles.sql"),
+    include_str!("../../migrations/0009_mail_log.sql"),
 ];
 
 /// How long a statement waits for a lock another process holds on the database (a

@@ -20,6 +20,17 @@ fn email_section(port: u16) -> String {
     )
 }
 
+/// `[reports] send = "always"` and the `[email]` section: a mail every run.
+fn every_run(port: u16) -> String {
+    format!("send = \"always\"{}", email_section(port))
+}
+
+/// Under the default `send = "digest"`, with a digest slot only on 1 January at 00:00,
+/// so that no slot begins while a test runs.
+fn digest_yearly(port: u16) -> String {
+    format!("{}digest = \"0 0 0 1 1 *\"\n", email_section(port))
+}
+
 fn report_state(env: &TestEnv, run: i64) -> (String, i64) {
     env.store().report_state(run).unwrap().expect("report row")
 }
@@ -69,7 +80,7 @@ async fn a_report_that_could_not_be_mailed_stays_on_disk_and_the_next_run_delive
         .local_addr()
         .unwrap()
         .port();
-    env.write_config(&email_section(closed));
+    env.write_config(&every_run(closed));
     let out = env.run(&["--run-now"]).await;
     assert_eq!(
         code(&out),
@@ -96,7 +107,7 @@ async fn a_report_that_could_not_be_mailed_stays_on_disk_and_the_next_run_delive
 
     // SMTP back: the next run delivers the pending report and its own.
     let smtp = spawn_smtp();
-    env.write_config(&email_section(smtp.addr.port()));
+    env.write_config(&every_run(smtp.addr.port()));
     let out = env.run(&["--run-now"]).await;
     assert_eq!(code(&out), 0, "{}", text(&out));
     let received = smtp.received();
@@ -189,7 +200,7 @@ async fn an_incomplete_run_reports_its_items_as_the_last_known_state_of_the_last
     let prom = env.reports.with_file_name("cp-recon.prom");
     env.write_config(&format!(
         "{}\n[monitoring]\ntextfile = \"{}\"\n",
-        email_section(smtp.addr.port()),
+        every_run(smtp.addr.port()),
         prom.display()
     ));
     let first = env.run(&["--run-now"]).await;
@@ -246,4 +257,77 @@ async fn an_incomplete_run_reports_its_items_as_the_last_known_state_of_the_last
         .unwrap();
     let started = chrono::DateTime::parse_from_rfc3339(&started).unwrap();
     assert_eq!(at, started.timestamp_millis() as f64 / 1000.0);
+}
+
+fn subject(raw: &[u8]) -> String {
+    use mailparse::MailHeaderMap;
+    mailparse::parse_mail(raw)
+        .unwrap()
+        .headers
+        .get_first_value("Subject")
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_default_runs_with_standing_items_send_one_digest_and_no_other_mail() {
+    let env = TestEnv::start(small()).await;
+    let smtp = spawn_smtp();
+    env.write_config(&digest_yearly(smtp.addr.port()));
+    for run in 1..=6 {
+        let out = env.run(&["--run-now"]).await;
+        assert_eq!(code(&out), 0, "run {run}: {}", text(&out));
+    }
+    let received = smtp.received();
+    assert_eq!(received.len(), 1, "the first digest only");
+    assert!(body_text(&received[0]).contains("Run 1:"));
+    // Every report is on disk all the same; the others were not needed.
+    assert_eq!(report_state(&env, 1).0, "sent");
+    for run in 2..=6 {
+        assert!(
+            env.reports
+                .join(run.to_string())
+                .join("reconciled.csv")
+                .is_file()
+        );
+        assert_eq!(report_state(&env, run).0, "not_needed", "run {run}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_urgent_item_between_digests_is_mailed_once_and_first() {
+    let env = TestEnv::start(small()).await;
+    let smtp = spawn_smtp();
+    env.write_config(&digest_yearly(smtp.addr.port()));
+    let out = env.run(&["--run-now"]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(smtp.received().len(), 1, "the first digest");
+
+    // Money leaves the account with nothing to explain it.
+    let iban = env.sandbox.accounts()[0].iban.clone();
+    env.sandbox
+        .add_transaction(cp_recon::sandbox::TransactionRecord::debit(
+            "TXURGENTDEBIT000000001",
+            &iban,
+            rust_decimal::Decimal::new(98_765, 2),
+            "Transfer out",
+            chrono::Utc::now() - chrono::Duration::minutes(5),
+        ))
+        .unwrap();
+    for _ in 0..3 {
+        let out = env.run(&["--run-now"]).await;
+        assert_eq!(code(&out), 0, "{}", text(&out));
+    }
+    let received = smtp.received();
+    assert_eq!(received.len(), 2, "the digest, then one urgent mail");
+    let urgent = &received[1];
+    assert!(subject(urgent).contains("URGENT"), "{}", subject(urgent));
+    let body = body_text(urgent);
+    let first = body.lines().next().unwrap_or_default();
+    assert_eq!(first, "NEEDS A PERSON TODAY: 1 new urgent item", "{body}");
+    assert!(
+        body.contains("unexplained_debit: debit TXURGENTDEBIT000000001, 987.65 EUR"),
+        "{body}"
+    );
+    assert!(body_text(&received[0]).contains("Run 1:"));
+    assert!(body.contains("Run 2:"), "the run that found it: {body}");
 }

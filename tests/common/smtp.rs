@@ -98,6 +98,8 @@ impl TestSmtp {
                 "Ana Pérez <ana@example.com>".into(),
             ],
             subject_prefix: "[cp-recon]".into(),
+            digest: None,
+            alert_after: chrono::Duration::hours(1),
             timeout_secs: 10,
         }
     }

@@ -567,14 +567,27 @@ fn the_summary_counts_and_totals_per_file_reason_and_currency() {
 fn an_incomplete_sync_or_a_failed_run_needs_attention_even_with_empty_files() {
     let mut f = Fixture::empty();
     assert!(!f.report().needs_attention());
-    assert!(!SendPolicy::WhenUnmatched.should_send(&f.report()));
-    assert!(SendPolicy::Always.should_send(&f.report()));
+    assert!(!mails(SendPolicy::WhenUnmatched, &f.report()));
+    assert!(mails(SendPolicy::Always, &f.report()));
     f.run.sync_complete = false;
     assert!(f.report().needs_attention());
     f.run.sync_complete = true;
     f.run.failed = Some("boom".into());
     assert!(f.report().needs_attention());
-    assert!(!SendPolicy::Never.should_send(&Fixture::new().report()));
+    assert!(!mails(SendPolicy::Never, &Fixture::new().report()));
+}
+
+/// Whether a run with nothing urgent and no digest due mails its report.
+fn mails(policy: SendPolicy, report: &Report) -> bool {
+    use cp_recon::report::mail_plan::{Mail, MailFacts, decide};
+    decide(&MailFacts {
+        policy,
+        needs_attention: report.needs_attention(),
+        sync_complete: report.run.sync_complete,
+        digest_due: false,
+        new_urgent: 0,
+        outage_alert: false,
+    }) == Mail::Full
 }
 
 // ---------------------------------------------------------------- e-mail
