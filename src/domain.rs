@@ -462,6 +462,13 @@ mod tests {
     use super::*;
     use std::str::FromStr;
 
+    #[test]
+    fn a_concept_is_written_back_as_the_digits_it_was_read_from() {
+        let c = Concept::parse("0120037").unwrap();
+        assert_eq!(serde_json::to_string(&c).unwrap(), "\"0120037\"");
+        assert_eq!(String::from(c), "0120037");
+    }
+
     fn eur() -> Currency {
         Currency::parse("eur").unwrap()
     }

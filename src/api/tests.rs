@@ -2,7 +2,7 @@
 //! request URLs.
 
 use super::transport::{Answer, Envelope, error_code, is_success, laravel_message, token_from};
-use super::wire::{DECIMAL_MAX_COEFFICIENT, flex_decimal, flex_str};
+use super::wire::{DECIMAL_MAX_COEFFICIENT, exact_decimal, flex_decimal, flex_str};
 use super::*;
 use rust_decimal::Decimal;
 use serde_json::json;
@@ -547,4 +547,18 @@ fn request_urls_append_the_path_to_the_base_url_s_path() {
 #[test]
 fn path_segments_are_percent_encoded() {
     assert_eq!(encode_path("ES91 21/00"), "ES91%2021%2F00");
+}
+
+#[test]
+fn an_exponent_must_be_digits_after_an_optional_sign() {
+    assert_eq!(exact_decimal("15e2", true), Some(Decimal::new(1500, 0)));
+    assert_eq!(exact_decimal("15e-1", true), Some(Decimal::new(15, 1)));
+    for text in ["15e", "15e+", "15e-", "15e2x", "15ex2"] {
+        assert_eq!(exact_decimal(text, true), None, "{text:?}");
+    }
+    assert_eq!(
+        exact_decimal("15e2", false),
+        None,
+        "no exponent in a string"
+    );
 }

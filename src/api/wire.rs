@@ -335,7 +335,7 @@ const DECIMAL_MAX_SCALE: i128 = 28;
 /// value a [`Decimal`] cannot hold exactly once they are gone (more than 28 decimals,
 /// a coefficient above 2^96 - 1, an exponent that leads to either) is refused. The
 /// scale written is kept when it fits (`150.50` reads as 150.50).
-fn exact_decimal(text: &str, exponent: bool) -> Option<Decimal> {
+pub(super) fn exact_decimal(text: &str, exponent: bool) -> Option<Decimal> {
     let digits = |s: &[u8]| s.iter().take_while(|b| b.is_ascii_digit()).count();
     let zeros = |s: &mut dyn Iterator<Item = &u8>| s.take_while(|&&b| b == b'0').count();
     let b = text.as_bytes();

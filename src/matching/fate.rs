@@ -612,6 +612,71 @@ mod tests {
         ));
     }
 
+    /// A named change to one fact of a record.
+    type Change<'a, T> = (&'static str, Box<dyn Fn(&mut T) + 'a>);
+
+    #[test]
+    fn a_change_to_any_one_fact_of_either_side_stops_the_call() {
+        let (p, t) = (payment(PendingBank), credit(None));
+        let eur =
+            |cents| Money::from_units(Decimal::new(cents, 2), Currency::parse("EUR").unwrap());
+        let later = now() + chrono::Duration::seconds(1);
+        let payments: Vec<Change<'_, Payment>> = vec![
+            ("amount", Box::new(|x| x.amount = eur(15051))),
+            (
+                "currency",
+                Box::new(|x| {
+                    x.amount =
+                        Money::from_units(Decimal::new(15050, 2), Currency::parse("USD").unwrap())
+                }),
+            ),
+            (
+                "concept",
+                Box::new(|x| x.concept = Some(Concept::parse("120038").unwrap())),
+            ),
+            ("no concept", Box::new(|x| x.concept = None)),
+            ("created_at", Box::new(move |x| x.created_at = later)),
+            ("id", Box::new(|x| x.id = PaymentId::parse("P2").unwrap())),
+        ];
+        for (what, change) in &payments {
+            let mut fresh = p.clone();
+            change(&mut fresh);
+            assert!(
+                matches!(
+                    before_call((&p, &t), &Read::Found(fresh), &Read::Found(t.clone())),
+                    Check::DontCall {
+                        payment_open: true,
+                        credit_open: true,
+                        ..
+                    }
+                ),
+                "payment {what} changed, yet the pair would be called"
+            );
+        }
+        let credits: Vec<Change<'_, BankTransaction>> = vec![
+            ("amount", Box::new(|x| x.amount = eur(15049))),
+            ("text", Box::new(|x| x.concept_text = "Ref 1200370".into())),
+            ("booked_at", Box::new(move |x| x.booked_at = later)),
+            (
+                "iban",
+                Box::new(|x| x.iban = Iban::parse("DE89370400440532013000").unwrap()),
+            ),
+            ("id", Box::new(|x| x.id = BankTxId::parse("T2").unwrap())),
+            ("direction", Box::new(|x| x.direction = Direction::Debit)),
+        ];
+        for (what, change) in &credits {
+            let mut fresh = t.clone();
+            change(&mut fresh);
+            assert!(
+                matches!(
+                    before_call((&p, &t), &Read::Found(p.clone()), &Read::Found(fresh)),
+                    Check::DontCall { .. }
+                ),
+                "credit {what} changed, yet the pair would be called"
+            );
+        }
+    }
+
     #[test]
     fn outcomes_replace_earlier_findings_so_each_item_has_one_reason() {
         let (pid, tid) = ids();
