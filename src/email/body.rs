@@ -28,6 +28,26 @@ pub(super) struct Delivery<'a> {
     pub(super) dir: &'a Path,
 }
 
+/// `5 new since the last report, 12 still open; waiting since 2026-11-20 at the longest`.
+fn waiting_line(s: &Summary) -> Option<String> {
+    if s.attention_count == 0 {
+        return None;
+    }
+    let still = s.attention_count.saturating_sub(s.new_items);
+    let mut line = format!(
+        "{} new since the last report, {still} still open",
+        s.new_items
+    );
+    if let Some(t) = s.oldest_first_seen {
+        let _ = write!(
+            line,
+            "; waiting since {} at the longest",
+            t.format("%Y-%m-%d")
+        );
+    }
+    Some(line)
+}
+
 /// What leads a mail that names urgent items.
 fn urgent_heading(n: usize) -> String {
     match n {
@@ -146,6 +166,9 @@ pub(super) fn plain_body(s: &Summary, d: &Delivery<'_>) -> String {
     }
     let _ = writeln!(out);
     let _ = writeln!(out, "Need attention: {}", s.attention_count);
+    if let Some(line) = waiting_line(s) {
+        let _ = writeln!(out, "  {line}");
+    }
     for sec in sections(s) {
         let _ = writeln!(
             out,
@@ -252,6 +275,9 @@ pub(super) fn html_body(s: &Summary, d: &Delivery<'_>) -> String {
         let _ = writeln!(out, "<p{style}>{}</p>", e(line));
     }
     let _ = writeln!(out, "<h3>Need attention: {}</h3>", s.attention_count);
+    if let Some(line) = waiting_line(s) {
+        let _ = writeln!(out, "<p>{}</p>", e(&line));
+    }
     for sec in sections(s) {
         let _ = writeln!(
             out,
@@ -331,6 +357,8 @@ mod tests {
                 freshness: crate::report::Freshness::Current,
             },
             urgent: Vec::new(),
+            new_items: 0,
+            oldest_first_seen: None,
             attention_count: 0,
             attention: Vec::new(),
             reconciled_count: 0,

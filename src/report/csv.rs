@@ -7,7 +7,7 @@ use std::io::Write;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use super::{Report, ReportError, ReportKind, ReportSettings, delimiter_byte};
+use super::{Report, ReportError, ReportKind, ReportSettings, Seen, delimiter_byte};
 use rust_decimal::Decimal;
 
 use crate::domain::{BankTxId, Concept, Money, PaymentId, format_amount};
@@ -59,6 +59,9 @@ impl Report {
                             ids(r.candidates.iter().map(BankTxId::as_str)),
                             difference(r.difference),
                             opt_text(r.detail.as_deref()),
+                            first_seen(&r.seen),
+                            days_open(&r.seen, self.generated_at),
+                            new(&r.seen),
                             DECISION,
                             DECISION,
                         ],
@@ -88,6 +91,9 @@ impl Report {
                             ids(r.suggested_payment_ids.iter().map(PaymentId::as_str)),
                             difference(r.difference),
                             opt_text(r.detail.as_deref()),
+                            first_seen(&r.seen),
+                            days_open(&r.seen, self.generated_at),
+                            new(&r.seen),
                             DECISION,
                             DECISION,
                         ],
@@ -122,6 +128,9 @@ impl Report {
                             ours(r.finished_at.map(timestamp).unwrap_or_default()),
                             ours(r.days_since_finished.to_string()),
                             ours(r.reason.as_str()),
+                            first_seen(&r.seen),
+                            days_open(&r.seen, self.generated_at),
+                            new(&r.seen),
                             DECISION,
                             DECISION,
                         ],
@@ -132,6 +141,21 @@ impl Report {
         out.flush().map_err(csv::Error::from)?;
         Ok(())
     }
+}
+
+/// When the job first reported the item (empty until the run says).
+fn first_seen(s: &Seen) -> Cow<'static, str> {
+    ours(s.first_seen.map(timestamp).unwrap_or_default())
+}
+
+/// Whole days since the item was first reported.
+fn days_open(s: &Seen, now: DateTime<Utc>) -> Cow<'static, str> {
+    ours(s.days_open(now).map(|d| d.to_string()).unwrap_or_default())
+}
+
+/// `yes` for an item first reported since the previous report, else `no`.
+fn new(s: &Seen) -> Cow<'static, str> {
+    ours(if s.new { "yes" } else { "no" })
 }
 
 /// The `action` and `note` cells, left empty for finance to fill in.

@@ -335,6 +335,9 @@ impl ReportKind {
                 "candidates",
                 "difference",
                 "detail",
+                "first_seen",
+                "days_open",
+                "new",
                 "action",
                 "note",
             ],
@@ -352,6 +355,9 @@ impl ReportKind {
                 "suggested_payment_ids",
                 "difference",
                 "detail",
+                "first_seen",
+                "days_open",
+                "new",
                 "action",
                 "note",
             ],
@@ -372,6 +378,9 @@ impl ReportKind {
                 "finished_at",
                 "days_since_finished",
                 "reason",
+                "first_seen",
+                "days_open",
+                "new",
                 "action",
                 "note",
             ],
@@ -392,6 +401,7 @@ pub struct UnmatchedPaymentRow {
     pub candidates: Vec<BankTxId>,
     pub difference: Option<Decimal>,
     pub detail: Option<String>,
+    pub seen: Seen,
 }
 
 /// A row of `unmatched_bank_transactions.csv`.
@@ -410,6 +420,7 @@ pub struct UnmatchedTransactionRow {
     pub suggested_payment_ids: Vec<PaymentId>,
     pub difference: Option<Decimal>,
     pub detail: Option<String>,
+    pub seen: Seen,
 }
 
 /// A row of `unmatched_payouts.csv`.
@@ -423,6 +434,23 @@ pub struct UnmatchedPayoutRow {
     pub finished_at: Option<DateTime<Utc>>,
     pub days_since_finished: i64,
     pub reason: Reason,
+    pub seen: Seen,
+}
+
+/// When the job first reported an item, and whether that was after the previous report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Seen {
+    /// The start of the first run that reported it (`None` until [`Report::mark_seen`]).
+    pub first_seen: Option<DateTime<Utc>>,
+    /// First reported since the previous report: new to its reader.
+    pub new: bool,
+}
+
+impl Seen {
+    /// Whole days since the item was first reported, at `now`.
+    pub fn days_open(&self, now: DateTime<Utc>) -> Option<i64> {
+        self.first_seen.map(|t| (now - t).num_days().max(0))
+    }
 }
 
 /// Count and sum of one group of items in one currency.
@@ -463,6 +491,10 @@ pub struct Summary {
     /// Urgent items no earlier mail named, one line each, shown first (see
     /// [`mail_plan`]).
     pub urgent: Vec<String>,
+    /// Open items first reported since the previous report.
+    pub new_items: usize,
+    /// When the longest-waiting open item was first reported.
+    pub oldest_first_seen: Option<DateTime<Utc>>,
 }
 
 /// The rows of the four files of one run.
@@ -585,6 +617,7 @@ impl Report {
                     candidates: f.candidates.clone(),
                     difference: f.difference,
                     detail: f.detail.clone(),
+                    seen: Seen::default(),
                 })
             })
             .collect::<Result<Vec<_>, ReportError>>()?;
@@ -613,6 +646,7 @@ impl Report {
                     suggested_payment_ids: f.suggested.clone(),
                     difference: f.difference,
                     detail: f.detail.clone(),
+                    seen: Seen::default(),
                 })
             })
             .collect::<Result<Vec<_>, ReportError>>()?;
@@ -640,6 +674,7 @@ impl Report {
                     finished_at: o.updated_at,
                     days_since_finished: f.days_since_finished,
                     reason: f.reason,
+                    seen: Seen::default(),
                 })
             })
             .collect::<Result<Vec<_>, ReportError>>()?;
@@ -675,6 +710,44 @@ impl Report {
 
     /// True when a person should look: something is unmatched, or the run itself went
     /// wrong (an incomplete sync or a failed run is news even with empty files).
+    /// Says for each open item when the job first reported it (`first_seen`: by kind and
+    /// id, from the store) and whether that was after the previous report (`previous`,
+    /// when it was written; `None`: this is the first report, so everything is new).
+    pub fn mark_seen(
+        &mut self,
+        first_seen: &HashMap<(String, String), DateTime<Utc>>,
+        previous: Option<DateTime<Utc>>,
+    ) {
+        let seen = |kind: &str, id: &str| {
+            let first = first_seen.get(&(kind.to_owned(), id.to_owned())).copied();
+            Seen {
+                first_seen: first,
+                new: match (first, previous) {
+                    (Some(f), Some(p)) => f > p,
+                    _ => true,
+                },
+            }
+        };
+        for r in &mut self.unmatched_payments {
+            r.seen = seen("payment", r.payment_id.as_str());
+        }
+        for r in &mut self.unmatched_transactions {
+            r.seen = seen("transaction", r.transaction_id.as_str());
+        }
+        for r in &mut self.unmatched_payouts {
+            r.seen = seen("offramp", r.offramp_id.as_str());
+        }
+    }
+
+    /// Every open item's [`Seen`], across the three `unmatched_*` files.
+    fn seen_all(&self) -> impl Iterator<Item = &Seen> {
+        self.unmatched_payments
+            .iter()
+            .map(|r| &r.seen)
+            .chain(self.unmatched_transactions.iter().map(|r| &r.seen))
+            .chain(self.unmatched_payouts.iter().map(|r| &r.seen))
+    }
+
     pub fn needs_attention(&self) -> bool {
         self.attention_count() > 0 || !self.run.sync_complete || self.run.failed.is_some()
     }
@@ -735,6 +808,8 @@ impl Report {
             dismissed: self.dismissed,
             decisions: self.decisions.clone(),
             urgent: self.urgent.clone(),
+            new_items: self.seen_all().filter(|s| s.new).count(),
+            oldest_first_seen: self.seen_all().filter_map(|s| s.first_seen).min(),
             waived: self.waived.clone(),
         }
     }

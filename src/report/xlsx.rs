@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use rust_xlsxwriter::{Format, FormatAlign, Workbook, Worksheet, XlsxError};
 
-use super::{Report, ReportKind, ReportSettings, Summary, timestamp};
+use super::{Report, ReportKind, ReportSettings, Seen, Summary, timestamp};
 use crate::domain::{BankTxId, Concept, PaymentId, format_amount};
 
 /// The workbook's file name, next to the CSVs.
@@ -51,6 +51,18 @@ fn text<'a>(s: impl Into<Cow<'a, str>>) -> Cell<'a> {
 
 fn opt_text(s: Option<&str>) -> Cell<'_> {
     s.map_or(Cell::Empty, |s| Cell::Text(Cow::Borrowed(s)))
+}
+
+fn seen_time(s: &Seen) -> Cell<'static> {
+    s.first_seen.map_or(Cell::Empty, Cell::Time)
+}
+
+fn seen_days(s: &Seen, now: DateTime<Utc>) -> Cell<'static> {
+    s.days_open(now).map_or(Cell::Empty, Cell::Count)
+}
+
+fn seen_new(s: &Seen) -> Cell<'static> {
+    text(if s.new { "yes" } else { "no" })
 }
 
 fn ids<'a>(list: impl IntoIterator<Item = &'a str>) -> Cell<'static> {
@@ -151,9 +163,9 @@ fn write_cell(
 /// Column widths by what the column holds, so that the sheet reads without resizing.
 fn width(name: &str) -> f64 {
     match name {
-        "amount" | "difference" | "days_pending" | "days_since_finished" => 12.0,
-        "currency" | "direction" | "status" => 10.0,
-        "created_at" | "booked_at" | "reconciled_at" | "finished_at" => 20.0,
+        "amount" | "difference" | "days_pending" | "days_since_finished" | "days_open" => 12.0,
+        "currency" | "direction" | "status" | "new" => 10.0,
+        "created_at" | "booked_at" | "reconciled_at" | "finished_at" | "first_seen" => 20.0,
         "concept" | "counterparty_name" | "detail" | "candidates" | "suggested_payment_ids" => 36.0,
         "reason" => 20.0,
         _ => 28.0,
@@ -181,6 +193,9 @@ impl Report {
                         ids(r.candidates.iter().map(BankTxId::as_str)),
                         opt_money(r.difference),
                         opt_text(r.detail.as_deref()),
+                        seen_time(&r.seen),
+                        seen_days(&r.seen, self.generated_at),
+                        seen_new(&r.seen),
                     ]
                 })
                 .collect(),
@@ -207,6 +222,9 @@ impl Report {
                         ids(r.suggested_payment_ids.iter().map(PaymentId::as_str)),
                         opt_money(r.difference),
                         opt_text(r.detail.as_deref()),
+                        seen_time(&r.seen),
+                        seen_days(&r.seen, self.generated_at),
+                        seen_new(&r.seen),
                     ]
                 })
                 .collect(),
@@ -237,6 +255,9 @@ impl Report {
                         r.finished_at.map_or(Cell::Empty, Cell::Time),
                         Cell::Count(r.days_since_finished),
                         text(r.reason.as_str()),
+                        seen_time(&r.seen),
+                        seen_days(&r.seen, self.generated_at),
+                        seen_new(&r.seen),
                     ]
                 })
                 .collect(),

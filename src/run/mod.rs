@@ -399,6 +399,13 @@ async fn report_phase(
     report.dismissed = view.desk.dismissed;
     report.decisions = view.desk.decisions.clone();
     report.waived = view.desk.waived.clone();
+    {
+        let store = db.lock();
+        report.mark_seen(
+            &store.first_seen_of_run(run_id)?,
+            store.previous_report_at(run_id)?,
+        );
+    }
     deliver(settings, opts, db, run_id, report, &listed, summary).await
 }
 

@@ -150,6 +150,44 @@ impl Store {
         Ok(())
     }
 
+    /// For each item run `run` reported (`kind`, id): when the job first reported it,
+    /// the start of the earliest run whose findings name it.
+    pub fn first_seen_of_run(
+        &self,
+        run: RunId,
+    ) -> Result<std::collections::HashMap<(String, String), DateTime<Utc>>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT f.kind, f.item_id, r.started_at
+             FROM findings f
+             JOIN runs r ON r.id = (SELECT MIN(g.run_id) FROM findings g
+                                    WHERE g.kind = f.kind AND g.item_id = f.item_id)
+             WHERE f.run_id = ?1",
+        )?;
+        let mut rows = st.query([run])?;
+        let mut out = std::collections::HashMap::new();
+        while let Some(r) = rows.next()? {
+            let (kind, id, at): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            let at = super::parse_ts("runs", &id, &at)?;
+            out.insert((kind, id), at);
+        }
+        Ok(out)
+    }
+
+    /// When the report before run `run`'s was written (the start of its run), if any.
+    pub fn previous_report_at(&self, run: RunId) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let at: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT r.started_at FROM reports p JOIN runs r ON r.id = p.run_id
+                 WHERE p.run_id < ?1 ORDER BY p.run_id DESC LIMIT 1",
+                [run],
+                |r| r.get(0),
+            )
+            .optional()?;
+        at.map(|s| super::parse_ts("runs", &run.to_string(), &s))
+            .transpose()
+    }
+
     pub fn report_state(&self, run: RunId) -> Result<Option<(String, i64)>, StoreError> {
         Ok(self
             .conn

@@ -10,6 +10,7 @@ mod ops;
 mod returned;
 mod signals;
 mod tls;
+mod waiting;
 // Shared with the reports suite, which uses all of it.
 #[allow(dead_code)]
 #[path = "../common/smtp.rs"]
