@@ -612,6 +612,34 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn the_recorded_fate_says_what_the_answer_was() {
+        let read_failed = || Read::Failed("down".to_owned());
+        let cases = [
+            (Answer::Lost("timeout".into()), "lost: timeout"),
+            (
+                Answer::Refused("amount_mismatch".into()),
+                "refused: amount_mismatch",
+            ),
+            (Answer::NotProcessed("429".into()), "not processed: 429"),
+            (Answer::NoAnswer, "no answer recorded"),
+        ];
+        for (answer, said) in cases {
+            match fate(answer, read_failed(), Read::Found(credit(None))) {
+                Fate::Unknown { why } => assert!(why.starts_with(said), "{why}"),
+                other => panic!("{said}: {other:?}"),
+            }
+        }
+        match fate(
+            Answer::Lost("reset".into()),
+            Read::Found(payment(PaymentReceived)),
+            Read::Found(credit(Some("P1"))),
+        ) {
+            Fate::Reconciled { how, .. } => assert!(how.starts_with("lost: reset; "), "{how}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
     /// A named change to one fact of a record.
     type Change<'a, T> = (&'static str, Box<dyn Fn(&mut T) + 'a>);
 
