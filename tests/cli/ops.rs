@@ -190,7 +190,11 @@ async fn record(State(hits): State<Arc<Mutex<Vec<String>>>>, uri: axum::http::Ur
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_long_running_mode_runs_on_its_schedule_and_exits_0_on_sigterm() {
-    let env = TestEnv::start(small()).await;
+    // The first scheduled run's first reconcile call is held at the sandbox, so SIGTERM
+    // always arrives while a run is in progress.
+    let mut config = small();
+    config.faults.hold_reconcile = true;
+    let env = TestEnv::start(config).await;
     env.write_config("\n[schedule]\ncron = \"* * * * * *\"\ntimezone = \"Europe/Madrid\"\n");
     let mut child = env
         .command(&[])
@@ -199,20 +203,8 @@ async fn the_long_running_mode_runs_on_its_schedule_and_exits_0_on_sigterm() {
         .unwrap();
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
-    // Readiness: wait for the first run's summary line.
-    let mut seen = Vec::new();
-    loop {
-        let line = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
-            .await
-            .expect("a run finished within a minute")
-            .unwrap()
-            .expect("the process is still logging");
-        let done = line.contains("run finished");
-        seen.push(line);
-        if done {
-            break;
-        }
-    }
+    // Readiness: a scheduled run is mid-call.
+    env.sandbox.wait_for_held_reconcile().await;
     let pid = child.id().unwrap() as i32;
     // SIGTERM, as systemd sends it.
     let rc = std::process::Command::new("kill")
@@ -220,6 +212,19 @@ async fn the_long_running_mode_runs_on_its_schedule_and_exits_0_on_sigterm() {
         .status()
         .unwrap();
     assert!(rc.success());
+    // Wait until the daemon has seen the signal, then let the call in flight finish.
+    loop {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("the signal is logged within a minute")
+            .unwrap()
+            .expect("the process is still logging");
+        if line.contains("SIGTERM") {
+            break;
+        }
+    }
+    env.sandbox.set_faults(cp_recon::sandbox::Faults::default());
+    env.sandbox.release_held();
     let rest = tokio::spawn(async move {
         let mut v = Vec::new();
         while let Ok(Some(l)) = lines.next_line().await {
@@ -232,9 +237,10 @@ async fn the_long_running_mode_runs_on_its_schedule_and_exits_0_on_sigterm() {
         .expect("exits after SIGTERM")
         .unwrap();
     let rest = rest.await.unwrap();
-    assert_eq!(status.code(), Some(0), "{seen:?}\n{rest:?}");
-    assert!(rest.iter().any(|l| l.contains("SIGTERM")), "{rest:?}");
+    assert_eq!(status.code(), Some(0), "{rest:?}");
     let store = env.store();
+    let stopped: String = crate::helpers::scalar(&store, "SELECT error FROM runs WHERE id = 1");
+    assert!(stopped.starts_with("stopped: SIGTERM"), "{stopped}");
     let running: i64 = crate::helpers::scalar(
         &store,
         "SELECT COUNT(*) FROM runs WHERE outcome = 'running'",
