@@ -273,7 +273,9 @@ impl Report {
         // Filled in last, once it is known whether a sheet had to be cut.
         wb.add_worksheet().set_name("Summary")?;
         for kind in ReportKind::ALL {
-            let ws = wb.add_worksheet();
+            // Rows go to a temporary file as they are written, not into memory: a cold
+            // run's report holds tens of thousands of rows.
+            let ws = wb.add_worksheet_with_constant_memory()?;
             ws.set_name(sheet_name(kind))?;
             let header = kind.header();
             for (col, name) in header.iter().enumerate() {
