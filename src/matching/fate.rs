@@ -640,6 +640,46 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_tie_found_by_re_reading_keeps_the_payments_status_as_read() {
+        match fate(
+            Answer::NoAnswer,
+            Read::Found(payment(PaymentStatus::CoinsSent)),
+            Read::Found(credit(Some("P1"))),
+        ) {
+            Fate::Reconciled { status, .. } => assert_eq!(status, PaymentStatus::CoinsSent),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_pending_payment_whose_credit_went_elsewhere_is_released_saying_so() {
+        for answer in [
+            Answer::NoAnswer,
+            Answer::Lost("timeout".into()),
+            Answer::NotProcessed("429".into()),
+        ] {
+            match fate(
+                answer,
+                Read::Found(payment(PendingBank)),
+                Read::Found(credit(Some("P2"))),
+            ) {
+                Fate::NotApplied { why } => {
+                    assert!(why.ends_with("the credit is no longer open"), "{why}")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        match fate(
+            Answer::NoAnswer,
+            Read::Found(payment(PendingBank)),
+            Read::Found(credit(None)),
+        ) {
+            Fate::NotApplied { why } => assert!(why.ends_with("the credit open"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
     /// A named change to one fact of a record.
     type Change<'a, T> = (&'static str, Box<dyn Fn(&mut T) + 'a>);
 
