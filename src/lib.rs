@@ -11,7 +11,7 @@
 //! - `store`     — SQLite: all SQL and row mapping, migrations on open.
 //! - `sync`      — reads every list from the provider into the store.
 //! - `reconcile` — reconcile calls, exactly once; the I/O side of `matching::fate`.
-//! - `report`    — CSV reports for the finance team.
+//! - `report`    — the reports for the finance team: CSVs, a workbook, which mail to send.
 //! - `desk`      — what people decide about reported items: review, approve, dismiss,
 //!   reopen, apply a report CSV handed back, history.
 //! - `email`     — the report e-mail: its message and its delivery over SMTP.
