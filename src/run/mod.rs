@@ -403,7 +403,7 @@ async fn report_phase(
         let store = db.lock();
         report.mark_seen(
             &store.first_seen_of_run(run_id)?,
-            store.previous_report_at(run_id)?,
+            store.previous_report_start(run_id)?,
         );
     }
     deliver(settings, opts, db, run_id, report, &listed, summary).await

@@ -173,21 +173,6 @@ impl Store {
         Ok(out)
     }
 
-    /// When the report before run `run`'s was written (the start of its run), if any.
-    pub fn previous_report_at(&self, run: RunId) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let at: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT r.started_at FROM reports p JOIN runs r ON r.id = p.run_id
-                 WHERE p.run_id < ?1 ORDER BY p.run_id DESC LIMIT 1",
-                [run],
-                |r| r.get(0),
-            )
-            .optional()?;
-        at.map(|s| super::parse_ts("runs", &run.to_string(), &s))
-            .transpose()
-    }
-
     pub fn report_state(&self, run: RunId) -> Result<Option<(String, i64)>, StoreError> {
         Ok(self
             .conn
