@@ -680,6 +680,38 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_stale_pair_says_which_side_changed_and_an_unsent_call_is_skipped() {
+        let (p, t) = (payment(PendingBank), credit(None));
+        let mut p2 = p.clone();
+        p2.amount = Money::from_units(Decimal::new(15051, 2), Currency::parse("EUR").unwrap());
+        let mut t2 = t.clone();
+        t2.booked_at = now() + chrono::Duration::seconds(1);
+        let why = |rp: Payment, rt: BankTransaction| match before_call(
+            (&p, &t),
+            &Read::Found(rp),
+            &Read::Found(rt),
+        ) {
+            Check::DontCall { why, .. } => why,
+            Check::Call => panic!("called"),
+        };
+        let changed =
+            |which: &str| format!("not called: {which} changed at the provider since the sync");
+        assert_eq!(why(p2.clone(), t.clone()), changed("the payment"));
+        assert_eq!(why(p.clone(), t2.clone()), changed("the credit"));
+        assert_eq!(why(p2, t2), changed("the payment and the credit"));
+        assert_eq!(
+            fate(
+                Answer::NotSent("run deadline".into()),
+                Read::Found(payment(PendingBank)),
+                Read::Found(credit(None))
+            ),
+            Fate::Skipped {
+                why: "run deadline".into()
+            }
+        );
+    }
+
     /// A named change to one fact of a record.
     type Change<'a, T> = (&'static str, Box<dyn Fn(&mut T) + 'a>);
 
