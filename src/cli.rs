@@ -321,7 +321,17 @@ fn status(settings: &Settings) -> anyhow::Result<()> {
         .with_context(|| format!("cannot read the status from {}", path.display()))?;
     let now = chrono::Utc::now();
     let schedule = &settings.schedule;
-    let next = crate::schedule::next_fire(&schedule.cron, schedule.timezone, now);
+    let digest = match (&settings.email, settings.reports.send) {
+        (Some(email), crate::report::SendPolicy::Digest) => email
+            .digest
+            .as_ref()
+            .and_then(|d| crate::schedule::next_fire(d, schedule.timezone, now)),
+        _ => None,
+    };
+    let next = crate::status::Next {
+        run: crate::schedule::next_fire(&schedule.cron, schedule.timezone, now),
+        digest,
+    };
     print!(
         "{}",
         crate::status::render(&data, next, schedule.timezone, now)

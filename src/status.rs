@@ -16,13 +16,16 @@ pub const WIDTH: usize = 80;
 /// How many of the last runs the screen lists.
 pub const RUNS_SHOWN: usize = 8;
 
+/// When the next run and the next digest are due, if they are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Next {
+    pub run: Option<DateTime<Utc>>,
+    /// `None` when no digest is mailed (no `[email]`, or `send` is not `digest`).
+    pub digest: Option<DateTime<Utc>>,
+}
+
 /// The screen, as text lines of at most [`WIDTH`] characters.
-pub fn render(
-    data: &StatusData,
-    next_run: Option<DateTime<Utc>>,
-    tz: Tz,
-    now: DateTime<Utc>,
-) -> String {
+pub fn render(data: &StatusData, next: Next, tz: Tz, now: DateTime<Utc>) -> String {
     let mut out = String::new();
     let local = |t: DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string();
     let _ = writeln!(out, "cp-recon status at {} ({tz})", local(now));
@@ -46,7 +49,7 @@ pub fn render(
             let _ = writeln!(out, "  * a dry run: nothing was called");
         }
     }
-    match next_run {
+    match next.run {
         Some(t) => {
             let _ = writeln!(
                 out,
@@ -58,6 +61,14 @@ pub fn render(
         None => {
             let _ = writeln!(out, "Next run: none scheduled");
         }
+    }
+    if let Some(t) = next.digest {
+        let _ = writeln!(
+            out,
+            "Next digest: {} (in {})",
+            local(t),
+            duration((t - now).num_seconds())
+        );
     }
 
     match &data.last_complete {
@@ -258,12 +269,11 @@ mod tests {
     #[test]
     fn every_section_is_shown_with_its_numbers() {
         let now = t("2026-12-02T09:10:00Z");
-        let text = render(
-            &data(),
-            Some(t("2026-12-02T09:15:00Z")),
-            chrono_tz::Europe::Madrid,
-            now,
-        );
+        let next = Next {
+            run: Some(t("2026-12-02T09:15:00Z")),
+            digest: Some(t("2026-12-03T07:00:00Z")),
+        };
+        let text = render(&data(), next, chrono_tz::Europe::Madrid, now);
         assert!(
             text.starts_with("cp-recon status at 2026-12-02 10:10 (Europe/Madrid)"),
             "{text}"
@@ -281,6 +291,12 @@ mod tests {
             text.contains("Next run: 2026-12-02 10:15 (in 5 min)"),
             "{text}"
         );
+        assert!(
+            text.contains("Next digest: 2026-12-03 08:00 (in 21 h)"),
+            "{text}"
+        );
+        let no_digest = render(&data(), Next::default(), chrono_tz::UTC, now);
+        assert!(!no_digest.contains("digest"), "{no_digest}");
         assert!(
             text.contains("Open items: 19, as of run 412 (2026-12-02 09:00)"),
             "{text}"
@@ -305,7 +321,12 @@ mod tests {
 
     #[test]
     fn the_screen_fits_an_80_column_terminal() {
-        let text = render(&data(), None, chrono_tz::UTC, t("2026-12-02T09:10:00Z"));
+        let text = render(
+            &data(),
+            Next::default(),
+            chrono_tz::UTC,
+            t("2026-12-02T09:10:00Z"),
+        );
         for line in text.lines() {
             assert!(line.chars().count() <= WIDTH, "{line:?}");
         }
@@ -316,7 +337,7 @@ mod tests {
     fn an_empty_database_says_what_is_missing() {
         let text = render(
             &StatusData::default(),
-            None,
+            Next::default(),
             chrono_tz::UTC,
             t("2026-12-02T09:10:00Z"),
         );
@@ -335,7 +356,12 @@ mod tests {
             runs: vec![r],
             ..StatusData::default()
         };
-        let text = render(&d, None, chrono_tz::UTC, t("2026-12-02T08:02:30Z"));
+        let text = render(
+            &d,
+            Next::default(),
+            chrono_tz::UTC,
+            t("2026-12-02T08:02:30Z"),
+        );
         assert!(text.contains("2 min…  running"), "{text}");
         assert!(!text.contains("dry run"), "{text}");
     }
@@ -348,7 +374,12 @@ mod tests {
             runs: vec![r],
             ..StatusData::default()
         };
-        let text = render(&d, None, chrono_tz::UTC, t("2026-12-02T08:02:30Z"));
+        let text = render(
+            &d,
+            Next::default(),
+            chrono_tz::UTC,
+            t("2026-12-02T08:02:30Z"),
+        );
         assert!(text.contains("completed*"), "{text}");
         assert!(text.contains("* a dry run: nothing was called"), "{text}");
     }
