@@ -305,3 +305,19 @@ fn an_amount_mismatch_shows_received_minus_expected_on_both_sides() {
     assert_eq!(t.reason, Reason::AmountMismatch);
     assert_eq!(t.difference, expected);
 }
+
+#[test]
+fn a_concept_longer_than_eighteen_digits_is_matched_like_a_short_one() {
+    let long = "12345678901234567890123";
+    let d = World::new()
+        .with_payment(payment("P1", long, eur("150.50"), 2))
+        .with_tx(credit("T1", &format!("Ref {long}"), eur("150.50"), 1))
+        .decide();
+    assert_reconciled_only(&d, &[("P1", "T1")]);
+    // One digit more or less is another concept.
+    let d = World::new()
+        .with_payment(payment("P1", long, eur("150.50"), 2))
+        .with_tx(credit("T1", &format!("Ref {long}4"), eur("150.50"), 1))
+        .decide();
+    assert!(d.reconcile.is_empty());
+}
