@@ -228,38 +228,11 @@ async fn run_inner(
     mode: SyncMode,
     summary: &mut RunSummary,
 ) -> anyhow::Result<()> {
-    let reports = &settings.reports.dir;
-    crate::report::check_writable(reports).with_context(|| {
-        format!(
-            "the reports directory {} cannot be written; nothing was called",
-            reports.display()
-        )
-    })?;
-    let client = Arc::new(
-        Client::from_settings(&settings.cryptopocket)
-            .context("cannot create the CryptoPocket client")?
-            .with_stop(opts.stop.clone()),
-    );
+    let client = Arc::new(client(settings, opts)?);
     let mut laps = Laps::new();
 
     // 1. Intents left without an outcome by an earlier run (rules §5).
-    let recovered = reconcile::recover(&client, db, run_id, settings.cryptopocket.concurrency)
-        .await
-        .context("cannot settle earlier reconcile intents")?;
-    if recovered.recovered > 0 {
-        tracing::info!(
-            settled = recovered.recovered,
-            "settled intents of earlier runs"
-        );
-    }
-    // A person's approve killed mid-call: its decision gets the fate just settled.
-    let closed = db
-        .call(move |s| s.close_interrupted_approves(run_id))
-        .await
-        .context("cannot close interrupted approves")?;
-    if closed > 0 {
-        tracing::info!(decisions = closed, "closed approves interrupted mid-call");
-    }
+    let recovered = recover_phase(settings, &client, db, run_id).await?;
     laps.lap("recover");
     if stopped(opts, summary) {
         return Ok(());
@@ -268,14 +241,7 @@ async fn run_inner(
     // 2. Sync every list.
     let synced = sync_phase(settings, opts, &client, db, run_id, mode).await?;
     summary.sync_complete = synced.complete;
-    summary.freshness = if synced.complete {
-        Freshness::Current
-    } else {
-        match db.lock().last_complete_sync(run_id)? {
-            Some((run_id, started_at)) => Freshness::AsOf { run_id, started_at },
-            None => Freshness::NeverComplete,
-        }
-    };
+    summary.freshness = freshness(db, run_id, synced.complete)?;
     summary.records_read = Some(RecordsRead::of(&synced));
     laps.lap("sync");
 
@@ -307,31 +273,7 @@ async fn run_inner(
         .collect();
     view.add_outcomes(&db.lock(), &not_reconciled, &vanished)?;
     // Items a person dismissed are not reported, only counted (`cp-recon dismiss`).
-    view.desk = {
-        let store = db.lock();
-        let dismissals = store.dismissals()?;
-        let dismissed = crate::desk::dismissed(&dismissals);
-        let hidden = crate::desk::hide_dismissed(&mut view.decisions, &dismissed);
-        let decided = store.decisions_after(store.previous_report_start(run_id)?)?;
-        let waived = store
-            .bad_record_ids_of_run(run_id)?
-            .into_iter()
-            .filter_map(|id| {
-                let d = dismissed.get(&crate::desk::ItemRef::BadRecord(id.clone()))?;
-                Some(format!(
-                    "unreadable record {id} is dismissed (by {} on {}: {}); it does not block automation",
-                    d.by,
-                    d.at.format("%Y-%m-%d"),
-                    d.note.as_deref().unwrap_or("")
-                ))
-            })
-            .collect();
-        DeskNews {
-            dismissed: hidden,
-            decisions: decided.iter().map(crate::desk::Decision::line).collect(),
-            waived,
-        }
-    };
+    view.desk = desk_news(&db.lock(), run_id, &mut view.decisions)?;
     summary.reconcile_calls = recovered.calls + executed.calls;
     tally(summary, &view.decisions, executed.dry_run.len());
     conclude(summary, &client, &synced);
@@ -355,6 +297,88 @@ struct DeskNews {
     decisions: Vec<String>,
     /// Dismissed unreadable records this run met, one line each.
     waived: Vec<String>,
+}
+
+/// The reports directory checked writable (before any call: a pair is never tied
+/// without a report to list it), then the API client, which stops when asked.
+fn client(settings: &Settings, opts: &RunOptions) -> anyhow::Result<Client> {
+    let reports = &settings.reports.dir;
+    crate::report::check_writable(reports).with_context(|| {
+        format!(
+            "the reports directory {} cannot be written; nothing was called",
+            reports.display()
+        )
+    })?;
+    Ok(Client::from_settings(&settings.cryptopocket)
+        .context("cannot create the CryptoPocket client")?
+        .with_stop(opts.stop.clone()))
+}
+
+/// Settles the intents an earlier run left without an outcome, and the decisions of
+/// approves killed mid-call with them.
+async fn recover_phase(
+    settings: &Settings,
+    client: &Arc<Client>,
+    db: &SharedStore,
+    run_id: i64,
+) -> anyhow::Result<reconcile::Outcome> {
+    let recovered = reconcile::recover(client, db, run_id, settings.cryptopocket.concurrency)
+        .await
+        .context("cannot settle earlier reconcile intents")?;
+    if recovered.recovered > 0 {
+        tracing::info!(
+            settled = recovered.recovered,
+            "settled intents of earlier runs"
+        );
+    }
+    // A person's approve killed mid-call: its decision gets the fate just settled.
+    let closed = db
+        .call(move |s| s.close_interrupted_approves(run_id))
+        .await
+        .context("cannot close interrupted approves")?;
+    if closed > 0 {
+        tracing::info!(decisions = closed, "closed approves interrupted mid-call");
+    }
+    Ok(recovered)
+}
+
+/// Whose reads the report's items come from: this run's, or those of the last run that
+/// read every list.
+fn freshness(db: &SharedStore, run_id: i64, complete: bool) -> anyhow::Result<Freshness> {
+    if complete {
+        return Ok(Freshness::Current);
+    }
+    Ok(match db.lock().last_complete_sync(run_id)? {
+        Some((run_id, started_at)) => Freshness::AsOf { run_id, started_at },
+        None => Freshness::NeverComplete,
+    })
+}
+
+/// Takes the items a person dismissed out of the findings, and says what people decided
+/// since the previous report.
+fn desk_news(store: &Store, run_id: i64, decisions: &mut Decisions) -> anyhow::Result<DeskNews> {
+    let dismissals = store.dismissals()?;
+    let dismissed = crate::desk::dismissed(&dismissals);
+    let hidden = crate::desk::hide_dismissed(decisions, &dismissed);
+    let decided = store.decisions_after(store.previous_report_start(run_id)?)?;
+    let waived = store
+        .bad_record_ids_of_run(run_id)?
+        .into_iter()
+        .filter_map(|id| {
+            let d = dismissed.get(&crate::desk::ItemRef::BadRecord(id.clone()))?;
+            Some(format!(
+                "unreadable record {id} is dismissed (by {} on {}: {}); it does not block automation",
+                d.by,
+                d.at.format("%Y-%m-%d"),
+                d.note.as_deref().unwrap_or("")
+            ))
+        })
+        .collect();
+    Ok(DeskNews {
+        dismissed: hidden,
+        decisions: decided.iter().map(crate::desk::Decision::line).collect(),
+        waived,
+    })
 }
 
 /// Builds the report, writes it to disk, and sends it with any earlier one pending.
