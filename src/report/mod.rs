@@ -516,6 +516,9 @@ pub struct Report {
     pub waived: Vec<String>,
     /// Urgent items no earlier mail named, one line each: what the mail leads with.
     pub urgent: Vec<String>,
+    /// Ids of the unreadable records this run met that nobody dismissed: they block
+    /// automation.
+    pub blocking: Vec<String>,
 }
 
 fn missing(kind: &'static str, id: &impl ToString) -> ReportError {
@@ -631,6 +634,7 @@ impl Report {
             decisions: Vec::new(),
             waived: Vec::new(),
             urgent: Vec::new(),
+            blocking: Vec::new(),
         })
     }
 

@@ -46,15 +46,7 @@ pub(super) fn plan(
         });
     };
     let store = db.lock();
-    // Unreadable records of this run that nobody dismissed block automation.
-    let dismissals = store.dismissals()?;
-    let dismissed = crate::desk::dismissed(&dismissals);
-    let blocking: Vec<String> = store
-        .bad_record_ids_of_run(run_id)?
-        .into_iter()
-        .filter(|id| !dismissed.contains_key(&crate::desk::ItemRef::BadRecord(id.clone())))
-        .collect();
-    let items = mail_plan::urgent_items(report, &blocking);
+    let items = mail_plan::urgent_items(report, &report.blocking);
     let keys: Vec<AlertKey> = items
         .iter()
         .map(|i| AlertKey {

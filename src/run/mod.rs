@@ -297,6 +297,8 @@ struct DeskNews {
     decisions: Vec<String>,
     /// Dismissed unreadable records this run met, one line each.
     waived: Vec<String>,
+    /// Unreadable records this run met that nobody dismissed: they block automation.
+    blocking: Vec<String>,
 }
 
 /// The reports directory checked writable (before any call: a pair is never tied
@@ -361,23 +363,23 @@ fn desk_news(store: &Store, run_id: i64, decisions: &mut Decisions) -> anyhow::R
     let dismissed = crate::desk::dismissed(&dismissals);
     let hidden = crate::desk::hide_dismissed(decisions, &dismissed);
     let decided = store.decisions_after(store.previous_report_start(run_id)?)?;
-    let waived = store
-        .bad_record_ids_of_run(run_id)?
-        .into_iter()
-        .filter_map(|id| {
-            let d = dismissed.get(&crate::desk::ItemRef::BadRecord(id.clone()))?;
-            Some(format!(
+    let (mut waived, mut blocking) = (Vec::new(), Vec::new());
+    for id in store.bad_record_ids_of_run(run_id)? {
+        match dismissed.get(&crate::desk::ItemRef::BadRecord(id.clone())) {
+            Some(d) => waived.push(format!(
                 "unreadable record {id} is dismissed (by {} on {}: {}); it does not block automation",
                 d.by,
                 d.at.format("%Y-%m-%d"),
                 d.note.as_deref().unwrap_or("")
-            ))
-        })
-        .collect();
+            )),
+            None => blocking.push(id),
+        }
+    }
     Ok(DeskNews {
         dismissed: hidden,
         decisions: decided.iter().map(crate::desk::Decision::line).collect(),
         waived,
+        blocking,
     })
 }
 
@@ -423,6 +425,7 @@ async fn report_phase(
     report.dismissed = view.desk.dismissed;
     report.decisions = view.desk.decisions.clone();
     report.waived = view.desk.waived.clone();
+    report.blocking = view.desk.blocking.clone();
     {
         let store = db.lock();
         report.mark_seen(
