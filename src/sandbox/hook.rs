@@ -134,6 +134,22 @@ impl Handle {
         write(&self.0.state).remove_payment(id)
     }
 
+    /// The bank removes a booking (a reversal): the transaction is no longer listed.
+    pub fn remove_transaction(&self, id: &str) -> bool {
+        write(&self.0.state).remove_transaction(id)
+    }
+
+    /// A back-office correction re-dates a booking: it moves to `booked_at` in its
+    /// account's list, possibly behind a page a client already read.
+    pub fn redate_transaction(&self, id: &str, booked_at: DateTime<Utc>) -> bool {
+        write(&self.0.state).redate_transaction(id, booked_at)
+    }
+
+    /// A payment's creation instant changes: it moves in the payments list.
+    pub fn redate_payment(&self, id: &str, created_at: DateTime<Utc>) -> bool {
+        write(&self.0.state).redate_payment(id, created_at)
+    }
+
     /// How many `GET /payment/{id}` requests are being served right now (a hook sees
     /// its own request counted).
     pub fn payment_reads_now(&self) -> u64 {

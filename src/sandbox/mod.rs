@@ -77,6 +77,10 @@ pub struct Faults {
     pub broken_page: Option<BrokenPage>,
     /// A reconcile call applies its change, then waits for `release_held` to answer.
     pub hold_reconcile: bool,
+    /// Serves at most this many items per page whatever the request asks (a provider
+    /// that clamps `per_page`), and says so in `pagination.per_page`; `last_page` is
+    /// computed with it.
+    pub max_per_page: Option<u64>,
 }
 
 /// How to start a sandbox.

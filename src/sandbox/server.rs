@@ -433,6 +433,10 @@ async fn serve_list(s: &Arc<Shared>, kind: ListKind, q: ListQuery, iban: &str) -
         Action::Unavailable | Action::ApplyAndLose => return unavailable(4),
     }
     let faults = read(&s.faults).clone();
+    let mut q = q;
+    if let Some(max) = faults.max_per_page {
+        q.per_page = q.per_page.min(max.max(1));
+    }
     if faults.shifting_pages {
         write(&s.state).shift(kind, &q, iban);
     }

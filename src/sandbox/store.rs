@@ -528,6 +528,68 @@ impl State {
         true
     }
 
+    /// Takes a bank transaction off its account's list (a reversed booking), as if it
+    /// had never been booked: the balance is restored.
+    pub fn remove_transaction(&mut self, id: &str) -> bool {
+        let Some((id, row)) = self.txs.remove_entry(id) else {
+            return false;
+        };
+        let t = &row.rec;
+        if let Some(keys) = self.tx_order.get_mut(&t.iban) {
+            let key = (micros(t.booked_at), id);
+            keys.retain(|k| *k != key);
+        }
+        if let Some(a) = self.accounts.iter_mut().find(|a| a.iban == t.iban) {
+            match t.direction {
+                Direction::Credit => a.balance -= t.amount,
+                Direction::Debit => a.balance += t.amount,
+            }
+        }
+        true
+    }
+
+    /// Moves a bank transaction to another booking instant (a back-office correction):
+    /// it leaves its place in the list's order and takes the new one.
+    pub fn redate_transaction(&mut self, id: &str, booked_at: DateTime<Utc>) -> bool {
+        let Some((key, row)) = self.txs.get_key_value(id) else {
+            return false;
+        };
+        let (key, iban, old) = (key.clone(), row.rec.iban.clone(), row.rec.booked_at);
+        if let Some(keys) = self.tx_order.get_mut(&iban) {
+            keys.retain(|k| *k != (micros(old), key.clone()));
+            insert_sorted(keys, (micros(booked_at), key.clone()));
+        }
+        if let Some(row) = self.txs.get_mut(&key) {
+            row.rec.booked_at = booked_at;
+            row.touch();
+        }
+        true
+    }
+
+    /// Moves a payment to another creation instant, in every index it is filed in.
+    pub fn redate_payment(&mut self, id: &str, created_at: DateTime<Utc>) -> bool {
+        self.refresh_status_index();
+        let Some((key, row)) = self.payments.get_key_value(id) else {
+            return false;
+        };
+        let (key, status, old) = (key.clone(), row.rec.status.clone(), row.rec.created_at);
+        let (was, now) = (
+            (micros(old), key.clone()),
+            (micros(created_at), key.clone()),
+        );
+        self.payment_order.retain(|k| *k != was);
+        insert_sorted(&mut self.payment_order, now.clone());
+        if let Some(keys) = self.payment_by_status.get_mut(&status) {
+            keys.retain(|k| *k != was);
+            insert_sorted(keys, now);
+        }
+        if let Some(row) = self.payments.get_mut(&key) {
+            row.rec.created_at = created_at;
+            row.touch();
+        }
+        true
+    }
+
     pub fn add_offramp(&mut self, o: OfframpRecord) -> Result<(), SandboxError> {
         if self.offramps.contains_key(o.id.as_str()) {
             return Err(SandboxError::DuplicateId(o.id));

@@ -707,6 +707,51 @@ async fn shifting_pages_make_later_pages_repeat_an_item() {
 }
 
 #[tokio::test]
+async fn a_clamped_page_size_is_what_the_answer_says_it_served() {
+    let sb = spawn_with_faults(Faults {
+        max_per_page: Some(3),
+        ..Faults::default()
+    })
+    .await;
+    let api = Api::login(&sb).await;
+    let (_, p) = api.get("/payments?page=1&per_page=100").await;
+    let total = p["pagination"]["total"].as_u64().expect("total");
+    assert_eq!(p["data"].as_array().map(Vec::len), Some(3));
+    assert_eq!(p["pagination"]["per_page"], 3);
+    assert_eq!(
+        p["pagination"]["last_page"].as_u64(),
+        Some(total.div_ceil(3))
+    );
+    assert_eq!(api.all("/payments", 100).await.len() as u64, total);
+}
+
+#[tokio::test]
+async fn a_removed_or_re_dated_booking_leaves_or_moves_in_its_accounts_list() {
+    let sb = spawn(config(42)).await;
+    let api = Api::login(&sb).await;
+    let iban = "DE89370400440532013000";
+    let path = format!("/banking/accounts/{iban}/transactions");
+    let before = api.all(&path, 100).await;
+    let (first, last) = (id(&before[0]), id(&before[before.len() - 1]));
+    let handle = sb.handle();
+
+    // The last booking moves to before the first one.
+    let earlier = time_of(&before[0], "booked_at") - chrono::Duration::seconds(1);
+    assert!(handle.redate_transaction(&last, earlier));
+    let moved = api.all(&path, 100).await;
+    assert_eq!(id(&moved[0]), last);
+    assert_eq!(time_of(&moved[0], "booked_at"), earlier);
+    assert_eq!(moved.len(), before.len());
+
+    assert!(handle.remove_transaction(&first));
+    assert!(!handle.remove_transaction(&first), "removed once");
+    let after = api.all(&path, 100).await;
+    assert_eq!(after.len(), before.len() - 1);
+    assert!(after.iter().all(|t| id(t) != first));
+    assert!(sb.transaction(&first).is_none());
+}
+
+#[tokio::test]
 async fn a_broken_page_always_answers_malformed_json_with_http_200() {
     let sb = spawn_with_faults(Faults {
         broken_page: Some(BrokenPage {
