@@ -52,6 +52,10 @@ pub enum ApiError {
         total: u64,
         per_page: u32,
     },
+    /// A page's own pagination numbers contradict each other or its items (§13.2): the
+    /// list cannot be said to have ended there.
+    #[error("{endpoint}: the page contradicts itself: {why}")]
+    Contradiction { endpoint: String, why: String },
     /// The provider answered with a redirect, which is never followed: a write must not
     /// turn into a read of another address, and credentials must not be sent to one. The
     /// documented API does not redirect, so `base_url` is wrong (most often `http://` for

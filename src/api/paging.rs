@@ -1,38 +1,45 @@
 //! How a list is read so that a read marked complete misses nothing (provider API §13.2,
-//! matching rules §5): which request comes next, decided from the pages received. No
-//! I/O: the sync's reader sends the requests and feeds the answers back.
+//! matching rules §5): which request comes next, decided from the pages received, and
+//! the proof that a read holds everything. No I/O: the sync's reader sends the requests
+//! and feeds the answers back.
 //!
-//! # Why no item is missed
+//! # Reading
 //!
 //! A list is cut into disjoint time windows (*slices*, `[from, to)` on the item's own
 //! timestamp), read side by side. Within a slice, pages are not addressed by number but
 //! by a moving cursor: every request asks for page 1 of `[cursor, to)`, and the next
-//! cursor is the timestamp of the last item of a full page.
+//! cursor is the timestamp of the last item of the page. When a whole page shares the
+//! cursor's instant, that instant (`[t, t + 1µs)`, which no window can split) is read
+//! by page number. Every number is the answer's own ([`more_after`]): a provider may
+//! serve fewer items per page than asked, and a page whose numbers contradict each
+//! other or its items is never taken for the end of the list.
 //!
-//! Let `x` be an item that is in the list during the whole read of its slice. Before
-//! each request, either `x` was already received or `cursor ≤ ts(x)`: true at the start
-//! (`cursor = from`). A request returns the first `per_page` items of `[cursor, to)` in
-//! the list's order (timestamp, then id) *as the provider holds them when it answers*;
-//! `x` is one of the candidates. A short page holds every candidate, so it holds `x`.
-//! A full page without `x` holds only items ordered before `x`, so its last timestamp,
-//! the next cursor, is `≤ ts(x)`. Inserts and removals anywhere, at any moment, only
-//! change which *other* items a page holds. So when a slice ends (a short page, or the
-//! last page), every item that existed throughout the read has been received: no page
-//! boundary can drop an item, as numbered pages do when the list shifts between two
-//! requests.
+//! While the list is quiet this reads every item once. While it changes, a reader
+//! alone can miss an item: a removal inside an instant read by page number shifts the
+//! items after it one place back, and a booking re-dated behind the cursor is never
+//! under it. Counting does not catch either when a removal of an item already read
+//! offsets the miss. So a read is not trusted because it ended; it is *proven*.
 //!
-//! The cursor moves strictly forward (a full page whose last timestamp is the cursor
-//! itself means at least `per_page` items share one instant; those are read by page
-//! number within that one microsecond, `[t, t + 1µs)`, the one place where a removal
-//! inside the same microsecond between two pages could shift an item: the provider
-//! would need more than `per_page` items stamped in one microsecond and a removal among
-//! them during the read).
+//! # The proof
 //!
-//! Items *inserted* during the read at a position already passed are not covered by the
-//! argument (the contract says such an item may be missed). The reader catches them
-//! where it can: after the read it asks the list's `total` for `[from, started)` once
-//! more; more items than were received means something was inserted behind the cursor,
-//! and the list is read again (see `crate::sync`).
+//! Item ids are never reused (§13.6: unique per integration), so an item received by two
+//! reads existed at every instant between them. The reader collects the window whole
+//! (set `A`), asks the provider's `total` of the window once (`n`, at instant `q`), and
+//! collects it whole again (set `B`). If every id of `A` is in `B`, each item of `A`
+//! existed at `q`; if moreover `n = |A|`, the window held exactly `A` at `q`. An item
+//! that existed throughout the read existed at `q`, so it is in `A`, however items were
+//! inserted, removed or re-dated meanwhile, however many share an instant and however
+//! many a page holds ([`proven`]). Otherwise the read collects once more and checks
+//! `B` against that, a few times at most, and is incomplete if no pair agrees.
+//!
+//! A read that took one answer needs no second collect: a page that ends the list with
+//! as many items as its `total` is the whole window at one instant.
+//!
+//! What the proof assumes: the window's `total` counts what its pages list, and an
+//! item that is in both collects did not leave the window and come back around the
+//! count (re-dated out of an incremental read's window and back, or a payment that left
+//! `pending_bank` and returned). A full read's window is the whole list, so there only
+//! the second can happen.
 //!
 //! The page the client returns ([`Page`]) and [`Paginator`], which reads a list by page
 //! number, live here too.
@@ -107,7 +114,9 @@ enum Mode {
 /// One slice of a list read by a moving cursor (see the module docs).
 #[derive(Debug)]
 pub struct Keyset {
-    per_page: u32,
+    /// The smallest page size the provider's answers said they served (§13.2: a
+    /// provider may serve fewer items per page than asked).
+    served: u32,
     /// The slice's end (exclusive); `None` for the last slice.
     end: Option<DateTime<Utc>>,
     cursor: Option<DateTime<Utc>>,
@@ -133,7 +142,7 @@ fn request_cap(max_total: u64, per_page: u32) -> u64 {
 impl Keyset {
     pub fn new(from: Option<DateTime<Utc>>, end: Option<DateTime<Utc>>, per_page: u32) -> Self {
         Self {
-            per_page,
+            served: per_page.max(1),
             end,
             cursor: from,
             mode: Mode::Cursor,
@@ -206,8 +215,11 @@ impl Keyset {
         self.items += kept;
         self.duplicates += (before as u64) - kept;
 
-        let full = info.item_count as u64 >= u64::from(self.per_page)
-            && info.current_page < info.last_page;
+        self.served = self.served.min(info.per_page.max(1));
+        let full = more_after(&info).map_err(|why| ApiError::Contradiction {
+            endpoint: endpoint.to_owned(),
+            why,
+        })?;
         match self.mode {
             Mode::Instant(p) if full => self.mode = Mode::Instant(p + 1),
             Mode::Instant(_) => {
@@ -228,12 +240,12 @@ impl Keyset {
                 None => self.mode = Mode::Numbered(2),
             },
         }
-        if !self.done && u64::from(self.requests) > request_cap(self.max_total, self.per_page) {
+        if !self.done && u64::from(self.requests) > request_cap(self.max_total, self.served) {
             return Err(ApiError::Runaway {
                 endpoint: endpoint.to_owned(),
                 pages: self.requests,
                 total: self.max_total,
-                per_page: self.per_page,
+                per_page: self.served,
             });
         }
         Ok(())
@@ -242,6 +254,49 @@ impl Keyset {
     pub fn requests(&self) -> u32 {
         self.requests
     }
+}
+
+/// What a page's own pagination block says of its request's window (§13.2): `Ok(true)`
+/// when pages follow, `Ok(false)` when the window ends on this page, `Err` naming the
+/// contradiction when the numbers disagree with each other or with the items carried.
+///
+/// Every number is the answer's own: a provider may serve fewer items per page than
+/// asked and says so in `per_page`. A short page before `last_page` is not the end, and
+/// a last page must carry every item `total` leaves for it.
+pub fn more_after(info: &PageInfo) -> Result<bool, String> {
+    let per_page = u64::from(info.per_page);
+    let count = info.item_count as u64;
+    if per_page == 0 {
+        return Err("per_page is 0".into());
+    }
+    if count > per_page {
+        return Err(format!("{count} items on a page of {per_page}"));
+    }
+    let pages = info.total.div_ceil(per_page).max(1);
+    if u64::from(info.last_page) != pages {
+        return Err(format!(
+            "last_page is {} but {} items at {per_page} a page make {pages}",
+            info.last_page, info.total
+        ));
+    }
+    if info.current_page < info.last_page {
+        if count == 0 {
+            return Err(format!(
+                "page {} of {} is empty",
+                info.current_page, info.last_page
+            ));
+        }
+        return Ok(true);
+    }
+    let before = u64::from(info.current_page.saturating_sub(1)) * per_page;
+    let left = info.total.saturating_sub(before).min(per_page);
+    if count != left {
+        return Err(format!(
+            "page {} of {} carries {count} items where total {} leaves {left}",
+            info.current_page, info.last_page, info.total
+        ));
+    }
+    Ok(false)
 }
 
 fn one_microsecond_after(t: DateTime<Utc>) -> DateTime<Utc> {
@@ -287,10 +342,39 @@ pub fn slices(
     out
 }
 
+/// The proof that a list read holds every item that existed from its start to its end
+/// (matching rules §5), from two collects of the whole window and one count between
+/// them (the module docs say why it holds). `first`: the ids the earlier collect
+/// received; `count`: the provider's `total` of the window, asked after that collect
+/// ended and before the next began; `second`: the ids the next collect received.
+///
+/// `Ok` when every item of the first collect was received again and the count equals
+/// them; otherwise `Err` says what did not agree, and the read must collect again.
+pub fn proven<S: std::hash::BuildHasher>(
+    first: &std::collections::HashSet<String, S>,
+    count: u64,
+    second: &std::collections::HashSet<String, S>,
+) -> Result<(), String> {
+    let gone = first.iter().filter(|id| !second.contains(*id)).count();
+    if gone > 0 {
+        return Err(format!(
+            "{gone} item(s) received by one read were gone from the next"
+        ));
+    }
+    let received = first.len() as u64;
+    if count != received {
+        return Err(format!(
+            "the provider counted {count} item(s) between two reads that received {received}"
+        ));
+    }
+    Ok(())
+}
+
 /// Keeps a list read honest: dedupes items by id across pages, decides when to stop,
 /// and refuses to follow a server that never stops (§13.2).
 #[derive(Debug)]
 pub struct Paginator {
+    /// The page size asked for, lowered to the smallest an answer said it served.
     per_page: u32,
     next: u32,
     done: bool,
@@ -321,7 +405,7 @@ impl Paginator {
     }
 
     /// Takes a page: drops items already seen (by id), updates the stop state. Fails when
-    /// the server keeps claiming pages past the cap `total / per_page + 2`.
+    /// the page's numbers contradict each other or its items ([`more_after`]).
     pub fn accept<T: Identified>(
         &mut self,
         endpoint: &str,
@@ -334,21 +418,18 @@ impl Paginator {
         page.items
             .retain(|r| self.seen.insert(r.value.wire_id().to_owned()));
         self.duplicates += (before - page.items.len()) as u64;
-        let short = (info.item_count as u64) < u64::from(self.per_page);
-        if info.current_page >= info.last_page || short {
+        self.per_page = self.per_page.min(info.per_page.max(1));
+        let more = more_after(&info).map_err(|why| ApiError::Contradiction {
+            endpoint: endpoint.to_owned(),
+            why,
+        })?;
+        if !more {
             self.done = true;
             return Ok(());
         }
+        // A page before `last_page` was checked against `total`: the next page number
+        // is at most `total / per_page + 1`, so a server cannot lead it on forever.
         self.next += 1;
-        let cap = self.max_total / u64::from(self.per_page.max(1)) + 2;
-        if u64::from(self.next) > cap {
-            return Err(ApiError::Runaway {
-                endpoint: endpoint.to_owned(),
-                pages: self.pages_read,
-                total: self.max_total,
-                per_page: self.per_page,
-            });
-        }
         Ok(())
     }
 
@@ -509,6 +590,80 @@ mod tests {
         };
         assert!(matches!(err, ApiError::Runaway { .. }), "{err}");
         assert!(n <= 16, "{n} requests");
+    }
+
+    fn info(current_page: u32, per_page: u32, last_page: u32, total: u64, n: usize) -> PageInfo {
+        PageInfo {
+            current_page,
+            per_page,
+            last_page,
+            total,
+            item_count: n,
+        }
+    }
+
+    #[test]
+    fn a_page_ends_its_window_only_when_its_own_numbers_say_so() {
+        assert_eq!(more_after(&info(1, 50, 3, 120, 50)), Ok(true));
+        assert_eq!(more_after(&info(3, 50, 3, 120, 20)), Ok(false));
+        assert_eq!(more_after(&info(1, 50, 1, 0, 0)), Ok(false));
+        // Clamped: three served where more were asked, and the answer says so.
+        assert_eq!(more_after(&info(1, 3, 2, 6, 3)), Ok(true));
+        // Short, but not the last page: not the end.
+        assert_eq!(more_after(&info(1, 3, 2, 6, 2)), Ok(true));
+        // Past the last page: empty, as the contract says.
+        assert_eq!(more_after(&info(4, 50, 3, 120, 0)), Ok(false));
+    }
+
+    #[test]
+    fn a_page_whose_numbers_contradict_each_other_or_its_items_is_refused() {
+        for (i, why) in [
+            (info(1, 0, 1, 0, 0), "per_page is 0"),
+            (info(1, 3, 2, 6, 4), "4 items on a page of 3"),
+            (info(1, 3, 1, 6, 3), "last_page is 1 but 6 items"),
+            (info(1, 3, 3, 6, 3), "last_page is 3 but 6 items"),
+            (info(1, 3, 2, 6, 0), "page 1 of 2 is empty"),
+            (info(2, 3, 2, 6, 2), "carries 2 items where total 6 leaves 3"),
+            (info(1, 50, 1, 5, 6), "6 items where total 5 leaves 5"),
+            (info(3, 50, 2, 60, 1), "carries 1 items where total 60 leaves 0"),
+        ] {
+            let err = more_after(&i).unwrap_err();
+            assert!(err.contains(why), "{i:?}: {err}");
+        }
+    }
+
+    fn ids(v: &[&str]) -> FxHashSet<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn two_collects_prove_a_read_only_if_the_second_kept_the_first_and_the_count_agrees() {
+        let a = ids(&["a", "b", "c"]);
+        assert_eq!(proven(&a, 3, &ids(&["a", "b", "c"])), Ok(()));
+        // Items that arrived after the count are the second collect's own business.
+        assert_eq!(proven(&a, 3, &ids(&["a", "b", "c", "new"])), Ok(()));
+        // One item removed after it was read, one never read: the count alone agrees.
+        let err = proven(&a, 3, &ids(&["a", "c", "missed"])).unwrap_err();
+        assert!(err.contains("1 item(s) received by one read were gone"), "{err}");
+        // The count says an item existed that the first collect did not receive.
+        let err = proven(&a, 4, &ids(&["a", "b", "c", "missed"])).unwrap_err();
+        assert!(err.contains("counted 4 item(s) between two reads that received 3"), "{err}");
+        let err = proven(&a, 2, &a).unwrap_err();
+        assert!(err.contains("counted 2"), "{err}");
+    }
+
+    #[test]
+    fn a_clamped_provider_is_read_whole_by_the_cursor() {
+        // The provider serves 3 where 10 are asked, and says so.
+        let list: Vec<(String, i64)> = (0..11).map(|i| (format!("T{i:02}"), i / 2)).collect();
+        let mut k = Keyset::new(None, None, 10);
+        let mut seen = FxHashSet::default();
+        while let Some(r) = k.next_request() {
+            let view: Vec<(&str, i64)> = list.iter().map(|(i, s)| (i.as_str(), *s)).collect();
+            let mut page = serve(&view, r, 3);
+            k.accept("test", &mut page, stamp, &mut seen).unwrap();
+        }
+        assert_eq!(seen.len(), 11);
     }
 
     #[test]

@@ -1353,7 +1353,7 @@ impl Respond for EndlessPages {
 }
 
 #[tokio::test]
-async fn a_server_that_claims_more_pages_forever_is_stopped_as_runaway() {
+async fn a_server_that_claims_more_pages_than_its_total_fills_is_refused_at_once() {
     let server = mock_server_with_token("tok-1").await;
     Mock::given(method("GET"))
         .and(path("/api/payments"))
@@ -1366,24 +1366,18 @@ async fn a_server_that_claims_more_pages_forever_is_stopped_as_runaway() {
         .await
         .expect_err("stopped");
 
-    match err {
-        ApiError::Runaway {
-            pages,
-            total,
-            per_page,
-            ..
-        } => {
-            assert_eq!((total, per_page), (6, 2));
-            assert!(pages <= 6 / 2 + 2, "followed {pages} pages");
+    match &err {
+        ApiError::Contradiction { why, .. } => {
+            assert!(why.contains("last_page is 4294967295 but 6 items"), "{why}");
         }
-        other => panic!("expected Runaway, got {other:?}"),
+        other => panic!("expected Contradiction, got {other:?}"),
     }
     let requests = server.received_requests().await.expect("recording");
     let pages_asked = requests
         .iter()
         .filter(|r| r.url.path() == "/api/payments")
         .count();
-    assert!(pages_asked <= 5, "{pages_asked} page requests");
+    assert_eq!(pages_asked, 1, "{pages_asked} page requests");
 }
 
 #[tokio::test]
