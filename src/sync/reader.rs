@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use chrono::{DateTime, Utc};
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
@@ -217,12 +217,14 @@ impl Reader {
         }
     }
 
-    /// Reads a list so that a read marked complete holds every item that was in it for
-    /// the whole read ([`crate::api::paging`] says why): the list is cut into time slices
-    /// read side by side, each by a moving cursor. A read that took more than one request
-    /// is then checked: the provider's `total` of `[from, sync start)` is asked once
-    /// more, and if it exceeds what was received (items were inserted behind a cursor)
-    /// the list is read again, at most [`REREADS`] times before it counts as incomplete.
+    /// Reads a list so that a read marked complete provably holds every item that
+    /// existed from the read's start to its end ([`crate::api::paging`] says why): the
+    /// list is collected whole (cut into time slices read side by side, each by a
+    /// moving cursor); unless that took one answer, which is a snapshot by itself, the
+    /// provider's `total` of the window is asked, and the list is collected again. The
+    /// read is complete when the second collect received every item of the first and
+    /// the count equals them ([`crate::api::paging::proven`]); otherwise the later
+    /// collect is checked the same way against one more, at most [`PROOFS`] times.
     ///
     /// An incremental read starts at its watermark less the overlap; an item booked
     /// before that (a booking back-dated further than the overlap) would never be read.
@@ -264,52 +266,12 @@ impl Reader {
             }
         }
         let from = q.from;
-        let probes = tally.requests;
         let seen: Arc<std::sync::Mutex<Seen>> = Arc::default();
-        for pass in 0..=REREADS {
-            if error.is_some() {
-                break;
-            }
-            if let Err(e) = self
-                .read_pass(name, &q, &fetch, stamp, &wrap, &seen, &mut tally)
+        if error.is_none() {
+            error = self
+                .collect_proven(name, &q, &fetch, stamp, &wrap, &seen, &mut tally)
                 .await
-            {
-                tracing::error!(list = name, error = %e, "list read failed");
-                error = Some(e);
-                break;
-            }
-            if tally.requests - probes <= 1 {
-                // One answer is one snapshot of the list: nothing to cross-check.
-                break;
-            }
-            let received = seen.lock().map(|s| s.before_start).unwrap_or(u64::MAX);
-            let check = ListQuery {
-                to: Some(self.started),
-                ..q.clone()
-            };
-            tally.requests += 1;
-            match self.permit_fetch(&fetch, check, 1, 1).await {
-                Ok(page) if page.info.total > received => {
-                    tracing::warn!(
-                        list = name,
-                        pass,
-                        total = page.info.total,
-                        received,
-                        "items appeared behind the read while it went on; reading the list again"
-                    );
-                    if pass == REREADS {
-                        error = Some(format!(
-                            "the list kept changing while it was read: the provider counts {} item(s) before the sync started, {received} were received",
-                            page.info.total
-                        ));
-                    }
-                }
-                Ok(_) => break,
-                Err(e) => {
-                    error = Some(e.to_string());
-                    break;
-                }
-            }
+                .err();
         }
         if error.is_none() && tally.bad > 0 {
             error = Some(format!(
@@ -317,7 +279,7 @@ impl Reader {
                 tally.bad
             ));
         }
-        let items = seen.lock().map(|s| s.ids.len() as u64).unwrap_or(0);
+        let items = seen.lock().map(|s| s.all.len() as u64).unwrap_or(0);
         let l = ListRead {
             list: name.to_owned(),
             complete: error.is_none(),
@@ -342,6 +304,68 @@ impl Reader {
             let _ = self.tx.send(Write::Watermark(name.to_owned(), h)).await;
         }
         l
+    }
+
+    /// Collects the list until two collects and the count between them prove it whole
+    /// (see [`Reader::read_list`]). `Err` says why it could not be proven.
+    #[allow(clippy::too_many_arguments)]
+    async fn collect_proven<T>(
+        &self,
+        name: &str,
+        q: &ListQuery,
+        fetch: &Fetch<T>,
+        stamp: fn(&T) -> DateTime<Utc>,
+        wrap: &Wrap<T>,
+        seen: &Arc<std::sync::Mutex<Seen>>,
+        tally: &mut Tally,
+    ) -> Result<(), String>
+    where
+        T: crate::api::Identified + Send + 'static,
+    {
+        let before = tally.requests;
+        self.read_pass(name, q, fetch, stamp, wrap, seen, tally)
+            .await?;
+        if tally.requests - before == 1 || tally.bad > 0 {
+            // A list with an unreadable record is incomplete whatever a proof says.
+            // One answer that ended the list (its numbers checked against its items by
+            // `more_after`) is a snapshot of the whole window at one instant.
+            return Ok(());
+        }
+        let mut why = String::new();
+        for attempt in 1..=PROOFS {
+            let first = seen
+                .lock()
+                .map(|mut s| std::mem::take(&mut s.pass))
+                .map_err(|_| "internal: seen set poisoned".to_owned())?;
+            let count = ListQuery {
+                to: None,
+                ..q.clone()
+            };
+            tally.requests += 1;
+            let count = self
+                .permit_fetch(fetch, count, 1, 1)
+                .await
+                .map_err(|e| e.to_string())?
+                .info
+                .total;
+            self.read_pass(name, q, fetch, stamp, wrap, seen, tally)
+                .await?;
+            let verdict = seen
+                .lock()
+                .map(|s| crate::api::paging::proven(&first, count, &s.pass))
+                .map_err(|_| "internal: seen set poisoned".to_owned())?;
+            match verdict {
+                Ok(()) => return Ok(()),
+                Err(w) => {
+                    tracing::warn!(list = name, attempt, why = %w,
+                        "the list changed while it was read; collecting it again");
+                    why = w;
+                }
+            }
+        }
+        Err(format!(
+            "the list kept changing while it was read and could not be proven whole: {why}"
+        ))
     }
 
     /// One pass over the whole list: the first slice's first page tells how long the
@@ -372,7 +396,7 @@ impl Reader {
         let Some(after) = page else {
             return Ok(());
         };
-        let pages_left = after.total.div_ceil(u64::from(self.per_page.max(1)));
+        let pages_left = after.total.div_ceil(u64::from(after.per_page.max(1)));
         let n = usize::try_from(pages_left)
             .unwrap_or(usize::MAX)
             .min(self.read_ahead);
@@ -456,31 +480,36 @@ impl Reader {
                 .lock()
                 .map_err(|_| "internal: seen set poisoned".to_owned())?;
             let before = k.duplicates;
-            k.accept(name, &mut page, stamp, &mut s.ids)
+            k.accept(name, &mut page, stamp, &mut s.pass)
                 .map_err(|e| e.to_string())?;
             tally.duplicates += k.duplicates - before;
-            let started = self.started;
-            s.before_start += page
-                .items
-                .iter()
-                .filter(|r| stamp(&r.value) < started)
-                .count() as u64;
+            // An item an earlier collect received is written again only if it changed.
+            page.items.retain(|r| {
+                let h = fingerprint(&r.raw);
+                s.all.insert(r.value.wire_id().to_owned(), h) != Some(h)
+            });
         }
         let high = page.items.iter().map(|r| stamp(&r.value)).max();
         tally.high = tally.high.max(high);
         if !page.bad.is_empty() {
+            {
+                let mut s = seen
+                    .lock()
+                    .map_err(|_| "internal: seen set poisoned".to_owned())?;
+                // Received, if unreadable: it counts against the provider's total. A
+                // later collect meets it again; it is logged and stored once a read.
+                for b in &page.bad {
+                    if let Some(id) = &b.id {
+                        s.pass.insert(id.clone());
+                    }
+                }
+                page.bad.retain(|b| s.bad.insert(fingerprint(&b.raw)));
+            }
             let mut blocking = 0;
             for b in &page.bad {
                 if self.waives(b) {
                     tracing::warn!(list = name, record = %b,
                         "unreadable record, dismissed by a person: it does not block the run");
-                    // Received, if unreadable: it counts against the provider's total
-                    // (once, whatever the passes).
-                    if let (Some(id), Ok(mut s)) = (&b.id, seen.lock())
-                        && s.waived.insert(id.clone())
-                    {
-                        s.before_start += 1;
-                    }
                 } else {
                     tracing::error!(list = name, record = %b, "unreadable record");
                     blocking += 1;
@@ -489,22 +518,25 @@ impl Reader {
             tally.bad += blocking;
             let bad = page.bad.len() as u64;
             self.counters.bad.fetch_add(bad, Ordering::Relaxed);
-            let _ = self
-                .tx
-                .send(Write::Bad(std::mem::take(&mut page.bad)))
-                .await;
+            if !page.bad.is_empty() {
+                let _ = self
+                    .tx
+                    .send(Write::Bad(std::mem::take(&mut page.bad)))
+                    .await;
+            }
         }
-        let total = page.info.total;
+        let (total, per_page) = (page.info.total, page.info.per_page);
         if self.tx.send(wrap(page.items)).await.is_err() {
             return Err("the store writer stopped".into());
         }
         if let Some(p) = &self.progress {
-            let items = seen.lock().map(|s| s.ids.len() as u64).unwrap_or(0);
+            let items = seen.lock().map(|s| s.all.len() as u64).unwrap_or(0);
             p.update(name, tally.requests, items);
         }
         Ok(k.next_request().map(|next| AfterPage {
             cursor: next.from,
             total,
+            per_page,
         }))
     }
 
@@ -522,8 +554,8 @@ impl Reader {
     }
 }
 
-/// How many times a list is read again when items appeared behind its read.
-const REREADS: u32 = 2;
+/// How many times a list is collected again, at most, to prove it whole.
+const PROOFS: u32 = 3;
 
 type PageFuture<T> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<Page<T>, ApiError>> + Send>>;
@@ -532,21 +564,31 @@ type Fetch<T> = Arc<dyn Fn(ListQuery, u32, u32) -> PageFuture<T> + Send + Sync>;
 /// Turns a page's new items into the writer's message.
 type Wrap<T> = Arc<dyn Fn(Vec<Record<T>>) -> Write + Send + Sync>;
 
-/// The ids a list read has received, over all its slices and passes.
+/// The ids a list read has received.
 #[derive(Default)]
 struct Seen {
-    ids: FxHashSet<String>,
-    /// Unreadable records a person dismissed, received in this read.
-    waived: FxHashSet<String>,
-    /// How many of them are stamped before the sync started (what the provider's
-    /// `total` of `[from, start)` counts).
-    before_start: u64,
+    /// Every item received by any collect, with a fingerprint of the record as last
+    /// received: a later collect writes an item again only when it changed.
+    all: FxHashMap<String, u64>,
+    /// The ids the current collect received: its readable items, and the ids its
+    /// unreadable records carried (the provider's `total` counts them too).
+    pass: FxHashSet<String>,
+    /// Fingerprints of the unreadable records met by any collect.
+    bad: FxHashSet<u64>,
+}
+
+/// A record's fingerprint, to tell whether a later collect received it changed.
+fn fingerprint(raw: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<rustc_hash::FxHasher>::default().hash_one(raw)
 }
 
 /// Where a slice stands after its first full page.
 struct AfterPage {
     cursor: Option<DateTime<Utc>>,
     total: u64,
+    /// The page size the answer said it served.
+    per_page: u32,
 }
 
 /// What a read (or one slice of it) did.

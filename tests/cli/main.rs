@@ -7,6 +7,7 @@ mod email;
 mod helpers;
 mod incremental;
 mod ops;
+mod proof;
 mod returned;
 mod signals;
 mod tls;

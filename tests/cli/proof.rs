@@ -1,0 +1,277 @@
+//! A list read is complete only when the job can prove it holds every item that existed
+//! throughout the read: a provider that removes, re-dates or clamps pages while the job
+//! reads must never get a customer's second transfer missed, and so a pair reconciled
+//! that has a rival.
+//!
+//! Each test books a paid-twice customer (two credits of the same amount naming the
+//! same concept) and makes one of them disappear from a naive read, each time doing only
+//! what the wire contract allows. The pair must never be called, and both credits must
+//! be reported `ambiguous` once the job has read them.
+
+use std::sync::Mutex;
+
+use chrono::{DateTime, Duration, Utc};
+use cp_recon::sandbox::hook::{Action, Event, Handle, Hook};
+use cp_recon::sandbox::{Faults, ListName, PaymentRecord, SandboxConfig, TransactionRecord};
+use rust_decimal::Decimal;
+
+use crate::helpers::{TestEnv, code, findings, text};
+
+const PAYMENT: &str = "PAIDTWICE000000000000001";
+const CENTS: i64 = 73_917;
+
+/// The paid-twice payment, created an hour ago, and its concept.
+fn paid_twice_payment(env: &TestEnv) -> u64 {
+    let concept = env.sandbox.fresh_concept();
+    let created = Utc::now() - Duration::hours(1);
+    env.sandbox
+        .add_payment(PaymentRecord::transfer(PAYMENT, concept, CENTS, created))
+        .expect("payment added");
+    concept
+}
+
+fn credit(env: &TestEnv, id: &str, iban: &str, cents: i64, text: &str, at: DateTime<Utc>) {
+    env.sandbox
+        .add_transaction(TransactionRecord::credit(
+            id,
+            iban,
+            Decimal::new(cents, 2),
+            text,
+            at,
+        ))
+        .expect("credit added");
+}
+
+/// Runs the job once and checks that the paid-twice payment was never called and that
+/// it and both its credits are reported `ambiguous` by the last run.
+async fn assert_never_called_and_reported_ambiguous(env: &TestEnv, twins: [&str; 2]) {
+    let out = env.run(&["--run-now", "--full"]).await;
+    let calls: Vec<_> = env
+        .sandbox
+        .reconcile_calls()
+        .into_iter()
+        .filter(|c| c.payment_id == PAYMENT)
+        .collect();
+    assert!(
+        calls.is_empty(),
+        "the paid-twice payment was called: {calls:?}\n{}",
+        text(&out)
+    );
+    // Whether this run proved its read or not, the next calm one does, and reports the
+    // pair for a person.
+    env.sandbox.set_hook(None);
+    env.sandbox.set_faults(Faults::default());
+    let out = env.run(&["--run-now", "--full"]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        env.sandbox
+            .reconcile_calls()
+            .iter()
+            .all(|c| c.payment_id != PAYMENT),
+        "called on the calm run"
+    );
+    let store = env.store();
+    let run: i64 = crate::helpers::scalar(&store, "SELECT MAX(id) FROM runs");
+    let payments = findings(&store, run, "payment");
+    assert_eq!(
+        payments.get(PAYMENT).map(String::as_str),
+        Some("ambiguous"),
+        "{payments:?}"
+    );
+    let credits = findings(&store, run, "transaction");
+    for t in twins {
+        assert_eq!(
+            credits.get(t).map(String::as_str),
+            Some("ambiguous"),
+            "{t}: {credits:?}"
+        );
+    }
+}
+
+/// Runs `act` once, at the first list request of transactions of `iban` that `when`
+/// accepts.
+struct Once<W, A> {
+    iban: String,
+    when: W,
+    act: A,
+    done: Mutex<bool>,
+}
+
+impl<W, A> Hook for Once<W, A>
+where
+    W: Fn(Option<DateTime<Utc>>, Option<DateTime<Utc>>, u64) -> bool + Send + Sync,
+    A: Fn(&Handle) + Send + Sync,
+{
+    fn on(&self, sandbox: &Handle, event: &Event) -> Action {
+        if let Event::List {
+            list: ListName::Transactions,
+            iban,
+            from,
+            to,
+            page,
+            ..
+        } = event
+            && *iban == self.iban
+            && (self.when)(*from, *to, *page)
+        {
+            let mut done = self.done.lock().unwrap();
+            if !*done {
+                *done = true;
+                (self.act)(sandbox);
+            }
+        }
+        Action::Serve
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removal_inside_a_day_booked_at_one_instant_never_hides_a_second_transfer() {
+    // A bank that books by date puts the day's credits at midnight: more than a page of
+    // them share one instant, which a `from`/`to` window cannot split, so the reader
+    // pages inside it by number. One booking already read is removed while it does: the
+    // rest shift one place, and the first credit of the next page would never be seen.
+    let env = TestEnv::start(SandboxConfig::default()).await;
+    let iban = env.sandbox.accounts()[0].iban.clone();
+    let concept = paid_twice_payment(&env);
+    let midnight = (Utc::now() + Duration::days(1))
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
+    // page_size is 20: ids order the day, so DAY020 opens the instant's second page.
+    for i in 0..45 {
+        let id = format!("DAY{i:03}");
+        if i == 20 {
+            credit(
+                &env,
+                &id,
+                &iban,
+                CENTS,
+                &format!("Pedido {concept}"),
+                midnight,
+            );
+        } else {
+            credit(&env, &id, &iban, 1_000 + i, "Transferencia", midnight);
+        }
+    }
+    // The other transfer, booked an hour before, is read on its own.
+    let first = "EARLIER0000000000000001";
+    credit(
+        &env,
+        first,
+        &iban,
+        CENTS,
+        &format!("Ref {concept}"),
+        midnight - Duration::hours(1),
+    );
+    env.sandbox.set_hook(Some(std::sync::Arc::new(Once {
+        iban: iban.clone(),
+        when: move |from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>, page| {
+            from == Some(midnight) && to == Some(midnight + Duration::microseconds(1)) && page == 2
+        },
+        act: |h: &Handle| {
+            assert!(h.remove_transaction("DAY000"));
+        },
+        done: Mutex::new(false),
+    })));
+    assert_never_called_and_reported_ambiguous(&env, [first, "DAY020"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_booking_re_dated_behind_the_reader_with_one_removal_never_hides_a_second_transfer() {
+    // Ordinary timestamps: once the reader is past the first transfer, a back-office
+    // correction moves the second one (not read yet) behind it, and a booking already
+    // read is removed. The provider's count of the window is what the reader received.
+    let env = TestEnv::start(SandboxConfig::default()).await;
+    let iban = env.sandbox.accounts()[0].iban.clone();
+    let concept = paid_twice_payment(&env);
+    let base = Utc::now() + Duration::days(1);
+    let first = "TWINFIRST00000000000001";
+    let second = "TWINSECOND0000000000001";
+    credit(
+        &env,
+        "FILLER0000000000000000",
+        &iban,
+        1_000,
+        "Alquiler",
+        base,
+    );
+    credit(
+        &env,
+        first,
+        &iban,
+        CENTS,
+        &format!("Pedido {concept}"),
+        base + Duration::minutes(1),
+    );
+    for i in 1..60 {
+        let at = base + Duration::minutes(1 + i);
+        let id = format!("FILLER{i:016}");
+        credit(&env, &id, &iban, 1_000 + i, "Nómina", at);
+    }
+    credit(
+        &env,
+        second,
+        &iban,
+        CENTS,
+        &format!("Ref {concept}"),
+        base + Duration::minutes(90),
+    );
+    let past_first = base + Duration::minutes(1);
+    env.sandbox.set_hook(Some(std::sync::Arc::new(Once {
+        iban: iban.clone(),
+        when: move |from: Option<DateTime<Utc>>, _, _| from.is_some_and(|f| f > past_first),
+        act: move |h: &Handle| {
+            assert!(h.redate_transaction(second, past_first + Duration::seconds(1)));
+            assert!(h.remove_transaction("FILLER0000000000000000"));
+        },
+        done: Mutex::new(false),
+    })));
+    assert_never_called_and_reported_ambiguous(&env, [first, second]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_that_serves_fewer_items_per_page_than_asked_never_hides_a_second_transfer() {
+    // The job asks for 20 a page; the provider serves 3 and says so in its answer
+    // (`per_page: 3`, and a `last_page` and `total` to match). The provider holds only
+    // this customer's records, the first transfer oldest, so the first page holds it.
+    let env = TestEnv::start(SandboxConfig::default()).await;
+    let iban = env.sandbox.accounts()[0].iban.clone();
+    let handle = env.sandbox.handle();
+    let (payments, txs) = handle.snapshot();
+    for p in payments {
+        assert!(handle.remove_payment(&p.id));
+    }
+    for t in txs {
+        assert!(handle.remove_transaction(&t.id));
+    }
+    let concept = paid_twice_payment(&env);
+    let (first, second) = ("CLAMPFIRST000000000001", "CLAMPSECOND00000000001");
+    let text = format!("Pedido {concept}");
+    let at = Utc::now() - Duration::minutes(30);
+    credit(&env, first, &iban, CENTS, &text, at);
+    for i in 1..5 {
+        let id = format!("CLAMPFILLER{i:011}");
+        credit(
+            &env,
+            &id,
+            &iban,
+            1_000 + i,
+            "Nómina",
+            at + Duration::minutes(i),
+        );
+    }
+    credit(
+        &env,
+        second,
+        &iban,
+        CENTS,
+        &text,
+        at + Duration::minutes(10),
+    );
+    env.sandbox.set_faults(Faults {
+        max_per_page: Some(3),
+        ..Faults::default()
+    });
+    assert_never_called_and_reported_ambiguous(&env, [first, second]).await;
+}
