@@ -77,6 +77,9 @@ pub struct Faults {
     pub broken_page: Option<BrokenPage>,
     /// A reconcile call applies its change, then waits for `release_held` to answer.
     pub hold_reconcile: bool,
+    /// Each login ends every token issued before it (`authorization_incorrect` from then
+    /// on), as a provider that allows one session per key does.
+    pub one_session: bool,
 }
 
 /// How to start a sandbox.
