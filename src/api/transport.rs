@@ -24,6 +24,9 @@ const WITHHELD: &str = "<body of the authentication answer withheld>";
 pub(super) struct Token {
     value: SecretString,
     refresh_at: Instant,
+    /// Which of this client's logins gave it (from 1): a request refused with a token
+    /// renews it only while it is still this one (§13.1).
+    generation: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -70,7 +73,8 @@ impl Client {
     }
 
     /// One logical call: token, pacing, retries (reads only), envelope decoding, and one
-    /// re-authentication on `authorization_incorrect`.
+    /// re-authentication on `authorization_incorrect`, shared with the other requests
+    /// refused with the same token.
     pub(super) async fn send<F>(&self, path: &str, kind: Kind, build: F) -> Result<Answer, ApiError>
     where
         F: Fn(&reqwest::Client, reqwest::Url) -> reqwest::RequestBuilder,
@@ -81,7 +85,7 @@ impl Client {
         loop {
             attempt += 1;
             self.trusted(path)?;
-            let token = self.token(path).await?;
+            let (token, generation) = self.token(path).await?;
             self.pace(path).await?;
             let remaining = self.remaining(path)?;
             // Checked last, right before the request: a write paced or re-authenticated
@@ -109,8 +113,7 @@ impl Client {
                     // writes too: an unauthenticated call was not executed.
                     reauthed = true;
                     attempt -= 1;
-                    tracing::info!(endpoint = path, "token rejected; re-authenticating once");
-                    *self.token.lock().await = None;
+                    self.renew(path, generation).await?;
                     continue;
                 }
                 Outcome::Code(code, _) if code == CODE_AUTH => {
@@ -311,20 +314,50 @@ impl Client {
         })
     }
 
-    /// A valid token, authenticating when there is none or it is about to expire.
-    async fn token(&self, endpoint: &str) -> Result<SecretString, ApiError> {
+    /// A valid token and its generation, authenticating when there is none or it is
+    /// about to expire.
+    async fn token(&self, endpoint: &str) -> Result<(SecretString, u64), ApiError> {
         let mut guard = self.token.lock().await;
         if let Some(t) = guard.as_ref()
             && Instant::now() < t.refresh_at
         {
-            return Ok(t.value.clone());
+            return Ok((t.value.clone(), t.generation));
         }
+        self.login(endpoint, &mut guard).await
+    }
+
+    /// The token of `refused` was refused. Several requests in flight are refused with
+    /// the same token, and a second login can end the token the first one got (§13.1):
+    /// only a request that finds that token still current logs in; the others find the
+    /// new one and repeat with it.
+    async fn renew(&self, endpoint: &str, refused: u64) -> Result<(), ApiError> {
+        let mut guard = self.token.lock().await;
+        if guard.as_ref().is_some_and(|t| t.generation != refused) {
+            tracing::info!(
+                endpoint,
+                "token rejected; already renewed by another request, repeating once"
+            );
+            return Ok(());
+        }
+        tracing::info!(endpoint, "token rejected; re-authenticating once");
+        self.login(endpoint, &mut guard).await.map(|_| ())
+    }
+
+    /// Authenticates and keeps the new token, under the token lock: every request that
+    /// waited for it uses this one token. A failed login keeps the old one, so that
+    /// generations only grow.
+    async fn login(
+        &self,
+        endpoint: &str,
+        slot: &mut Option<Token>,
+    ) -> Result<(SecretString, u64), ApiError> {
         // Asked again by each request that waited for this lock.
         self.trusted(endpoint)?;
-        let t = self.authenticate(endpoint).await?;
-        let v = t.value.clone();
-        *guard = Some(t);
-        Ok(v)
+        let mut t = self.authenticate(endpoint).await?;
+        t.generation = slot.as_ref().map_or(0, |old| old.generation) + 1;
+        let got = (t.value.clone(), t.generation);
+        *slot = Some(t);
+        Ok(got)
     }
 
     async fn authenticate(&self, endpoint: &str) -> Result<Token, ApiError> {
@@ -640,6 +673,8 @@ pub(super) fn token_from(v: &Value) -> Result<Token, ApiError> {
     Ok(Token {
         value: SecretString::from(token.to_owned()),
         refresh_at: Instant::now() + (ttl - early),
+        // Numbered by the client when it keeps the token.
+        generation: 0,
     })
 }
 

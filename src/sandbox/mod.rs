@@ -81,6 +81,9 @@ pub struct Faults {
     /// that clamps `per_page`), and says so in `pagination.per_page`; `last_page` is
     /// computed with it.
     pub max_per_page: Option<u64>,
+    /// Each login ends every token issued before it (`authorization_incorrect` from then
+    /// on), as a provider that allows one session per key does.
+    pub one_session: bool,
 }
 
 /// How to start a sandbox.

@@ -36,6 +36,8 @@ pub(crate) struct HoldState {
 struct Token {
     issued: Instant,
     uses: u32,
+    /// Ended by a later login (`Faults::one_session`).
+    ended: bool,
 }
 
 pub(crate) struct Shared {
@@ -139,7 +141,7 @@ impl Shared {
         let Some(t) = tokens.get_mut(token.trim()) else {
             return false;
         };
-        if t.issued.elapsed() >= self.token_ttl {
+        if t.ended || t.issued.elapsed() >= self.token_ttl {
             return false;
         }
         t.uses = t.uses.saturating_add(1);
@@ -157,11 +159,19 @@ impl Shared {
 
     fn issue_token(&self) -> String {
         let token = lock(&self.token_rng).alnum(30);
-        lock(&self.tokens).insert(
+        let one_session = read(&self.faults).one_session;
+        let mut tokens = lock(&self.tokens);
+        if one_session {
+            for t in tokens.values_mut() {
+                t.ended = true;
+            }
+        }
+        tokens.insert(
             token.clone(),
             Token {
                 issued: Instant::now(),
                 uses: 0,
+                ended: false,
             },
         );
         token

@@ -602,6 +602,66 @@ async fn a_token_that_expires_mid_list_is_renewed_once_per_expiry_and_the_list_c
 }
 
 #[tokio::test]
+async fn pages_in_flight_together_share_one_login_per_token_expiry_and_the_list_completes() {
+    // A token serves six calls, and each login ends the tokens before it: a client that
+    // logged in once per refused request would end the token its other requests just got.
+    const USES: u32 = 6;
+    const PER_PAGE: u32 = 3;
+    let sb = spawn_sandbox_with_faults(Faults {
+        token_max_uses: Some(USES),
+        one_session: true,
+        ..Faults::default()
+    })
+    .await;
+    let client = client_for(&sb);
+    let first = client
+        .payments_page(&all(), 1, PER_PAGE)
+        .await
+        .expect("page 1 read");
+    let last = first.info.last_page;
+    let mut read_ids = ids(&first.items);
+
+    // Four pages at a time, all asked for in the same poll: they leave with the same
+    // token, so when it runs out mid-batch several of them are refused together.
+    let rest: Vec<u32> = (2..=last).collect();
+    for batch in rest.chunks(4) {
+        let page = |i: usize| {
+            let n = batch.get(i).copied();
+            let client = &client;
+            async move {
+                match n {
+                    Some(n) => Some(client.payments_page(&all(), n, PER_PAGE).await),
+                    None => None,
+                }
+            }
+        };
+        let (a, b, c, d) = tokio::join!(page(0), page(1), page(2), page(3));
+        for read in [a, b, c, d].into_iter().flatten() {
+            let read = read.unwrap_or_else(|e| panic!("a page of {batch:?}: {e}"));
+            read_ids.extend(ids(&read.items));
+        }
+    }
+
+    assert_eq!(read_ids.len(), sb.counts().payments);
+    assert_eq!(
+        read_ids.iter().collect::<HashSet<_>>().len(),
+        read_ids.len()
+    );
+    let pages = u64::from(last);
+    // Every token serves its six calls before the next login: one login per expiry.
+    let tokens = pages.div_ceil(u64::from(USES));
+    assert!(tokens >= 3, "the token expired several times");
+    assert_eq!(sb.issued_tokens().len() as u64, tokens, "logins");
+    assert_eq!(hits(&sb, "POST /authenticate"), tokens);
+    // Some expiry met more than one request in flight (each was refused, then repeated).
+    let refused = hits(&sb, "GET /payments") - pages;
+    assert!(
+        refused > tokens - 1,
+        "{refused} refused for {tokens} tokens"
+    );
+}
+
+#[tokio::test]
 async fn answers_slower_than_the_timeout_are_retried_then_reported_unavailable() {
     let sb = spawn_sandbox_with_faults(Faults {
         slow_ms: Some(3_000),

@@ -128,6 +128,26 @@ async fn a_token_stops_working_after_its_maximum_uses_and_a_new_one_works() {
     assert_eq!(v["status"], "ok");
 }
 
+#[tokio::test]
+async fn with_one_session_a_login_ends_every_token_issued_before_it() {
+    let sb = spawn_with_faults(Faults {
+        one_session: true,
+        ..Faults::default()
+    })
+    .await;
+    let first = Api::login(&sb).await;
+    let (_, v) = first.get("/banking/accounts").await;
+    assert_eq!(v["status"], "ok");
+
+    let second = Api::login(&sb).await;
+
+    let (status, v) = first.get("/banking/accounts").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(error_code(&v), Some("authorization_incorrect"));
+    let (_, v) = second.get("/banking/accounts").await;
+    assert_eq!(v["status"], "ok");
+}
+
 // ---- pagination ---------------------------------------------------------------------
 
 #[tokio::test]
