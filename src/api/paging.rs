@@ -623,9 +623,15 @@ mod tests {
             (info(1, 3, 1, 6, 3), "last_page is 1 but 6 items"),
             (info(1, 3, 3, 6, 3), "last_page is 3 but 6 items"),
             (info(1, 3, 2, 6, 0), "page 1 of 2 is empty"),
-            (info(2, 3, 2, 6, 2), "carries 2 items where total 6 leaves 3"),
+            (
+                info(2, 3, 2, 6, 2),
+                "carries 2 items where total 6 leaves 3",
+            ),
             (info(1, 50, 1, 5, 6), "6 items where total 5 leaves 5"),
-            (info(3, 50, 2, 60, 1), "carries 1 items where total 60 leaves 0"),
+            (
+                info(3, 50, 2, 60, 1),
+                "carries 1 items where total 60 leaves 0",
+            ),
         ] {
             let err = more_after(&i).unwrap_err();
             assert!(err.contains(why), "{i:?}: {err}");
@@ -644,10 +650,16 @@ mod tests {
         assert_eq!(proven(&a, 3, &ids(&["a", "b", "c", "new"])), Ok(()));
         // One item removed after it was read, one never read: the count alone agrees.
         let err = proven(&a, 3, &ids(&["a", "c", "missed"])).unwrap_err();
-        assert!(err.contains("1 item(s) received by one read were gone"), "{err}");
+        assert!(
+            err.contains("1 item(s) received by one read were gone"),
+            "{err}"
+        );
         // The count says an item existed that the first collect did not receive.
         let err = proven(&a, 4, &ids(&["a", "b", "c", "missed"])).unwrap_err();
-        assert!(err.contains("counted 4 item(s) between two reads that received 3"), "{err}");
+        assert!(
+            err.contains("counted 4 item(s) between two reads that received 3"),
+            "{err}"
+        );
         let err = proven(&a, 2, &a).unwrap_err();
         assert!(err.contains("counted 2"), "{err}");
     }
