@@ -241,3 +241,192 @@ fn slices_cover_the_window_without_overlap_and_the_last_is_open() {
     assert_eq!(slices(None, at(10), at(10), 4), vec![(None, None)]);
     assert_eq!(slices(None, at(10), at(100), 1), vec![(None, None)]);
 }
+
+/// A provider that changes its list before every request it answers, as the contract
+/// allows: inserts anywhere, removals of anything, re-dated items, many items at one
+/// instant, and fewer items per page than asked.
+mod adversary {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// One change to the list, drawn before a request.
+    #[derive(Debug, Clone)]
+    enum Change {
+        None,
+        Insert(i64),
+        /// Removes the item at this position (modulo the list's length).
+        Remove(usize),
+        /// Moves the item at this position to this instant.
+        Redate(usize, i64),
+        /// Moves an item ahead of the request's `from` (the one at this position among
+        /// them) behind it: the re-date a cursor cannot see.
+        Behind(usize),
+        /// Removes an item behind the request's `from` (most likely read already): the
+        /// removal that offsets a miss in a count.
+        RemoveBehind(usize),
+    }
+
+    fn change() -> impl Strategy<Value = Change> {
+        prop_oneof![
+            2 => Just(Change::None),
+            1 => (0..12i64).prop_map(Change::Insert),
+            1 => any::<usize>().prop_map(Change::Remove),
+            1 => (any::<usize>(), 0..12i64).prop_map(|(i, t)| Change::Redate(i, t)),
+            2 => any::<usize>().prop_map(Change::Behind),
+            1 => any::<usize>().prop_map(Change::RemoveBehind),
+        ]
+    }
+
+    struct Provider {
+        /// `(id, instant)`; ids are never reused.
+        list: Vec<(String, i64)>,
+        changes: Vec<Change>,
+        next_change: usize,
+        next_id: u32,
+        served: u32,
+        removed: FxHashSet<String>,
+        requests: u32,
+    }
+
+    impl Provider {
+        fn change(&mut self, from: Option<DateTime<Utc>>) {
+            let c = self.changes.get(self.next_change).cloned();
+            self.next_change += 1;
+            let n = self.list.len();
+            match c {
+                Some(Change::Insert(t)) => {
+                    self.next_id += 1;
+                    self.list.push((format!("N{:04}", self.next_id), t));
+                }
+                Some(Change::Remove(i)) if n > 0 => {
+                    let (id, _) = self.list.remove(i % n);
+                    self.removed.insert(id);
+                }
+                Some(Change::Redate(i, t)) if n > 0 => self.list[i % n].1 = t,
+                Some(Change::RemoveBehind(i)) => {
+                    let from = from.map_or(0, |f| f.timestamp() - 1_800_000_000);
+                    let behind: Vec<usize> = (0..n).filter(|&j| self.list[j].1 <= from).collect();
+                    if !behind.is_empty() {
+                        let (id, _) = self.list.remove(behind[i % behind.len()]);
+                        self.removed.insert(id);
+                    }
+                }
+                Some(Change::Behind(i)) => {
+                    let from = from.map_or(0, |f| f.timestamp() - 1_800_000_000);
+                    let ahead: Vec<usize> = (0..n).filter(|&j| self.list[j].1 > from).collect();
+                    if !ahead.is_empty() && from > 0 {
+                        let j = ahead[i % ahead.len()];
+                        self.list[j].1 = from - 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+
+        fn answer(&mut self, r: Request) -> Page<BankTransaction> {
+            self.change(r.from);
+            self.requests += 1;
+            let view: Vec<(&str, i64)> = self.list.iter().map(|(i, s)| (i.as_str(), *s)).collect();
+            serve(&view, r, self.served)
+        }
+
+        fn count(&mut self) -> u64 {
+            self.change(None);
+            self.requests += 1;
+            self.list.len() as u64
+        }
+
+        /// One collect of the whole list, as one slice: the ids received, or `None`
+        /// when the reader refused an answer.
+        fn collect(&mut self, asked: u32) -> Option<(FxHashSet<String>, u32)> {
+            let mut k = Keyset::new(None, None, asked);
+            let mut got = FxHashSet::default();
+            let before = self.requests;
+            while let Some(r) = k.next_request() {
+                let mut page = self.answer(r);
+                k.accept("test", &mut page, stamp, &mut got).ok()?;
+            }
+            Some((got, self.requests - before))
+        }
+    }
+
+    /// The reader's proof (`crate::sync`'s `collect_proven`): whether the read is
+    /// complete, and every id it received.
+    fn read(p: &mut Provider, asked: u32) -> (bool, FxHashSet<String>) {
+        let mut all = FxHashSet::default();
+        let Some((mut first, requests)) = p.collect(asked) else {
+            return (false, all);
+        };
+        all.extend(first.iter().cloned());
+        if requests == 1 {
+            return (true, all);
+        }
+        for _ in 0..3 {
+            let count = p.count();
+            let Some((second, _)) = p.collect(asked) else {
+                return (false, all);
+            };
+            all.extend(second.iter().cloned());
+            if proven(&first, count, &second).is_ok() {
+                return (true, all);
+            }
+            first = second;
+        }
+        (false, all)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1_000))]
+
+        /// Whatever the provider does between requests, a read the reader calls complete
+        /// holds every item that was in the list from the read's start to its end.
+        #[test]
+        fn a_read_called_complete_holds_every_item_that_existed_throughout(
+            instants in proptest::collection::vec(0..12i64, 0..40),
+            changes in proptest::collection::vec(change(), 0..120),
+            asked in 2..8u32,
+            clamp in 1..8u32,
+        ) {
+            let mut p = Provider {
+                list: instants.iter().enumerate().map(|(i, t)| (format!("T{i:04}"), *t)).collect(),
+                changes,
+                next_change: 0,
+                next_id: 0,
+                served: clamp.min(asked),
+                removed: FxHashSet::default(),
+                requests: 0,
+            };
+            let original: Vec<String> = p.list.iter().map(|(id, _)| id.clone()).collect();
+            let (complete, got) = read(&mut p, asked);
+            if complete {
+                for id in &original {
+                    prop_assert!(
+                        got.contains(id) || p.removed.contains(id),
+                        "{id} existed throughout and was missed"
+                    );
+                }
+            }
+        }
+
+        /// A list nobody changes is read complete, whole, however the provider pages.
+        #[test]
+        fn a_quiet_list_is_read_complete_and_whole(
+            instants in proptest::collection::vec(0..12i64, 0..60),
+            asked in 1..8u32,
+            clamp in 1..8u32,
+        ) {
+            let mut p = Provider {
+                list: instants.iter().enumerate().map(|(i, t)| (format!("T{i:04}"), *t)).collect(),
+                changes: Vec::new(),
+                next_change: 0,
+                next_id: 0,
+                served: clamp.min(asked),
+                removed: FxHashSet::default(),
+                requests: 0,
+            };
+            let (complete, got) = read(&mut p, asked);
+            prop_assert!(complete);
+            prop_assert_eq!(got.len(), instants.len());
+        }
+    }
+}
