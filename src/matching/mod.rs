@@ -249,11 +249,14 @@ struct Limits {
 
 impl Limits {
     fn new(input: &MatchInput<'_>) -> Self {
+        Self::of(input.params, input.now)
+    }
+
+    fn of(params: MatchParams, now: DateTime<Utc>) -> Self {
         Self {
-            tolerance: input.params.booking_tolerance,
-            oldest_created: input
-                .now
-                .checked_sub_signed(input.params.lookback)
+            tolerance: params.booking_tolerance,
+            oldest_created: now
+                .checked_sub_signed(params.lookback)
                 .unwrap_or(DateTime::<Utc>::MIN_UTC),
         }
     }
@@ -305,6 +308,27 @@ struct PaymentInfo {
     shared: bool,
     /// `hits(fit) = {P}`.
     fit_alone: bool,
+}
+
+impl PaymentInfo {
+    /// A payment as the matching loop starts with it: nothing learnt yet.
+    fn new(p: &Payment, limits: &Limits, open: bool, in_doubt: bool) -> Self {
+        Self {
+            amount: p.amount.amount(),
+            earliest_booking: limits.earliest_booking(p.created_at),
+            currency: currency_code(&p.amount),
+            open,
+            in_doubt,
+            recent: p.created_at >= limits.oldest_created,
+            carrying: 0,
+            fitting: 0,
+            carrier: NONE,
+            carrier_failure: None,
+            fit: NONE,
+            shared: false,
+            fit_alone: false,
+        }
+    }
 }
 
 /// The facts of a credit that §3.2–§3.3 compare.
@@ -376,21 +400,7 @@ fn read_payments<'a>(
                 None => index.insert_long(digits, pi),
             }
         }
-        infos.push(PaymentInfo {
-            amount: p.amount.amount(),
-            earliest_booking: limits.earliest_booking(p.created_at),
-            currency: currency_code(&p.amount),
-            open,
-            in_doubt,
-            recent: p.created_at >= limits.oldest_created,
-            carrying: 0,
-            fitting: 0,
-            carrier: NONE,
-            carrier_failure: None,
-            fit: NONE,
-            shared: false,
-            fit_alone: false,
-        });
+        infos.push(PaymentInfo::new(p, limits, open, in_doubt));
     }
     for (key, pi) in keyed {
         index.insert_short(key, pi);
