@@ -109,7 +109,9 @@ pub struct PaymentFinding {
     pub difference: Option<Decimal>,
     /// Whole days since the payment was created, at `now`.
     pub days_pending: i64,
-    /// For `reconcile_failed`: the provider's error code. Otherwise `None`.
+    /// For `reconcile_failed`: the provider's error code, or why the call was not made;
+    /// for `ambiguous` found right before a call: what the re-read found. Otherwise
+    /// `None`.
     pub detail: Option<String>,
 }
 
@@ -126,7 +128,7 @@ pub struct TransactionFinding {
     pub suggested: Vec<PaymentId>,
     /// For `amount_mismatch`: `received - expected` (currency units).
     pub difference: Option<Decimal>,
-    /// For `reconcile_failed`: the provider's error code. Otherwise `None`.
+    /// As [`PaymentFinding::detail`].
     pub detail: Option<String>,
 }
 
@@ -363,6 +365,24 @@ fn first_failure(p: &PaymentInfo, t: &CreditFacts) -> Option<Reason> {
     } else {
         None
     }
+}
+
+/// Whether credit `t` satisfies §3.1–§3.3 for payment `p`, read exactly as [`decide`]
+/// reads them (the digit runs of §2, the checks of [`first_failure`], the limits at
+/// `now`), for one pair outside the index: another credit met right before a call (the
+/// re-read of [`fate::before_call`]). Openness (§1) is the caller's to know.
+fn fits(p: &Payment, t: &BankTransaction, params: MatchParams, now: DateTime<Utc>) -> bool {
+    let Some(concept) = &p.concept else {
+        return false;
+    };
+    let digits = concept.as_str().as_bytes();
+    t.direction == Direction::Credit
+        && concept_runs(&t.concept_text).any(|run| run == digits)
+        && first_failure(
+            &PaymentInfo::new(p, &Limits::of(params, now), true, false),
+            &CreditFacts::of(t),
+        )
+        .is_none()
 }
 
 /// `received - expected`, shown on `amount_mismatch` findings.

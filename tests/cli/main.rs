@@ -8,6 +8,7 @@ mod helpers;
 mod incremental;
 mod ops;
 mod returned;
+mod same_instant;
 mod signals;
 mod tls;
 mod waiting;
