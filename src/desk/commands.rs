@@ -148,6 +148,8 @@ pub async fn call_approved(
         pairs,
         false,
         settings.cryptopocket.concurrency,
+        // The person decided uniqueness and concept (rules §4).
+        crate::matching::fate::Uniqueness::Approved,
     )
     .await;
     let mut store = match shared.into_inner() {

@@ -3,11 +3,16 @@
 //! values, a [`Fate`] or a [`Check`] comes out; `crate::reconcile` does the I/O and
 //! writes what is decided here.
 
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+
 use crate::domain::{BankTransaction, BankTxId, Direction, Payment, PaymentId, PaymentStatus};
-use crate::matching::{Decisions, PaymentFinding, Reason, TransactionFinding};
+use crate::matching::{Decisions, MatchParams, PaymentFinding, Reason, TransactionFinding};
 
 /// A pair that was not reconciled, and what each side is reported with
-/// (`reconcile_failed` with this detail), for the sides that are still open.
+/// (`reconcile_failed` with this detail, or `ambiguous` when `twins` has any), for the
+/// sides that are still open.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotReconciled {
     pub payment: PaymentId,
@@ -16,6 +21,10 @@ pub struct NotReconciled {
     pub payment_detail: Option<String>,
     /// `None` when the credit is not open any more.
     pub credit_detail: Option<String>,
+    /// Other open credits found fitting the payment right before the call
+    /// ([`Check::Ambiguous`]): the payment, the credit and each of these are reported
+    /// `ambiguous`, each payment listing every credit. Empty otherwise.
+    pub twins: Vec<BankTxId>,
 }
 
 impl NotReconciled {
@@ -26,14 +35,17 @@ impl NotReconciled {
             transaction,
             payment_detail: Some(detail.clone()),
             credit_detail: Some(detail),
+            twins: Vec::new(),
         }
     }
 }
 
 /// Adds what the reconcile step learnt to the core's decisions, so that every item is
 /// reported with exactly one reason: a pair not reconciled is `reconcile_failed` on each
-/// side still open, a payment gone at the provider is `vanished`; each replaces any
-/// finding the item had (the latest word wins). `days_pending` gives a payment's age.
+/// side still open (`ambiguous`, with every candidate, when other credits were found
+/// fitting the payment right before the call), a payment gone at the provider is
+/// `vanished`; each replaces any finding the item had (the latest word wins).
+/// `days_pending` gives a payment's age.
 pub fn add_outcomes(
     d: &mut Decisions,
     not_reconciled: &[NotReconciled],
@@ -43,25 +55,41 @@ pub fn add_outcomes(
     let mut payments: Vec<PaymentFinding> = Vec::new();
     let mut credits: Vec<TransactionFinding> = Vec::new();
     for n in not_reconciled {
+        let reason = if n.twins.is_empty() {
+            Reason::ReconcileFailed
+        } else {
+            Reason::Ambiguous
+        };
         if let Some(detail) = &n.payment_detail {
+            let mut candidates: Vec<BankTxId> = std::iter::once(&n.transaction)
+                .chain(&n.twins)
+                .cloned()
+                .collect();
+            candidates.sort_unstable();
+            candidates.dedup();
             payments.push(PaymentFinding {
                 payment: n.payment.clone(),
-                reason: Reason::ReconcileFailed,
-                candidates: vec![n.transaction.clone()],
+                reason,
+                candidates,
                 difference: None,
                 days_pending: days_pending(&n.payment),
                 detail: Some(detail.clone()),
             });
         }
+        let credit = |transaction: &BankTxId, detail: &String| TransactionFinding {
+            transaction: transaction.clone(),
+            reason,
+            candidates: vec![n.payment.clone()],
+            suggested: Vec::new(),
+            difference: None,
+            detail: Some(detail.clone()),
+        };
         if let Some(detail) = &n.credit_detail {
-            credits.push(TransactionFinding {
-                transaction: n.transaction.clone(),
-                reason: Reason::ReconcileFailed,
-                candidates: vec![n.payment.clone()],
-                suggested: Vec::new(),
-                difference: None,
-                detail: Some(detail.clone()),
-            });
+            credits.push(credit(&n.transaction, detail));
+        }
+        // Twins are open credits by definition, whatever became of the matched one.
+        if let Some(detail) = n.credit_detail.as_ref().or(n.payment_detail.as_ref()) {
+            credits.extend(n.twins.iter().map(|t| credit(t, detail)));
         }
     }
     for id in vanished {
@@ -137,10 +165,42 @@ pub enum Fate {
     Skipped { why: String },
 }
 
+/// Who decided that a pair is unique, and so what is checked again right before its
+/// call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Uniqueness {
+    /// The matching core, with these limits (rules §3.4): everything the narrow read of
+    /// the credit's instant returns counts, and another open credit there that satisfies
+    /// §3.1–§3.3 for the payment makes the pair ambiguous.
+    Matched(MatchParams),
+    /// A person who approved the pair (rules §4): they decided uniqueness and concept,
+    /// so only the pair's own records are checked.
+    Approved,
+}
+
+/// What the narrow read of the credit's instant returned (its account's list from
+/// `booked_at` to `booked_at + 1µs`, every page), for the check right before a call.
+#[derive(Debug, Clone, Copy)]
+pub struct NarrowRead<'a> {
+    /// Every record the read returned, the matched credit among them.
+    pub records: &'a [BankTransaction],
+    /// Those of them this job already tied to a payment (a match holds them): not open
+    /// (rules §1), whatever the provider shows.
+    pub held: &'a HashSet<BankTxId>,
+}
+
 /// Whether a confident pair may be called, on fresh reads of both records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Check {
     Call,
+    /// Not called: other open credits the narrow read returned at the credit's instant
+    /// satisfy §3.1–§3.3 for the payment too (a second transfer booked at the same
+    /// instant, seen or not by the sync). Both sides are still open; the payment, the
+    /// credit and these `twins` are all `ambiguous` (rules §3.6, §4).
+    Ambiguous {
+        why: String,
+        twins: Vec<BankTxId>,
+    },
     /// Not called; why, and what the reads show about each side.
     DontCall {
         why: String,
@@ -158,10 +218,18 @@ pub enum Check {
 /// and every fact the match was made on (amounts, currencies, the concept, the texts,
 /// the times) is unchanged. Anything else means the view the match was made on is
 /// stale: no call, and the next run decides on the new records.
+///
+/// Everything the narrow read returned counts: for a pair the matching core found
+/// unique, any other open credit in `narrow` (a credit, unreconciled at the provider,
+/// not held by this job) that satisfies §3.1–§3.3 for the payment, with `now` for the
+/// look-back, makes the pair [`Check::Ambiguous`].
 pub fn before_call(
     matched: (&Payment, &BankTransaction),
     payment: &Read<Payment>,
     credit: &Read<BankTransaction>,
+    narrow: &NarrowRead<'_>,
+    uniqueness: Uniqueness,
+    now: DateTime<Utc>,
 ) -> Check {
     let (mp, mt) = matched;
     let credit_open = match credit {
@@ -233,7 +301,46 @@ pub fn before_call(
             false,
         );
     }
+    if let Uniqueness::Matched(params) = uniqueness {
+        let twins = twins(p, t, narrow, params, now);
+        if !twins.is_empty() {
+            let ids: Vec<&str> = twins.iter().map(BankTxId::as_str).collect();
+            return Check::Ambiguous {
+                why: format!(
+                    "not called: another open credit booked at the same instant fits this \
+                     payment too ({})",
+                    ids.join(", ")
+                ),
+                twins,
+            };
+        }
+    }
     Check::Call
+}
+
+/// The open credits of `narrow`, other than `t`, that satisfy §3.1–§3.3 for `p`, in id
+/// order, each once.
+fn twins(
+    p: &Payment,
+    t: &BankTransaction,
+    narrow: &NarrowRead<'_>,
+    params: MatchParams,
+    now: DateTime<Utc>,
+) -> Vec<BankTxId> {
+    let mut ids: Vec<BankTxId> = narrow
+        .records
+        .iter()
+        .filter(|o| {
+            o.id != t.id
+                && o.reconciled_payment_id.is_none()
+                && !narrow.held.contains(&o.id)
+                && super::fits(p, o, params, now)
+        })
+        .map(|o| o.id.clone())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
 }
 
 /// What an answer means once the payment and the credit were re-read (the re-reads are

@@ -109,7 +109,9 @@ pub struct PaymentFinding {
     pub difference: Option<Decimal>,
     /// Whole days since the payment was created, at `now`.
     pub days_pending: i64,
-    /// For `reconcile_failed`: the provider's error code. Otherwise `None`.
+    /// For `reconcile_failed`: the provider's error code, or why the call was not made;
+    /// for `ambiguous` found right before a call: what the re-read found. Otherwise
+    /// `None`.
     pub detail: Option<String>,
 }
 
@@ -126,7 +128,7 @@ pub struct TransactionFinding {
     pub suggested: Vec<PaymentId>,
     /// For `amount_mismatch`: `received - expected` (currency units).
     pub difference: Option<Decimal>,
-    /// For `reconcile_failed`: the provider's error code. Otherwise `None`.
+    /// As [`PaymentFinding::detail`].
     pub detail: Option<String>,
 }
 
@@ -249,11 +251,14 @@ struct Limits {
 
 impl Limits {
     fn new(input: &MatchInput<'_>) -> Self {
+        Self::of(input.params, input.now)
+    }
+
+    fn of(params: MatchParams, now: DateTime<Utc>) -> Self {
         Self {
-            tolerance: input.params.booking_tolerance,
-            oldest_created: input
-                .now
-                .checked_sub_signed(input.params.lookback)
+            tolerance: params.booking_tolerance,
+            oldest_created: now
+                .checked_sub_signed(params.lookback)
                 .unwrap_or(DateTime::<Utc>::MIN_UTC),
         }
     }
@@ -307,6 +312,27 @@ struct PaymentInfo {
     fit_alone: bool,
 }
 
+impl PaymentInfo {
+    /// A payment as the matching loop starts with it: nothing learnt yet.
+    fn new(p: &Payment, limits: &Limits, open: bool, in_doubt: bool) -> Self {
+        Self {
+            amount: p.amount.amount(),
+            earliest_booking: limits.earliest_booking(p.created_at),
+            currency: currency_code(&p.amount),
+            open,
+            in_doubt,
+            recent: p.created_at >= limits.oldest_created,
+            carrying: 0,
+            fitting: 0,
+            carrier: NONE,
+            carrier_failure: None,
+            fit: NONE,
+            shared: false,
+            fit_alone: false,
+        }
+    }
+}
+
 /// The facts of a credit that §3.2–§3.3 compare.
 struct CreditFacts {
     amount: Decimal,
@@ -339,6 +365,24 @@ fn first_failure(p: &PaymentInfo, t: &CreditFacts) -> Option<Reason> {
     } else {
         None
     }
+}
+
+/// Whether credit `t` satisfies §3.1–§3.3 for payment `p`, read exactly as [`decide`]
+/// reads them (the digit runs of §2, the checks of [`first_failure`], the limits at
+/// `now`), for one pair outside the index: another credit met right before a call (the
+/// re-read of [`fate::before_call`]). Openness (§1) is the caller's to know.
+fn fits(p: &Payment, t: &BankTransaction, params: MatchParams, now: DateTime<Utc>) -> bool {
+    let Some(concept) = &p.concept else {
+        return false;
+    };
+    let digits = concept.as_str().as_bytes();
+    t.direction == Direction::Credit
+        && concept_runs(&t.concept_text).any(|run| run == digits)
+        && first_failure(
+            &PaymentInfo::new(p, &Limits::of(params, now), true, false),
+            &CreditFacts::of(t),
+        )
+        .is_none()
 }
 
 /// `received - expected`, shown on `amount_mismatch` findings.
@@ -376,21 +420,7 @@ fn read_payments<'a>(
                 None => index.insert_long(digits, pi),
             }
         }
-        infos.push(PaymentInfo {
-            amount: p.amount.amount(),
-            earliest_booking: limits.earliest_booking(p.created_at),
-            currency: currency_code(&p.amount),
-            open,
-            in_doubt,
-            recent: p.created_at >= limits.oldest_created,
-            carrying: 0,
-            fitting: 0,
-            carrier: NONE,
-            carrier_failure: None,
-            fit: NONE,
-            shared: false,
-            fit_alone: false,
-        });
+        infos.push(PaymentInfo::new(p, limits, open, in_doubt));
     }
     for (key, pi) in keyed {
         index.insert_short(key, pi);

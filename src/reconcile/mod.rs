@@ -3,7 +3,8 @@
 //!
 //! For each confident pair: re-read both sides (the payment by id, the credit in its
 //! account's list at the instant it was booked), call only if both are still open and
-//! unchanged, commit the intent durably, call `POST /banking/reconcile`, and record the
+//! unchanged and no other open credit that read returned fits the payment too, commit
+//! the intent durably, call `POST /banking/reconcile`, and record the
 //! fate. An answer that does not say for sure is settled from fresh re-reads of both
 //! sides; a call the provider did not process (429) is made again after the wait it
 //! asks for, if the pair is still confident. [`recover`] settles, before the sync,

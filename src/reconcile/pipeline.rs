@@ -2,6 +2,7 @@
 //! overlapping stages (re-read both sides and commit the intents, call, record), and an
 //! answer that does not say for sure is settled from fresh re-reads.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,8 +14,10 @@ use super::{
     write_fate,
 };
 use crate::api::{ApiError, Client, ReconcileAnswer, Record};
-use crate::domain::{BankTransaction, BankTxId, Iban, Payment, PaymentId, PaymentStatus};
-use crate::matching::fate::{self, Answer, Check, Fate, Read};
+use crate::domain::{
+    BankTransaction, BankTxId, Direction, Iban, Payment, PaymentId, PaymentStatus,
+};
+use crate::matching::fate::{self, Answer, Check, Fate, NarrowRead, Read, Uniqueness};
 use crate::report::Reconciled;
 use crate::store::{NewMatch, RunId, SharedStore, StoreError};
 
@@ -39,7 +42,8 @@ fn new_match<'a>(
 }
 
 /// Calls for each confident pair. `pairs` carry the records as matched; `concurrency`
-/// bounds the requests in flight (the client's rate limit applies on top).
+/// bounds the requests in flight (the client's rate limit applies on top); `uniqueness`
+/// says who found each pair unique, and so what is checked again right before its call.
 ///
 /// Pairs go in batches through three stages at a time: while one batch's calls are
 /// made, the next batch's records are re-read and its intents committed, and the
@@ -54,13 +58,25 @@ pub async fn execute(
     pairs: Vec<(Payment, BankTransaction)>,
     dry_run: bool,
     concurrency: usize,
+    uniqueness: Uniqueness,
 ) -> Result<Outcome, StoreError> {
-    execute_until(client, db, run, pairs, dry_run, concurrency, || None).await
+    execute_until(
+        client,
+        db,
+        run,
+        pairs,
+        dry_run,
+        concurrency,
+        uniqueness,
+        || None,
+    )
+    .await
 }
 
 /// [`execute`], asking `halt` before each batch: once it says why (SIGTERM, say), no
 /// further call is made; the calls already in flight are answered and recorded, and
 /// the intents not called yet are recorded as skipped.
+#[allow(clippy::too_many_arguments)]
 pub async fn execute_until(
     client: &Arc<Client>,
     db: &SharedStore,
@@ -68,6 +84,7 @@ pub async fn execute_until(
     pairs: Vec<(Payment, BankTransaction)>,
     dry_run: bool,
     concurrency: usize,
+    uniqueness: Uniqueness,
     halt: impl Fn() -> Option<String>,
 ) -> Result<Outcome, StoreError> {
     let mut out = Outcome::default();
@@ -121,7 +138,9 @@ pub async fn execute_until(
                     spent: Spent::default(),
                 }));
             }
-            prepare(client, db, run, chunk, &sem).await.map(Some)
+            prepare(client, db, run, chunk, &sem, uniqueness)
+                .await
+                .map(Some)
         };
         let stage2 = async {
             match prepared.take() {
@@ -131,7 +150,7 @@ pub async fn execute_until(
         };
         let stage3 = async {
             match answered.take() {
-                Some(a) => record(client, db, run, a, &sem).await.map(Some),
+                Some(a) => record(client, db, run, a, &sem, uniqueness).await.map(Some),
                 None => Ok(None),
             }
         };
@@ -191,13 +210,22 @@ struct Prepared {
     spent: Spent,
 }
 
+/// Fresh reads of one pair's sides.
+struct Reread {
+    payment: Read<Record<Payment>>,
+    credit: Read<Record<BankTransaction>>,
+    /// Everything the narrow read of the credit's instant returned, the credit among
+    /// them (empty when the read failed).
+    instant: Vec<Record<BankTransaction>>,
+}
+
 /// Fresh reads of both sides of each pair, side by side, each holding a permit. Credits
 /// booked at the same instant on the same account are re-read by one request.
 async fn reread_pairs(
     client: &Arc<Client>,
     sem: &Arc<Semaphore>,
     pairs: Vec<(PaymentId, Iban, BankTxId, DateTime<Utc>)>,
-) -> Vec<(Read<Record<Payment>>, Read<Record<BankTransaction>>)> {
+) -> Vec<Reread> {
     let c = client.clone();
     let ids: Vec<PaymentId> = pairs.iter().map(|(p, ..)| p.clone()).collect();
     let payments = bounded(ids, sem, move |pid| {
@@ -225,24 +253,95 @@ async fn reread_pairs(
         .iter()
         .zip(payments)
         .map(|((_, iban, tid, at), p)| {
-            let p = p.unwrap_or_else(|e| Read::Failed(format!("task failed: {e}")));
-            let t = match by_instant.get(&(iban.clone(), *at)) {
+            let payment = p.unwrap_or_else(|e| Read::Failed(format!("task failed: {e}")));
+            let (credit, instant) = match by_instant.get(&(iban.clone(), *at)) {
                 Some(Ok(Ok((found, bad)))) => {
-                    if let Some(b) = bad.iter().find(|b| b.id.as_deref() == Some(tid.as_str())) {
+                    let t = if let Some(b) =
+                        bad.iter().find(|b| b.id.as_deref() == Some(tid.as_str()))
+                    {
                         Read::Failed(b.to_string())
                     } else {
                         found
                             .iter()
                             .find(|r| r.value.id == *tid)
                             .map_or(Read::Gone, |r| Read::Found(r.clone()))
-                    }
+                    };
+                    (t, found.clone())
                 }
-                Some(Ok(Err(e))) => Read::Failed(e.to_string()),
-                Some(Err(e)) => Read::Failed(format!("task failed: {e}")),
-                None => Read::Failed("not read".into()),
+                Some(Ok(Err(e))) => (Read::Failed(e.to_string()), Vec::new()),
+                Some(Err(e)) => (Read::Failed(format!("task failed: {e}")), Vec::new()),
+                None => (Read::Failed("not read".into()), Vec::new()),
             };
-            (p, t)
+            Reread {
+                payment,
+                credit,
+                instant,
+            }
         })
+        .collect()
+}
+
+/// The credits a narrow read returned besides `own` that the provider shows open: those
+/// whose hold by this job the check before a call must know.
+fn other_open_credits<'a>(
+    own: &'a BankTxId,
+    instant: &'a [Record<BankTransaction>],
+) -> impl Iterator<Item = &'a BankTxId> + 'a {
+    instant
+        .iter()
+        .map(|r| &r.value)
+        .filter(move |o| {
+            o.id != *own && o.direction == Direction::Credit && o.reconciled_payment_id.is_none()
+        })
+        .map(|o| &o.id)
+}
+
+/// Which of `ids` a match of this job holds, when uniqueness is checked again at all:
+/// one store call, none when there is nothing to ask.
+async fn held_among(
+    db: &SharedStore,
+    ids: Vec<BankTxId>,
+    uniqueness: Uniqueness,
+) -> Result<HashSet<BankTxId>, StoreError> {
+    if ids.is_empty() || uniqueness == Uniqueness::Approved {
+        return Ok(HashSet::new());
+    }
+    db.call(move |s| s.held_transactions(&ids)).await
+}
+
+/// What [`fate::before_call`] says on fresh reads of one pair.
+fn check(
+    (p, t): (&Payment, &BankTransaction),
+    r: &Reread,
+    held: &HashSet<BankTxId>,
+    uniqueness: Uniqueness,
+    now: DateTime<Utc>,
+) -> Check {
+    let records: Vec<BankTransaction> = r.instant.iter().map(|o| o.value.clone()).collect();
+    let narrow = NarrowRead {
+        records: &records,
+        held,
+    };
+    fate::before_call(
+        (p, t),
+        &value(&r.payment),
+        &value(&r.credit),
+        &narrow,
+        uniqueness,
+        now,
+    )
+}
+
+/// The records of `twins` a narrow read returned, to be stored as the sync stores
+/// transactions (the report lists them; the next run matches them).
+fn twin_records(
+    instant: &[Record<BankTransaction>],
+    twins: &[BankTxId],
+) -> Vec<Record<BankTransaction>> {
+    instant
+        .iter()
+        .filter(|r| twins.contains(&r.value.id))
+        .cloned()
         .collect()
 }
 
@@ -260,6 +359,7 @@ async fn prepare(
     run: RunId,
     chunk: Vec<(Payment, BankTransaction)>,
     sem: &Arc<Semaphore>,
+    uniqueness: Uniqueness,
 ) -> Result<Prepared, StoreError> {
     let mut spent = Spent::default();
     let mut stop = None;
@@ -271,13 +371,32 @@ async fn prepare(
         .map(|(p, t)| (p.id.clone(), t.iban.clone(), t.id.clone(), t.booked_at))
         .collect();
     let reads = reread_pairs(client, sem, targets).await;
+    let others: Vec<BankTxId> = chunk
+        .iter()
+        .zip(&reads)
+        .flat_map(|((_, t), r)| other_open_credits(&t.id, &r.instant))
+        .cloned()
+        .collect();
+    let held = held_among(db, others, uniqueness).await?;
+    let checked_at = Utc::now();
     let mut ready = Vec::with_capacity(chunk.len());
     let (mut payments, mut credits) = (Vec::new(), Vec::new());
-    for ((p, t), (rp, rt)) in chunk.into_iter().zip(reads) {
-        payments.extend(found(&rp));
-        credits.extend(found(&rt));
-        match fate::before_call((&p, &t), &value(&rp), &value(&rt)) {
+    for ((p, t), r) in chunk.into_iter().zip(reads) {
+        payments.extend(found(&r.payment));
+        credits.extend(found(&r.credit));
+        match check((&p, &t), &r, &held, uniqueness, checked_at) {
             Check::Call => ready.push((p, t)),
+            Check::Ambiguous { why, twins } => {
+                tracing::info!(payment = %p.id, transaction = %t.id, %why, "not called");
+                credits.extend(twin_records(&r.instant, &twins));
+                not.push(NotReconciled {
+                    payment: p.id,
+                    transaction: t.id,
+                    payment_detail: Some(why.clone()),
+                    credit_detail: Some(why),
+                    twins,
+                });
+            }
             Check::DontCall {
                 why,
                 payment_open,
@@ -296,6 +415,7 @@ async fn prepare(
                     transaction: t.id,
                     payment_detail: payment_open.then(|| why.clone()),
                     credit_detail: credit_open.then_some(why),
+                    twins: Vec::new(),
                 });
             }
         }
@@ -455,6 +575,7 @@ async fn record(
     run: RunId,
     batch: Answered,
     sem: &Arc<Semaphore>,
+    uniqueness: Uniqueness,
 ) -> Result<Recorded, StoreError> {
     let mut done = Recorded::default();
     let answers: Vec<(Answer, Duration)> = match batch.answers {
@@ -500,7 +621,7 @@ async fn record(
     let unbounded = Arc::new(Semaphore::new(unsure.len().max(1)));
     let settled = bounded(unsure, &unbounded, move |(pair, answer, wait)| {
         let (c, db, sem) = (c.clone(), db2.clone(), sem2.clone());
-        async move { settle_unsure(&c, &db, &sem, run, pair, answer, wait).await }
+        async move { settle_unsure(&c, &db, &sem, run, pair, answer, wait, uniqueness).await }
     })
     .await;
     for s in settled {
@@ -542,6 +663,7 @@ struct SettledCall {
 /// send it again (up to [`MAX_SENDS`] in all) while the provider did not process it and
 /// the pair is still confident. The intent stays committed throughout: it is the same
 /// call, made again.
+#[allow(clippy::too_many_arguments)]
 async fn settle_unsure(
     client: &Arc<Client>,
     db: &SharedStore,
@@ -550,6 +672,7 @@ async fn settle_unsure(
     (match_id, p, t): Call,
     mut answer: Answer,
     mut wait: Duration,
+    uniqueness: Uniqueness,
 ) -> Result<SettledCall, StoreError> {
     let mut sends = 1;
     let mut resent = 0;
@@ -562,29 +685,40 @@ async fn settle_unsure(
             tokio::time::sleep(wait).await;
         }
         let target = vec![(p.id.clone(), t.iban.clone(), t.id.clone(), t.booked_at)];
-        let (rp, rt) = reread_pairs(client, sem, target)
+        let r = reread_pairs(client, sem, target)
             .await
             .pop()
-            .unwrap_or_else(|| {
-                (
-                    Read::Failed("no read".into()),
-                    Read::Failed("no read".into()),
-                )
+            .unwrap_or_else(|| Reread {
+                payment: Read::Failed("no read".into()),
+                credit: Read::Failed("no read".into()),
+                instant: Vec::new(),
             });
-        let mut fate = fate::settle(&answer, (&p.id, &t.id), &value(&rp), &value(&rt));
+        let (rp, rt) = (&r.payment, &r.credit);
+        let mut fate = fate::settle(&answer, (&p.id, &t.id), &value(rp), &value(rt));
         // A call sent again must still be confident on what the re-reads show.
+        let mut twins = Vec::new();
         if fate == Fate::CallAgain {
-            let check = fate::before_call((&p, &t), &value(&rp), &value(&rt));
+            let others = other_open_credits(&t.id, &r.instant).cloned().collect();
+            let held = held_among(db, others, uniqueness).await?;
+            let check = check((&p, &t), &r, &held, uniqueness, Utc::now());
             if check != Check::Call || sends >= MAX_SENDS {
                 fate = Fate::NotApplied {
                     why: match check {
                         Check::DontCall { why, .. } => why,
+                        Check::Ambiguous { why, twins: found } => {
+                            twins = found;
+                            why
+                        }
                         Check::Call => format!("not processed after {sends} attempt(s)"),
                     },
                 };
             }
         }
-        store_settled_reads(db, run, &p.id, &fate, (&rp, &rt)).await?;
+        store_settled_reads(db, run, &p.id, &fate, (rp, rt)).await?;
+        if !twins.is_empty() {
+            let records = twin_records(&r.instant, &twins);
+            store_reads(db, run, Vec::new(), records, Vec::new()).await?;
+        }
         if fate == Fate::CallAgain {
             sends += 1;
             resent += 1;
@@ -600,21 +734,26 @@ async fn settle_unsure(
             if let Answer::Applied(_) = answer {
                 // Applied on a later send: settle without re-reading.
                 let fate = fate::settle(&answer, (&p.id, &t.id), &Read::Gone, &Read::Gone);
-                return finish(db, run, match_id, (&p, &t), fate, &rt, resent, stop).await;
+                return finish(db, run, match_id, (&p, &t), fate, rt, resent, stop).await;
             }
             if let Answer::NotSent(_) = answer {
                 let fate = fate::settle(&answer, (&p.id, &t.id), &Read::Gone, &Read::Gone);
-                return finish(db, run, match_id, (&p, &t), fate, &rt, resent, stop).await;
+                return finish(db, run, match_id, (&p, &t), fate, rt, resent, stop).await;
             }
             continue;
         }
-        let payment_status = match &rp {
+        let payment_status = match rp {
             Read::Found(r) => Some(r.value.status.clone()),
             _ => None,
         };
         tracing::info!(payment = %p.id, transaction = %t.id, fate = ?fate, "reconcile settled");
         write_fate(db, run, match_id, &fate, payment_status, Utc::now()).await?;
-        return finish_written((&p, &t), fate, &rt, resent, stop);
+        let mut settled = finish_written((&p, &t), fate, rt, resent, stop)?;
+        // Not sent again because other credits fit the payment too: all are ambiguous.
+        if let Some(not) = &mut settled.not {
+            not.twins = twins;
+        }
+        return Ok(settled);
     }
 }
 
@@ -652,6 +791,7 @@ fn finish_written(
         transaction: t.id.clone(),
         payment_detail,
         credit_detail,
+        twins: Vec::new(),
     });
     Ok(SettledCall {
         row: reconciled_row(p, t, Utc::now()),
@@ -771,7 +911,16 @@ mod tests {
                 .as_deref()
                 .is_some_and(|s| s.contains("deadline"))
         );
-        let recorded = record(&client, &db, run, answered, &sem).await.unwrap();
+        let recorded = record(
+            &client,
+            &db,
+            run,
+            answered,
+            &sem,
+            Uniqueness::Matched(Default::default()),
+        )
+        .await
+        .unwrap();
 
         assert!(recorded.reconciled.is_empty() && recorded.confirmed.is_empty());
         assert_eq!(recorded.not.len(), 1);

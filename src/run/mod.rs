@@ -644,7 +644,7 @@ impl View {
         }
         let missing: Vec<&BankTxId> = not_reconciled
             .iter()
-            .map(|n| &n.transaction)
+            .flat_map(|n| std::iter::once(&n.transaction).chain(&n.twins))
             .filter(|id| !self.transactions.contains_key(*id))
             .collect();
         for t in store.transactions_by_ids(&missing)? {
@@ -685,6 +685,7 @@ async fn reconcile_phase(
         pairs,
         dry_run,
         settings.cryptopocket.concurrency,
+        matching::fate::Uniqueness::Matched(settings.matching),
         || stop.requested().map(str::to_owned),
     )
     .await

@@ -309,6 +309,24 @@ impl Store {
             .pop())
     }
 
+    /// Which of these bank transactions a match holds (state intent, unknown or
+    /// reconciled): tied to a payment by this job, so not open (rules §1).
+    pub fn held_transactions<'a>(
+        &self,
+        ids: impl IntoIterator<Item = &'a BankTxId>,
+    ) -> Result<std::collections::HashSet<BankTxId>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT 1 FROM matches WHERE transaction_id = ?1 AND holds = 1")?;
+        let mut held = std::collections::HashSet::new();
+        for id in ids {
+            if st.exists([id.as_str()])? {
+                held.insert(id.clone());
+            }
+        }
+        Ok(held)
+    }
+
     fn matches_where<P: rusqlite::Params>(
         &self,
         cond: &str,

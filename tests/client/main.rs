@@ -1850,9 +1850,17 @@ async fn once_authentication_is_rejected_no_later_pair_is_called_and_committed_i
     assert!(batch < 1100 / 2, "at least three batches");
     let first_batch: HashSet<String> = (0..batch).map(|i| format!("P{i:05}")).collect();
 
-    let out = cp_recon::reconcile::execute(&client, &db, run, pairs, false, 4)
-        .await
-        .expect("the phase ends");
+    let out = cp_recon::reconcile::execute(
+        &client,
+        &db,
+        run,
+        pairs,
+        false,
+        4,
+        cp_recon::matching::fate::Uniqueness::Matched(Default::default()),
+    )
+    .await
+    .expect("the phase ends");
 
     assert!(out.reconciled.is_empty());
     assert_eq!(out.not_reconciled.len(), 1100, "every pair is reported");

@@ -50,6 +50,31 @@ fn fate(answer: Answer, p: Read<Payment>, t: Read<BankTransaction>) -> Fate {
 
 use PaymentStatus::{PaymentReceived, PendingBank};
 
+/// [`before_call`] for a pair the matching core found, when the narrow read of the
+/// credit's instant returned the credit as read and nothing else.
+fn check(
+    matched: (&Payment, &BankTransaction),
+    rp: &Read<Payment>,
+    rt: &Read<BankTransaction>,
+) -> Check {
+    let records: Vec<BankTransaction> = match rt {
+        Read::Found(t) => vec![t.clone()],
+        _ => Vec::new(),
+    };
+    let narrow = NarrowRead {
+        records: &records,
+        held: &HashSet::new(),
+    };
+    before_call(
+        matched,
+        rp,
+        rt,
+        &narrow,
+        Uniqueness::Matched(MatchParams::default()),
+        now(),
+    )
+}
+
 #[test]
 fn an_applied_answer_is_a_reconcile_whatever_the_reads_say() {
     let f = fate(
@@ -206,7 +231,7 @@ fn a_call_not_processed_is_made_again_only_while_both_sides_are_open() {
 #[test]
 fn a_pair_is_called_only_when_both_fresh_reads_show_it_open_and_unchanged() {
     let (p, t) = (payment(PendingBank), credit(None));
-    let call = |rp: Read<Payment>, rt: Read<BankTransaction>| before_call((&p, &t), &rp, &rt);
+    let call = |rp: Read<Payment>, rt: Read<BankTransaction>| check((&p, &t), &rp, &rt);
     assert_eq!(
         call(Read::Found(p.clone()), Read::Found(t.clone())),
         Check::Call
@@ -325,13 +350,13 @@ fn a_stale_pair_says_which_side_changed_and_an_unsent_call_is_skipped() {
     p2.amount = Money::from_units(Decimal::new(15051, 2), Currency::parse("EUR").unwrap());
     let mut t2 = t.clone();
     t2.booked_at = now() + chrono::Duration::seconds(1);
-    let why = |rp: Payment, rt: BankTransaction| match before_call(
+    let why = |rp: Payment, rt: BankTransaction| match check(
         (&p, &t),
         &Read::Found(rp),
         &Read::Found(rt),
     ) {
         Check::DontCall { why, .. } => why,
-        Check::Call => panic!("called"),
+        other => panic!("{other:?}"),
     };
     let changed =
         |which: &str| format!("not called: {which} changed at the provider since the sync");
@@ -380,7 +405,7 @@ fn a_change_to_any_one_fact_of_either_side_stops_the_call() {
         change(&mut fresh);
         assert!(
             matches!(
-                before_call((&p, &t), &Read::Found(fresh), &Read::Found(t.clone())),
+                check((&p, &t), &Read::Found(fresh), &Read::Found(t.clone())),
                 Check::DontCall {
                     payment_open: true,
                     credit_open: true,
@@ -406,12 +431,138 @@ fn a_change_to_any_one_fact_of_either_side_stops_the_call() {
         change(&mut fresh);
         assert!(
             matches!(
-                before_call((&p, &t), &Read::Found(p.clone()), &Read::Found(fresh)),
+                check((&p, &t), &Read::Found(p.clone()), &Read::Found(fresh)),
                 Check::DontCall { .. }
             ),
             "credit {what} changed, yet the pair would be called"
         );
     }
+}
+
+#[test]
+fn a_second_open_credit_at_the_instant_naming_the_concept_makes_the_pair_ambiguous() {
+    let (p, t) = (payment(PendingBank), credit(None));
+    let twin = |change: &dyn Fn(&mut BankTransaction)| {
+        let mut o = credit(None);
+        o.id = BankTxId::parse("T2").unwrap();
+        change(&mut o);
+        o
+    };
+    let decide = |others: &[BankTransaction], held: &HashSet<BankTxId>, who: Uniqueness| {
+        let mut records = vec![t.clone()];
+        records.extend_from_slice(others);
+        let narrow = NarrowRead {
+            records: &records,
+            held,
+        };
+        before_call(
+            (&p, &t),
+            &Read::Found(p.clone()),
+            &Read::Found(t.clone()),
+            &narrow,
+            who,
+            now(),
+        )
+    };
+    let matched = Uniqueness::Matched(MatchParams::default());
+    let none = HashSet::new();
+
+    // Booked at the same instant after the sync, same amount, naming the concept.
+    let same = twin(&|o| o.concept_text = "120037 J. Doe".into());
+    match decide(std::slice::from_ref(&same), &none, matched) {
+        Check::Ambiguous { why, twins } => {
+            assert_eq!(twins, [BankTxId::parse("T2").unwrap()]);
+            assert!(why.contains("T2"), "{why}");
+        }
+        other => panic!("a twin was not counted: {other:?}"),
+    }
+    // Listed twice (a page shifting) and with a second twin: each named once, in order.
+    let third = twin(&|o| o.id = BankTxId::parse("T0").unwrap());
+    assert!(matches!(
+        decide(&[same.clone(), same.clone(), third], &none, matched),
+        Check::Ambiguous { twins, .. } if twins == [
+            BankTxId::parse("T0").unwrap(),
+            BankTxId::parse("T2").unwrap(),
+        ]
+    ));
+
+    // Records at the instant that are no candidate for the payment change nothing.
+    let eur = |cents| Money::from_units(Decimal::new(cents, 2), Currency::parse("EUR").unwrap());
+    let not_twins: Vec<(&str, BankTransaction)> = vec![
+        (
+            "reconciled",
+            twin(&|o| o.reconciled_payment_id = Some(PaymentId::parse("P9").unwrap())),
+        ),
+        ("a debit", twin(&|o| o.direction = Direction::Debit)),
+        ("another amount", twin(&|o| o.amount = eur(15051))),
+        (
+            "another currency",
+            twin(&|o| {
+                o.amount =
+                    Money::from_units(Decimal::new(15050, 2), Currency::parse("USD").unwrap())
+            }),
+        ),
+        (
+            "another concept",
+            twin(&|o| o.concept_text = "Ref 120038".into()),
+        ),
+        (
+            "the concept inside a longer number",
+            twin(&|o| o.concept_text = "Ref 1200371".into()),
+        ),
+        ("no concept", twin(&|o| o.concept_text = "J. Doe".into())),
+    ];
+    for (what, other) in &not_twins {
+        assert_eq!(
+            decide(std::slice::from_ref(other), &none, matched),
+            Check::Call,
+            "{what}"
+        );
+    }
+    assert_eq!(
+        decide(
+            &not_twins.iter().map(|(_, o)| o.clone()).collect::<Vec<_>>(),
+            &none,
+            matched
+        ),
+        Check::Call
+    );
+    // Tied to a payment by this job already (a match holds it): not open.
+    let held: HashSet<BankTxId> = [same.id.clone()].into();
+    assert_eq!(
+        decide(std::slice::from_ref(&same), &held, matched),
+        Check::Call
+    );
+    // A person approved the pair: they decided uniqueness.
+    assert_eq!(
+        decide(std::slice::from_ref(&same), &none, Uniqueness::Approved),
+        Check::Call
+    );
+}
+
+#[test]
+fn a_pair_found_ambiguous_before_its_call_reports_the_payment_and_every_credit_ambiguous() {
+    let (pid, tid) = ids();
+    let twin = BankTxId::parse("T0").unwrap();
+    let mut d = Decisions::default();
+    let mut not = NotReconciled::both(pid.clone(), tid.clone(), "two credits".into());
+    not.twins = vec![twin.clone()];
+    add_outcomes(&mut d, &[not], &[], |_| 3);
+    assert_eq!(d.payments.len(), 1);
+    assert_eq!(d.payments[0].reason, Reason::Ambiguous);
+    assert_eq!(d.payments[0].candidates, [twin.clone(), tid.clone()]);
+    let credits: Vec<(BankTxId, Reason, Vec<PaymentId>)> = d
+        .transactions
+        .iter()
+        .map(|f| (f.transaction.clone(), f.reason, f.candidates.clone()))
+        .collect();
+    assert_eq!(
+        credits,
+        [
+            (tid, Reason::Ambiguous, vec![pid.clone()]),
+            (twin, Reason::Ambiguous, vec![pid]),
+        ]
+    );
 }
 
 #[test]
