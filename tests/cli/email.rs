@@ -136,6 +136,29 @@ async fn a_report_that_could_not_be_mailed_stays_on_disk_and_the_next_run_delive
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mailed_report_says_it_is_auto_generated_so_that_no_automatic_reply_comes_back() {
+    use mailparse::MailHeaderMap;
+    let env = TestEnv::start(small()).await;
+    let smtp = spawn_smtp();
+    env.write_config(&every_run(smtp.addr.port()));
+    let out = env.run(&["--run-now"]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let received = smtp.received();
+    assert_eq!(received.len(), 1);
+    let mail = mailparse::parse_mail(&received[0]).unwrap();
+    assert_eq!(
+        mail.headers.get_first_value("Auto-Submitted").as_deref(),
+        Some("auto-generated")
+    );
+    assert_eq!(
+        mail.headers
+            .get_first_value("X-Auto-Response-Suppress")
+            .as_deref(),
+        Some("All")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn starttls_required_against_a_plain_server_fails_clearly_and_keeps_the_report_pending() {
     let env = TestEnv::start(small()).await;
     let smtp = spawn_smtp();
