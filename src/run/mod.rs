@@ -117,7 +117,7 @@ async fn run_once_inner(settings: &Settings, opts: &RunOptions) -> anyhow::Resul
     // Record the end, whatever happened; a failure here is the run's failure. What the
     // run reconciled is counted from the ledger, so a run that failed after its calls
     // still says what it did.
-    let last_success = {
+    let (last_success, undelivered) = {
         let mut store = db.lock();
         if busy {
             store.set_busy_timeout(FINISH_BUSY_TIMEOUT)?;
@@ -137,10 +137,10 @@ async fn run_once_inner(settings: &Settings, opts: &RunOptions) -> anyhow::Resul
             }
             Err(e) => return Err(e.into()),
         }
-        store.last_success()?
+        (store.last_success()?, store.undelivered_reports()?)
     };
     if let Some(path) = &settings.monitoring.textfile {
-        let m = metrics_of(&summary);
+        let m = metrics_of(&summary, undelivered);
         if let Err(e) = crate::metrics::write_textfile(path, &m, last_success) {
             tracing::warn!(path = %path.display(), error = %e, "cannot write the metrics file");
         }
