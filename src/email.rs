@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use lettre::address::Envelope;
-use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
 use lettre::message::{Attachment, Body, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -412,7 +412,17 @@ pub fn build_message_within(
         .date(SystemTime::from(report.generated_at))
         // A Message-ID (generated from the host name) keeps spam filters calm and lets
         // a resent message be recognised as the same report.
-        .message_id(None);
+        .message_id(None)
+        // Machine-sent, so that out-of-office and other automatic replies are not
+        // sent back to the report's sender: RFC 3834's header, and Exchange's own.
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("Auto-Submitted"),
+            "auto-generated".into(),
+        ))
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("X-Auto-Response-Suppress"),
+            "All".into(),
+        ));
     for mailbox in to {
         builder = builder.to(mailbox);
     }

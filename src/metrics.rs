@@ -31,6 +31,10 @@ pub struct RunMetrics {
     /// when its sync was complete, an earlier one when it was not (the counts are then
     /// the last known state), `None` when no run has read every list in full.
     pub unmatched_as_of: Option<(i64, DateTime<Utc>)>,
+    /// Reports written but not yet e-mailed once the run ended (the outbox), and when
+    /// the oldest of them was written.
+    pub undelivered_reports: u64,
+    pub oldest_undelivered: Option<DateTime<Utc>>,
 }
 
 /// Outcomes always written (0 or 1), so an alert on one of them sees 0 rather than a
@@ -195,6 +199,18 @@ pub fn render(m: &RunMetrics, last_success: Option<DateTime<Utc>>) -> String {
         "Records read in the last run, by list.",
         "list",
         &m.records_read,
+    );
+    e.gauge(
+        "reports_undelivered",
+        "Reports written but not yet e-mailed when the last run ended (the outbox; each run retries them).",
+        m.undelivered_reports,
+    );
+    e.gauge(
+        "reports_undelivered_oldest_age_seconds",
+        "Age of the oldest report not yet e-mailed when the last run ended (0: none).",
+        m.oldest_undelivered.map_or(0.0, |t| {
+            (m.finished_at - t).num_milliseconds().max(0) as f64 / 1000.0
+        }),
     );
     e.0
 }

@@ -22,7 +22,7 @@ mod transport;
 mod wire;
 
 use std::sync::Mutex;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -96,6 +96,10 @@ pub struct ApiStats {
     pub requests: AtomicU64,
     pub retries: AtomicU64,
     pub errors: AtomicU64,
+    /// Reconcile calls made: one per [`Client::reconcile`], a call sent again after the
+    /// provider did not process it included. Counted here, as they are made, so that a
+    /// run that fails after its calls still says how many it made.
+    pub reconcile_calls: AtomicU64,
 }
 
 /// Filters of a list read. Timestamps are the list's own (§13.3, §13.4, §13.6).
@@ -385,6 +389,7 @@ impl Client {
             transaction_id: transaction.as_str(),
             iban: iban.as_str(),
         };
+        self.stats.reconcile_calls.fetch_add(1, Ordering::Relaxed);
         match self
             .send(PATH_RECONCILE, Kind::Write, |http, url| {
                 http.post(url).json(&body)

@@ -51,8 +51,11 @@ impl Row {
 
 /// Reads a report CSV: with or without a UTF-8 BOM, `,` or `;` as delimiter (whichever
 /// the header row uses), any column order. The header must name the item's id column
-/// and `action`.
-pub fn parse(bytes: &[u8]) -> Result<Sheet, String> {
+/// and `action`. Every row must have as many fields as the header: a note typed with an
+/// unquoted delimiter ("bank fee, November") makes one more, and its cells would
+/// otherwise be read under the wrong columns (the note cut at the delimiter). On
+/// failure, the errors by line: the header's, or every row of the wrong length.
+pub fn parse(bytes: &[u8]) -> Result<Sheet, Vec<String>> {
     let bytes = bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes);
     let first = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
     let count = |c: u8| first.iter().filter(|b| **b == c).count();
@@ -61,13 +64,15 @@ pub fn parse(bytes: &[u8]) -> Result<Sheet, String> {
     } else {
         b','
     };
+    // Flexible, so that a row of the wrong length is counted here (and every one is
+    // listed with both counts) rather than stopping the reader at the first.
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .flexible(true)
         .from_reader(bytes);
     let header: Vec<String> = reader
         .headers()
-        .map_err(|e| format!("line 1: cannot read the header: {e}"))?
+        .map_err(|e| vec![format!("line 1: cannot read the header: {e}")])?
         .iter()
         .map(|h| h.trim().to_ascii_lowercase())
         .collect();
@@ -77,31 +82,55 @@ pub fn parse(bytes: &[u8]) -> Result<Sheet, String> {
         Some("transaction_id") => Kind::Transactions,
         _ if has("payment_id") && !has("reconciled_at") => Kind::Payments,
         _ if has("reconciled_at") => {
-            return Err("reconciled.csv lists what is done: it has nothing to apply".into());
+            return Err(vec![
+                "reconciled.csv lists what is done: it has nothing to apply".into(),
+            ]);
         }
         _ => {
-            return Err(
+            return Err(vec![
                 "line 1: not a report file: the header names no payment_id, transaction_id or offramp_id"
                     .into(),
-            );
+            ]);
         }
     };
     if !has("action") {
-        return Err("line 1: the header has no `action` column to apply".into());
+        return Err(vec![
+            "line 1: the header has no `action` column to apply".into(),
+        ]);
     }
     let mut rows = Vec::new();
+    let mut errors = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| {
             let line = e.position().map_or(0, |p| line_at(bytes, p.byte()));
-            format!("line {line}: cannot read the row: {e}")
+            vec![format!("line {line}: cannot read the row: {e}")]
         })?;
         let line = record.position().map_or(0, |p| line_at(bytes, p.byte()));
+        if record.len() != header.len() {
+            let hint = if record.len() > header.len() {
+                format!(
+                    "; a cell that holds a `{}` must be in double quotes",
+                    char::from(delimiter)
+                )
+            } else {
+                String::new()
+            };
+            errors.push(format!(
+                "line {line}: {} fields where the header has {}{hint}",
+                record.len(),
+                header.len()
+            ));
+            continue;
+        }
         let cells = header
             .iter()
             .zip(record.iter())
             .map(|(h, v)| (h.clone(), v.to_owned()))
             .collect();
         rows.push(Row { line, cells });
+    }
+    if !errors.is_empty() {
+        return Err(errors);
     }
     Ok(Sheet { kind, rows })
 }
@@ -439,13 +468,26 @@ mod tests {
     #[test]
     fn a_file_that_is_no_report_or_has_no_action_column_is_refused() {
         assert!(parse(b"a,b\r\n1,2\r\n").is_err());
-        assert!(
-            parse(b"payment_id,reason\r\nP1,x\r\n")
-                .unwrap_err()
-                .contains("action")
-        );
+        assert!(parse(b"payment_id,reason\r\nP1,x\r\n").unwrap_err()[0].contains("action"));
         let rec = parse(b"payment_id,transaction_id,amount,currency,concept,reconciled_at\r\n");
-        assert!(rec.unwrap_err().contains("nothing to apply"));
+        assert!(rec.unwrap_err()[0].contains("nothing to apply"));
+    }
+
+    #[test]
+    fn a_row_with_more_or_fewer_fields_than_the_header_is_refused_with_both_counts() {
+        let text = format!(
+            "{HEADER}\r\nP1,,,,,,,ambiguous,,,,dismiss,bank fee, November\r\n\
+             P2,,,,,,,ambiguous,,,,dismiss,\"bank fee, November\"\r\n\
+             P3,,,,,,,ambiguous,,,,dismiss\r\n"
+        );
+        let errors = parse(text.as_bytes()).unwrap_err();
+        assert_eq!(
+            errors,
+            [
+                "line 2: 14 fields where the header has 13; a cell that holds a `,` must be in double quotes",
+                "line 4: 12 fields where the header has 13",
+            ]
+        );
     }
 
     #[test]

@@ -470,7 +470,7 @@ pub async fn apply(
     };
     let (_lock, mut store) = open(settings)?;
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let sheet = apply::parse(&bytes).map_err(|e| invalid(vec![e]))?;
+    let sheet = apply::parse(&bytes).map_err(invalid)?;
     let facts = apply_facts(&store, &sheet)?;
     let plan = apply::plan(&sheet, &facts, by).map_err(invalid)?;
     let mut lines: Vec<(u64, String)> = plan

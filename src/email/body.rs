@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 
 use super::MAX_MESSAGE_BYTES;
 use crate::domain::{Currency, format_amount};
-use crate::report::{AttentionLine, ReportKind, Summary, WORKBOOK_FILE, timestamp};
+use crate::report::{AttentionLine, InOut, ReportKind, Summary, WORKBOOK_FILE, timestamp};
 
 /// Which report files the message carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,15 +91,55 @@ struct Section<'a> {
     kind: ReportKind,
     count: usize,
     totals: Vec<(&'a Currency, Decimal)>,
+    /// Bank transactions only: per currency, credits and debits apart.
+    in_out: &'a [InOut],
     lines: Vec<&'a AttentionLine>,
 }
 
+/// `3 credits`, `1 debit`.
+fn counted(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+/// `270.48 EUR in (3 credits), 500.00 EUR out (1 debit)`: a side with no items is left
+/// out.
+fn in_out(flow: &InOut) -> String {
+    let mut sides = Vec::new();
+    if flow.credits > 0 {
+        sides.push(format!(
+            "{} in ({})",
+            money(flow.credited, &flow.currency),
+            counted(flow.credits, "credit")
+        ));
+    }
+    if flow.debits > 0 {
+        sides.push(format!(
+            "{} out ({})",
+            money(flow.debited, &flow.currency),
+            counted(flow.debits, "debit")
+        ));
+    }
+    sides.join(", ")
+}
+
 impl Section<'_> {
-    /// `5 items: 290.49 EUR, 10.00 USD`
+    /// `5 items: 290.49 EUR, 10.00 USD`. Bank transactions give money in and money out
+    /// apart, currencies separated by `;`: `4 items: 270.48 EUR in (3 credits), 500.00
+    /// EUR out (1 debit)`; one sum of both would be no amount anyone could check.
     fn headline(&self) -> String {
-        let amounts: Vec<String> = self.totals.iter().map(|(c, t)| money(*t, c)).collect();
+        let amounts = if self.in_out.is_empty() {
+            let amounts: Vec<String> = self.totals.iter().map(|(c, t)| money(*t, c)).collect();
+            amounts.join(", ")
+        } else {
+            let amounts: Vec<String> = self.in_out.iter().map(in_out).collect();
+            amounts.join("; ")
+        };
         let items = if self.count == 1 { "item" } else { "items" };
-        format!("{} {items}: {}", self.count, amounts.join(", "))
+        format!("{} {items}: {amounts}", self.count)
     }
 }
 
@@ -108,10 +148,15 @@ fn sections(s: &Summary) -> Vec<Section<'_>> {
     let mut out: Vec<Section<'_>> = Vec::new();
     for line in &s.attention {
         if out.last().is_none_or(|sec| sec.kind != line.kind) {
+            let in_out = match line.kind {
+                ReportKind::UnmatchedBankTransactions => s.transactions_in_out.as_slice(),
+                _ => &[],
+            };
             out.push(Section {
                 kind: line.kind,
                 count: 0,
                 totals: Vec::new(),
+                in_out,
                 lines: Vec::new(),
             });
         }
@@ -361,6 +406,7 @@ mod tests {
             oldest_first_seen: None,
             attention_count: 0,
             attention: Vec::new(),
+            transactions_in_out: Vec::new(),
             reconciled_count: 0,
             reconciled: Vec::new(),
             dismissed: 3,

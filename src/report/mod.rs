@@ -462,6 +462,19 @@ pub struct Total {
     pub total: Decimal,
 }
 
+/// The unmatched bank transactions of one currency, money in and money out apart (the
+/// two added together would be a sum of nothing: a credit and a debit do not add up).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InOut {
+    pub currency: Currency,
+    pub credits: usize,
+    /// What the credits brought in.
+    pub credited: Decimal,
+    pub debits: usize,
+    /// What the debits took out (amounts are positive either way).
+    pub debited: Decimal,
+}
+
 /// Items that need a person, grouped by file, reason and currency.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttentionLine {
@@ -479,6 +492,9 @@ pub struct Summary {
     /// Number of rows across the three `unmatched_*` files.
     pub attention_count: usize,
     pub attention: Vec<AttentionLine>,
+    /// The unmatched bank transactions per currency, credits and debits apart, sorted
+    /// by currency.
+    pub transactions_in_out: Vec<InOut>,
     pub reconciled_count: usize,
     /// Reconciled amounts per currency.
     pub reconciled: Vec<Total>,
@@ -719,6 +735,29 @@ impl Report {
             })
             .collect();
 
+        let mut in_out: BTreeMap<Currency, InOut> = BTreeMap::new();
+        for r in &self.unmatched_transactions {
+            let e = in_out
+                .entry(r.amount.currency().clone())
+                .or_insert_with(|| InOut {
+                    currency: r.amount.currency().clone(),
+                    credits: 0,
+                    credited: Decimal::ZERO,
+                    debits: 0,
+                    debited: Decimal::ZERO,
+                });
+            match r.direction {
+                Direction::Credit => {
+                    e.credits += 1;
+                    e.credited += r.amount.amount();
+                }
+                Direction::Debit => {
+                    e.debits += 1;
+                    e.debited += r.amount.amount();
+                }
+            }
+        }
+
         let mut per_currency: BTreeMap<Currency, (usize, Decimal)> = BTreeMap::new();
         for r in &self.reconciled {
             let e = per_currency
@@ -740,6 +779,7 @@ impl Report {
             run: self.run.clone(),
             attention_count: self.attention_count(),
             attention,
+            transactions_in_out: in_out.into_values().collect(),
             reconciled_count: self.reconciled.len(),
             reconciled,
             dismissed: self.dismissed,

@@ -117,7 +117,7 @@ async fn run_once_inner(settings: &Settings, opts: &RunOptions) -> anyhow::Resul
     // Record the end, whatever happened; a failure here is the run's failure. What the
     // run reconciled is counted from the ledger, so a run that failed after its calls
     // still says what it did.
-    let last_success = {
+    let (last_success, undelivered) = {
         let mut store = db.lock();
         if busy {
             store.set_busy_timeout(FINISH_BUSY_TIMEOUT)?;
@@ -137,10 +137,10 @@ async fn run_once_inner(settings: &Settings, opts: &RunOptions) -> anyhow::Resul
             }
             Err(e) => return Err(e.into()),
         }
-        store.last_success()?
+        (store.last_success()?, store.undelivered_reports()?)
     };
     if let Some(path) = &settings.monitoring.textfile {
-        let m = metrics_of(&summary);
+        let m = metrics_of(&summary, undelivered);
         if let Err(e) = crate::metrics::write_textfile(path, &m, last_success) {
             tracing::warn!(path = %path.display(), error = %e, "cannot write the metrics file");
         }
@@ -219,7 +219,8 @@ fn run_end(summary: &RunSummary) -> RunEnd {
     }
 }
 
-/// The run's steps, in order; each phase is a function below.
+/// The run's client, then its steps. What the client did is counted whatever the
+/// steps came to: a run that fails after its reconcile calls records how many it made.
 async fn run_inner(
     settings: &Settings,
     opts: &RunOptions,
@@ -229,17 +230,34 @@ async fn run_inner(
     summary: &mut RunSummary,
 ) -> anyhow::Result<()> {
     let client = Arc::new(client(settings, opts)?);
+    let result = steps(settings, opts, &client, db, run_id, mode, summary).await;
+    summary.reconcile_calls = client.stats.reconcile_calls.load(Ordering::Relaxed);
+    summary.api_requests = client.stats.requests.load(Ordering::Relaxed);
+    summary.api_errors = client.stats.errors.load(Ordering::Relaxed);
+    result
+}
+
+/// The run's steps, in order; each phase is a function below.
+async fn steps(
+    settings: &Settings,
+    opts: &RunOptions,
+    client: &Arc<Client>,
+    db: &SharedStore,
+    run_id: i64,
+    mode: SyncMode,
+    summary: &mut RunSummary,
+) -> anyhow::Result<()> {
     let mut laps = Laps::new();
 
     // 1. Intents left without an outcome by an earlier run (rules §5).
-    let recovered = recover_phase(settings, &client, db, run_id).await?;
+    let recovered = recover_phase(settings, client, db, run_id).await?;
     laps.lap("recover");
     if stopped(opts, summary) {
         return Ok(());
     }
 
     // 2. Sync every list.
-    let synced = sync_phase(settings, opts, &client, db, run_id, mode).await?;
+    let synced = sync_phase(settings, opts, client, db, run_id, mode).await?;
     summary.sync_complete = synced.complete;
     summary.freshness = freshness(db, run_id, synced.complete)?;
     summary.records_read = Some(RecordsRead::of(&synced));
@@ -253,7 +271,7 @@ async fn run_inner(
     // 4. Reconcile the confident pairs, then fold what happened into the findings.
     let executed = reconcile_phase(
         settings,
-        &client,
+        client,
         db,
         run_id,
         summary.dry_run,
@@ -274,9 +292,8 @@ async fn run_inner(
     view.add_outcomes(&db.lock(), &not_reconciled, &vanished)?;
     // Items a person dismissed are not reported, only counted (`cp-recon dismiss`).
     view.desk = desk_news(&db.lock(), run_id, &mut view.decisions)?;
-    summary.reconcile_calls = recovered.calls + executed.calls;
     tally(summary, &view.decisions, executed.dry_run.len());
-    conclude(summary, &client, &synced);
+    conclude(summary, client, &synced);
     stopped(opts, summary);
     laps.lap("reconcile");
 
@@ -450,8 +467,6 @@ fn reconciled_row(m: &MatchRow) -> Reconciled {
 /// The run's request counters and how it ended: completed, or incomplete (nothing was
 /// reconciled) when a list was not read in full.
 fn conclude(summary: &mut RunSummary, client: &Client, synced: &sync::SyncReport) {
-    summary.api_requests = client.stats.requests.load(Ordering::Relaxed);
-    summary.api_errors = client.stats.errors.load(Ordering::Relaxed);
     summary.status = if let Some(e) = client.untrusted_certificate() {
         // The cause of every list's failure, said once and first.
         summary.error = Some(format!("{e}; nothing was reconciled"));

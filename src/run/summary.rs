@@ -305,7 +305,12 @@ pub(super) fn summary_json(s: &RunSummary) -> String {
     .to_string()
 }
 
-pub(super) fn metrics_of(s: &RunSummary) -> crate::metrics::RunMetrics {
+/// The run's metrics; `undelivered` is the outbox as the run left it (how many reports
+/// are not yet e-mailed, and when the oldest was written).
+pub(super) fn metrics_of(
+    s: &RunSummary,
+    undelivered: (u64, Option<DateTime<Utc>>),
+) -> crate::metrics::RunMetrics {
     crate::metrics::RunMetrics {
         run_id: s.run_id.unwrap_or(0),
         started_at: s.started_at,
@@ -322,5 +327,7 @@ pub(super) fn metrics_of(s: &RunSummary) -> crate::metrics::RunMetrics {
             crate::report::Freshness::AsOf { run_id, started_at } => Some((run_id, started_at)),
             crate::report::Freshness::NeverComplete => None,
         },
+        undelivered_reports: undelivered.0,
+        oldest_undelivered: undelivered.1,
     }
 }

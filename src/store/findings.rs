@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
-use super::{RunId, Store, StoreError, ts};
+use super::{RunId, Store, StoreError, parse_ts, ts};
 use crate::domain::{BankTxId, PaymentId};
 use crate::matching::Decisions;
 
@@ -132,6 +132,20 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// How many reports are written but not yet delivered, and when the oldest of them
+    /// was written.
+    pub fn undelivered_reports(&self) -> Result<(u64, Option<DateTime<Utc>>), StoreError> {
+        let (count, oldest): (i64, Option<String>) = self.conn.query_row(
+            "SELECT COUNT(*), MIN(created_at) FROM reports WHERE state = 'pending'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let oldest = oldest
+            .map(|s| parse_ts("reports", "created_at", &s))
+            .transpose()?;
+        Ok((count.max(0) as u64, oldest))
+    }
+
     /// Marks a report delivered; only a pending one (never "sent" twice).
     pub fn mark_report_sent(&mut self, run: RunId, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let n = self.conn.execute(
@@ -204,9 +218,11 @@ mod tests {
         s.enqueue_report(run, Path::new("/tmp/r"), "pending", None, &[], now)
             .unwrap();
         assert_eq!(s.pending_reports().unwrap().len(), 1);
+        assert_eq!(s.undelivered_reports().unwrap().0, 1);
         assert!(s.mark_report_sent(run, now).unwrap());
         assert!(!s.mark_report_sent(run, now).unwrap());
         assert!(s.pending_reports().unwrap().is_empty());
+        assert_eq!(s.undelivered_reports().unwrap(), (0, None));
     }
 
     #[test]

@@ -154,3 +154,46 @@ async fn a_file_applied_twice_does_nothing_the_second_time_whatever_its_delimite
     assert!(!reported_now.contains_key(&waiting));
     assert!(!reported_now.contains_key(&payment));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_with_an_unquoted_comma_in_its_note_is_refused_and_nothing_is_applied() {
+    let env = TestEnv::start(small()).await;
+    job(&env).await;
+    let awaiting = reported(&env, 1, "payment", "awaiting_transfer");
+    let (first, second) = (awaiting[0].0.clone(), awaiting[1].0.clone());
+    let file = hand_back(&env, "fee.csv", b',', false, |id, _| {
+        if id == first {
+            Some(("dismiss", "test payment"))
+        } else if id == second {
+            Some(("dismiss", "bank fee"))
+        } else {
+            None
+        }
+    });
+    // The note as typed in a text editor: its comma unquoted, one field too many.
+    let typed = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace(",dismiss,bank fee\r\n", ",dismiss,bank fee, November\r\n");
+    std::fs::write(&file, typed).unwrap();
+    let fields = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .split(',')
+        .count();
+
+    let out = env
+        .run(&["apply", file.to_str().unwrap(), "--by", "ana"])
+        .await;
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    let said = format!(
+        "line {}: {} fields where the header has {fields}",
+        line_of(&file, &second),
+        fields + 1
+    );
+    assert!(text(&out).contains(&said), "{said:?} in {}", text(&out));
+    assert!(text(&out).contains("nothing was applied"), "{}", text(&out));
+    let decided: i64 = scalar(&env.store(), "SELECT COUNT(*) FROM decisions");
+    assert_eq!(decided, 0, "not even the valid row is recorded");
+}

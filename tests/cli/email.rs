@@ -136,6 +136,89 @@ async fn a_report_that_could_not_be_mailed_stays_on_disk_and_the_next_run_delive
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mailed_report_says_it_is_auto_generated_so_that_no_automatic_reply_comes_back() {
+    use mailparse::MailHeaderMap;
+    let env = TestEnv::start(small()).await;
+    let smtp = spawn_smtp();
+    env.write_config(&every_run(smtp.addr.port()));
+    let out = env.run(&["--run-now"]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let received = smtp.received();
+    assert_eq!(received.len(), 1);
+    let mail = mailparse::parse_mail(&received[0]).unwrap();
+    assert_eq!(
+        mail.headers.get_first_value("Auto-Submitted").as_deref(),
+        Some("auto-generated")
+    );
+    assert_eq!(
+        mail.headers
+            .get_first_value("X-Auto-Response-Suppress")
+            .as_deref(),
+        Some("All")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_not_yet_mailed_are_counted_in_the_metrics_with_the_age_of_the_oldest() {
+    let env = TestEnv::start(small()).await;
+    let prom = env.reports.with_file_name("cp-recon.prom");
+    let with_metrics = |port: u16| {
+        format!(
+            "{}\n[monitoring]\ntextfile = \"{}\"\n",
+            every_run(port),
+            prom.display()
+        )
+    };
+    let sample = || {
+        let metrics = std::fs::read_to_string(&prom).unwrap();
+        let value = |name: &str| -> f64 {
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{name} ")))
+                .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
+                .parse()
+                .unwrap()
+        };
+        assert!(
+            metrics.contains("# TYPE cp_recon_reports_undelivered gauge"),
+            "{metrics}"
+        );
+        (
+            value("cp_recon_reports_undelivered"),
+            value("cp_recon_reports_undelivered_oldest_age_seconds"),
+        )
+    };
+    // SMTP down: a port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    env.write_config(&with_metrics(closed));
+    let out = env.run(&["--run-now"]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let (waiting, first_age) = sample();
+    assert_eq!(waiting, 1.0);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let out = env.run(&["--run-now"]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let (waiting, age) = sample();
+    assert_eq!(waiting, 2.0);
+    // Run 1's report, written more than a second before run 2 ended.
+    let written = env.store().report_state(1).unwrap().unwrap();
+    assert_eq!(written.0, "pending");
+    assert!(age >= first_age + 1.0, "{age} after {first_age}");
+
+    // SMTP back: both are delivered, nothing waits.
+    let smtp = spawn_smtp();
+    env.write_config(&with_metrics(smtp.addr.port()));
+    let out = env.run(&["--run-now"]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(smtp.received().len(), 3);
+    assert_eq!(sample(), (0.0, 0.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn starttls_required_against_a_plain_server_fails_clearly_and_keeps_the_report_pending() {
     let env = TestEnv::start(small()).await;
     let smtp = spawn_smtp();

@@ -24,6 +24,8 @@ fn run(success: bool, outcome: &str) -> RunMetrics {
         api_errors: 1,
         records_read: counts(&[("payments", 120), ("bank_transactions", 98)]),
         unmatched_as_of: Some((42, utc("2026-05-04T10:00:00Z"))),
+        undelivered_reports: 0,
+        oldest_undelivered: None,
     }
 }
 
@@ -121,6 +123,28 @@ fn a_run_that_never_succeeded_reports_a_zero_success_time() {
         value(&s, "cp_recon_last_success_timestamp_seconds", &[]),
         0.0
     );
+}
+
+#[test]
+fn reports_waiting_in_the_outbox_are_counted_with_the_age_of_the_oldest_at_the_run_end() {
+    let s = scrape(&render(&run(true, "completed"), None));
+    assert_eq!(value(&s, "cp_recon_reports_undelivered", &[]), 0.0);
+    assert_eq!(
+        value(&s, "cp_recon_reports_undelivered_oldest_age_seconds", &[]),
+        0.0
+    );
+    let mut m = run(true, "completed");
+    m.undelivered_reports = 3;
+    m.oldest_undelivered = Some(utc("2026-05-04T08:00:00Z"));
+    let text = render(&m, None);
+    assert!(text.contains("# TYPE cp_recon_reports_undelivered_oldest_age_seconds gauge"));
+    let s = scrape(&text);
+    assert_eq!(value(&s, "cp_recon_reports_undelivered", &[]), 3.0);
+    assert_eq!(
+        value(&s, "cp_recon_reports_undelivered_oldest_age_seconds", &[]),
+        7212.5
+    );
+    assert!(s.docs.contains_key("cp_recon_reports_undelivered"));
 }
 
 #[test]

@@ -29,7 +29,7 @@ fn the_plain_text_gives_each_file_its_count_and_amount_per_currency() {
     let text = body_of(&parse(&raw), "text/plain");
     for line in [
         "  Payments (unmatched_payments.csv): 5 items: 290.49 EUR, 10.00 USD",
-        "  Bank transactions (unmatched_bank_transactions.csv): 4 items: 770.48 EUR",
+        "  Bank transactions (unmatched_bank_transactions.csv): 4 items: 270.48 EUR in (3 credits), 500.00 EUR out (1 debit)",
         "  Off-ramp payouts (unmatched_payouts.csv): 1 item: 250.00 EUR",
     ] {
         assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
@@ -41,6 +41,43 @@ fn the_plain_text_gives_each_file_its_count_and_amount_per_currency() {
     assert!(
         reason.contains("150.50 EUR") && reason.contains("concept matches, amount differs"),
         "{reason}"
+    );
+}
+
+#[test]
+fn bank_transactions_give_money_in_and_money_out_apart_per_currency() {
+    let mut fixture = Fixture::new();
+    // A second currency, with credits only.
+    let usd = transaction(
+        "tx_usd",
+        cp_recon::domain::Direction::Credit,
+        money("186.00", "USD"),
+        "no concept here",
+        "Ana",
+        "2026-06-25T15:00:00Z",
+    );
+    fixture.transactions.insert(usd.id.clone(), usd);
+    fixture.decisions.transactions.push(tx_finding(
+        "tx_usd",
+        cp_recon::matching::Reason::NoConcept,
+        &[],
+        &[],
+    ));
+    let (report, _dir, files) = written(&fixture);
+    let settings = spawn_smtp().settings(TlsMode::None);
+    let raw = email::build_message(&report, &files, &settings)
+        .unwrap()
+        .formatted();
+    let mail = parse(&raw);
+    let headline = "5 items: 270.48 EUR in (3 credits), 500.00 EUR out (1 debit); \
+                    186.00 USD in (1 credit)";
+    let text = body_of(&mail, "text/plain");
+    let line = format!("  Bank transactions (unmatched_bank_transactions.csv): {headline}");
+    assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+    let html = body_of(&mail, "text/html");
+    assert!(
+        html.contains(&format!("Bank transactions — {headline}")),
+        "{html}"
     );
 }
 

@@ -555,6 +555,63 @@ async fn reconciles_of_a_run_that_could_not_write_its_report_are_counted_and_rep
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_fails_after_its_reconcile_calls_records_how_many_it_made() {
+    let case = Case::start().await;
+    let concept = case.payment("PTIESREFUSED00000000000001", 4200, 2);
+    case.credit("TTIESREFUSED0000000001", 4200, &format!("Ref {concept}"), 1);
+    // While the calls are made, the database starts refusing to tie a credit to its
+    // payment (as a full disk would): the calls are applied and recorded as reconciled,
+    // then the reconcile step fails writing the ties.
+    let db = case.cfg.database.path.clone();
+    let hook = case.on_call(move || {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .unwrap();
+        conn.execute_batch(
+            "CREATE TRIGGER IF NOT EXISTS ties_refused
+             BEFORE UPDATE OF reconciled_payment_id ON bank_transactions
+             BEGIN SELECT RAISE(ABORT, 'the database refused the write'); END;",
+        )
+        .unwrap();
+    });
+    let run = case.run(true).await;
+    assert_eq!(run.status, RunStatus::Failed, "{run:?}");
+    assert!(
+        run.error
+            .as_deref()
+            .is_some_and(|e| e.contains("the database refused the write")),
+        "{run:?}"
+    );
+    let calls = *hook.calls.lock().unwrap();
+    assert!(calls >= 1);
+    let id = run.run_id.unwrap();
+    let store = case.store();
+    let (recorded_calls, recorded_reconciled): (i64, i64) = store
+        .connection()
+        .query_row(
+            "SELECT reconcile_calls, reconciled FROM runs WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        recorded_calls,
+        i64::from(calls),
+        "every call made is counted"
+    );
+    let tied: i64 = store
+        .connection()
+        .query_row(
+            "SELECT COUNT(*) FROM matches WHERE state = 'reconciled' AND settled_run = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(tied >= 1, "the calls were recorded as reconciled");
+    assert_eq!(recorded_reconciled, tied, "and so is what they reconciled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reports_directory_that_cannot_be_written_fails_the_run_before_any_call() {
     let case = Case::start().await;
     let concept = case.payment("PNODIR00000000000000000001", 5000, 2);
