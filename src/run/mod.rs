@@ -537,6 +537,8 @@ async fn sync_phase(
         concurrency: settings.cryptopocket.concurrency,
         progress: opts.progress,
         waived: Arc::new(waived),
+        booking_tolerance: settings.matching.booking_tolerance,
+        lookback: settings.matching.lookback,
     };
     // A store error stays a `StoreError` under the context, so the run can name the file.
     sync::sync_all(client.clone(), db, run_id, &sync_opts)

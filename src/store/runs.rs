@@ -230,6 +230,24 @@ impl Store {
         Ok(n as u64)
     }
 
+    /// When the oldest payment stored as `pending_bank` and created at or after `since`
+    /// was created: how far back a credit that competes for an open payment can be
+    /// booked (matching rules §3.3).
+    pub fn oldest_pending_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let oldest: Option<String> = self.conn.query_row(
+            "SELECT MIN(created_at) FROM payments
+             WHERE status = 'pending_bank' AND created_at >= ?1",
+            [ts(since)],
+            |r| r.get(0),
+        )?;
+        oldest
+            .map(|t| parse_ts("payments", "oldest pending", &t))
+            .transpose()
+    }
+
     /// When the last completed run finished (for the metrics' staleness alert).
     /// The last run before `run` that read every list in full, and when it started:
     /// what a report of an incomplete run is as of.

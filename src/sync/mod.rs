@@ -50,6 +50,11 @@ pub struct SyncOptions {
     /// Ids of unreadable records a person dismissed (`cp-recon dismiss`): still stored
     /// in `bad_records` and logged, but they no longer make their list incomplete.
     pub waived: Arc<HashSet<String>>,
+    /// The matching's booking tolerance and look-back (rules §3.3): an incremental read
+    /// of an account's transactions reaches back to every credit that can compete for
+    /// an open payment.
+    pub booking_tolerance: Duration,
+    pub lookback: Duration,
 }
 
 /// What the sync did.
@@ -81,6 +86,29 @@ const LIST_PAYMENTS: &str = "payments";
 const LIST_PENDING: &str = "pending_payments";
 const LIST_RAMPOFFS: &str = "rampoffs";
 const LIST_ACCOUNTS: &str = "accounts";
+/// Not a list: the check that the transactions read reach back to every credit that
+/// can compete for an open payment.
+const LIST_COMPETITORS: &str = "competitors";
+
+/// Why an incremental sync did not read every credit that can compete for an open
+/// payment, if it did not: `oldest` is the creation of the oldest open payment inside
+/// the look-back, `starts` where each account's transactions were read from (`None`:
+/// from the beginning). A credit booked earlier than that payment's creation less the
+/// tolerance competes for nothing (rules §3.3); one booked later must have been read.
+pub(crate) fn competitors_unread(
+    oldest: Option<DateTime<Utc>>,
+    tolerance: Duration,
+    starts: &[Option<DateTime<Utc>>],
+) -> Option<String> {
+    let reach = oldest? - tolerance;
+    let latest = starts.iter().flatten().max()?;
+    (*latest > reach).then(|| {
+        format!(
+            "an open payment created at {} can be paid by a credit booked from {reach}, but transactions were read from {latest} only; the next run reads from there",
+            oldest.map(|t| t.to_rfc3339()).unwrap_or_default()
+        )
+    })
+}
 
 fn transactions_list(iban: &Iban) -> String {
     format!("transactions:{iban}")
@@ -110,7 +138,7 @@ pub async fn sync_all(
     // Watermarks are read before the writer takes the store.
     let (marks, pending_before) = {
         let store = db.lock();
-        let marks = Watermarks::load(&store, opts)?;
+        let marks = Watermarks::load(&store, opts, now)?;
         let pending = match opts.mode {
             SyncMode::Incremental => store.pending_payment_ids()?,
             SyncMode::Full => Vec::new(),
@@ -270,6 +298,31 @@ pub async fn sync_all(
             return Err(SyncError::Writer(e.to_string()));
         }
     }
+    if opts.mode == SyncMode::Incremental {
+        let mut store = db.lock();
+        let oldest = store.oldest_pending_since(now - opts.lookback)?;
+        let starts: Vec<Option<DateTime<Utc>>> = report
+            .lists
+            .iter()
+            .filter(|l| l.list.starts_with("transactions:"))
+            .map(|l| l.read_from)
+            .collect();
+        if let Some(why) = competitors_unread(oldest, opts.booking_tolerance, &starts) {
+            tracing::warn!(why = %why, "an open payment's competitors were not all read");
+            let l = ListRead {
+                list: LIST_COMPETITORS.into(),
+                complete: false,
+                pages: 0,
+                items: 0,
+                duplicates: 0,
+                read_from: oldest.map(|t| t - opts.booking_tolerance),
+                error: Some(why.clone()),
+            };
+            store.record_list(run, &l)?;
+            report.errors.push(format!("{LIST_COMPETITORS}: {why}"));
+            report.lists.push(l);
+        }
+    }
 
     report.payments = counters.payments.load(Ordering::Relaxed);
     report.offramps = counters.offramps.load(Ordering::Relaxed);
@@ -296,26 +349,39 @@ struct Watermarks {
     marks: std::collections::HashMap<String, DateTime<Utc>>,
     /// Per list, the items stored from before its window.
     stored_before: std::collections::HashMap<String, u64>,
+    /// How far back a credit that competes for an open payment can be booked: the
+    /// oldest stored open payment inside the look-back, less the booking tolerance.
+    competitors_from: Option<DateTime<Utc>>,
 }
 
 impl Watermarks {
-    fn load(store: &Store, opts: &SyncOptions) -> Result<Self, StoreError> {
-        let marks = match opts.mode {
-            SyncMode::Incremental => store.watermarks()?,
-            SyncMode::Full => std::collections::HashMap::new(),
+    fn load(store: &Store, opts: &SyncOptions, now: DateTime<Utc>) -> Result<Self, StoreError> {
+        let (marks, competitors_from) = match opts.mode {
+            SyncMode::Incremental => (
+                store.watermarks()?,
+                store
+                    .oldest_pending_since(now - opts.lookback)?
+                    .map(|t| t - opts.booking_tolerance),
+            ),
+            SyncMode::Full => (std::collections::HashMap::new(), None),
         };
-        let mut stored_before = std::collections::HashMap::new();
-        for (list, t) in &marks {
-            if list == LIST_PAYMENTS || list == LIST_RAMPOFFS || list.starts_with("transactions:") {
-                stored_before.insert(list.clone(), store.count_before(list, *t - opts.overlap)?);
-            }
-        }
-        Ok(Self {
+        let mut w = Self {
             mode: opts.mode,
             overlap: opts.overlap,
             marks,
-            stored_before,
-        })
+            stored_before: std::collections::HashMap::new(),
+            competitors_from,
+        };
+        let lists: Vec<String> = w.marks.keys().cloned().collect();
+        for list in lists {
+            let timed =
+                list == LIST_PAYMENTS || list == LIST_RAMPOFFS || list.starts_with("transactions:");
+            if timed && let Some(from) = w.from(&list) {
+                let n = store.count_before(&list, from)?;
+                w.stored_before.insert(list, n);
+            }
+        }
+        Ok(w)
     }
 
     /// `(from, items stored before it)` of an incremental read.
@@ -324,10 +390,18 @@ impl Watermarks {
     }
 
     /// `None` (read from the beginning) in full mode or for a list never read completely.
+    /// An account's transactions are read from early enough to hold every credit that
+    /// can compete for an open payment.
     fn from(&self, list: &str) -> Option<DateTime<Utc>> {
         match self.mode {
             SyncMode::Full => None,
-            SyncMode::Incremental => self.marks.get(list).map(|t| *t - self.overlap),
+            SyncMode::Incremental => {
+                let from = *self.marks.get(list)? - self.overlap;
+                Some(match self.competitors_from {
+                    Some(c) if list.starts_with("transactions:") => from.min(c),
+                    _ => from,
+                })
+            }
         }
     }
 }
@@ -384,5 +458,36 @@ fn apply(store: &mut Store, w: Write, run: RunId, now: DateTime<Utc>) -> Result<
         Write::List(l) => store.record_list(run, &l),
         Write::Watermark(list, t) => store.set_watermark(&list, t, run, now),
         Write::Vanished(ids) => store.mark_vanished(run, &ids),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(days: i64) -> DateTime<Utc> {
+        DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap() + Duration::days(days)
+    }
+
+    #[test]
+    fn an_incremental_read_must_reach_back_to_every_credit_that_competes_for_an_open_payment() {
+        let tol = Duration::days(1);
+        // Read from before the oldest open payment's reach: covered.
+        assert_eq!(
+            competitors_unread(Some(at(10)), tol, &[Some(at(9)), None]),
+            None
+        );
+        assert_eq!(competitors_unread(Some(at(10)), tol, &[Some(at(8))]), None);
+        // No open payment, or every account read from its beginning: covered.
+        assert_eq!(competitors_unread(None, tol, &[Some(at(20))]), None);
+        assert_eq!(competitors_unread(Some(at(10)), tol, &[None, None]), None);
+        // One account read from later than the reach: not covered.
+        let why = competitors_unread(
+            Some(at(10)),
+            tol,
+            &[Some(at(8)), Some(at(9) + Duration::seconds(1))],
+        )
+        .expect("not covered");
+        assert!(why.contains("the next run reads from there"), "{why}");
     }
 }

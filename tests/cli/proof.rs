@@ -45,7 +45,12 @@ fn credit(env: &TestEnv, id: &str, iban: &str, cents: i64, text: &str, at: DateT
 /// Runs the job once and checks that the paid-twice payment was never called and that
 /// it and both its credits are reported `ambiguous` by the last run.
 async fn assert_never_called_and_reported_ambiguous(env: &TestEnv, twins: [&str; 2]) {
-    let out = env.run(&["--run-now", "--full"]).await;
+    assert_never_called_by(env, &["--run-now", "--full"], twins).await;
+}
+
+/// As [`assert_never_called_and_reported_ambiguous`], the first run with `args`.
+async fn assert_never_called_by(env: &TestEnv, args: &[&str], twins: [&str; 2]) {
+    let out = env.run(args).await;
     let calls: Vec<_> = env
         .sandbox
         .reconcile_calls()
@@ -274,4 +279,40 @@ async fn a_provider_that_serves_fewer_items_per_page_than_asked_never_hides_a_se
         ..Faults::default()
     });
     assert_never_called_and_reported_ambiguous(&env, [first, second]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_back_dated_before_the_incremental_window_is_read_whatever_was_removed() {
+    // After a complete run, the bank books a paid-twice customer's transfer back-dated
+    // past the incremental overlap (72 h), and reverses an old booking of the same
+    // account: the provider's count before the window is what the job has stored.
+    let env = TestEnv::start(SandboxConfig::default()).await;
+    let out = env.run(&["--run-now", "--full"]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let iban = env.sandbox.accounts()[0].iban.clone();
+    let concept = env.sandbox.fresh_concept();
+    let created = Utc::now() - Duration::days(6);
+    env.sandbox
+        .add_payment(PaymentRecord::transfer(PAYMENT, concept, CENTS, created))
+        .expect("payment added");
+    let (recent, back_dated) = ("BACKRECENT000000000001", "BACKDATED0000000000001");
+    let text = format!("Pedido {concept}");
+    credit(
+        &env,
+        recent,
+        &iban,
+        CENTS,
+        &text,
+        Utc::now() - Duration::hours(1),
+    );
+    let at = Utc::now() - Duration::days(5);
+    credit(&env, back_dated, &iban, CENTS, &text, at);
+    let (_, txs) = env.sandbox.handle().snapshot();
+    let old = txs
+        .iter()
+        .filter(|t| t.iban == iban && t.booked_at < at - Duration::days(1))
+        .max_by_key(|t| t.booked_at)
+        .expect("an old booking");
+    assert!(env.sandbox.handle().remove_transaction(&old.id));
+    assert_never_called_by(&env, &["--run-now"], [recent, back_dated]).await;
 }
