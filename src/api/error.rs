@@ -52,6 +52,12 @@ pub enum ApiError {
         total: u64,
         per_page: u32,
     },
+    /// A list kept changing while it was read, and no two reads of it agreed (matching
+    /// rules §5): what was read is not proven whole.
+    #[error(
+        "{endpoint}: the list kept changing while it was read and could not be proven whole: {why}"
+    )]
+    Unproven { endpoint: String, why: String },
     /// A page's own pagination numbers contradict each other or its items (§13.2): the
     /// list cannot be said to have ended there.
     #[error("{endpoint}: the page contradicts itself: {why}")]

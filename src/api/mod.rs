@@ -283,8 +283,10 @@ impl Client {
     }
 
     /// Every transaction of an account booked at one microsecond (the window
-    /// `[at, at + 1µs)` of §13.6), with the records that could not be read: one request,
-    /// or numbered pages of that one instant if it holds more than a page.
+    /// `[at, at + 1µs)` of §13.6), with the records that could not be read. One request
+    /// when the instant fits a page; otherwise numbered pages of the instant, which a
+    /// removal between two of them shifts, so the read is proven as a list read is
+    /// ([`paging::proven`]: collected twice with the provider's count in between).
     pub async fn transactions_at(
         &self,
         iban: &Iban,
@@ -295,17 +297,42 @@ impl Client {
             to: Some(at + chrono::Duration::microseconds(1)),
             status: None,
         };
+        let (mut items, mut bad, pages) = self.instant_pages(iban, &q).await?;
+        if pages == 1 {
+            return Ok((items, bad));
+        }
+        let mut why = String::new();
+        for _ in 0..3 {
+            let first = received_ids(&items, &bad);
+            let count = self.transactions_page(iban, &q, 1, 1).await?.info.total;
+            (items, bad, _) = self.instant_pages(iban, &q).await?;
+            match paging::proven(&first, count, &received_ids(&items, &bad)) {
+                Ok(()) => return Ok((items, bad)),
+                Err(w) => why = w,
+            }
+        }
+        Err(ApiError::Unproven {
+            endpoint: format!("banking/accounts/{iban}/transactions"),
+            why,
+        })
+    }
+
+    /// Every page of one instant of an account's transactions, by page number, and how
+    /// many pages that took.
+    async fn instant_pages(
+        &self,
+        iban: &Iban,
+        q: &ListQuery,
+    ) -> Result<(Vec<Record<BankTransaction>>, Vec<BadRecord>, u32), ApiError> {
         let (mut items, mut bad) = (Vec::new(), Vec::new());
-        let mut page_no = 1;
-        loop {
-            let mut page = self.transactions_page(iban, &q, page_no, 100).await?;
+        let mut pager = Paginator::new(100);
+        while let Some(n) = pager.next_page() {
+            let mut page = self.transactions_page(iban, q, n, 100).await?;
+            pager.accept("banking/accounts/transactions", &mut page)?;
             items.append(&mut page.items);
             bad.append(&mut page.bad);
-            if page.info.current_page >= page.info.last_page || page.info.item_count < 100 {
-                return Ok((items, bad));
-            }
-            page_no += 1;
         }
+        Ok((items, bad, pager.pages_read))
     }
 
     /// `GET /banking/accounts` (§13.5): not paginated.
@@ -416,4 +443,16 @@ impl Client {
             Err(e) => Err(e),
         }
     }
+}
+
+/// The ids a read received: its items', and those its unreadable records carried.
+fn received_ids(
+    items: &[Record<BankTransaction>],
+    bad: &[BadRecord],
+) -> std::collections::HashSet<String> {
+    items
+        .iter()
+        .map(|r| r.value.id.as_str().to_owned())
+        .chain(bad.iter().filter_map(|b| b.id.clone()))
+        .collect()
 }

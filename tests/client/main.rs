@@ -1889,3 +1889,73 @@ async fn once_authentication_is_rejected_no_later_pair_is_called_and_committed_i
         "the first batch is unknown (re-read next run), the second was never called, later ones have no intent"
     );
 }
+
+/// Removes `remove` the first time page 2 of one instant of `iban` is asked for.
+struct RemoveOnPageTwo {
+    iban: String,
+    remove: String,
+    done: std::sync::Mutex<bool>,
+}
+
+impl cp_recon::sandbox::hook::Hook for RemoveOnPageTwo {
+    fn on(
+        &self,
+        sandbox: &cp_recon::sandbox::hook::Handle,
+        event: &cp_recon::sandbox::hook::Event,
+    ) -> cp_recon::sandbox::hook::Action {
+        if let cp_recon::sandbox::hook::Event::List {
+            list: ListName::Transactions,
+            iban,
+            page: 2,
+            ..
+        } = event
+            && *iban == self.iban
+            && !std::mem::replace(&mut *self.done.lock().unwrap(), true)
+        {
+            assert!(sandbox.remove_transaction(&self.remove));
+        }
+        cp_recon::sandbox::hook::Action::Serve
+    }
+}
+
+#[tokio::test]
+async fn a_narrow_read_of_an_instant_beyond_a_page_misses_nothing_when_a_booking_is_removed() {
+    // A date-only bank books 150 credits at one instant: the narrow read takes two
+    // pages. Between them a booking of the first page is reversed, and every later item
+    // moves one place forward: the first item of page 2 would never be read.
+    let sb = spawn_sandbox().await;
+    let iban = sb.accounts()[0].iban.clone();
+    let at = anchor() + chrono::Duration::days(2);
+    for i in 0..150 {
+        sb.add_transaction(TransactionRecord::credit(
+            format!("DAY{i:03}"),
+            &iban,
+            Decimal::new(1_000 + i, 2),
+            "Transferencia",
+            at,
+        ))
+        .expect("added");
+    }
+    sb.set_hook(Some(std::sync::Arc::new(RemoveOnPageTwo {
+        iban: iban.clone(),
+        remove: "DAY000".into(),
+        done: std::sync::Mutex::new(false),
+    })));
+    let client = client_for(&sb);
+    let (items, bad) = client
+        .transactions_at(&Iban::parse(&iban).unwrap(), at)
+        .await
+        .expect("read");
+    assert!(bad.is_empty());
+    let got: HashSet<String> = items
+        .iter()
+        .map(|r| r.value.id.as_str().to_owned())
+        .collect();
+    for i in 1..150 {
+        assert!(got.contains(&format!("DAY{i:03}")), "DAY{i:03} was missed");
+    }
+    assert!(
+        !got.contains("DAY000"),
+        "the reversed booking is not returned"
+    );
+}
