@@ -12,6 +12,7 @@ use rust_decimal::Decimal;
 
 use super::data::{PaymentRecord, TransactionRecord};
 use super::server::{Shared, read, write};
+use super::store::ListKind;
 use super::{ListName, SandboxError};
 use crate::domain::Direction;
 
@@ -68,6 +69,14 @@ pub struct Handle(pub(crate) Arc<Shared>);
 pub struct Rules {
     pub booking_tolerance: Duration,
     pub lookback: Duration,
+}
+
+fn kind(list: ListName) -> ListKind {
+    match list {
+        ListName::Payments => ListKind::Payments,
+        ListName::Rampoffs => ListKind::Rampoffs,
+        ListName::Transactions => ListKind::Transactions,
+    }
 }
 
 impl Default for Rules {
@@ -168,6 +177,26 @@ impl Handle {
     /// How many records were added so far: a mark for [`Handle::judge`].
     pub fn added(&self) -> u64 {
         read(&self.0.state).added
+    }
+
+    /// A provider that sends a field of the wrong type: from now on the item `id` of
+    /// `list` is served with `field` set to `value` (whatever its type; added if the item
+    /// has no such field), in its list and, for a payment, in `GET /payment/{id}`. The
+    /// record itself does not change. False if there is no such item.
+    pub fn set_wire_override(
+        &self,
+        list: ListName,
+        id: &str,
+        field: &str,
+        value: serde_json::Value,
+    ) -> bool {
+        write(&self.0.state).set_wire_override(kind(list), id, field, Some(value))
+    }
+
+    /// The item `id` of `list` is served with `field` as its record says again. False if
+    /// there is no such item.
+    pub fn clear_wire_override(&self, list: ListName, id: &str, field: &str) -> bool {
+        write(&self.0.state).set_wire_override(kind(list), id, field, None)
     }
 
     /// The oracle: whether (payment, transaction) is a confident match by the matching

@@ -22,6 +22,9 @@ pub(crate) type Key = (i64, Arc<str>);
 pub(crate) struct Row<T> {
     pub rec: T,
     pub quirks: Quirks,
+    /// Fields served with this value instead of the record's, whatever its type: a
+    /// provider that sends a field of the wrong type (see [`State::set_wire_override`]).
+    overrides: Vec<(String, Value)>,
     json: OnceLock<Arc<str>>,
 }
 
@@ -30,6 +33,7 @@ impl<T> Row<T> {
         Self {
             rec,
             quirks,
+            overrides: Vec::new(),
             json: OnceLock::new(),
         }
     }
@@ -41,8 +45,36 @@ impl<T> Row<T> {
 
     fn json(&self, build: impl FnOnce(&T, Quirks) -> String) -> Arc<str> {
         self.json
-            .get_or_init(|| Arc::from(build(&self.rec, self.quirks)))
+            .get_or_init(|| {
+                let text = build(&self.rec, self.quirks);
+                Arc::from(overridden(text, &self.overrides))
+            })
             .clone()
+    }
+
+    /// Serves `field` as `value` from now on (`None`: as the record says again).
+    fn set_override(&mut self, field: &str, value: Option<Value>) {
+        self.overrides.retain(|(f, _)| f != field);
+        if let Some(v) = value {
+            self.overrides.push((field.to_owned(), v));
+        }
+        self.touch();
+    }
+}
+
+/// An item's JSON with `overrides` written over its fields (added where absent).
+fn overridden(text: String, overrides: &[(String, Value)]) -> String {
+    if overrides.is_empty() {
+        return text;
+    }
+    match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Object(mut m)) => {
+            for (field, value) in overrides {
+                m.insert(field.clone(), value.clone());
+            }
+            Value::Object(m).to_string()
+        }
+        _ => text,
     }
 }
 
@@ -390,6 +422,30 @@ impl State {
             total,
             span,
         }
+    }
+
+    /// Serves `field` of the item `id` of the list `kind` as `value` (`None`: as the
+    /// record says again), in lists and in `GET /payment/{id}` alike. False if there is
+    /// no such item.
+    pub fn set_wire_override(
+        &mut self,
+        kind: ListKind,
+        id: &str,
+        field: &str,
+        value: Option<Value>,
+    ) -> bool {
+        let found = match kind {
+            ListKind::Payments => self
+                .payments
+                .get_mut(id)
+                .map(|r| r.set_override(field, value)),
+            ListKind::Rampoffs => self
+                .offramps
+                .get_mut(id)
+                .map(|r| r.set_override(field, value)),
+            ListKind::Transactions => self.txs.get_mut(id).map(|r| r.set_override(field, value)),
+        };
+        found.is_some()
     }
 
     fn item_json(&self, kind: ListKind, id: &str) -> Option<Arc<str>> {

@@ -752,6 +752,92 @@ async fn a_removed_or_re_dated_booking_leaves_or_moves_in_its_accounts_list() {
 }
 
 #[tokio::test]
+async fn a_field_set_to_the_wrong_type_is_served_so_in_lists_and_reads_until_cleared() {
+    let sb = spawn(strict_config(42)).await;
+    let api = Api::login(&sb).await;
+    let h = sb.handle();
+    let now = anchor();
+    let concept = sb.fresh_concept();
+    let pid = "WrongTypePaymentAAAAAAAA";
+    sb.add_payment(PaymentRecord::transfer(pid, concept, 2_500, now))
+        .expect("added");
+    let iban = "ES9121000418450200051332";
+    sb.add_transaction(TransactionRecord::credit(
+        "WrongTypeTx",
+        iban,
+        Decimal::new(2_500, 2),
+        format!("Ref {concept}"),
+        now,
+    ))
+    .expect("added");
+    let listed = |v: &Value, id: &str| {
+        v["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .find(|i| i["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} listed in {v}"))
+    };
+    let at = "from=2026-06-26T12:00:00Z&to=2026-06-26T12:00:00.000001Z";
+    let txs = format!("/banking/accounts/{iban}/transactions?{at}");
+
+    let object = json!({ "value": concept });
+    assert!(h.set_wire_override(ListName::Payments, pid, "concept", object.clone()));
+    assert!(h.set_wire_override(
+        ListName::Transactions,
+        "WrongTypeTx",
+        "amount",
+        json!(false)
+    ));
+    assert!(h.set_wire_override(
+        ListName::Transactions,
+        "WrongTypeTx",
+        "reconciled_payment_id",
+        json!([pid])
+    ));
+    assert!(!h.set_wire_override(ListName::Payments, "NoSuchPayment", "concept", json!(1)));
+    let (_, v) = api.get(&format!("/payments?{at}")).await;
+    assert_eq!(listed(&v, pid)["concept"], object);
+    let (_, v) = api.get(&format!("/payment/{pid}")).await;
+    assert_eq!(v["data"]["concept"], object, "the read by id too");
+    let (_, v) = api.get(&txs).await;
+    let t = listed(&v, "WrongTypeTx");
+    assert_eq!(t["amount"], json!(false));
+    assert_eq!(t["reconciled_payment_id"], json!([pid]));
+    assert_eq!(
+        t["concept"],
+        format!("Ref {concept}"),
+        "other fields as recorded"
+    );
+    assert_eq!(
+        sb.payment(pid).and_then(|p| p.concept),
+        Some(concept),
+        "the record itself is unchanged"
+    );
+
+    // A change to the record keeps the override; clearing it serves the record again.
+    assert!(sb.set_payment_status(pid, "started"));
+    let (_, v) = api.get(&format!("/payment/{pid}")).await;
+    assert_eq!(
+        (v["data"]["status"].clone(), v["data"]["concept"].clone()),
+        (json!("started"), object)
+    );
+    assert!(h.clear_wire_override(ListName::Payments, pid, "concept"));
+    assert!(h.clear_wire_override(ListName::Transactions, "WrongTypeTx", "amount"));
+    let (_, v) = api.get(&format!("/payment/{pid}")).await;
+    assert_eq!(v["data"]["concept"], json!(concept));
+    let (_, v) = api.get(&txs).await;
+    let t = listed(&v, "WrongTypeTx");
+    assert_eq!(t["amount"], "25.00");
+    assert_eq!(
+        t["reconciled_payment_id"],
+        json!([pid]),
+        "only what was cleared"
+    );
+}
+
+#[tokio::test]
 async fn a_broken_page_always_answers_malformed_json_with_http_200() {
     let sb = spawn_with_faults(Faults {
         broken_page: Some(BrokenPage {
