@@ -11,8 +11,8 @@ use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
 
 use super::data::{PaymentRecord, TransactionRecord};
-use super::server::{Shared, read, write};
-use super::store::ListKind;
+use super::server::{Shared, clamped, read, write};
+use super::store::{ListKind, ListQuery};
 use super::{ListName, SandboxError};
 use crate::domain::Direction;
 
@@ -197,6 +197,40 @@ impl Handle {
     /// there is no such item.
     pub fn clear_wire_override(&self, list: ListName, id: &str, field: &str) -> bool {
         write(&self.0.state).set_wire_override(kind(list), id, field, None)
+    }
+
+    /// The ids of the items a list request would be served if it were answered now
+    /// (`per_page` clamped as the provider's faults say); empty for any other request.
+    /// A hook calls it to know what a client is about to receive.
+    pub fn would_serve(&self, event: &Event) -> Vec<String> {
+        let Event::List {
+            list,
+            iban,
+            from,
+            to,
+            page,
+            per_page,
+            status,
+        } = event
+        else {
+            return Vec::new();
+        };
+        let q = ListQuery {
+            page: *page,
+            per_page: *per_page,
+            from: from.map(|t| t.timestamp_micros()),
+            to: to.map(|t| t.timestamp_micros()),
+            status: status.clone(),
+        };
+        let q = clamped(&read(&self.0.faults), q);
+        if q.status.is_some() && read(&self.0.state).status_index_stale() {
+            write(&self.0.state).refresh_status_index();
+        }
+        read(&self.0.state)
+            .page_ids(kind(*list), &q, iban)
+            .iter()
+            .map(|id| id.to_string())
+            .collect()
     }
 
     /// The oracle: whether (payment, transaction) is a confident match by the matching

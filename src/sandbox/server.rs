@@ -433,10 +433,7 @@ async fn serve_list(s: &Arc<Shared>, kind: ListKind, q: ListQuery, iban: &str) -
         Action::Unavailable | Action::ApplyAndLose => return unavailable(4),
     }
     let faults = read(&s.faults).clone();
-    let mut q = q;
-    if let Some(max) = faults.max_per_page {
-        q.per_page = q.per_page.min(max.max(1));
-    }
+    let q = clamped(&faults, q);
     if faults.shifting_pages {
         write(&s.state).shift(kind, &q, iban);
     }
@@ -457,6 +454,15 @@ async fn serve_list(s: &Arc<Shared>, kind: ListKind, q: ListQuery, iban: &str) -
         return json_response(StatusCode::OK, body[..cut].to_owned());
     }
     json_response(StatusCode::OK, body)
+}
+
+/// The request as the provider serves it: `per_page` clamped by the fault, if set.
+pub(crate) fn clamped(faults: &Faults, q: ListQuery) -> ListQuery {
+    let mut q = q;
+    if let Some(max) = faults.max_per_page {
+        q.per_page = q.per_page.min(max.max(1));
+    }
+    q
 }
 
 async fn list_payments(

@@ -135,6 +135,22 @@ fn window(keys: &[Key], from: Option<i64>, to: Option<i64>) -> (usize, usize) {
     (lo, hi.max(lo))
 }
 
+/// The window `[lo, hi)` a request covers, and the span of it its page holds (empty,
+/// at `hi`, past the last page).
+fn page_span(keys: &[Key], q: &ListQuery) -> (usize, usize, (usize, usize)) {
+    let (lo, hi) = window(keys, q.from, q.to);
+    let start = q
+        .page
+        .saturating_sub(1)
+        .saturating_mul(q.per_page)
+        .saturating_add(lo as u64);
+    if start >= hi as u64 {
+        return (lo, hi, (hi, hi));
+    }
+    let start = start as usize;
+    (lo, hi, (start, (start + q.per_page as usize).min(hi)))
+}
+
 /// Two sorted key lists as one.
 fn merge_sorted(a: Vec<Key>, b: Vec<Key>) -> Vec<Key> {
     let mut out = Vec::with_capacity(a.len() + b.len());
@@ -395,25 +411,13 @@ impl State {
     /// the per-status index: call [`State::refresh_status_index`] first.
     pub fn page(&self, kind: ListKind, q: &ListQuery, iban: &str) -> Page {
         let keys = self.keys(kind, q, iban);
-        let (lo, hi) = window(keys, q.from, q.to);
+        let (lo, hi, span) = page_span(keys, q);
         let total = (hi - lo) as u64;
         let last_page = total.div_ceil(q.per_page).max(1);
-        let start = q
-            .page
-            .saturating_sub(1)
-            .saturating_mul(q.per_page)
-            .saturating_add(lo as u64);
-        let (items, span) = if start >= hi as u64 {
-            (Vec::new(), (hi, hi))
-        } else {
-            let start = start as usize;
-            let end = (start + q.per_page as usize).min(hi);
-            let items = keys[start..end]
-                .iter()
-                .filter_map(|(_, id)| self.item_json(kind, id))
-                .collect();
-            (items, (start, end))
-        };
+        let items = keys[span.0..span.1]
+            .iter()
+            .filter_map(|(_, id)| self.item_json(kind, id))
+            .collect();
         Page {
             items,
             current_page: q.page,
@@ -422,6 +426,17 @@ impl State {
             total,
             span,
         }
+    }
+
+    /// The ids of the items one page of a list holds now (what [`State::page`] would
+    /// serve). A status filter reads the per-status index, as there.
+    pub fn page_ids(&self, kind: ListKind, q: &ListQuery, iban: &str) -> Vec<Arc<str>> {
+        let keys = self.keys(kind, q, iban);
+        let (.., span) = page_span(keys, q);
+        keys[span.0..span.1]
+            .iter()
+            .map(|(_, id)| id.clone())
+            .collect()
     }
 
     /// Serves `field` of the item `id` of the list `kind` as `value` (`None`: as the

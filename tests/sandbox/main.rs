@@ -838,6 +838,31 @@ async fn a_field_set_to_the_wrong_type_is_served_so_in_lists_and_reads_until_cle
 }
 
 #[tokio::test]
+async fn a_hook_is_told_which_items_a_list_request_would_be_served() {
+    let sb = spawn_with_faults(Faults {
+        max_per_page: Some(4),
+        ..Faults::default()
+    })
+    .await;
+    let api = Api::login(&sb).await;
+    let iban = "DE89370400440532013000";
+    let path = format!("/banking/accounts/{iban}/transactions");
+    let (_, v) = api.get(&format!("{path}?page=2&per_page=10")).await;
+    let served: Vec<String> = v["data"].as_array().expect("data").iter().map(id).collect();
+    assert_eq!(served.len(), 4, "clamped");
+    let event = cp_recon::sandbox::hook::Event::List {
+        list: ListName::Transactions,
+        iban: iban.to_owned(),
+        from: None,
+        to: None,
+        page: 2,
+        per_page: 10,
+        status: None,
+    };
+    assert_eq!(sb.handle().would_serve(&event), served);
+}
+
+#[tokio::test]
 async fn a_broken_page_always_answers_malformed_json_with_http_200() {
     let sb = spawn_with_faults(Faults {
         broken_page: Some(BrokenPage {
