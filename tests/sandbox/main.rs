@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use cp_recon::sandbox::hook::Rules;
 use cp_recon::sandbox::{
     BrokenPage, DataSpec, Faults, ListName, OfframpRecord, PaymentRecord, SandboxArgs,
     SandboxConfig, TransactionRecord, serve_until,
@@ -860,6 +861,92 @@ async fn a_hook_is_told_which_items_a_list_request_would_be_served() {
         status: None,
     };
     assert_eq!(sb.handle().would_serve(&event), served);
+}
+
+/// `[at, at + 1µs)` of one account's list: a narrow read, as a client re-reads a booking.
+async fn read_instant(api: &Api, iban: &str, at: DateTime<Utc>) -> Vec<String> {
+    let wire = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    let to = at + chrono::Duration::microseconds(1);
+    let path = format!(
+        "/banking/accounts/{iban}/transactions?from={}&to={}",
+        wire(at),
+        wire(to)
+    );
+    api.all(&path, 100).await.iter().map(id).collect()
+}
+
+#[tokio::test]
+async fn the_oracle_counts_a_twin_the_re_read_of_the_credits_instant_returned_and_forgives_a_later_one()
+ {
+    let sb = spawn(strict_config(42)).await;
+    let api = Api::login(&sb).await;
+    let h = sb.handle();
+    let (iban, now) = ("ES9121000418450200051332", anchor());
+    let at = now - chrono::Duration::hours(2);
+    let concept = sb.fresh_concept();
+    let credit = |id: &str, t: DateTime<Utc>| {
+        TransactionRecord::credit(
+            id,
+            iban,
+            Decimal::new(4_200, 2),
+            format!("Ref {concept}"),
+            t,
+        )
+    };
+    sb.add_payment(PaymentRecord::transfer(
+        "OraclePaymentAAAAAAAAAAA",
+        concept,
+        4_200,
+        at,
+    ))
+    .expect("added");
+    sb.add_transaction(credit("OracleTx", at)).expect("added");
+    let judge = |since| {
+        h.judge(
+            "OraclePaymentAAAAAAAAAAA",
+            "OracleTx",
+            since,
+            now,
+            Rules::default(),
+        )
+    };
+    let run = h.mark();
+    assert_eq!(judge(run), Ok(()));
+
+    // A twin booked during the run, before any re-read of the instant: forgiven.
+    sb.add_transaction(credit("OracleTwinA", at))
+        .expect("added");
+    assert_eq!(judge(run), Ok(()));
+    // The re-read of the instant returns it: no longer forgiven.
+    assert_eq!(read_instant(&api, iban, at).await.len(), 2);
+    let why = judge(run).expect_err("a twin the re-read returned");
+    assert!(
+        why.contains("OracleTwinA") && why.contains("re-read"),
+        "{why}"
+    );
+
+    // A twin booked after that first re-read is forgiven, even if a later one saw it.
+    let run = h.mark();
+    assert_eq!(read_instant(&api, iban, at).await.len(), 2);
+    assert!(
+        h.remove_transaction("OracleTwinA"),
+        "a removed twin competes with nothing"
+    );
+    sb.add_transaction(credit("OracleTwinB", at))
+        .expect("added");
+    assert_eq!(read_instant(&api, iban, at).await.len(), 2);
+    assert_eq!(judge(run), Ok(()));
+
+    // Anything there when the run started counts, wherever it is booked; a re-dated
+    // record competes at its new instant.
+    let run = h.mark();
+    let why = judge(run).expect_err("a twin from before the run");
+    assert!(
+        why.contains("OracleTwinB") && why.contains("started"),
+        "{why}"
+    );
+    assert!(h.redate_transaction("OracleTwinB", at - chrono::Duration::days(3)));
+    assert_eq!(judge(run), Ok(()), "booked too early for the payment now");
 }
 
 #[tokio::test]

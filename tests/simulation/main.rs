@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Duration, Utc};
 use cp_recon::config::Settings;
 use cp_recon::run::{RunOptions, RunStatus, run_once};
-use cp_recon::sandbox::hook::{Action, Event, Handle, Hook, Rules};
+use cp_recon::sandbox::hook::{Action, Event, Handle, Hook, Mark, Rules};
 use cp_recon::sandbox::{DataSpec, PaymentRecord, Sandbox, SandboxConfig, TransactionRecord};
 use cp_recon::store::Store;
 use rust_decimal::Decimal;
@@ -101,8 +101,8 @@ struct SimState {
     rng: Rng,
     chaos: Chaos,
     run: u32,
-    /// Records added before this mark existed when the run started (oracle).
-    mark: u64,
+    /// Where the run started, for the oracle.
+    mark: Mark,
     requests: u64,
     violations: Vec<String>,
     calls: Vec<Call>,
@@ -386,7 +386,7 @@ async fn history(seed: u64) -> (Vec<String>, BTreeMap<&'static str, u64>) {
             rng: Rng::new(seed),
             chaos: Chaos::default(),
             run: 0,
-            mark: 0,
+            mark: Mark::default(),
             requests: 0,
             violations: Vec::new(),
             calls: Vec::new(),
@@ -428,7 +428,7 @@ async fn history(seed: u64) -> (Vec<String>, BTreeMap<&'static str, u64>) {
                     s.vanish(&h);
                 }
             }
-            s.mark = h.added();
+            s.mark = h.mark();
             s.requests = 0;
             s.chaos = if calm {
                 Chaos::default()
