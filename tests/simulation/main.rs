@@ -19,8 +19,10 @@
 //! - no pair was sent twice in one run, nor again after it was applied.
 //!
 //! `CP_RECON_SIM_HISTORIES` sets how many histories run (default 1,000, what CI runs);
-//! `CP_RECON_SIM_SEED` replays one. A failure prints its seed; seeds that once failed
-//! are kept in [`REGRESSIONS`] and run first.
+//! `CP_RECON_SIM_SEED` replays one. Every history runs; a failure names every failing
+//! seed, with the first one's problems and history in full and the others' first
+//! problem; seeds that once failed are kept in [`REGRESSIONS`] and run first. The
+//! summary says how many histories had each kind of trouble.
 //!
 //! ```sh
 //! CP_RECON_SIM_HISTORIES=100000 cargo test --release --test simulation
@@ -621,24 +623,43 @@ async fn random_histories_never_reconcile_a_pair_that_is_not_confident_and_lose_
         }
     };
     let mut totals: BTreeMap<&'static str, u64> = BTreeMap::new();
+    // How many histories played each kind of trouble at least once.
+    let mut histories: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut failed: Vec<(u64, Vec<String>)> = Vec::new();
     let started = std::time::Instant::now();
     for &seed in &seeds {
         let (problems, kinds) = history(seed).await;
         if !problems.is_empty() {
-            panic!(
-                "seed {seed} broke an invariant (replay: CP_RECON_SIM_SEED={seed} cargo test --test simulation):\n{}",
-                problems.join("\n")
-            );
+            eprintln!("seed {seed} broke an invariant: {}", problems[0]);
+            failed.push((seed, problems));
         }
         for (k, v) in kinds {
             *totals.entry(k).or_default() += v;
+            if v > 0 {
+                *histories.entry(k).or_default() += 1;
+            }
         }
     }
     eprintln!(
-        "{} histories in {:.1}s: {totals:?}",
+        "{} histories in {:.1}s\nevents: {totals:?}\nhistories with each: {histories:?}",
         seeds.len(),
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
     );
+    if let Some((seed, problems)) = failed.first() {
+        let others: Vec<String> = failed
+            .iter()
+            .skip(1)
+            .map(|(seed, p)| format!("  seed {seed}: {}", p[0]))
+            .collect();
+        panic!(
+            "{} of {} histories broke an invariant: seeds {:?}\n\nseed {seed} (replay: CP_RECON_SIM_SEED={seed} cargo test --test simulation):\n{}\n\nthe others' first problem:\n{}",
+            failed.len(),
+            seeds.len(),
+            failed.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+            problems.join("\n"),
+            others.join("\n")
+        );
+    }
     // The histories must reach their point: calls applied, and every kind of trouble.
     for kind in [
         "applied",
