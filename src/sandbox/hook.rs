@@ -11,7 +11,8 @@ use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
 
 use super::data::{PaymentRecord, TransactionRecord};
-use super::server::{Shared, read, write};
+use super::server::{Shared, clamped, lock, read, write};
+use super::store::{ListKind, ListQuery};
 use super::{ListName, SandboxError};
 use crate::domain::Direction;
 
@@ -68,6 +69,25 @@ pub struct Handle(pub(crate) Arc<Shared>);
 pub struct Rules {
     pub booking_tolerance: Duration,
     pub lookback: Duration,
+}
+
+/// Where a run starts, for the oracle ([`Handle::mark`]): what the job could have read
+/// in that run is judged from here on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Mark {
+    /// Records added so far ([`Handle::added`]).
+    pub added: u64,
+    /// Narrow reads (the first page of one account's list for one microsecond) served so
+    /// far.
+    pub narrow_reads: usize,
+}
+
+fn kind(list: ListName) -> ListKind {
+    match list {
+        ListName::Payments => ListKind::Payments,
+        ListName::Rampoffs => ListKind::Rampoffs,
+        ListName::Transactions => ListKind::Transactions,
+    }
 }
 
 impl Default for Rules {
@@ -165,29 +185,124 @@ impl Handle {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// How many records were added so far: a mark for [`Handle::judge`].
+    /// How many records were added so far.
     pub fn added(&self) -> u64 {
         read(&self.0.state).added
     }
 
+    /// Where a run starts, for [`Handle::judge`]: take it right before the run.
+    pub fn mark(&self) -> Mark {
+        let narrow_reads = lock(&self.0.narrow_reads).len();
+        Mark {
+            added: self.added(),
+            narrow_reads,
+        }
+    }
+
+    /// A provider that sends a field of the wrong type: from now on the item `id` of
+    /// `list` is served with `field` set to `value` (whatever its type; added if the item
+    /// has no such field), in its list and, for a payment, in `GET /payment/{id}`. The
+    /// record itself does not change. False if there is no such item.
+    pub fn set_wire_override(
+        &self,
+        list: ListName,
+        id: &str,
+        field: &str,
+        value: serde_json::Value,
+    ) -> bool {
+        write(&self.0.state).set_wire_override(kind(list), id, field, Some(value))
+    }
+
+    /// The item `id` of `list` is served with `field` as its record says again. False if
+    /// there is no such item.
+    pub fn clear_wire_override(&self, list: ListName, id: &str, field: &str) -> bool {
+        write(&self.0.state).set_wire_override(kind(list), id, field, None)
+    }
+
+    /// The ids of the items a list request would be served if it were answered now
+    /// (`per_page` clamped as the provider's faults say); empty for any other request.
+    /// A hook calls it to know what a client is about to receive.
+    pub fn would_serve(&self, event: &Event) -> Vec<String> {
+        let Event::List {
+            list,
+            iban,
+            from,
+            to,
+            page,
+            per_page,
+            status,
+        } = event
+        else {
+            return Vec::new();
+        };
+        let q = ListQuery {
+            page: *page,
+            per_page: *per_page,
+            from: from.map(|t| t.timestamp_micros()),
+            to: to.map(|t| t.timestamp_micros()),
+            status: status.clone(),
+        };
+        let q = clamped(&read(&self.0.faults), q);
+        if q.status.is_some() && read(&self.0.state).status_index_stale() {
+            write(&self.0.state).refresh_status_index();
+        }
+        read(&self.0.state)
+            .page_ids(kind(*list), &q, iban)
+            .iter()
+            .map(|id| id.to_string())
+            .collect()
+    }
+
     /// The oracle: whether (payment, transaction) is a confident match by the matching
-    /// rules (§2–§3) on the sandbox's data now, counting as competitors only records
-    /// that existed at `mark` (from [`Handle::added`]): a record added later may be
-    /// missed by a list read in progress, as the contract allows. `Err` says which rule
-    /// fails. A second, deliberately plain implementation of the rules: a scan of
-    /// everything, characters decoded, no index.
+    /// rules (§2–§3) on the sandbox's data now, counting as competitors the records the
+    /// job could have read in the run that started at `since` (from [`Handle::mark`]).
+    /// `Err` says which rule fails. A second, deliberately plain implementation of the
+    /// rules: a scan of everything, characters decoded, no index.
+    ///
+    /// Records are judged as they are now: a removed one competes with nothing (it is
+    /// gone), a re-dated one competes at its new instant. A competitor counts when:
+    ///
+    /// - it existed when the run started (generated, or added up to `since.added`): the
+    ///   run's reads must hold it, however the lists moved while they were read (§5);
+    /// - it is a credit booked on the matched credit's account at the matched credit's
+    ///   instant, and it was there when the run's first narrow read of that instant (the
+    ///   re-read before the call, §3.6) was answered: that read returned it. (The first
+    ///   one, because calls of one batch overlap the next batch's re-reads: a later narrow
+    ///   read of the same instant may be another pair's, answered after this call's.)
+    ///
+    /// Any other record added during the run is forgiven: the job's list reads may miss
+    /// an item inserted while they page, behind their cursor (API §13.2), and a complete
+    /// read need only hold the items that existed from its start to its end (§5). Such an
+    /// item is not lost: the next run's window reads it, and this oracle judges that
+    /// run's calls with it. How the job catches inserts behind its cursor is tested in
+    /// `tests/client` (`a_list_read_while_pages_shift_loses_nothing_and_repeats_nothing`),
+    /// `tests/cli` (`a_run_through_rate_limits_outages_token_expiry_and_shifting_pages_…`)
+    /// and `src/api/paging.rs`; the simulation's last, calm run checks that every open
+    /// item was read and reported.
     pub fn judge(
         &self,
         payment: &str,
         transaction: &str,
-        mark: u64,
+        since: Mark,
         now: DateTime<Utc>,
         rules: Rules,
     ) -> Result<(), String> {
         let s = read(&self.0.state);
         let p = &s.payments.get(payment).ok_or("unknown payment")?.rec;
         let t = &s.txs.get(transaction).ok_or("unknown transaction")?.rec;
-        let existed = |id: &str| s.added_seq.get(id).is_none_or(|&n| n <= mark);
+        let instant = t.booked_at.timestamp_micros();
+        let reread = lock(&self.0.narrow_reads)
+            .iter()
+            .skip(since.narrow_reads)
+            .find(|n| n.iban == t.iban && n.at == instant)
+            .map(|n| n.added);
+        let added = |id: &str| s.added_seq.get(id).copied();
+        let existed = |id: &str| added(id).is_none_or(|n| n <= since.added);
+        let reread_returned = |id: &str, other: &TransactionRecord| {
+            other.iban == t.iban
+                && other.booked_at.timestamp_micros() == instant
+                && reread.is_some_and(|r| added(id).is_none_or(|n| n <= r))
+        };
         let open_payment = |p: &PaymentRecord| p.status == "pending_bank";
         let open_credit = |t: &TransactionRecord| {
             t.direction == Direction::Credit && t.reconciled_payment_id.is_none()
@@ -226,11 +341,19 @@ impl Handle {
             }
         }
         for (id, other) in &s.txs {
-            if **id == *transaction || !open_credit(&other.rec) || !existed(id) {
+            if **id == *transaction
+                || !open_credit(&other.rec)
+                || !(existed(id) || reread_returned(id, &other.rec))
+            {
                 continue;
             }
             if fits(p, &other.rec).is_ok() {
-                return Err(format!("open credit {id} fits the payment too"));
+                let how = if existed(id) {
+                    "it was there when the run started"
+                } else {
+                    "the re-read of the instant returned it"
+                };
+                return Err(format!("open credit {id} fits the payment too ({how})"));
             }
         }
         Ok(())

@@ -34,7 +34,7 @@ pub use store::SandboxError;
 
 use server::{Shared, lock, read, write};
 
-/// A list the broken-page fault can target.
+/// A list (the broken-page fault and wire overrides name one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ListName {

@@ -59,6 +59,18 @@ pub(crate) struct Shared {
     /// `GET /payment/{id}` requests being served now, and the most at once.
     pub payment_reads: AtomicU64,
     pub max_payment_reads: AtomicU64,
+    /// Every first page of a narrow read of one account's instant served, in order.
+    pub narrow_reads: Mutex<Vec<NarrowRead>>,
+}
+
+/// A first page of a transactions list asked for one microsecond, `[at, at + 1µs)`:
+/// how a client re-reads a booking (§13.6). `added` is [`State::added`] when its answer
+/// was built: every record added up to then and still there was in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NarrowRead {
+    pub iban: String,
+    pub at: i64,
+    pub added: u64,
 }
 
 /// A poisoned lock only means another handler panicked mid-update; the sandbox keeps
@@ -103,6 +115,7 @@ impl Shared {
             hook: RwLock::new(None),
             payment_reads: AtomicU64::new(0),
             max_payment_reads: AtomicU64::new(0),
+            narrow_reads: Mutex::new(Vec::new()),
         }
     }
 
@@ -443,10 +456,7 @@ async fn serve_list(s: &Arc<Shared>, kind: ListKind, q: ListQuery, iban: &str) -
         Action::Unavailable | Action::ApplyAndLose => return unavailable(4),
     }
     let faults = read(&s.faults).clone();
-    let mut q = q;
-    if let Some(max) = faults.max_per_page {
-        q.per_page = q.per_page.min(max.max(1));
-    }
+    let q = clamped(&faults, q);
     if faults.shifting_pages {
         write(&s.state).shift(kind, &q, iban);
     }
@@ -456,7 +466,10 @@ async fn serve_list(s: &Arc<Shared>, kind: ListKind, q: ListQuery, iban: &str) -
     if q.status.is_some() && read(&s.state).status_index_stale() {
         write(&s.state).refresh_status_index();
     }
-    let page = read(&s.state).page(kind, &q, iban);
+    let (page, added) = {
+        let state = read(&s.state);
+        (state.page(kind, &q, iban), state.added)
+    };
     let body = page.render();
     if broken(&faults, kind, q.per_page, page.span) {
         // Cut mid-document: valid UTF-8, invalid JSON.
@@ -466,7 +479,25 @@ async fn serve_list(s: &Arc<Shared>, kind: ListKind, q: ListQuery, iban: &str) -
         }
         return json_response(StatusCode::OK, body[..cut].to_owned());
     }
+    if let (ListKind::Transactions, 1, Some(at), Some(to)) = (kind, q.page, q.from, q.to)
+        && to - at == 1
+    {
+        lock(&s.narrow_reads).push(NarrowRead {
+            iban: iban.to_owned(),
+            at,
+            added,
+        });
+    }
     json_response(StatusCode::OK, body)
+}
+
+/// The request as the provider serves it: `per_page` clamped by the fault, if set.
+pub(crate) fn clamped(faults: &Faults, q: ListQuery) -> ListQuery {
+    let mut q = q;
+    if let Some(max) = faults.max_per_page {
+        q.per_page = q.per_page.min(max.max(1));
+    }
+    q
 }
 
 async fn list_payments(

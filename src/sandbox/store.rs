@@ -22,6 +22,9 @@ pub(crate) type Key = (i64, Arc<str>);
 pub(crate) struct Row<T> {
     pub rec: T,
     pub quirks: Quirks,
+    /// Fields served with this value instead of the record's, whatever its type: a
+    /// provider that sends a field of the wrong type (see [`State::set_wire_override`]).
+    overrides: Vec<(String, Value)>,
     json: OnceLock<Arc<str>>,
 }
 
@@ -30,6 +33,7 @@ impl<T> Row<T> {
         Self {
             rec,
             quirks,
+            overrides: Vec::new(),
             json: OnceLock::new(),
         }
     }
@@ -41,8 +45,36 @@ impl<T> Row<T> {
 
     fn json(&self, build: impl FnOnce(&T, Quirks) -> String) -> Arc<str> {
         self.json
-            .get_or_init(|| Arc::from(build(&self.rec, self.quirks)))
+            .get_or_init(|| {
+                let text = build(&self.rec, self.quirks);
+                Arc::from(overridden(text, &self.overrides))
+            })
             .clone()
+    }
+
+    /// Serves `field` as `value` from now on (`None`: as the record says again).
+    fn set_override(&mut self, field: &str, value: Option<Value>) {
+        self.overrides.retain(|(f, _)| f != field);
+        if let Some(v) = value {
+            self.overrides.push((field.to_owned(), v));
+        }
+        self.touch();
+    }
+}
+
+/// An item's JSON with `overrides` written over its fields (added where absent).
+fn overridden(text: String, overrides: &[(String, Value)]) -> String {
+    if overrides.is_empty() {
+        return text;
+    }
+    match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Object(mut m)) => {
+            for (field, value) in overrides {
+                m.insert(field.clone(), value.clone());
+            }
+            Value::Object(m).to_string()
+        }
+        _ => text,
     }
 }
 
@@ -101,6 +133,22 @@ fn window(keys: &[Key], from: Option<i64>, to: Option<i64>) -> (usize, usize) {
     let lo = from.map_or(0, |f| keys.partition_point(|k| k.0 < f));
     let hi = to.map_or(keys.len(), |t| keys.partition_point(|k| k.0 < t));
     (lo, hi.max(lo))
+}
+
+/// The window `[lo, hi)` a request covers, and the span of it its page holds (empty,
+/// at `hi`, past the last page).
+fn page_span(keys: &[Key], q: &ListQuery) -> (usize, usize, (usize, usize)) {
+    let (lo, hi) = window(keys, q.from, q.to);
+    let start = q
+        .page
+        .saturating_sub(1)
+        .saturating_mul(q.per_page)
+        .saturating_add(lo as u64);
+    if start >= hi as u64 {
+        return (lo, hi, (hi, hi));
+    }
+    let start = start as usize;
+    (lo, hi, (start, (start + q.per_page as usize).min(hi)))
 }
 
 /// Two sorted key lists as one.
@@ -363,25 +411,13 @@ impl State {
     /// the per-status index: call [`State::refresh_status_index`] first.
     pub fn page(&self, kind: ListKind, q: &ListQuery, iban: &str) -> Page {
         let keys = self.keys(kind, q, iban);
-        let (lo, hi) = window(keys, q.from, q.to);
+        let (lo, hi, span) = page_span(keys, q);
         let total = (hi - lo) as u64;
         let last_page = total.div_ceil(q.per_page).max(1);
-        let start = q
-            .page
-            .saturating_sub(1)
-            .saturating_mul(q.per_page)
-            .saturating_add(lo as u64);
-        let (items, span) = if start >= hi as u64 {
-            (Vec::new(), (hi, hi))
-        } else {
-            let start = start as usize;
-            let end = (start + q.per_page as usize).min(hi);
-            let items = keys[start..end]
-                .iter()
-                .filter_map(|(_, id)| self.item_json(kind, id))
-                .collect();
-            (items, (start, end))
-        };
+        let items = keys[span.0..span.1]
+            .iter()
+            .filter_map(|(_, id)| self.item_json(kind, id))
+            .collect();
         Page {
             items,
             current_page: q.page,
@@ -390,6 +426,41 @@ impl State {
             total,
             span,
         }
+    }
+
+    /// The ids of the items one page of a list holds now (what [`State::page`] would
+    /// serve). A status filter reads the per-status index, as there.
+    pub fn page_ids(&self, kind: ListKind, q: &ListQuery, iban: &str) -> Vec<Arc<str>> {
+        let keys = self.keys(kind, q, iban);
+        let (.., span) = page_span(keys, q);
+        keys[span.0..span.1]
+            .iter()
+            .map(|(_, id)| id.clone())
+            .collect()
+    }
+
+    /// Serves `field` of the item `id` of the list `kind` as `value` (`None`: as the
+    /// record says again), in lists and in `GET /payment/{id}` alike. False if there is
+    /// no such item.
+    pub fn set_wire_override(
+        &mut self,
+        kind: ListKind,
+        id: &str,
+        field: &str,
+        value: Option<Value>,
+    ) -> bool {
+        let found = match kind {
+            ListKind::Payments => self
+                .payments
+                .get_mut(id)
+                .map(|r| r.set_override(field, value)),
+            ListKind::Rampoffs => self
+                .offramps
+                .get_mut(id)
+                .map(|r| r.set_override(field, value)),
+            ListKind::Transactions => self.txs.get_mut(id).map(|r| r.set_override(field, value)),
+        };
+        found.is_some()
     }
 
     fn item_json(&self, kind: ListKind, id: &str) -> Option<Arc<str>> {

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use cp_recon::sandbox::hook::Rules;
 use cp_recon::sandbox::{
     BrokenPage, DataSpec, Faults, ListName, OfframpRecord, PaymentRecord, SandboxArgs,
     SandboxConfig, TransactionRecord, serve_until,
@@ -769,6 +770,203 @@ async fn a_removed_or_re_dated_booking_leaves_or_moves_in_its_accounts_list() {
     assert_eq!(after.len(), before.len() - 1);
     assert!(after.iter().all(|t| id(t) != first));
     assert!(sb.transaction(&first).is_none());
+}
+
+#[tokio::test]
+async fn a_field_set_to_the_wrong_type_is_served_so_in_lists_and_reads_until_cleared() {
+    let sb = spawn(strict_config(42)).await;
+    let api = Api::login(&sb).await;
+    let h = sb.handle();
+    let now = anchor();
+    let concept = sb.fresh_concept();
+    let pid = "WrongTypePaymentAAAAAAAA";
+    sb.add_payment(PaymentRecord::transfer(pid, concept, 2_500, now))
+        .expect("added");
+    let iban = "ES9121000418450200051332";
+    sb.add_transaction(TransactionRecord::credit(
+        "WrongTypeTx",
+        iban,
+        Decimal::new(2_500, 2),
+        format!("Ref {concept}"),
+        now,
+    ))
+    .expect("added");
+    let listed = |v: &Value, id: &str| {
+        v["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .find(|i| i["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} listed in {v}"))
+    };
+    let at = "from=2026-06-26T12:00:00Z&to=2026-06-26T12:00:00.000001Z";
+    let txs = format!("/banking/accounts/{iban}/transactions?{at}");
+
+    let object = json!({ "value": concept });
+    assert!(h.set_wire_override(ListName::Payments, pid, "concept", object.clone()));
+    assert!(h.set_wire_override(
+        ListName::Transactions,
+        "WrongTypeTx",
+        "amount",
+        json!(false)
+    ));
+    assert!(h.set_wire_override(
+        ListName::Transactions,
+        "WrongTypeTx",
+        "reconciled_payment_id",
+        json!([pid])
+    ));
+    assert!(!h.set_wire_override(ListName::Payments, "NoSuchPayment", "concept", json!(1)));
+    let (_, v) = api.get(&format!("/payments?{at}")).await;
+    assert_eq!(listed(&v, pid)["concept"], object);
+    let (_, v) = api.get(&format!("/payment/{pid}")).await;
+    assert_eq!(v["data"]["concept"], object, "the read by id too");
+    let (_, v) = api.get(&txs).await;
+    let t = listed(&v, "WrongTypeTx");
+    assert_eq!(t["amount"], json!(false));
+    assert_eq!(t["reconciled_payment_id"], json!([pid]));
+    assert_eq!(
+        t["concept"],
+        format!("Ref {concept}"),
+        "other fields as recorded"
+    );
+    assert_eq!(
+        sb.payment(pid).and_then(|p| p.concept),
+        Some(concept),
+        "the record itself is unchanged"
+    );
+
+    // A change to the record keeps the override; clearing it serves the record again.
+    assert!(sb.set_payment_status(pid, "started"));
+    let (_, v) = api.get(&format!("/payment/{pid}")).await;
+    assert_eq!(
+        (v["data"]["status"].clone(), v["data"]["concept"].clone()),
+        (json!("started"), object)
+    );
+    assert!(h.clear_wire_override(ListName::Payments, pid, "concept"));
+    assert!(h.clear_wire_override(ListName::Transactions, "WrongTypeTx", "amount"));
+    let (_, v) = api.get(&format!("/payment/{pid}")).await;
+    assert_eq!(v["data"]["concept"], json!(concept));
+    let (_, v) = api.get(&txs).await;
+    let t = listed(&v, "WrongTypeTx");
+    assert_eq!(t["amount"], "25.00");
+    assert_eq!(
+        t["reconciled_payment_id"],
+        json!([pid]),
+        "only what was cleared"
+    );
+}
+
+#[tokio::test]
+async fn a_hook_is_told_which_items_a_list_request_would_be_served() {
+    let sb = spawn_with_faults(Faults {
+        max_per_page: Some(4),
+        ..Faults::default()
+    })
+    .await;
+    let api = Api::login(&sb).await;
+    let iban = "DE89370400440532013000";
+    let path = format!("/banking/accounts/{iban}/transactions");
+    let (_, v) = api.get(&format!("{path}?page=2&per_page=10")).await;
+    let served: Vec<String> = v["data"].as_array().expect("data").iter().map(id).collect();
+    assert_eq!(served.len(), 4, "clamped");
+    let event = cp_recon::sandbox::hook::Event::List {
+        list: ListName::Transactions,
+        iban: iban.to_owned(),
+        from: None,
+        to: None,
+        page: 2,
+        per_page: 10,
+        status: None,
+    };
+    assert_eq!(sb.handle().would_serve(&event), served);
+}
+
+/// `[at, at + 1µs)` of one account's list: a narrow read, as a client re-reads a booking.
+async fn read_instant(api: &Api, iban: &str, at: DateTime<Utc>) -> Vec<String> {
+    let wire = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    let to = at + chrono::Duration::microseconds(1);
+    let path = format!(
+        "/banking/accounts/{iban}/transactions?from={}&to={}",
+        wire(at),
+        wire(to)
+    );
+    api.all(&path, 100).await.iter().map(id).collect()
+}
+
+#[tokio::test]
+async fn the_oracle_counts_a_twin_the_re_read_of_the_credits_instant_returned_and_forgives_a_later_one()
+ {
+    let sb = spawn(strict_config(42)).await;
+    let api = Api::login(&sb).await;
+    let h = sb.handle();
+    let (iban, now) = ("ES9121000418450200051332", anchor());
+    let at = now - chrono::Duration::hours(2);
+    let concept = sb.fresh_concept();
+    let credit = |id: &str, t: DateTime<Utc>| {
+        TransactionRecord::credit(
+            id,
+            iban,
+            Decimal::new(4_200, 2),
+            format!("Ref {concept}"),
+            t,
+        )
+    };
+    sb.add_payment(PaymentRecord::transfer(
+        "OraclePaymentAAAAAAAAAAA",
+        concept,
+        4_200,
+        at,
+    ))
+    .expect("added");
+    sb.add_transaction(credit("OracleTx", at)).expect("added");
+    let judge = |since| {
+        h.judge(
+            "OraclePaymentAAAAAAAAAAA",
+            "OracleTx",
+            since,
+            now,
+            Rules::default(),
+        )
+    };
+    let run = h.mark();
+    assert_eq!(judge(run), Ok(()));
+
+    // A twin booked during the run, before any re-read of the instant: forgiven.
+    sb.add_transaction(credit("OracleTwinA", at))
+        .expect("added");
+    assert_eq!(judge(run), Ok(()));
+    // The re-read of the instant returns it: no longer forgiven.
+    assert_eq!(read_instant(&api, iban, at).await.len(), 2);
+    let why = judge(run).expect_err("a twin the re-read returned");
+    assert!(
+        why.contains("OracleTwinA") && why.contains("re-read"),
+        "{why}"
+    );
+
+    // A twin booked after that first re-read is forgiven, even if a later one saw it.
+    let run = h.mark();
+    assert_eq!(read_instant(&api, iban, at).await.len(), 2);
+    assert!(
+        h.remove_transaction("OracleTwinA"),
+        "a removed twin competes with nothing"
+    );
+    sb.add_transaction(credit("OracleTwinB", at))
+        .expect("added");
+    assert_eq!(read_instant(&api, iban, at).await.len(), 2);
+    assert_eq!(judge(run), Ok(()));
+
+    // Anything there when the run started counts, wherever it is booked; a re-dated
+    // record competes at its new instant.
+    let run = h.mark();
+    let why = judge(run).expect_err("a twin from before the run");
+    assert!(
+        why.contains("OracleTwinB") && why.contains("started"),
+        "{why}"
+    );
+    assert!(h.redate_transaction("OracleTwinB", at - chrono::Duration::days(3)));
+    assert_eq!(judge(run), Ok(()), "booked too early for the payment now");
 }
 
 #[tokio::test]

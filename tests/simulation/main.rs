@@ -7,9 +7,18 @@
 //! beside a concept), persons reconciling pairs in the back office (right and wrong
 //! ones) during and between runs, payments that vanish, reads that fail, reconcile
 //! answers lost (applied or not), rate-limited calls, and kills of the job at any
-//! request. At every reconcile call the sandbox's oracle judges the pair by the rules on
-//! its current data; a call the provider applies for a pair that is not confident is a
-//! violation. A last, calm, full run settles everything, and then:
+//! request. On top of those, the newer faults of [`faults`], each chosen per history:
+//! items removed after the client received them, items re-dated behind the page being
+//! read (or ahead of it), a date-only bank day (more credits than a page at one
+//! midnight, a customer who paid twice among them), a provider that clamps the page
+//! size, records served with a field of the wrong type for one run, and a twin booked
+//! at a credit's instant right before the re-read that precedes its call.
+//!
+//! At every reconcile call the sandbox's oracle judges the pair by the rules on its
+//! current data, counting as competitors the records the job could have read in the
+//! run (see `Handle::judge`); a call the provider applies for a pair that is not
+//! confident is a violation, and so is any call in a run whose sync received an
+//! unreadable record. A last, calm, full run settles everything, and then:
 //!
 //! - there were no violations;
 //! - every reconcile the job got applied is `reconciled` in `matches`, and every
@@ -18,27 +27,41 @@
 //! - every payment and credit still open at the provider is reported exactly once;
 //! - no pair was sent twice in one run, nor again after it was applied.
 //!
-//! `CP_RECON_SIM_HISTORIES` sets how many histories run (default 1,000, what CI runs);
-//! `CP_RECON_SIM_SEED` replays one. A failure prints its seed; seeds that once failed
-//! are kept in [`REGRESSIONS`] and run first.
+//! `CP_RECON_SIM_HISTORIES` sets how many histories run (default
+//! [`DEFAULT_HISTORIES`]; CI runs more, see `.ci/run`); `CP_RECON_SIM_SEED` replays one.
+//! `CP_RECON_SIM_FAULTS` chooses the newer faults: `all` (the default), `old` (none of
+//! them, to check that the histories without them still pass), or a comma-separated list of
+//! `removals`, `redates`, `date_only`, `clamp`, `wrong_type`, `twins`. Every history
+//! runs; a failure names every failing seed, with the first one's problems and history
+//! in full (its newer faults on the history's first line) and the others' first
+//! problem; seeds that once failed are kept in [`REGRESSIONS`] and run first. The
+//! summary says how many histories had each kind of trouble, and the test fails if a
+//! fault that is on never produced its situation.
 //!
 //! ```sh
 //! CP_RECON_SIM_HISTORIES=100000 cargo test --release --test simulation
 //! CP_RECON_SIM_SEED=1234 cargo test --test simulation -- --nocapture
+//! CP_RECON_SIM_FAULTS=old cargo test --test simulation
+//! CP_RECON_SIM_FAULTS=removals,date_only CP_RECON_SIM_HISTORIES=100 cargo test --test simulation
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
 use cp_recon::config::Settings;
 use cp_recon::run::{RunOptions, RunStatus, run_once};
-use cp_recon::sandbox::hook::{Action, Event, Handle, Hook, Rules};
-use cp_recon::sandbox::{DataSpec, PaymentRecord, Sandbox, SandboxConfig, TransactionRecord};
+use cp_recon::sandbox::hook::{Action, Event, Handle, Hook, Mark, Rules};
+use cp_recon::sandbox::{
+    DataSpec, Faults, PaymentRecord, Sandbox, SandboxConfig, TransactionRecord,
+};
 use cp_recon::store::Store;
 use rust_decimal::Decimal;
 
 mod cases;
+mod faults;
+
+use faults::{Bad, Enabled, ListKey, Plan};
 
 /// Seeds that once broke an invariant: they run first, every time.
 const REGRESSIONS: &[u64] = &[];
@@ -83,6 +106,12 @@ struct Chaos {
     rate_limit: f64,
     /// The request number at which the job is killed, if any.
     kill_at: Option<u64>,
+    /// The newer faults (see [`faults`]): per list request, a received item is removed /
+    /// an unread one re-dated behind the page; per instant first re-read in the run, a
+    /// twin is booked there.
+    remove: f64,
+    redate: f64,
+    twins: f64,
 }
 
 /// One reconcile call as the provider saw it.
@@ -101,8 +130,8 @@ struct SimState {
     rng: Rng,
     chaos: Chaos,
     run: u32,
-    /// Records added before this mark existed when the run started (oracle).
-    mark: u64,
+    /// Where the run started, for the oracle.
+    mark: Mark,
     requests: u64,
     violations: Vec<String>,
     calls: Vec<Call>,
@@ -112,6 +141,25 @@ struct SimState {
     anchor: DateTime<Utc>,
     next_id: u64,
     kinds: BTreeMap<&'static str, u64>,
+    /// The newer faults draw from this one, so that the older ones play as before
+    /// whether or not the newer are on.
+    rng2: Rng,
+    /// What each list's read received in this run.
+    received: HashMap<ListKey, HashSet<String>>,
+    /// (account, instant µs) re-read in this run.
+    narrowed: HashSet<(String, i64)>,
+    /// Records served with a field of the wrong type in this run, and the first one a
+    /// list served.
+    bad: Vec<Bad>,
+    bad_served: Option<String>,
+    /// Records the newer faults never remove (the point of their history).
+    protected: HashSet<String>,
+    /// A payment paid twice at one instant, and its two credits.
+    paid_twice: BTreeMap<String, (String, String)>,
+    /// The date-only day's account and midnight.
+    day: Option<(String, DateTime<Utc>)>,
+    /// The provider's largest page, when it clamps.
+    clamp: Option<u64>,
 }
 
 struct Sim {
@@ -301,9 +349,11 @@ impl Hook for Sim {
                 if !narrow && s.rng.chance(chaos.insert) {
                     s.insert(h);
                 }
+                s.before_list(h, event);
                 if s.rng.chance(chaos.fail_read) {
                     return Action::Unavailable;
                 }
+                s.served(h, event);
                 Action::Serve
             }
             Event::PaymentRead { .. } => {
@@ -317,6 +367,7 @@ impl Hook for Sim {
                 payment,
                 transaction,
             } => {
+                s.on_call(h, payment, transaction);
                 let roll = s.rng.below(1000) as f64 / 1000.0;
                 let action = if roll < chaos.rate_limit {
                     Action::RateLimit
@@ -333,8 +384,14 @@ impl Hook for Sim {
                     let now = Utc::now();
                     if let Err(why) = h.judge(payment, transaction, s.mark, now, Rules::default()) {
                         let run = s.run;
+                        let twice = match s.paid_twice.get(payment) {
+                            Some((a, b)) => {
+                                format!(" (the customer paid twice at one instant: {a} and {b})")
+                            }
+                            None => String::new(),
+                        };
                         s.violations.push(format!(
-                            "run {run}: {payment} / {transaction} applied: {why}"
+                            "run {run}: {payment} / {transaction} applied: {why}{twice}"
                         ));
                     }
                 }
@@ -352,6 +409,10 @@ impl Hook for Sim {
     }
 }
 
+/// The job's page size in the simulation: small, so that lists take many requests and
+/// slices.
+const PER_PAGE: u64 = 7;
+
 fn settings(sb: &Sandbox, dir: &std::path::Path) -> Settings {
     let mut s = Settings::for_sandbox(
         cp_recon::api::BaseUrl::parse(&sb.base_url()).unwrap(),
@@ -360,8 +421,7 @@ fn settings(sb: &Sandbox, dir: &std::path::Path) -> Settings {
         &dir.join("recon.sqlite3"),
         &dir.join("reports"),
     );
-    // Small pages, so that lists take many requests and slices.
-    s.cryptopocket.page_size = 7;
+    s.cryptopocket.page_size = PER_PAGE as u32;
     s.cryptopocket.concurrency = 2;
     s.cryptopocket.max_attempts = 2;
     s.cryptopocket.backoff_base_ms = 1;
@@ -370,7 +430,7 @@ fn settings(sb: &Sandbox, dir: &std::path::Path) -> Settings {
 }
 
 /// What one history found wrong; empty when every invariant held.
-async fn history(seed: u64) -> (Vec<String>, BTreeMap<&'static str, u64>) {
+async fn history(seed: u64, on: &Enabled) -> (Vec<String>, BTreeMap<&'static str, u64>) {
     let anchor = Utc::now();
     let mut spec = DataSpec::small(seed, anchor);
     spec.payments = 20;
@@ -381,12 +441,23 @@ async fn history(seed: u64) -> (Vec<String>, BTreeMap<&'static str, u64>) {
         .await
         .expect("the sandbox starts");
     let h = sb.handle();
+    let runs = 3 + seed % 3;
+    let mut rng2 = Rng::new(seed ^ 0x0D15_EA5E_F00D_CAFE);
+    let plan = Plan::draw(&mut rng2, on, runs as u32, PER_PAGE);
+    let mut kinds = BTreeMap::new();
+    if let Some(max) = plan.clamp {
+        sb.set_faults(Faults {
+            max_per_page: Some(max),
+            ..Faults::default()
+        });
+        kinds.insert("clamped_pages", 1);
+    }
     let sim = Arc::new(Sim {
         state: Mutex::new(SimState {
             rng: Rng::new(seed),
             chaos: Chaos::default(),
             run: 0,
-            mark: 0,
+            mark: Mark::default(),
             requests: 0,
             violations: Vec::new(),
             calls: Vec::new(),
@@ -394,7 +465,16 @@ async fn history(seed: u64) -> (Vec<String>, BTreeMap<&'static str, u64>) {
             ibans: sb.accounts().into_iter().map(|a| a.iban).collect(),
             anchor,
             next_id: 0,
-            kinds: BTreeMap::new(),
+            kinds,
+            rng2,
+            received: HashMap::new(),
+            narrowed: HashSet::new(),
+            bad: Vec::new(),
+            bad_served: None,
+            protected: HashSet::new(),
+            paid_twice: BTreeMap::new(),
+            day: None,
+            clamp: plan.clamp,
         }),
         kill: tokio::sync::Notify::new(),
     });
@@ -409,8 +489,12 @@ async fn history(seed: u64) -> (Vec<String>, BTreeMap<&'static str, u64>) {
     .expect("a temporary directory");
     let cfg = settings(&sb, dir.path());
     let mut problems = Vec::new();
+    sim.state
+        .lock()
+        .unwrap()
+        .log
+        .push(format!("newer faults: {}", plan.describe()));
 
-    let runs = 3 + seed % 3;
     for run in 1..=runs + 1 {
         let calm = run == runs + 1;
         {
@@ -427,8 +511,19 @@ async fn history(seed: u64) -> (Vec<String>, BTreeMap<&'static str, u64>) {
                 if s.rng.chance(0.15) {
                     s.vanish(&h);
                 }
+                if plan.day_before == Some(run as u32) {
+                    s.add_day(&h, PER_PAGE);
+                }
+                if let Some((at, kind)) = plan.wrong_type
+                    && at == run as u32
+                {
+                    s.add_wrong_type(&h, kind);
+                }
             }
-            s.mark = h.added();
+            s.received.clear();
+            s.narrowed.clear();
+            s.bad_served = None;
+            s.mark = h.mark();
             s.requests = 0;
             s.chaos = if calm {
                 Chaos::default()
@@ -442,6 +537,9 @@ async fn history(seed: u64) -> (Vec<String>, BTreeMap<&'static str, u64>) {
                     lose_unapplied: 0.08,
                     rate_limit: 0.08,
                     kill_at,
+                    remove: plan.remove,
+                    redate: plan.redate,
+                    twins: plan.twins,
                 }
             };
         }
@@ -454,6 +552,7 @@ async fn history(seed: u64) -> (Vec<String>, BTreeMap<&'static str, u64>) {
             _ = sim.kill.notified() => None,
             r = run_once(&cfg, &opts) => Some(r),
         };
+        sim.state.lock().unwrap().clear_wrong_types(&h);
         if calm {
             match outcome {
                 Some(Ok(summary)) if summary.status == RunStatus::Completed => {}
@@ -607,6 +706,11 @@ fn check(
     kinds
 }
 
+/// Histories run when `CP_RECON_SIM_HISTORIES` is not set: about a minute and a half
+/// in a debug build on two vCPUs (about 0.5 s each, measured with 200 histories, the
+/// newer faults on and off). CI runs more (`.ci/run`).
+const DEFAULT_HISTORIES: u64 = 200;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_histories_never_reconcile_a_pair_that_is_not_confident_and_lose_nothing() {
     // The secret comes from the settings; no environment is read.
@@ -616,29 +720,50 @@ async fn random_histories_never_reconcile_a_pair_that_is_not_confident_and_lose_
             let n: u64 = std::env::var("CP_RECON_SIM_HISTORIES")
                 .ok()
                 .and_then(|s| s.parse().ok())
-                .unwrap_or(1000);
+                .unwrap_or(DEFAULT_HISTORIES);
             REGRESSIONS.iter().copied().chain(0..n).collect()
         }
     };
+    let on = Enabled::from_env();
     let mut totals: BTreeMap<&'static str, u64> = BTreeMap::new();
+    // How many histories played each kind of trouble at least once.
+    let mut histories: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut failed: Vec<(u64, Vec<String>)> = Vec::new();
     let started = std::time::Instant::now();
     for &seed in &seeds {
-        let (problems, kinds) = history(seed).await;
+        let (problems, kinds) = history(seed, &on).await;
         if !problems.is_empty() {
-            panic!(
-                "seed {seed} broke an invariant (replay: CP_RECON_SIM_SEED={seed} cargo test --test simulation):\n{}",
-                problems.join("\n")
-            );
+            eprintln!("seed {seed} broke an invariant: {}", problems[0]);
+            failed.push((seed, problems));
         }
         for (k, v) in kinds {
             *totals.entry(k).or_default() += v;
+            if v > 0 {
+                *histories.entry(k).or_default() += 1;
+            }
         }
     }
     eprintln!(
-        "{} histories in {:.1}s: {totals:?}",
+        "{} histories in {:.1}s (newer faults: {:?})\nevents: {totals:?}\nhistories with each: {histories:?}",
         seeds.len(),
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        on.names(),
     );
+    if let Some((seed, problems)) = failed.first() {
+        let others: Vec<String> = failed
+            .iter()
+            .skip(1)
+            .map(|(seed, p)| format!("  seed {seed}: {}", p[0]))
+            .collect();
+        panic!(
+            "{} of {} histories broke an invariant: seeds {:?}\n\nseed {seed} (replay: CP_RECON_SIM_SEED={seed} cargo test --test simulation):\n{}\n\nthe others' first problem:\n{}",
+            failed.len(),
+            seeds.len(),
+            failed.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+            problems.join("\n"),
+            others.join("\n")
+        );
+    }
     // The histories must reach their point: calls applied, and every kind of trouble.
     for kind in [
         "applied",
@@ -651,6 +776,38 @@ async fn random_histories_never_reconcile_a_pair_that_is_not_confident_and_lose_
         assert!(
             totals.get(kind).copied().unwrap_or(0) > 0 || seeds.len() < 20,
             "no history had {kind}: {totals:?}"
+        );
+    }
+    // The newer faults, each where it is on: the situation it is for must happen.
+    let newer: [(&str, &[&str]); 6] = [
+        ("removals", &["removed_read_item"]),
+        ("redates", &["redated_unread_behind", "redated_read_ahead"]),
+        ("date_only", &["date_only_day", "day_paged_inside_instant"]),
+        ("clamp", &["clamped_pages", "clamped_page_served"]),
+        (
+            "wrong_type",
+            &[
+                "wrong_type_served",
+                "wrong_payment_concept",
+                "wrong_credit_concept",
+                "wrong_reconciled_id",
+                "wrong_amount",
+            ],
+        ),
+        ("twins", &["twin_at_reread"]),
+    ];
+    let mut wanted: Vec<&str> = newer
+        .iter()
+        .filter(|(fault, _)| on.has(fault))
+        .flat_map(|(_, kinds)| kinds.iter().copied())
+        .collect();
+    if on.has("removals") && on.has("date_only") {
+        wanted.push("removed_inside_instant");
+    }
+    for kind in wanted {
+        assert!(
+            histories.get(kind).copied().unwrap_or(0) > 0 || seeds.len() < 100,
+            "no history had {kind}: {histories:?}"
         );
     }
 }
