@@ -215,8 +215,10 @@ struct Reread {
     payment: Read<Record<Payment>>,
     credit: Read<Record<BankTransaction>>,
     /// Everything the narrow read of the credit's instant returned, the credit among
-    /// them (empty when the read failed).
-    instant: Vec<Record<BankTransaction>>,
+    /// them (empty when the read failed), shared by the pairs whose credits share it.
+    instant: Arc<[Record<BankTransaction>]>,
+    /// The same records' values, for the check before the call.
+    values: Arc<[BankTransaction]>,
 }
 
 /// Fresh reads of both sides of each pair, side by side, each holding a permit. Credits
@@ -248,14 +250,27 @@ async fn reread_pairs(
         async move { c.transactions_at(&iban, at).await }
     });
     let (payments, credits) = tokio::join!(payments, credits);
-    let by_instant: std::collections::HashMap<_, _> = instants.into_iter().zip(credits).collect();
+    // Each instant's records are kept once, however many pairs' credits share it.
+    let by_instant: std::collections::HashMap<_, _> = instants
+        .into_iter()
+        .zip(credits.into_iter().map(|read| {
+            read.map(|r| {
+                r.map(|(found, bad)| {
+                    let values: Arc<[BankTransaction]> =
+                        found.iter().map(|r| r.value.clone()).collect();
+                    (Arc::<[Record<BankTransaction>]>::from(found), values, bad)
+                })
+            })
+        }))
+        .collect();
     pairs
         .iter()
         .zip(payments)
         .map(|((_, iban, tid, at), p)| {
             let payment = p.unwrap_or_else(|e| Read::Failed(format!("task failed: {e}")));
-            let (credit, instant) = match by_instant.get(&(iban.clone(), *at)) {
-                Some(Ok(Ok((found, bad)))) => {
+            let none = || (Arc::from(Vec::new()), Arc::from(Vec::new()));
+            let (credit, (instant, values)) = match by_instant.get(&(iban.clone(), *at)) {
+                Some(Ok(Ok((found, values, bad)))) => {
                     let t = if let Some(b) =
                         bad.iter().find(|b| b.id.as_deref() == Some(tid.as_str()))
                     {
@@ -266,32 +281,38 @@ async fn reread_pairs(
                             .find(|r| r.value.id == *tid)
                             .map_or(Read::Gone, |r| Read::Found(r.clone()))
                     };
-                    (t, found.clone())
+                    (t, (found.clone(), values.clone()))
                 }
-                Some(Ok(Err(e))) => (Read::Failed(e.to_string()), Vec::new()),
-                Some(Err(e)) => (Read::Failed(format!("task failed: {e}")), Vec::new()),
-                None => (Read::Failed("not read".into()), Vec::new()),
+                Some(Ok(Err(e))) => (Read::Failed(e.to_string()), none()),
+                Some(Err(e)) => (Read::Failed(format!("task failed: {e}")), none()),
+                None => (Read::Failed("not read".into()), none()),
             };
             Reread {
                 payment,
                 credit,
                 instant,
+                values,
             }
         })
         .collect()
 }
 
-/// The credits a narrow read returned besides `own` that the provider shows open: those
-/// whose hold by this job the check before a call must know.
+/// The credits a narrow read returned besides `own` that the provider shows open, of
+/// the payment's amount and currency: those that could be its twins, whose hold by this
+/// job the check before a call must know. (A crowded instant of other amounts asks the
+/// store nothing.)
 fn other_open_credits<'a>(
+    p: &'a Payment,
     own: &'a BankTxId,
-    instant: &'a [Record<BankTransaction>],
+    instant: &'a [BankTransaction],
 ) -> impl Iterator<Item = &'a BankTxId> + 'a {
     instant
         .iter()
-        .map(|r| &r.value)
         .filter(move |o| {
-            o.id != *own && o.direction == Direction::Credit && o.reconciled_payment_id.is_none()
+            o.id != *own
+                && o.direction == Direction::Credit
+                && o.reconciled_payment_id.is_none()
+                && o.amount == p.amount
         })
         .map(|o| &o.id)
 }
@@ -317,9 +338,8 @@ fn check(
     uniqueness: Uniqueness,
     now: DateTime<Utc>,
 ) -> Check {
-    let records: Vec<BankTransaction> = r.instant.iter().map(|o| o.value.clone()).collect();
     let narrow = NarrowRead {
-        records: &records,
+        records: &r.values,
         held,
     };
     fate::before_call(
@@ -374,7 +394,7 @@ async fn prepare(
     let others: Vec<BankTxId> = chunk
         .iter()
         .zip(&reads)
-        .flat_map(|((_, t), r)| other_open_credits(&t.id, &r.instant))
+        .flat_map(|((p, t), r)| other_open_credits(p, &t.id, &r.values))
         .cloned()
         .collect();
     let held = held_among(db, others, uniqueness).await?;
@@ -691,14 +711,15 @@ async fn settle_unsure(
             .unwrap_or_else(|| Reread {
                 payment: Read::Failed("no read".into()),
                 credit: Read::Failed("no read".into()),
-                instant: Vec::new(),
+                instant: Arc::from(Vec::new()),
+                values: Arc::from(Vec::new()),
             });
         let (rp, rt) = (&r.payment, &r.credit);
         let mut fate = fate::settle(&answer, (&p.id, &t.id), &value(rp), &value(rt));
         // A call sent again must still be confident on what the re-reads show.
         let mut twins = Vec::new();
         if fate == Fate::CallAgain {
-            let others = other_open_credits(&t.id, &r.instant).cloned().collect();
+            let others = other_open_credits(&p, &t.id, &r.values).cloned().collect();
             let held = held_among(db, others, uniqueness).await?;
             let check = check((&p, &t), &r, &held, uniqueness, Utc::now());
             if check != Check::Call || sends >= MAX_SENDS {
