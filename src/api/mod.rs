@@ -41,11 +41,10 @@ pub use base_url::{BaseUrl, BaseUrlError};
 pub use error::ApiError;
 pub use paging::{Identified, Page, PageInfo, Paginator};
 use transport::{Kind, Token, json, malformed, snippet, snippet_bytes};
-pub use wire::WireError;
-use wire::{
-    encode_path, find_array, list_params, parse_account, parse_offramp, parse_page, parse_payment,
-    parse_transaction, transactions_path, value_string,
+pub use wire::{
+    JsonType, WireError, parse_account, parse_offramp, parse_payment, parse_transaction,
 };
+use wire::{encode_path, find_array, list_params, parse_page, transactions_path, value_string};
 
 // ---- wire constants: the one place paths and names live ----------------------------
 

@@ -112,6 +112,145 @@ fn fractional_cents_make_a_bad_record_naming_the_field() {
     assert!(e.to_string().contains("fiat_amount"), "{e}");
 }
 
+/// A payment and a credit as the provider writes them, every field of an allowed type.
+fn payment_json() -> Value {
+    json!({"id":"P123","external_id":null,"user_id":"100067","status":"pending_bank",
+        "fiat_amount":15050,"fiat_symbol":"EUR","payment_type":"transfer","concept":120037,
+        "created_at":"2026-06-26T10:30:00.000000Z","updated_at":"2026-06-26T10:30:00.000000Z"})
+}
+
+fn credit_json() -> Value {
+    json!({"id":"T123","iban":"ES9121000418450200051332","amount":"150.50","currency":"EUR",
+        "direction":"credit","concept":"Ref 120037","counterparty_name":null,
+        "counterparty_iban":null,"booked_at":"2026-06-26T10:30:00.000000Z",
+        "value_date":"2026-06-26","reconciled_payment_id":null})
+}
+
+fn with(mut v: Value, field: &str, value: Value) -> Box<RawValue> {
+    v[field] = value;
+    raw(&v)
+}
+
+#[test]
+fn a_payment_whose_concept_is_an_object_is_unreadable_not_conceptless() {
+    let e = parse_payment(&with(payment_json(), "concept", json!({"ref":120037}))).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        r#"payment P123: field "concept" is an object, expected a string, number or null"#
+    );
+    // The tolerances stay: a concept as a number, a string, or null.
+    for concept in [json!(120037), json!("0120037"), Value::Null] {
+        parse_payment(&with(payment_json(), "concept", concept.clone()))
+            .unwrap_or_else(|e| panic!("{concept}: {e}"));
+    }
+}
+
+#[test]
+fn a_credit_whose_concept_is_an_object_is_unreadable_not_empty_text() {
+    let e = parse_transaction(&with(
+        credit_json(),
+        "concept",
+        json!({"text":"Ref 120037"}),
+    ))
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        r#"transaction T123: field "concept" is an object, expected a string or number"#
+    );
+    // Text, or a number's digits (§4); absent is no text, as before.
+    for (concept, text) in [
+        (json!("Ref 120037"), "Ref 120037"),
+        (json!(120037), "120037"),
+    ] {
+        let t = parse_transaction(&with(credit_json(), "concept", concept)).unwrap();
+        assert_eq!(t.concept_text, text);
+    }
+    let mut v = credit_json();
+    v.as_object_mut().unwrap().remove("concept");
+    assert_eq!(parse_transaction(&raw(&v)).unwrap().concept_text, "");
+}
+
+#[test]
+fn a_reconciled_payment_id_that_is_an_object_makes_the_credit_unreadable_not_open() {
+    let tied = json!({"id":"P9"});
+    let e = parse_transaction(&with(credit_json(), "reconciled_payment_id", tied)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        r#"transaction T123: field "reconciled_payment_id" is an object, expected a string, number or null"#
+    );
+    // An id as a string or a number is a tie; null is an open credit.
+    for (id, tied) in [
+        (json!("P9"), Some("P9")),
+        (json!(9), Some("9")),
+        (Value::Null, None),
+    ] {
+        let t = parse_transaction(&with(credit_json(), "reconciled_payment_id", id)).unwrap();
+        assert_eq!(t.reconciled_payment_id.as_ref().map(|p| p.as_str()), tied);
+    }
+}
+
+#[test]
+fn a_reconciled_payment_id_that_is_an_array_makes_the_credit_unreadable() {
+    let e = parse_transaction(&with(credit_json(), "reconciled_payment_id", json!(["P9"])))
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        r#"transaction T123: field "reconciled_payment_id" is an array, expected a string, number or null"#
+    );
+}
+
+#[test]
+fn an_amount_that_is_a_boolean_makes_the_record_unreadable() {
+    let e = parse_transaction(&with(credit_json(), "amount", json!(true))).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        r#"transaction T123: field "amount" is a boolean, expected a string or number"#
+    );
+    let e = parse_payment(&with(payment_json(), "fiat_amount", json!(false))).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        r#"payment P123: field "fiat_amount" is a boolean, expected a string or number"#
+    );
+}
+
+#[test]
+fn a_number_where_only_text_is_allowed_or_null_where_none_is_makes_the_record_unreadable() {
+    let e = parse_transaction(&with(credit_json(), "counterparty_name", json!(42))).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        r#"transaction T123: field "counterparty_name" is a number, expected a string or null"#
+    );
+    let e = parse_payment(&with(payment_json(), "status", Value::Null)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        r#"payment P123: field "status" is null, expected a string"#
+    );
+    // An absent field is still read as before: required ones are missing.
+    let mut v = payment_json();
+    v.as_object_mut().unwrap().remove("status");
+    assert_eq!(
+        parse_payment(&raw(&v)).unwrap_err(),
+        WireError::Missing { field: "status" }
+    );
+}
+
+#[test]
+fn a_record_whose_id_is_unreadable_is_named_without_one() {
+    let e = parse_transaction(&with(credit_json(), "id", json!(["T123"]))).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        r#"transaction: field "id" is an array, expected a string or number"#
+    );
+    let mut account = json!({"iban":"ES9121000418450200051332","bic":"CAIXESBBXXX",
+        "holder_name":"CryptoPocket Integration SL","currency":"EUR","balance":"10.00"});
+    parse_account(&raw(&account)).unwrap();
+    account["bic"] = json!({});
+    assert_eq!(
+        parse_account(&raw(&account)).unwrap_err().to_string(),
+        r#"account ES9121000418450200051332: field "bic" is an object, expected a string"#
+    );
+}
+
 /// `text` read as a numeric string (`"150.50"`).
 fn decimal_as_string(text: &str) -> Option<Decimal> {
     flex_decimal(&raw(&json!(text)))

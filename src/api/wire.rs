@@ -3,6 +3,11 @@
 //! without offset. Each item is read in one pass from its raw JSON; one that cannot be
 //! read becomes a bad record, never an error of the whole list. Also the query and path
 //! of a list request.
+//!
+//! Tolerant of the spellings, strict on the types (§13): each field a record kind reads
+//! has a shape, the JSON types it may arrive as. A field of another type (an object
+//! where a concept is expected, a boolean for an amount) makes the record unreadable;
+//! it is never read as absent or empty.
 
 use std::borrow::Cow;
 
@@ -53,7 +58,85 @@ pub enum WireError {
         field: &'static str,
         source: DomainError,
     },
+    /// A field of a JSON type its shape does not allow (§13, rules §1). `id` is the
+    /// record's id when that one is readable.
+    #[error("{record}{}: field \"{field}\" is {found}, expected {expected}", named(.id))]
+    WrongType {
+        record: &'static str,
+        id: Option<String>,
+        field: &'static str,
+        found: JsonType,
+        expected: &'static str,
+    },
 }
+
+fn named(id: &Option<String>) -> String {
+    id.as_ref().map(|id| format!(" {id}")).unwrap_or_default()
+}
+
+/// The type of a JSON value, as a [`WireError::WrongType`] names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonType {
+    Null,
+    Boolean,
+    Number,
+    String,
+    Array,
+    Object,
+}
+
+impl JsonType {
+    /// The type of a value, from its first byte (a raw value starts at the value).
+    fn of(v: &RawValue) -> Self {
+        match v.get().as_bytes().first() {
+            Some(b'"') => Self::String,
+            Some(b'{') => Self::Object,
+            Some(b'[') => Self::Array,
+            Some(b't' | b'f') => Self::Boolean,
+            Some(b'n') => Self::Null,
+            _ => Self::Number,
+        }
+    }
+}
+
+impl std::fmt::Display for JsonType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Null => "null",
+            Self::Boolean => "a boolean",
+            Self::Number => "a number",
+            Self::String => "a string",
+            Self::Array => "an array",
+            Self::Object => "an object",
+        })
+    }
+}
+
+/// The JSON types a field may arrive as; null, where allowed, reads as absent.
+#[derive(Clone, Copy)]
+struct Shape {
+    types: &'static [JsonType],
+    expected: &'static str,
+}
+
+/// Text: statuses, currencies, IBANs, times, dates, names.
+const STR: Shape = Shape {
+    types: &[JsonType::String],
+    expected: "a string",
+};
+const STR_OR_NULL: Shape = Shape {
+    types: &[JsonType::String, JsonType::Null],
+    expected: "a string or null",
+};
+/// Ids, concepts and amounts: a string or a number (§4).
+const STR_OR_NUM: Shape = Shape {
+    types: &[JsonType::String, JsonType::Number],
+    expected: "a string or number",
+};
+const STR_NUM_OR_NULL: Shape = Shape {
+    types: &[JsonType::String, JsonType::Number, JsonType::Null],
+    expected: "a string, number or null",
+};
 
 fn invalid(field: &'static str) -> impl FnOnce(DomainError) -> WireError {
     move |source| WireError::Invalid { field, source }
@@ -174,20 +257,20 @@ const MAX_FIELDS: usize = 16;
 /// from the body. The object is read in one pass: other fields are skipped, no key is
 /// copied, and a field given twice keeps its last value.
 struct Obj<'a> {
-    names: &'static [&'static str],
+    names: &'static [Field],
     values: [Option<&'a RawValue>; MAX_FIELDS],
 }
 
 impl<'a> Obj<'a> {
     /// `k` must be one of the names the object was read with.
     fn get(&self, k: &str) -> Option<&'a RawValue> {
-        let i = self.names.iter().position(|n| *n == k);
+        let i = self.names.iter().position(|(n, _)| *n == k);
         debug_assert!(i.is_some(), "field `{k}` was not asked for");
         self.values[i?]
     }
 }
 
-fn obj<'a>(text: &'a str, names: &'static [&'static str]) -> Result<Obj<'a>, WireError> {
+fn obj<'a>(text: &'a str, names: &'static [Field]) -> Result<Obj<'a>, WireError> {
     use serde::de::DeserializeSeed;
     let mut de = serde_json::Deserializer::from_str(text);
     ObjSeed(names)
@@ -196,8 +279,8 @@ fn obj<'a>(text: &'a str, names: &'static [&'static str]) -> Result<Obj<'a>, Wir
         .map_err(|_| WireError::NotAnObject)
 }
 
-/// Reads an object into an [`Obj`] of the given field names.
-struct ObjSeed(&'static [&'static str]);
+/// Reads an object into an [`Obj`] of the given fields.
+struct ObjSeed(&'static [Field]);
 
 impl<'de> serde::de::DeserializeSeed<'de> for ObjSeed {
     type Value = Obj<'de>;
@@ -229,8 +312,8 @@ impl<'de> serde::de::Visitor<'de> for ObjSeed {
     }
 }
 
-/// A key, as its index among the wanted names (`None`: not wanted).
-struct KeySeed(&'static [&'static str]);
+/// A key, as its index among the wanted fields (`None`: not wanted).
+struct KeySeed(&'static [Field]);
 
 impl<'de> serde::de::DeserializeSeed<'de> for KeySeed {
     type Value = Option<usize>;
@@ -248,11 +331,13 @@ impl serde::de::Visitor<'_> for KeySeed {
         Ok(self
             .0
             .iter()
-            .position(|n| *n == k)
+            .position(|(n, _)| *n == k)
             .filter(|&i| i < MAX_FIELDS))
     }
 }
 
+/// A field that must be there: absent or null, it is missing ([`record`] has already
+/// refused a null where the field's shape does not allow one).
 fn req<'a>(o: &Obj<'a>, k: &'static str) -> Result<&'a RawValue, WireError> {
     match o.get(k) {
         Some(v) if v.get() != "null" => Ok(v),
@@ -460,48 +545,110 @@ fn currency(o: &Obj<'_>, k: &'static str) -> Result<Currency, WireError> {
     Currency::parse(req_str(o, k)?).map_err(invalid(k))
 }
 
-/// The fields each parser reads.
-const PAYMENT_FIELDS: &[&str] = &[
-    "id",
-    "external_id",
-    "user_id",
-    "status",
-    "fiat_amount",
-    "fiat_symbol",
-    "payment_type",
-    "concept",
-    "created_at",
-    "updated_at",
-];
-const OFFRAMP_FIELDS: &[&str] = &[
-    "id",
-    "user_id",
-    "status",
-    "fiat_amount",
-    "fiat_symbol",
-    "iban",
-    "created_at",
-    "updated_at",
-];
-const TRANSACTION_FIELDS: &[&str] = &[
-    "id",
-    "iban",
-    "amount",
-    "currency",
-    "direction",
-    "concept",
-    "counterparty_name",
-    "counterparty_iban",
-    "booked_at",
-    "value_date",
-    "reconciled_payment_id",
-];
-const ACCOUNT_FIELDS: &[&str] = &["iban", "bic", "holder_name", "currency", "balance"];
-const PAGINATION_FIELDS: &[&str] = &["current_page", "per_page", "last_page", "total"];
-const ID_FIELD: &[&str] = &["id"];
+/// A field a parser reads, and the JSON types it may arrive as.
+type Field = (&'static str, Shape);
 
-pub(super) fn parse_payment(v: &RawValue) -> Result<Payment, WireError> {
-    let o = &obj(v.get(), PAYMENT_FIELDS)?;
+/// A record kind: its name in messages, the field that names one record, and the fields
+/// read, with their types (§13.3–§13.6).
+struct Kind {
+    name: &'static str,
+    id: &'static str,
+    fields: &'static [Field],
+}
+
+const PAYMENT: Kind = Kind {
+    name: "payment",
+    id: "id",
+    fields: &[
+        ("id", STR_OR_NUM),
+        ("external_id", STR_NUM_OR_NULL),
+        ("user_id", STR_NUM_OR_NULL),
+        ("status", STR),
+        ("fiat_amount", STR_OR_NUM),
+        ("fiat_symbol", STR),
+        ("payment_type", STR),
+        ("concept", STR_NUM_OR_NULL),
+        ("created_at", STR),
+        ("updated_at", STR),
+    ],
+};
+const OFFRAMP: Kind = Kind {
+    name: "off-ramp",
+    id: "id",
+    fields: &[
+        ("id", STR_OR_NUM),
+        ("user_id", STR_NUM_OR_NULL),
+        ("status", STR),
+        ("fiat_amount", STR_OR_NUM),
+        ("fiat_symbol", STR),
+        ("iban", STR_OR_NULL),
+        ("created_at", STR),
+        ("updated_at", STR),
+    ],
+};
+const TRANSACTION: Kind = Kind {
+    name: "transaction",
+    id: "id",
+    fields: &[
+        ("id", STR_OR_NUM),
+        ("iban", STR),
+        ("amount", STR_OR_NUM),
+        ("currency", STR),
+        ("direction", STR),
+        ("concept", STR_OR_NUM),
+        ("counterparty_name", STR_OR_NULL),
+        ("counterparty_iban", STR_OR_NULL),
+        ("booked_at", STR),
+        ("value_date", STR_OR_NULL),
+        ("reconciled_payment_id", STR_NUM_OR_NULL),
+    ],
+};
+const ACCOUNT: Kind = Kind {
+    name: "account",
+    id: "iban",
+    fields: &[
+        ("iban", STR),
+        ("bic", STR),
+        ("holder_name", STR),
+        ("currency", STR),
+        ("balance", STR_OR_NUM),
+    ],
+};
+/// Read without [`record`]'s check: a pagination block that does not read fails the page,
+/// and the id of a bad record is only a label.
+const PAGINATION_FIELDS: &[Field] = &[
+    ("current_page", STR_OR_NUM),
+    ("per_page", STR_OR_NUM),
+    ("last_page", STR_OR_NUM),
+    ("total", STR_OR_NUM),
+];
+const ID_FIELD: &[Field] = &[("id", STR_OR_NUM)];
+
+/// One record of `kind`: an object whose every field present has a type its shape
+/// allows. An absent field is left to the parser (required or not).
+fn record<'a>(text: &'a str, kind: &Kind) -> Result<Obj<'a>, WireError> {
+    let o = obj(text, kind.fields)?;
+    for (&(field, shape), value) in kind.fields.iter().zip(o.values) {
+        let Some(found) = value.map(JsonType::of) else {
+            continue;
+        };
+        if !shape.types.contains(&found) {
+            return Err(WireError::WrongType {
+                record: kind.name,
+                id: o.get(kind.id).and_then(flex_string),
+                field,
+                found,
+                expected: shape.expected,
+            });
+        }
+    }
+    Ok(o)
+}
+
+/// One item of `GET /payments` (§13.3), or the `data` of `GET /payment/{id}` (§5.3), read
+/// as the client reads it. Public for the decoders' property tests.
+pub fn parse_payment(v: &RawValue) -> Result<Payment, WireError> {
+    let o = &record(v.get(), &PAYMENT)?;
     let id = PaymentId::parse(req_string(o, "id")?).map_err(WireError::BadId)?;
     let cur = currency(o, "fiat_symbol")?;
     // `fiat_amount` is integer cents here (§5.3, §13.3).
@@ -524,8 +671,10 @@ pub(super) fn parse_payment(v: &RawValue) -> Result<Payment, WireError> {
     })
 }
 
-pub(super) fn parse_offramp(v: &RawValue) -> Result<Offramp, WireError> {
-    let o = &obj(v.get(), OFFRAMP_FIELDS)?;
+/// One item of `GET /rampoffs` (§13.4), read as the client reads it. Public for the
+/// decoders' property tests.
+pub fn parse_offramp(v: &RawValue) -> Result<Offramp, WireError> {
+    let o = &record(v.get(), &OFFRAMP)?;
     let id = OfframpId::parse(req_string(o, "id")?).map_err(WireError::BadId)?;
     // `fiat_amount` is a decimal string in currency units here (§13.4).
     let fiat = Money::from_units(req_decimal(o, "fiat_amount")?, currency(o, "fiat_symbol")?);
@@ -540,8 +689,10 @@ pub(super) fn parse_offramp(v: &RawValue) -> Result<Offramp, WireError> {
     })
 }
 
-pub(super) fn parse_transaction(v: &RawValue) -> Result<BankTransaction, WireError> {
-    let o = &obj(v.get(), TRANSACTION_FIELDS)?;
+/// One item of `GET /banking/accounts/{iban}/transactions` (§13.6), read as the client
+/// reads it. Public for the decoders' property tests.
+pub fn parse_transaction(v: &RawValue) -> Result<BankTransaction, WireError> {
+    let o = &record(v.get(), &TRANSACTION)?;
     let id = BankTxId::parse(req_string(o, "id")?).map_err(WireError::BadId)?;
     let iban = Iban::parse(req_string(o, "iban")?).map_err(invalid("iban"))?;
     let amount = req_decimal(o, "amount")?;
@@ -580,8 +731,10 @@ pub(super) fn parse_transaction(v: &RawValue) -> Result<BankTransaction, WireErr
     })
 }
 
-pub(super) fn parse_account(v: &RawValue) -> Result<BankAccount, WireError> {
-    let o = &obj(v.get(), ACCOUNT_FIELDS)?;
+/// One item of `GET /banking/accounts` (§13.5), read as the client reads it. Public for
+/// the decoders' property tests.
+pub fn parse_account(v: &RawValue) -> Result<BankAccount, WireError> {
+    let o = &record(v.get(), &ACCOUNT)?;
     let iban = Iban::parse(req_string(o, "iban")?).map_err(invalid("iban"))?;
     let currency = match opt_string(o, "currency") {
         None => None,
