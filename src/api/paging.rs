@@ -89,6 +89,18 @@ impl Identified for BankTransaction {
     }
 }
 
+/// The ids a collect has received, for dropping repeats.
+pub trait Received {
+    /// Notes that `id` was received; true the first time.
+    fn first(&mut self, id: &str) -> bool;
+}
+
+impl<S: std::hash::BuildHasher> Received for std::collections::HashSet<String, S> {
+    fn first(&mut self, id: &str) -> bool {
+        !self.contains(id) && self.insert(id.to_owned())
+    }
+}
+
 /// One request of a slice: page `page` of `[from, to)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Request {
@@ -191,8 +203,8 @@ impl Keyset {
         })
     }
 
-    /// Takes the answer to [`Keyset::next_request`]: drops items already seen (by id,
-    /// with `seen` shared by every slice and pass of the list) and moves the cursor.
+    /// Takes the answer to [`Keyset::next_request`]: drops items already received (by
+    /// id, with `seen` shared by every slice of the collect) and moves the cursor.
     /// `stamp` is the list's timestamp. Fails when the provider keeps answering full
     /// pages past any plausible end.
     pub fn accept<T: Identified>(
@@ -200,7 +212,7 @@ impl Keyset {
         endpoint: &str,
         page: &mut Page<T>,
         stamp: fn(&T) -> DateTime<Utc>,
-        seen: &mut FxHashSet<String>,
+        seen: &mut impl Received,
     ) -> Result<(), ApiError> {
         self.requests += 1;
         let info = page.info;
@@ -209,8 +221,7 @@ impl Keyset {
         // where the page ended.
         let last = page.items.iter().map(|r| stamp(&r.value)).max();
         let before = page.items.len();
-        page.items
-            .retain(|r| seen.insert(r.value.wire_id().to_owned()));
+        page.items.retain(|r| seen.first(r.value.wire_id()));
         let kept = page.items.len() as u64;
         self.items += kept;
         self.duplicates += (before as u64) - kept;
@@ -356,12 +367,17 @@ pub fn proven<S: std::hash::BuildHasher>(
     second: &std::collections::HashSet<String, S>,
 ) -> Result<(), String> {
     let gone = first.iter().filter(|id| !second.contains(*id)).count();
+    verdict(first.len() as u64, count, gone)
+}
+
+/// [`proven`] on figures alone: the items the first collect received, the count between
+/// the collects, and how many of the first collect's items the second did not receive.
+pub fn verdict(received: u64, count: u64, gone: usize) -> Result<(), String> {
     if gone > 0 {
         return Err(format!(
             "{gone} item(s) received by one read were gone from the next"
         ));
     }
-    let received = first.len() as u64;
     if count != received {
         return Err(format!(
             "the provider counted {count} item(s) between two reads that received {received}"

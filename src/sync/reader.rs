@@ -279,7 +279,7 @@ impl Reader {
                 tally.bad
             ));
         }
-        let items = seen.lock().map(|s| s.all.len() as u64).unwrap_or(0);
+        let items = seen.lock().map(|s| s.items()).unwrap_or(0);
         let l = ListRead {
             list: name.to_owned(),
             complete: error.is_none(),
@@ -335,7 +335,7 @@ impl Reader {
         for attempt in 1..=PROOFS {
             let first = seen
                 .lock()
-                .map(|mut s| std::mem::take(&mut s.pass))
+                .map(|s| s.received)
                 .map_err(|_| "internal: seen set poisoned".to_owned())?;
             let count = ListQuery {
                 to: None,
@@ -348,11 +348,14 @@ impl Reader {
                 .map_err(|e| e.to_string())?
                 .info
                 .total;
+            seen.lock()
+                .map(|mut s| s.next_collect())
+                .map_err(|_| "internal: seen set poisoned".to_owned())?;
             self.read_pass(name, q, fetch, stamp, wrap, seen, tally)
                 .await?;
             let verdict = seen
                 .lock()
-                .map(|s| crate::api::paging::proven(&first, count, &s.pass))
+                .map(|s| crate::api::paging::verdict(first, count, s.gone()))
                 .map_err(|_| "internal: seen set poisoned".to_owned())?;
             match verdict {
                 Ok(()) => return Ok(()),
@@ -480,14 +483,11 @@ impl Reader {
                 .lock()
                 .map_err(|_| "internal: seen set poisoned".to_owned())?;
             let before = k.duplicates;
-            k.accept(name, &mut page, stamp, &mut s.pass)
+            k.accept(name, &mut page, stamp, &mut *s)
                 .map_err(|e| e.to_string())?;
             tally.duplicates += k.duplicates - before;
             // An item an earlier collect received is written again only if it changed.
-            page.items.retain(|r| {
-                let h = fingerprint(&r.raw);
-                s.all.insert(r.value.wire_id().to_owned(), h) != Some(h)
-            });
+            page.items.retain(|r| s.changed(r.value.wire_id(), &r.raw));
         }
         let high = page.items.iter().map(|r| stamp(&r.value)).max();
         tally.high = tally.high.max(high);
@@ -500,7 +500,7 @@ impl Reader {
                 // later collect meets it again; it is logged and stored once a read.
                 for b in &page.bad {
                     if let Some(id) = &b.id {
-                        s.pass.insert(id.clone());
+                        crate::api::paging::Received::first(&mut *s, id);
                     }
                 }
                 page.bad.retain(|b| s.bad.insert(fingerprint(&b.raw)));
@@ -530,7 +530,7 @@ impl Reader {
             return Err("the store writer stopped".into());
         }
         if let Some(p) = &self.progress {
-            let items = seen.lock().map(|s| s.all.len() as u64).unwrap_or(0);
+            let items = seen.lock().map(|s| s.items()).unwrap_or(0);
             p.update(name, tally.requests, items);
         }
         Ok(k.next_request().map(|next| AfterPage {
@@ -564,17 +564,83 @@ type Fetch<T> = Arc<dyn Fn(ListQuery, u32, u32) -> PageFuture<T> + Send + Sync>;
 /// Turns a page's new items into the writer's message.
 type Wrap<T> = Arc<dyn Fn(Vec<Record<T>>) -> Write + Send + Sync>;
 
-/// The ids a list read has received.
+/// What a list read has received, kept small however long the list: an item is known
+/// by a 128-bit digest of its id, keyed at random for each read (no provider can make
+/// two ids collide), with a fingerprint of the record as last received and which
+/// collects received it.
 #[derive(Default)]
 struct Seen {
-    /// Every item received by any collect, with a fingerprint of the record as last
-    /// received: a later collect writes an item again only when it changed.
-    all: FxHashMap<String, u64>,
-    /// The ids the current collect received: its readable items, and the ids its
+    keys: (std::hash::RandomState, std::hash::RandomState),
+    all: FxHashMap<u128, Entry>,
+    /// The collect under way, from 0.
+    collect: u32,
+    /// How many ids the collect under way received: its readable items, and the ids its
     /// unreadable records carried (the provider's `total` counts them too).
-    pass: FxHashSet<String>,
+    received: u64,
     /// Fingerprints of the unreadable records met by any collect.
     bad: FxHashSet<u64>,
+}
+
+#[derive(Clone, Copy)]
+struct Entry {
+    /// `None` for an id only an unreadable record carried.
+    fingerprint: Option<u64>,
+    /// Bit `n`: collect `n` received it.
+    collects: u32,
+}
+
+impl Seen {
+    fn key(&self, id: &str) -> u128 {
+        use std::hash::BuildHasher;
+        (u128::from(self.keys.0.hash_one(id)) << 64) | u128::from(self.keys.1.hash_one(id))
+    }
+
+    /// Starts the next collect.
+    fn next_collect(&mut self) {
+        self.collect += 1;
+        self.received = 0;
+    }
+
+    /// Notes the record as received now; true when no collect received it as it is.
+    fn changed(&mut self, id: &str, raw: &str) -> bool {
+        let (key, now) = (self.key(id), fingerprint(raw));
+        self.all
+            .get_mut(&key)
+            .is_none_or(|e| e.fingerprint.replace(now) != Some(now))
+    }
+
+    /// How many ids the previous collect received that the one under way did not.
+    fn gone(&self) -> usize {
+        let (before, now) = (1 << (self.collect - 1), 1 << self.collect);
+        self.all
+            .values()
+            .filter(|e| e.collects & before != 0 && e.collects & now == 0)
+            .count()
+    }
+
+    /// Readable items received by any collect.
+    fn items(&self) -> u64 {
+        self.all
+            .values()
+            .filter(|e| e.fingerprint.is_some())
+            .count() as u64
+    }
+}
+
+impl crate::api::paging::Received for Seen {
+    fn first(&mut self, id: &str) -> bool {
+        let (key, bit) = (self.key(id), 1u32 << self.collect);
+        let e = self.all.entry(key).or_insert(Entry {
+            fingerprint: None,
+            collects: 0,
+        });
+        if e.collects & bit != 0 {
+            return false;
+        }
+        e.collects |= bit;
+        self.received += 1;
+        true
+    }
 }
 
 /// A record's fingerprint, to tell whether a later collect received it changed.
