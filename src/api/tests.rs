@@ -638,15 +638,16 @@ fn a_page_reads_the_same_whether_its_envelope_was_read_on_the_way_in_or_not() {
     assert_eq!(light.1.len(), 1, "the fractional cents are a bad record");
     assert!(light.2.contains("current_page: 2"), "{}", light.2);
     // A `status` that is not a string is no success word, and leaves the page readable.
-    let odd =
-        r#"{"status":true,"data":[],"pagination":{"current_page":1,"per_page":2,"last_page":1}}"#;
+    let odd = r#"{"status":true,"data":[],"pagination":{"current_page":1,"per_page":2,"last_page":1,"total":0}}"#;
     let env = serde_json::from_str::<Envelope<'_>>(odd).unwrap();
     assert_eq!(env.status_text(), None);
     assert!(parse_page("/payments", &answer(odd, false), parse_payment).is_ok());
     // A page without its list or pagination is refused the same way too.
+    // Without `total` no read of more than one page could be proven whole.
     for broken in [
         r#"{"status":"ok","data":{"id":"P1"},"pagination":{}}"#,
         r#"{"status":"ok","data":[]}"#,
+        r#"{"status":"ok","data":[],"pagination":{"current_page":1,"per_page":2,"last_page":1}}"#,
     ] {
         let e = |light| {
             parse_page("/payments", &answer(broken, light), parse_payment)

@@ -203,16 +203,22 @@ pub(super) fn parse_page<T>(
         .or(env.meta)
         .and_then(|p| obj(p, PAGINATION_FIELDS).ok());
     let field = |name: &str| pag.as_ref().and_then(|p| p.get(name)).and_then(flex_u64);
-    let (Some(current_page), Some(per_page), Some(last_page)) =
-        (field("current_page"), field("per_page"), field("last_page"))
-    else {
-        return Err(bad_page("missing or invalid `pagination`"));
+    // `total` is required: without it no read of more than one page can be proven whole.
+    let (Some(current_page), Some(per_page), Some(last_page), Some(total)) = (
+        field("current_page"),
+        field("per_page"),
+        field("last_page"),
+        field("total"),
+    ) else {
+        return Err(bad_page(
+            "missing or invalid `pagination` (current_page, per_page, last_page and total)",
+        ));
     };
     let info = PageInfo {
         current_page: u32::try_from(current_page).unwrap_or(u32::MAX),
         per_page: u32::try_from(per_page).unwrap_or(u32::MAX),
         last_page: u32::try_from(last_page).unwrap_or(u32::MAX),
-        total: field("total").unwrap_or(0),
+        total,
         item_count: items.len(),
     };
     let mut good = Vec::with_capacity(items.len());
