@@ -136,8 +136,6 @@ pub struct Keyset {
     done: bool,
     requests: u32,
     max_total: u64,
-    /// Items received, without repeats.
-    pub items: u64,
     /// Items received again (a cursor page repeats the items of its first instant).
     pub duplicates: u64,
 }
@@ -161,7 +159,6 @@ impl Keyset {
             done: false,
             requests: 0,
             max_total: 0,
-            items: 0,
             duplicates: 0,
         }
     }
@@ -222,9 +219,7 @@ impl Keyset {
         let last = page.items.iter().map(|r| stamp(&r.value)).max();
         let before = page.items.len();
         page.items.retain(|r| seen.first(r.value.wire_id()));
-        let kept = page.items.len() as u64;
-        self.items += kept;
-        self.duplicates += (before as u64) - kept;
+        self.duplicates += (before - page.items.len()) as u64;
 
         self.served = self.served.min(info.per_page.max(1));
         let full = more_after(&info).map_err(|why| ApiError::Contradiction {

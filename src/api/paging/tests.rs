@@ -93,6 +93,84 @@ fn items_sharing_one_instant_beyond_a_page_are_read_by_page_number_within_it() {
 }
 
 #[test]
+fn a_cursor_page_repeats_its_last_instant_and_the_repeats_are_counted_not_kept() {
+    // Pages of 4 over instants 0,0,1,1,2,2,...: each cursor page starts at the last
+    // instant of the one before, so its first two items are repeats.
+    let list: Vec<(String, i64)> = (0..12).map(|i| (format!("T{i:02}"), i / 2)).collect();
+    let mut k = Keyset::new(None, None, 4);
+    let mut seen = FxHashSet::default();
+    let mut kept = 0;
+    while let Some(r) = k.next_request() {
+        let view: Vec<(&str, i64)> = list.iter().map(|(i, s)| (i.as_str(), *s)).collect();
+        let mut page = serve(&view, r, 4);
+        k.accept("test", &mut page, stamp, &mut seen).unwrap();
+        kept += page.items.len();
+    }
+    assert_eq!((kept, seen.len()), (12, 12));
+    assert_eq!(k.duplicates, 2 * u64::from(k.requests() - 1));
+}
+
+#[test]
+fn an_instant_read_by_page_number_at_the_end_of_a_slice_ends_the_slice_only_there() {
+    // 23 items at instant 5, 4 at instant 9, and a slice that ends at 20: the instant
+    // is read by page number, then the cursor goes on after it to the rest.
+    let mut list: Vec<(String, i64)> = (0..23).map(|i| (format!("T{i:02}"), 5)).collect();
+    list.extend((0..4).map(|i| (format!("U{i}"), 9)));
+    list.push(("LATE".into(), 30));
+    let mut k = Keyset::new(None, Some(at(20)), 10);
+    let mut seen = FxHashSet::default();
+    while let Some(r) = k.next_request() {
+        let view: Vec<(&str, i64)> = list.iter().map(|(i, s)| (i.as_str(), *s)).collect();
+        let mut page = serve(&view, r, 10);
+        k.accept("test", &mut page, stamp, &mut seen).unwrap();
+    }
+    assert_eq!(seen.len(), 27);
+    assert!(!seen.contains("LATE"), "past the slice's end");
+    // An instant that is the slice's last microsecond ends the slice with it.
+    let list: Vec<(String, i64)> = (0..15).map(|i| (format!("T{i:02}"), 5)).collect();
+    let end = at(5) + Duration::microseconds(1);
+    let mut k = Keyset::new(None, Some(end), 10);
+    let mut seen = FxHashSet::default();
+    let mut requests = 0;
+    while let Some(r) = k.next_request() {
+        requests += 1;
+        let view: Vec<(&str, i64)> = list.iter().map(|(i, s)| (i.as_str(), *s)).collect();
+        let mut page = serve(&view, r, 10);
+        k.accept("test", &mut page, stamp, &mut seen).unwrap();
+    }
+    assert_eq!((seen.len(), requests), (15, 3));
+}
+
+#[test]
+fn pages_of_unreadable_records_are_followed_by_page_number_to_the_end() {
+    // No readable item says where a page ended: the rest is read by number.
+    let mut k = Keyset::new(None, None, 2);
+    let mut seen = FxHashSet::default();
+    let mut asked = Vec::new();
+    while let Some(r) = k.next_request() {
+        asked.push(r.page);
+        assert!(asked.len() < 10, "never ended: {asked:?}");
+        let n = asked.len() as u32;
+        let mut page: Page<BankTransaction> = Page {
+            items: Vec::new(),
+            bad: Vec::new(),
+            info: PageInfo {
+                current_page: r.page,
+                per_page: 2,
+                last_page: 3,
+                total: 6,
+                item_count: 2,
+            },
+        };
+        if n == 3 {
+            page.info.current_page = 3;
+        }
+        k.accept("test", &mut page, stamp, &mut seen).unwrap();
+    }
+    assert_eq!(asked, vec![1, 2, 3]);
+}
+
+#[test]
 fn inserts_and_removals_before_the_cursor_never_hide_an_item_that_was_there_all_along() {
     // Every request is preceded by an insert at the very start of the list and the
     // removal of the oldest original item not yet removed: numbered pages would
