@@ -1959,3 +1959,28 @@ async fn a_narrow_read_of_an_instant_beyond_a_page_misses_nothing_when_a_booking
         "the reversed booking is not returned"
     );
 }
+
+#[tokio::test]
+async fn a_narrow_read_of_an_instant_that_fits_one_page_is_one_request() {
+    // One answer that ends the list is a snapshot: nothing to prove by reading again.
+    let sb = spawn_sandbox().await;
+    let iban = sb.accounts()[0].iban.clone();
+    let at = anchor() + chrono::Duration::days(3);
+    for i in 0..3 {
+        sb.add_transaction(TransactionRecord::credit(
+            format!("ONE{i:03}"),
+            &iban,
+            Decimal::new(1_000 + i, 2),
+            "Transferencia",
+            at,
+        ))
+        .expect("added");
+    }
+    let client = client_for(&sb);
+    let iban = Iban::parse(&iban).unwrap();
+    client.transactions_at(&iban, at).await.expect("warm-up");
+    let before = sb.request_count();
+    let (items, _) = client.transactions_at(&iban, at).await.expect("read");
+    assert_eq!(items.len(), 3);
+    assert_eq!(sb.request_count() - before, 1);
+}
