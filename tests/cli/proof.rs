@@ -316,3 +316,109 @@ async fn a_transfer_back_dated_before_the_incremental_window_is_read_whatever_wa
     assert!(env.sandbox.handle().remove_transaction(&old.id));
     assert_never_called_by(&env, &["--run-now"], [recent, back_dated]).await;
 }
+
+/// A provider that hides one booking from every read: whenever the reader's cursor is
+/// past `mark`, it moves `hidden` from ahead of the cursor to just behind it (and, with
+/// `remove`, reverses one booking already read, so that its count matches); whenever a
+/// read starts over from the beginning, it moves `hidden` back ahead.
+struct HideFromEveryRead {
+    iban: String,
+    hidden: String,
+    mark: DateTime<Utc>,
+    ahead: DateTime<Utc>,
+    remove: Mutex<Vec<String>>,
+}
+
+impl Hook for HideFromEveryRead {
+    fn on(&self, sandbox: &Handle, event: &Event) -> Action {
+        let Event::List {
+            list: ListName::Transactions,
+            iban,
+            from,
+            to: None,
+            ..
+        } = event
+        else {
+            return Action::Serve;
+        };
+        if *iban != self.iban {
+            return Action::Serve;
+        }
+        let at = sandbox.transaction(&self.hidden).map(|t| t.booked_at);
+        match from {
+            Some(f) if *f > self.mark => {
+                if at.is_some_and(|t| t >= *f) {
+                    sandbox.redate_transaction(&self.hidden, self.mark);
+                    if let Some(r) = self.remove.lock().unwrap().pop() {
+                        sandbox.remove_transaction(&r);
+                    }
+                }
+            }
+            _ => {
+                if at.is_some_and(|t| t < self.ahead) {
+                    sandbox.redate_transaction(&self.hidden, self.ahead);
+                }
+            }
+        }
+        Action::Serve
+    }
+}
+
+/// A provider that re-dates the second transfer behind the reader in every read, with
+/// (`removals`) or without a booking already read reversed each time.
+async fn hidden_from_every_read(removals: bool) {
+    let env = TestEnv::start(SandboxConfig::default()).await;
+    // One slice per list, so that "behind the cursor" is behind the only cursor.
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(
+        &env.config,
+        text.replace("page_size = 20\n", "page_size = 20\nconcurrency = 1\n"),
+    )
+    .unwrap();
+    let iban = env.sandbox.accounts()[0].iban.clone();
+    let concept = paid_twice_payment(&env);
+    let base = Utc::now() + Duration::days(1);
+    let (first, second) = ("EVERYFIRST000000000001", "EVERYSECOND00000000001");
+    let text = format!("Pedido {concept}");
+    credit(&env, first, &iban, CENTS, &text, base);
+    let mut fillers = Vec::new();
+    for i in 0..50 {
+        let id = format!("EVERYFILLER{i:011}");
+        credit(
+            &env,
+            &id,
+            &iban,
+            1_000 + i,
+            "Nómina",
+            base + Duration::minutes(2 * (i + 1)),
+        );
+        fillers.push(id);
+    }
+    let ahead = base + Duration::minutes(150);
+    credit(&env, second, &iban, CENTS, &text, ahead);
+    fillers.truncate(if removals { 10 } else { 0 });
+    env.sandbox
+        .set_hook(Some(std::sync::Arc::new(HideFromEveryRead {
+            iban: iban.clone(),
+            hidden: second.into(),
+            mark: base + Duration::minutes(55),
+            ahead,
+            remove: Mutex::new(fillers),
+        })));
+    assert_never_called_and_reported_ambiguous(&env, [first, second]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_booking_hidden_from_every_read_leaves_the_list_unproven_when_counts_agree() {
+    // Each read misses the second transfer and reverses a booking it read: the
+    // provider's count always equals what the read received. Only the second read's
+    // finding that an item of the first is gone tells.
+    hidden_from_every_read(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_booking_hidden_from_every_read_leaves_the_list_unproven_when_nothing_is_gone() {
+    // Each read misses the second transfer and nothing is removed: every item of one
+    // read is in the next. Only the provider's count between them tells.
+    hidden_from_every_read(false).await;
+}
