@@ -272,6 +272,9 @@ impl Reader {
                 .collect_proven(name, &q, &fetch, stamp, &wrap, &seen, &mut tally)
                 .await
                 .err();
+            if let Some(e) = &error {
+                tracing::error!(list = name, error = %e, "list read failed");
+            }
         }
         if error.is_none() && tally.bad > 0 {
             error = Some(format!(
