@@ -75,21 +75,31 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     )
     .await?;
     let calls = sandbox.reconcile_calls().len();
+    let sandbox_url = sandbox.base_url();
     sandbox.shutdown().await;
 
+    let config = write_config(&args.dir, &sandbox_url, &key, &secret)?;
     println!("{}", summary.line());
     println!("  reconcile calls received by the sandbox: {calls}");
     if let Some(dir) = &summary.report_dir {
         println!("  reports:  {}", dir.display());
-        let files = crate::report::ReportKind::ALL
-            .iter()
-            .map(|k| k.file_name())
-            .chain(["report.eml"]);
+        // What was written, as it is: the workbook is the file people open.
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot list {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        files.sort();
         for f in files {
-            println!("            {}", dir.join(f).display());
+            println!("            {}", f.display());
         }
     }
     println!("  database: {}", db.display());
+    println!("  config:   {} (for the commands below)", config.display());
+    let c = config.display();
+    println!("next, on what the demo made:");
+    println!("  cp-recon status --config {c}    # the last run and what needs a person");
+    println!("  cp-recon review --config {c}    # every open item, with the command to act");
+    println!("  cp-recon history PAYMENT_OR_TRANSACTION_ID --config {c}");
     match summary.status {
         RunStatus::Completed => Ok(()),
         _ => anyhow::bail!(
@@ -97,4 +107,45 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             summary.error.unwrap_or_default()
         ),
     }
+}
+
+/// Writes `config.toml` (and the sandbox's secret in `api_secret`, both readable by the
+/// owner only) beside the demo's files, with absolute paths, so that the commands that
+/// read a database (`status`, `review`, `history`) work on what the demo made. The
+/// sandbox it names is gone once the demo ends: a run with it finds no provider.
+fn write_config(
+    dir: &std::path::Path,
+    base_url: &str,
+    key: &str,
+    secret: &str,
+) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir =
+        std::fs::canonicalize(dir).with_context(|| format!("cannot resolve {}", dir.display()))?;
+    let quoted = |s: &str| toml::Value::String(s.to_owned()).to_string();
+    let secret_file = dir.join("api_secret");
+    let config = dir.join("config.toml");
+    let text = format!(
+        "# Written by `cp-recon demo` for trying the commands that read its database\n\
+         # (status, review, history). The sandbox named below is gone once the demo ends.\n\
+         [cryptopocket]\nbase_url = {}\napi_key = {}\napi_secret_file = {}\n\n\
+         [database]\npath = {}\n\n[reports]\ndir = {}\n",
+        quoted(base_url),
+        quoted(key),
+        quoted(&secret_file.to_string_lossy()),
+        quoted(&dir.join("recon.sqlite3").to_string_lossy()),
+        quoted(&dir.to_string_lossy()),
+    );
+    for (path, body) in [(&secret_file, format!("{secret}\n")), (&config, text)] {
+        let _ = std::fs::remove_file(path);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        std::io::Write::write_all(&mut f, body.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(config)
 }

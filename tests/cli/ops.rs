@@ -18,6 +18,48 @@ fn small() -> cp_recon::sandbox::SandboxConfig {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_lists_the_workbook_and_leaves_a_configuration_the_desk_commands_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let cp = || {
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_cp-recon"));
+        c.current_dir(dir.path())
+            .env_remove("CP_RECON_CONFIG")
+            .env_remove("CP_RECON_API_SECRET");
+        c
+    };
+    let out = cp().arg("demo").output().await.unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(stdout.contains("report.xlsx"), "{stdout}");
+    let config = dir.path().join("cp-recon-demo").join("config.toml");
+    assert!(
+        stdout.contains(&format!(
+            "cp-recon review --config {}",
+            std::fs::canonicalize(&config).unwrap().display()
+        )),
+        "{stdout}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&config).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "readable by its owner only: {mode:o}");
+    // From another directory, as a newcomer would paste the command.
+    for args in [["status"], ["review"]] {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_cp-recon"))
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .current_dir(std::env::temp_dir())
+            .env_remove("CP_RECON_CONFIG")
+            .env_remove("CP_RECON_API_SECRET")
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(code(&out), 0, "{args:?}: {}", text(&out));
+        assert!(!out.stdout.is_empty(), "{args:?} printed nothing");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_writes_the_four_csvs_and_the_eml_without_any_configuration() {
     let dir = tempfile::tempdir().unwrap();
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_cp-recon"))
