@@ -1,4 +1,4 @@
-//! The finance desk: what people decide about the items the job reports (issue 18).
+//! The finance desk: what people decide about the items the job reports.
 //!
 //! - `approve`: a person ties a payment to a credit the job would not; checked here
 //!   against what the store holds, then called through the job's own pipeline
