@@ -13,7 +13,6 @@
 //! `wire.rs` how each record is read from its JSON; `paging.rs` how a list is read page
 //! by page; `error.rs` the errors a caller acts on.
 
-mod base_url;
 mod error;
 pub mod paging;
 #[cfg(test)]
@@ -32,19 +31,19 @@ use serde_json::value::RawValue;
 use tokio::time::Instant;
 
 use crate::config::ApiSettings;
+pub use crate::config::{BaseUrl, BaseUrlError};
 use crate::domain::{
     BankAccount, BankTransaction, BankTxId, Iban, Offramp, Payment, PaymentId, PaymentStatus,
 };
 pub use crate::record::{BadRecord, Record};
 pub use crate::text::{date_from_text, wire_date, wire_time};
-pub use base_url::{BaseUrl, BaseUrlError};
 pub use error::ApiError;
 pub use paging::{Identified, Page, PageInfo, Paginator};
-use transport::{Kind, Token, json, malformed, snippet, snippet_bytes};
+use transport::{Kind, Token, json, malformed, snippet, snippet_bytes, value_string};
 pub use wire::{
     JsonType, WireError, parse_account, parse_offramp, parse_payment, parse_transaction,
 };
-use wire::{encode_path, find_array, list_params, parse_page, transactions_path, value_string};
+use wire::{encode_path, find_array, list_params, parse_page, transactions_path};
 
 // ---- wire constants: the one place paths and names live ----------------------------
 

@@ -11,7 +11,6 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 
-use super::wire::{value_string, value_u64};
 use super::{AUTH_HEADER, ApiError, CODE_AUTH, Client, PATH_AUTH};
 
 /// Assumed token lifetime when `expires_in` is absent (§13.1).
@@ -603,6 +602,20 @@ impl Answer {
             meta: text(&parts.meta)?,
         })
     }
+}
+
+/// A string or number of a parsed value as text (small answers: accounts, reconcile,
+/// authenticate).
+pub(super) fn value_string(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+pub(super) fn value_u64(v: &Value) -> Option<u64> {
+    value_string(v).and_then(|s| s.trim().parse().ok())
 }
 
 /// A body as JSON, for the endpoints whose answers are small.

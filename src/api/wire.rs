@@ -383,21 +383,8 @@ fn flex_string(v: &RawValue) -> Option<String> {
     flex_str(v).map(Cow::into_owned)
 }
 
-/// The same for a parsed value (small answers: accounts, reconcile, authenticate).
-pub(super) fn value_string(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
 fn flex_u64(v: &RawValue) -> Option<u64> {
     flex_str(v).and_then(|s| s.trim().parse().ok())
-}
-
-pub(super) fn value_u64(v: &Value) -> Option<u64> {
-    value_string(v).and_then(|s| s.trim().parse().ok())
 }
 
 /// A decimal from a JSON number's literal text or a numeric string, trimmed; never
