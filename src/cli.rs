@@ -23,15 +23,7 @@ use crate::sandbox::SandboxArgs;
 use crate::schedule::run_scheduled;
 use crate::telemetry::LogFormat;
 
-/// The process's exit codes, the one place they are defined (the README's table).
-/// The run completed (whatever was left unmatched).
-pub const EXIT_OK: u8 = 0;
-/// The run failed, was incomplete, or was stopped (SIGTERM, SIGINT).
-pub const EXIT_FAILED: u8 = 1;
-/// A usage or configuration error.
-pub const EXIT_USAGE: u8 = 2;
-/// Another run holds the database (`EX_TEMPFAIL`; systemd counts it as success).
-pub const EXIT_LOCKED: u8 = 75;
+pub use crate::exit::{EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_USAGE};
 
 /// Reconciles CryptoPocket on-ramp bank-transfer payments with the integration's bank
 /// transactions, and reports what needs a person.

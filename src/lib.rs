@@ -33,6 +33,7 @@ pub mod demo;
 pub mod desk;
 pub mod domain;
 pub mod email;
+pub mod exit;
 pub mod lock;
 pub mod matching;
 pub mod metrics;

@@ -38,9 +38,9 @@ impl RunStatus {
             Self::Stopped => "stopped",
         }
     }
-    /// The process's exit code for a run that ended so (the codes are `crate::cli`'s).
+    /// The process's exit code for a run that ended so.
     pub fn exit_code(self) -> u8 {
-        use crate::cli::{EXIT_FAILED, EXIT_LOCKED, EXIT_OK};
+        use crate::exit::{EXIT_FAILED, EXIT_LOCKED, EXIT_OK};
         match self {
             Self::Completed => EXIT_OK,
             Self::Incomplete | Self::Failed | Self::Stopped => EXIT_FAILED,
