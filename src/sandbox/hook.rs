@@ -5,64 +5,15 @@
 //! rate-limited). [`Handle::judge`] is the oracle: whether a pair is a confident match
 //! by the matching rules on the sandbox's own data, which holds the whole truth.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
 
 use super::data::{PaymentRecord, TransactionRecord};
-use super::server::{Shared, clamped, lock, read, write};
-use super::store::{ListKind, ListQuery};
+pub use super::shared::{Action, Event, Handle, Hook};
+use super::shared::{lock, read, write};
+use super::store::{ListKind, ListQuery, clamped};
 use super::{ListName, SandboxError};
 use crate::domain::Direction;
-
-/// A request, as a hook sees it before it is served.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// One page of a list (`iban` empty but for transactions).
-    List {
-        list: ListName,
-        iban: String,
-        from: Option<DateTime<Utc>>,
-        to: Option<DateTime<Utc>>,
-        page: u64,
-        per_page: u64,
-        status: Option<String>,
-    },
-    /// `GET /payment/{id}`.
-    PaymentRead { id: String },
-    /// `POST /banking/reconcile`, before it is applied.
-    Reconcile {
-        payment: String,
-        transaction: String,
-    },
-}
-
-/// How the sandbox answers the request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Action {
-    /// As it would anyway.
-    #[default]
-    Serve,
-    /// HTTP 503 (an HTML page), nothing done.
-    Unavailable,
-    /// Reconcile only: applied as usual, then answered with an HTML 503 (a lost answer).
-    ApplyAndLose,
-    /// Reconcile only: HTTP 429 with `Retry-After: 0`, nothing done.
-    RateLimit,
-    /// Served after this many milliseconds (a slow provider).
-    Slow(u64),
-}
-
-/// Called for every list page, payment read and reconcile call, before it is served.
-/// Runs on the server's task: it must not block for long.
-pub trait Hook: Send + Sync {
-    fn on(&self, sandbox: &Handle, event: &Event) -> Action;
-}
-
-/// The sandbox's state, for hooks and tests: reads, changes, and the oracle.
-#[derive(Clone)]
-pub struct Handle(pub(crate) Arc<Shared>);
 
 /// Parameters of the oracle's rules (matching rules §3.3).
 #[derive(Debug, Clone, Copy)]

@@ -13,6 +13,7 @@ mod data;
 pub mod hook;
 mod rng;
 mod server;
+mod shared;
 mod store;
 
 use std::collections::BTreeMap;
@@ -32,7 +33,7 @@ pub use data::{
 };
 pub use store::SandboxError;
 
-use server::{Shared, lock, read, write};
+use shared::{Shared, lock, read, write};
 
 /// A list (the broken-page fault and wire overrides name one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

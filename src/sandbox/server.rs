@@ -19,71 +19,13 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::hook::{Action, Event, Handle, Hook};
 use super::rng::{Rng, stable_hash};
-use super::store::{ListKind, ListQuery, State, normalise_iban};
+use super::shared::{
+    Action, Event, Handle, HoldState, NarrowRead, Shared, Token, lock, read, write,
+};
+use super::store::{ListKind, ListQuery, State, clamped, normalise_iban};
 use super::{Faults, ListName, ReconcileCall};
 use crate::domain::Direction;
-
-/// Held reconcile calls: how many wait in the current generation; `release_held` moves
-/// to the next generation, which lets every waiting call answer.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct HoldState {
-    pub generation: u64,
-    pub waiting: usize,
-}
-
-struct Token {
-    issued: Instant,
-    uses: u32,
-    /// Ended by a later login (`Faults::one_session`).
-    ended: bool,
-}
-
-pub(crate) struct Shared {
-    pub state: RwLock<State>,
-    pub faults: RwLock<Faults>,
-    pub api_key: String,
-    pub api_secret: String,
-    pub token_ttl: Duration,
-    pub quirks: bool,
-    tokens: Mutex<FxHashMap<String, Token>>,
-    token_rng: Mutex<Rng>,
-    pub requests: AtomicU64,
-    fault_counter: AtomicU64,
-    auth_errors: AtomicU64,
-    pub per_path: Mutex<BTreeMap<&'static str, u64>>,
-    pub calls: Mutex<Vec<ReconcileCall>>,
-    pub hold: watch::Sender<HoldState>,
-    pub hook: RwLock<Option<Arc<dyn Hook>>>,
-    /// `GET /payment/{id}` requests being served now, and the most at once.
-    pub payment_reads: AtomicU64,
-    pub max_payment_reads: AtomicU64,
-    /// Every first page of a narrow read of one account's instant served, in order.
-    pub narrow_reads: Mutex<Vec<NarrowRead>>,
-}
-
-/// A first page of a transactions list asked for one microsecond, `[at, at + 1µs)`:
-/// how a client re-reads a booking (§13.6). `added` is [`State::added`] when its answer
-/// was built: every record added up to then and still there was in it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct NarrowRead {
-    pub iban: String,
-    pub at: i64,
-    pub added: u64,
-}
-
-/// A poisoned lock only means another handler panicked mid-update; the sandbox keeps
-/// serving what it has rather than failing every later request.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-pub(crate) fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    m.read().unwrap_or_else(|e| e.into_inner())
-}
-pub(crate) fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    m.write().unwrap_or_else(|e| e.into_inner())
-}
 
 impl Shared {
     pub fn new(
@@ -489,15 +431,6 @@ async fn serve_list(s: &Arc<Shared>, kind: ListKind, q: ListQuery, iban: &str) -
         });
     }
     json_response(StatusCode::OK, body)
-}
-
-/// The request as the provider serves it: `per_page` clamped by the fault, if set.
-pub(crate) fn clamped(faults: &Faults, q: ListQuery) -> ListQuery {
-    let mut q = q;
-    if let Some(max) = faults.max_per_page {
-        q.per_page = q.per_page.min(max.max(1));
-    }
-    q
 }
 
 async fn list_payments(

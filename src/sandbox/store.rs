@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::{Value, json};
 
+use super::Faults;
 use super::data::{
     AccountRecord, Generated, OfframpRecord, PaymentRecord, Quirks, TransactionRecord,
 };
@@ -739,6 +740,15 @@ impl State {
             }
         }
     }
+}
+
+/// The request as the provider serves it: `per_page` clamped by the fault, if set.
+pub(crate) fn clamped(faults: &Faults, q: ListQuery) -> ListQuery {
+    let mut q = q;
+    if let Some(max) = faults.max_per_page {
+        q.per_page = q.per_page.min(max.max(1));
+    }
+    q
 }
 
 #[cfg(test)]
