@@ -3,15 +3,17 @@
 //! Every error names the file and the key. Secrets are `SecretString`s, so `Debug`
 //! never prints them.
 
+mod base_url;
+
 use std::path::{Path, PathBuf};
 
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::api::{BaseUrl, BaseUrlError};
 use crate::email::EmailSettings;
 use crate::matching::MatchParams;
 use crate::report::ReportSettings;
+pub use base_url::{BaseUrl, BaseUrlError};
 
 /// Where the configuration file is looked for when `--config` is not given.
 pub const ENV_CONFIG: &str = "CP_RECON_CONFIG";
