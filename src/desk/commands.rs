@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -156,14 +157,20 @@ pub async fn call_approved(
         Some(s) => s,
         None => Store::open(&settings.database.path).map_err(db)?,
     };
+    // What the client did is counted whatever the calls came to: an approve that fails
+    // after its calls records how many it made.
+    let stats = &client.stats;
+    let mut end = RunEnd {
+        reconcile_calls: stats.reconcile_calls.load(Ordering::Relaxed),
+        api_requests: stats.requests.load(Ordering::Relaxed),
+        api_errors: stats.errors.load(Ordering::Relaxed),
+        ..RunEnd::default()
+    };
     let out = match executed {
         Ok(o) => o,
         Err(e) => {
-            let end = RunEnd {
-                outcome: "failed".into(),
-                error: Some(e.to_string()),
-                ..RunEnd::default()
-            };
+            end.outcome = "failed".into();
+            end.error = Some(e.to_string());
             store.finish_run(run, Utc::now(), &end).map_err(db)?;
             return Err(anyhow::Error::from(e)
                 .context("the approve's reconcile step failed")
@@ -221,12 +228,8 @@ pub async fn call_approved(
             outcome,
         });
     }
-    let end = RunEnd {
-        outcome: "completed".into(),
-        reconcile_calls: out.calls,
-        reconciled: out.reconciled.len() as u64,
-        ..RunEnd::default()
-    };
+    end.outcome = "completed".into();
+    end.reconciled = out.reconciled.len() as u64;
     store.finish_run(run, Utc::now(), &end).map_err(db)?;
     Ok((store, called))
 }

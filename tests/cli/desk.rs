@@ -587,3 +587,32 @@ async fn an_approve_left_in_doubt_exits_1_and_the_next_run_settles_it_without_ca
         "released, and reported again"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approve_records_its_run_s_calls_and_requests_in_the_runs_table() {
+    let env = TestEnv::start(small()).await;
+    job(&env).await;
+    let (payment, credits) = paid_twice(&env);
+    let before = env.sandbox.request_count();
+
+    let out = env
+        .run(&["approve", &payment, &credits[0], "--by", "ana"])
+        .await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let requests = env.sandbox.request_count() - before;
+
+    let store = env.store();
+    let (calls, api_requests): (i64, i64) = store
+        .connection()
+        .query_row(
+            "SELECT reconcile_calls, api_requests FROM runs WHERE sync_mode = 'approve'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(calls, 1);
+    assert_eq!(
+        api_requests as u64, requests,
+        "the approve's run counts every request it made"
+    );
+}
