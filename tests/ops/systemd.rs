@@ -81,7 +81,8 @@ fn the_units_verify_without_any_complaint() {
     }
     // verify checks that ExecStart's binary exists, so the units are checked in a
     // scratch root: the host's system units (for targets such as sysinit.target), these
-    // units under /etc/systemd/system, and a stub at /usr/local/bin/cp-recon.
+    // units under /etc/systemd/system, and a stub at /usr/bin/cp-recon (where the
+    // Debian package installs the binary).
     let root = tempfile::tempdir().expect("tempdir");
     let r = root.path();
     let system_units = ["/usr/lib/systemd/system", "/lib/systemd/system"]
@@ -100,7 +101,7 @@ fn the_units_verify_without_any_complaint() {
     for unit in UNITS {
         std::fs::copy(units_dir().join(unit), etc.join(unit)).expect("copy unit");
     }
-    let bin = r.join("usr/local/bin");
+    let bin = r.join("usr/bin");
     std::fs::create_dir_all(&bin).expect("mkdir");
     std::fs::write(bin.join("cp-recon"), "#!/bin/sh\n").expect("stub");
     {
