@@ -1,6 +1,8 @@
 //! The units pass `systemd-analyze verify` and `systemd-analyze security` (exposure at
-//! most 1.5). Skipped with a message where systemd-analyze is not installed, except in
-//! CI (env `CI` set), where a missing tool fails the test so the check cannot vanish.
+//! most 1.5), and the Debian package (`[package.metadata.deb]`) installs them disabled,
+//! with the binary and the configuration where they look for them. The systemd-analyze
+//! tests are skipped with a message where it is not installed, except in CI (env `CI`
+//! set), where a missing tool fails the test so the check cannot vanish.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -81,7 +83,8 @@ fn the_units_verify_without_any_complaint() {
     }
     // verify checks that ExecStart's binary exists, so the units are checked in a
     // scratch root: the host's system units (for targets such as sysinit.target), these
-    // units under /etc/systemd/system, and a stub at /usr/local/bin/cp-recon.
+    // units under /etc/systemd/system, and a stub at /usr/bin/cp-recon (where the
+    // Debian package installs the binary).
     let root = tempfile::tempdir().expect("tempdir");
     let r = root.path();
     let system_units = ["/usr/lib/systemd/system", "/lib/systemd/system"]
@@ -100,7 +103,7 @@ fn the_units_verify_without_any_complaint() {
     for unit in UNITS {
         std::fs::copy(units_dir().join(unit), etc.join(unit)).expect("copy unit");
     }
-    let bin = r.join("usr/local/bin");
+    let bin = r.join("usr/bin");
     std::fs::create_dir_all(&bin).expect("mkdir");
     std::fs::write(bin.join("cp-recon"), "#!/bin/sh\n").expect("stub");
     {
@@ -124,4 +127,105 @@ fn the_exposure_level_is_read_from_the_report_line() {
     let line = "→ Overall exposure level for cp-recon.service: 1.1 OK 🙂";
     assert_eq!(exposure(line), Some(1.1));
     assert_eq!(exposure("nothing here"), None);
+}
+
+/// `[package.metadata.deb]` in Cargo.toml, as cargo-deb reads it.
+fn deb_metadata() -> toml::Table {
+    let manifest =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+            .expect("read Cargo.toml");
+    let manifest: toml::Table = toml::from_str(&manifest).expect("parse Cargo.toml");
+    manifest["package"]["metadata"]["deb"]
+        .as_table()
+        .expect("[package.metadata.deb]")
+        .clone()
+}
+
+/// The asset from `source`: where the package installs it (an absolute path) and its
+/// mode.
+fn asset(deb: &toml::Table, source: &str) -> (String, String) {
+    let asset = deb["assets"]
+        .as_array()
+        .expect("assets")
+        .iter()
+        .map(|a| a.as_array().expect("an asset is [source, dest, mode]"))
+        .find(|a| a[0].as_str() == Some(source))
+        .unwrap_or_else(|| panic!("no asset from {source}"));
+    let dest = asset[1].as_str().expect("dest");
+    let mode = asset[2].as_str().expect("mode").to_owned();
+    let file = Path::new(source).file_name().expect("file name");
+    if dest.ends_with('/') {
+        (format!("/{dest}{}", file.to_string_lossy()), mode)
+    } else {
+        (format!("/{dest}"), mode)
+    }
+}
+
+#[test]
+fn the_debian_package_installs_every_unit_disabled_with_what_it_runs() {
+    let deb = deb_metadata();
+    let unit_dir = "usr/lib/systemd/system/";
+
+    // Every unit is in the package: cargo-deb's systemd-units takes cp-recon.<type> from
+    // its unit-scripts folder; the others are assets.
+    let units = &deb["systemd-units"];
+    assert_eq!(
+        units["enable"].as_bool(),
+        Some(false),
+        "units enabled on install"
+    );
+    assert_eq!(
+        units["start"].as_bool(),
+        Some(false),
+        "units started on install"
+    );
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(units["unit-scripts"].as_str().expect("unit-scripts"));
+    let mut packaged: Vec<String> = std::fs::read_dir(&scripts)
+        .expect("unit-scripts folder")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|name| name == "cp-recon.service" || name == "cp-recon.timer")
+        .collect();
+    for entry in deb["assets"].as_array().expect("assets") {
+        let entry = entry.as_array().expect("an asset is [source, dest, mode]");
+        if entry[1].as_str() == Some(unit_dir) {
+            let source = Path::new(entry[0].as_str().expect("source"));
+            packaged.push(
+                source
+                    .file_name()
+                    .expect("name")
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+        }
+    }
+    packaged.sort();
+    let mut expected: Vec<String> = UNITS.iter().map(|u| (*u).to_owned()).collect();
+    expected.sort();
+    assert_eq!(packaged, expected);
+
+    // The services run the packaged binary on the packaged configuration, which stays
+    // root's alone: it reaches the dynamic user as a credential.
+    let (binary, _) = asset(&deb, "target/release/cp-recon");
+    let (config, config_mode) = asset(&deb, "config.toml");
+    assert_eq!(binary, "/usr/bin/cp-recon");
+    assert_eq!(config, "/etc/cp-recon/config.toml");
+    assert_eq!(config_mode, "600");
+    for unit in SERVICES {
+        let text = std::fs::read_to_string(units_dir().join(unit)).expect("read unit");
+        let exec = text
+            .lines()
+            .find_map(|l| l.strip_prefix("ExecStart="))
+            .unwrap_or_else(|| panic!("{unit}: no ExecStart="));
+        assert!(
+            exec.starts_with(&format!("{binary} ")),
+            "{unit}: ExecStart={exec} does not run {binary}"
+        );
+        assert!(
+            exec.contains("--config ${CREDENTIALS_DIRECTORY}/config.toml"),
+            "{unit}: ExecStart={exec} does not read the configuration credential"
+        );
+        let load = format!("LoadCredential=config.toml:{config}");
+        assert!(text.lines().any(|l| l == load), "{unit}: no {load}");
+    }
 }
