@@ -366,6 +366,7 @@ pub fn review(
         .and_then(|r| DateTime::parse_from_rfc3339(&r.started_at).ok())
         .map_or_else(Utc::now, |t| t.with_timezone(&Utc));
     let findings = store.findings_of_run(run).map_err(db)?;
+    let first_seen = store.first_seen_of_run(run).map_err(db)?;
     let (payments, transactions, offramps) = records_of(&store, &findings)?;
     let all = store.dismissals().map_err(db)?;
     let dismissed: HashSet<ItemRef> = super::dismissed(&all).into_keys().collect();
@@ -395,11 +396,12 @@ pub fn review(
         offramps: &offramps,
         dismissed: &dismissed,
         reconciled: &reconciled,
+        first_seen: &first_seen,
         reason,
         now: Utc::now(),
     });
     Ok(match format {
-        Format::Table => review::table(run, run_at, &r),
+        Format::Table => review::table(run, run_at, &r, settings.schedule.timezone),
         Format::Csv => review::csv(&r).context("cannot write CSV")?,
         Format::Json => review::json(run, &r),
     })

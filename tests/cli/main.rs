@@ -9,6 +9,7 @@ mod incremental;
 mod ops;
 mod proof;
 mod returned;
+mod review;
 mod same_instant;
 mod signals;
 mod tls;
