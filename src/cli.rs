@@ -124,6 +124,10 @@ pub struct ReviewArgs {
     /// `table` for a terminal (80 columns), `csv` or `json` for scripts.
     #[arg(long, value_enum, default_value = "table")]
     pub format: crate::desk::commands::Format,
+    /// Print everything at once. Otherwise, at a terminal, the output goes through
+    /// `$PAGER` (`less -FRX` when unset; `PAGER=` or `PAGER=cat` also prints).
+    #[arg(long)]
+    pub no_pager: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -221,6 +225,12 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
 /// A desk command: prints what it did on stdout, or why not on stderr.
 async fn desk(settings: &Settings, command: Command) -> u8 {
     use crate::desk::{Action, DeskError, commands};
+    // Decided before the command runs; the pager starts once it has finished (and
+    // released the run lock), so a person reading does not hold up a run.
+    let pager = match &command {
+        Command::Review(a) => crate::pager::for_stdout(a.no_pager),
+        _ => None,
+    };
     let result = match command {
         Command::Review(a) => commands::review(settings, a.reason.as_deref(), a.format),
         Command::Approve(a) => match (
@@ -248,7 +258,7 @@ async fn desk(settings: &Settings, command: Command) -> u8 {
     };
     match result {
         Ok(text) => {
-            print_out(&text);
+            crate::pager::show(&text, pager.as_deref());
             EXIT_OK
         }
         Err(DeskError::Locked(msg)) => {
