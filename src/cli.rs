@@ -88,8 +88,9 @@ pub enum Command {
     Dismiss(DismissArgs),
     /// Report a dismissed item again.
     Reopen(ReopenArgs),
-    /// Apply the decisions written in a report CSV's `action` and `note` columns (every
-    /// row is checked first; any invalid row and nothing is applied).
+    /// Apply the decisions written in the `action` and `note` columns of the report's
+    /// workbook (`report.xlsx`) or of one of its CSVs (every row is checked first; any
+    /// invalid row and nothing is applied).
     Apply(ApplyArgs),
     /// The life of an item: first seen, every run that reported it and why, every
     /// decision, its reconcile if any.
@@ -104,9 +105,10 @@ pub struct HistoryArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct ApplyArgs {
-    /// A report CSV (`unmatched_payments.csv`, `unmatched_bank_transactions.csv`,
-    /// `unmatched_payouts.csv`) with `action` (approve, dismiss, reopen) filled in.
-    #[arg(value_name = "FILE.csv")]
+    /// The report's workbook (`report.xlsx`, every sheet with an `action` column) or
+    /// one of its CSVs (`unmatched_payments.csv`, `unmatched_bank_transactions.csv`,
+    /// `unmatched_payouts.csv`), with `action` (approve, dismiss, reopen) filled in.
+    #[arg(value_name = "FILE")]
     pub file: PathBuf,
     /// Who decides (recorded with each decision).
     #[arg(long, value_name = "NAME")]
