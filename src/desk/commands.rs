@@ -692,5 +692,5 @@ pub fn history(settings: &Settings, id: &str) -> Result<String, DeskError> {
         matches: &matches,
         runs: &runs,
     });
-    Ok(history::render(&item, &entries))
+    Ok(history::render(&item, &entries, settings.schedule.timezone))
 }
