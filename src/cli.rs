@@ -80,8 +80,9 @@ pub enum Command {
     Dismiss(DismissArgs),
     /// Report a dismissed item again.
     Reopen(ReopenArgs),
-    /// Apply the decisions written in a report CSV's `action` and `note` columns (every
-    /// row is checked first; any invalid row and nothing is applied).
+    /// Apply the decisions written in the `action` and `note` columns of the report's
+    /// workbook (`report.xlsx`) or of one of its CSVs (every row is checked first; any
+    /// invalid row and nothing is applied).
     Apply(ApplyArgs),
     /// The life of an item: first seen, every run that reported it and why, every
     /// decision, its reconcile if any.
@@ -96,9 +97,10 @@ pub struct HistoryArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct ApplyArgs {
-    /// A report CSV (`unmatched_payments.csv`, `unmatched_bank_transactions.csv`,
-    /// `unmatched_payouts.csv`) with `action` (approve, dismiss, reopen) filled in.
-    #[arg(value_name = "FILE.csv")]
+    /// The report's workbook (`report.xlsx`, every sheet with an `action` column) or
+    /// one of its CSVs (`unmatched_payments.csv`, `unmatched_bank_transactions.csv`,
+    /// `unmatched_payouts.csv`), with `action` (approve, dismiss, reopen) filled in.
+    #[arg(value_name = "FILE")]
     pub file: PathBuf,
     /// Who decides (recorded with each decision).
     #[arg(long, value_name = "NAME")]
@@ -116,6 +118,10 @@ pub struct ReviewArgs {
     /// `table` for a terminal (80 columns), `csv` or `json` for scripts.
     #[arg(long, value_enum, default_value = "table")]
     pub format: crate::desk::commands::Format,
+    /// Print everything at once. Otherwise, at a terminal, the output goes through
+    /// `$PAGER` (`less -FRX` when unset; `PAGER=` or `PAGER=cat` also prints).
+    #[arg(long)]
+    pub no_pager: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -213,6 +219,12 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
 /// A desk command: prints what it did on stdout, or why not on stderr.
 async fn desk(settings: &Settings, command: Command) -> u8 {
     use crate::desk::{Action, DeskError, commands};
+    // Decided before the command runs; the pager starts once it has finished (and
+    // released the run lock), so a person reading does not hold up a run.
+    let pager = match &command {
+        Command::Review(a) => crate::pager::for_stdout(a.no_pager),
+        _ => None,
+    };
     let result = match command {
         Command::Review(a) => commands::review(settings, a.reason.as_deref(), a.format),
         Command::Approve(a) => match (
@@ -240,7 +252,7 @@ async fn desk(settings: &Settings, command: Command) -> u8 {
     };
     match result {
         Ok(text) => {
-            print_out(&text);
+            crate::pager::show(&text, pager.as_deref());
             EXIT_OK
         }
         Err(DeskError::Locked(msg)) => {

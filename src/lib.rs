@@ -16,6 +16,7 @@
 //!   reopen, apply a report CSV handed back, history.
 //! - `email`     — the report e-mail: its message and its delivery over SMTP.
 //! - `run`       — one run end to end: sync, match, reconcile, report, e-mail.
+//! - `pager`     — long output read at a terminal goes through `$PAGER`, as git does.
 //! - `status`    — `cp-recon status`: the last runs, open items and blockers on one screen.
 //! - `schedule`  — the long-running mode's cron schedule, in a time zone.
 //! - `lock`      — the run lock: two runs never overlap on one database.
@@ -37,6 +38,7 @@ pub mod exit;
 pub mod lock;
 pub mod matching;
 pub mod metrics;
+pub mod pager;
 pub mod reconcile;
 pub mod record;
 pub mod report;

@@ -1,11 +1,14 @@
-//! `apply`: the decisions finance wrote into a report CSV it hands back. Pure: [`parse`]
-//! reads the file's bytes, [`plan`] checks every row against the facts the store holds
-//! and either lists every error (with its line) or gives the steps to take. Nothing is
+//! `apply`: the decisions finance wrote into a report it hands back, a CSV or the
+//! workbook. Pure: [`read`] reads the file's bytes ([`parse`] a CSV,
+//! [`super::workbook::parse`] every sheet of a workbook that has an `action` column),
+//! [`plan`] checks every row against the facts the store holds and either lists every
+//! error (with its line, or its sheet and row) or gives the steps to take. Nothing is
 //! applied unless every row is valid; a row that is already so (a dismiss of a
 //! dismissed item, an approve of a pair already reconciled) is a step of nothing, so
 //! the same file applied twice does nothing the second time.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt;
 
 use super::approve::{self, Facts as PairFacts, Hold, Verdict};
 use super::dismiss::{self, Change};
@@ -25,18 +28,113 @@ pub enum Kind {
     Payouts,
 }
 
-/// A report CSV as handed back.
+/// A report CSV, or one sheet of the workbook, as handed back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sheet {
     pub kind: Kind,
     pub rows: Vec<Row>,
 }
 
-/// One data row: its line in the file and its cells by column name.
+/// Where a row is, as the person who filled it sees it: a CSV's line, or a workbook's
+/// sheet and row number (both from 1, the header's being 1).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Place {
+    /// The sheet's position in the workbook and its name; `None` in a CSV.
+    sheet: Option<(usize, String)>,
+    row: u64,
+}
+
+impl Place {
+    pub fn line(line: u64) -> Self {
+        Self {
+            sheet: None,
+            row: line,
+        }
+    }
+
+    pub fn cell(index: usize, sheet: &str, row: u64) -> Self {
+        Self {
+            sheet: Some((index, sheet.to_owned())),
+            row,
+        }
+    }
+
+    /// What follows the file's name to point at the row: `7` in a CSV,
+    /// `unmatched_payments:7` in a workbook (`report.xlsx:unmatched_payments:7`).
+    pub fn tag(&self) -> String {
+        match &self.sheet {
+            None => self.row.to_string(),
+            Some((_, name)) => format!("{name}:{}", self.row),
+        }
+    }
+}
+
+/// `line 7`, or `sheet unmatched_payments, row 7`.
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.sheet {
+            None => write!(f, "line {}", self.row),
+            Some((_, name)) => write!(f, "sheet {name}, row {}", self.row),
+        }
+    }
+}
+
+/// One data row: where it is and its cells by column name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row {
-    pub line: u64,
+    pub at: Place,
     pub cells: HashMap<String, String>,
+}
+
+/// The columns [`plan`] reads; a workbook's other cells (amounts, dates, names) are
+/// not looked at.
+pub const READ_COLUMNS: &[&str] = &[
+    "action",
+    "note",
+    "payment_id",
+    "transaction_id",
+    "offramp_id",
+    "candidates",
+    "suggested_payment_ids",
+];
+
+/// The columns that hold ids, which must be text: a number there is an id a
+/// spreadsheet turned into a number.
+pub const ID_COLUMNS: &[&str] = &[
+    "payment_id",
+    "transaction_id",
+    "offramp_id",
+    "candidates",
+    "suggested_payment_ids",
+];
+
+/// Which report file a header is, if it is one: the unmatched files by their id column.
+/// `header` lower-case and trimmed.
+pub fn kind_of(header: &[String]) -> Option<Kind> {
+    let has = |c: &str| header.iter().any(|h| h == c);
+    match header.first().map(String::as_str) {
+        _ if has("offramp_id") => Some(Kind::Payouts),
+        Some("transaction_id") => Some(Kind::Transactions),
+        _ if has("payment_id") && !has("reconciled_at") => Some(Kind::Payments),
+        _ => None,
+    }
+}
+
+/// Reads a file handed back: a workbook (an `.xlsx`, `.ods` or `.xls`, known by its
+/// first bytes) sheet by sheet, else a CSV. A file named as a workbook that is not one
+/// is refused rather than read as a CSV. `extension` is the file name's, if any.
+pub fn read(bytes: &[u8], extension: Option<&str>) -> Result<Vec<Sheet>, Vec<String>> {
+    if super::workbook::is_workbook(bytes) {
+        return super::workbook::parse(bytes);
+    }
+    let ext = extension.unwrap_or("").to_ascii_lowercase();
+    if matches!(ext.as_str(), "xlsx" | "xlsm" | "xls" | "ods") {
+        return Err(vec![format!(
+            "the file is named .{ext} but is not a workbook (not a zip or an Excel 97 file): \
+             save it again from the spreadsheet as .xlsx"
+        )]);
+    }
+    parse(bytes).map(|s| vec![s])
 }
 
 impl Row {
@@ -77,16 +175,14 @@ pub fn parse(bytes: &[u8]) -> Result<Sheet, Vec<String>> {
         .map(|h| h.trim().to_ascii_lowercase())
         .collect();
     let has = |c: &str| header.iter().any(|h| h == c);
-    let kind = match header.first().map(String::as_str) {
-        _ if has("offramp_id") => Kind::Payouts,
-        Some("transaction_id") => Kind::Transactions,
-        _ if has("payment_id") && !has("reconciled_at") => Kind::Payments,
-        _ if has("reconciled_at") => {
+    let kind = match kind_of(&header) {
+        Some(k) => k,
+        None if has("reconciled_at") => {
             return Err(vec![
                 "reconciled.csv lists what is done: it has nothing to apply".into(),
             ]);
         }
-        _ => {
+        None => {
             return Err(vec![
                 "line 1: not a report file: the header names no payment_id, transaction_id or offramp_id"
                     .into(),
@@ -127,7 +223,10 @@ pub fn parse(bytes: &[u8]) -> Result<Sheet, Vec<String>> {
             .zip(record.iter())
             .map(|(h, v)| (h.clone(), v.to_owned()))
             .collect();
-        rows.push(Row { line, cells });
+        rows.push(Row {
+            at: Place::line(line),
+            cells,
+        });
     }
     if !errors.is_empty() {
         return Err(errors);
@@ -163,14 +262,14 @@ pub struct Facts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     Approve {
-        line: u64,
+        at: Place,
         payment: Box<Payment>,
         credit: Box<BankTransaction>,
         note: Option<String>,
     },
     /// A dismiss or a reopen.
     Record {
-        line: u64,
+        at: Place,
         action: Action,
         item: ItemRef,
         note: Option<String>,
@@ -182,14 +281,14 @@ pub enum Step {
 pub struct Plan {
     pub steps: Vec<Step>,
     /// Rows that are already so, and why: nothing to do.
-    pub unchanged: Vec<(u64, String)>,
+    pub unchanged: Vec<(Place, String)>,
 }
 
 /// The ids every row names (items and the other side of approves), for the store to
 /// look up before [`plan`].
-pub fn ids(sheet: &Sheet) -> (Vec<PaymentId>, Vec<BankTxId>, Vec<OfframpId>) {
+pub fn ids(sheets: &[Sheet]) -> (Vec<PaymentId>, Vec<BankTxId>, Vec<OfframpId>) {
     let (mut ps, mut ts, mut os) = (Vec::new(), Vec::new(), Vec::new());
-    for r in &sheet.rows {
+    for r in sheets.iter().flat_map(|s| &s.rows) {
         ps.extend(
             ["payment_id", "candidates", "suggested_payment_ids"]
                 .iter()
@@ -211,16 +310,21 @@ pub fn ids(sheet: &Sheet) -> (Vec<PaymentId>, Vec<BankTxId>, Vec<OfframpId>) {
     (ps, ts, os)
 }
 
-/// Checks every row; the steps to take, or every error with its line number.
-pub fn plan(sheet: &Sheet, facts: &Facts, by: &str) -> Result<Plan, Vec<String>> {
+/// Checks every row of every sheet; the steps to take, or every error with where its
+/// row is.
+pub fn plan(sheets: &[Sheet], facts: &Facts, by: &str) -> Result<Plan, Vec<String>> {
     if by.trim().is_empty() {
         return Err(vec![super::Refusal::NobodyDecides.to_string()]);
     }
     let mut out = Plan::default();
     let mut errors = Vec::new();
-    // Each item, and each side of an approve, is decided once per file: line by id.
-    let mut decided: HashMap<String, u64> = HashMap::new();
-    for row in &sheet.rows {
+    // Each item, and each side of an approve, is decided once per file (across a
+    // workbook's sheets): where, by id.
+    let mut decided: HashMap<String, Place> = HashMap::new();
+    for (sheet, row) in sheets
+        .iter()
+        .flat_map(|s| s.rows.iter().map(move |r| (s, r)))
+    {
         let action = row.get("action").to_ascii_lowercase();
         if action.is_empty() {
             continue;
@@ -228,7 +332,7 @@ pub fn plan(sheet: &Sheet, facts: &Facts, by: &str) -> Result<Plan, Vec<String>>
         let note = Some(row.get("note"))
             .filter(|n| !n.is_empty())
             .map(str::to_owned);
-        let line = row.line;
+        let at = &row.at;
         let result = match Action::parse(&action) {
             None => Err(format!(
                 "unknown action {action:?}: write approve, dismiss or reopen, or leave it empty"
@@ -240,7 +344,7 @@ pub fn plan(sheet: &Sheet, facts: &Facts, by: &str) -> Result<Plan, Vec<String>>
         let (approved, recorded) = match result {
             Ok(r) => r,
             Err(e) => {
-                errors.push(format!("line {line}: {e}"));
+                errors.push(format!("{at}: {e}"));
                 continue;
             }
         };
@@ -252,28 +356,28 @@ pub fn plan(sheet: &Sheet, facts: &Facts, by: &str) -> Result<Plan, Vec<String>>
         };
         if let Some((name, earlier)) = names.iter().find_map(|n| decided.get(n).map(|l| (n, l))) {
             errors.push(format!(
-                "line {line}: {name} is already decided on line {earlier}; one decision per item"
+                "{at}: {name} is already decided on {earlier}; one decision per item"
             ));
             continue;
         }
         for n in names {
-            decided.insert(n, line);
+            decided.insert(n, at.clone());
         }
         match (approved, recorded) {
             (Some(Ok((p, t))), _) => out.steps.push(Step::Approve {
-                line,
+                at: at.clone(),
                 payment: Box::new(p),
                 credit: Box::new(t),
                 note,
             }),
-            (Some(Err((_, _, why))), _) => out.unchanged.push((line, why)),
+            (Some(Err((_, _, why))), _) => out.unchanged.push((at.clone(), why)),
             (_, Some((action, (item, Change::Record)))) => out.steps.push(Step::Record {
-                line,
+                at: at.clone(),
                 action,
                 item,
                 note,
             }),
-            (_, Some((_, (_, Change::Nothing(why))))) => out.unchanged.push((line, why)),
+            (_, Some((_, (_, Change::Nothing(why))))) => out.unchanged.push((at.clone(), why)),
             _ => {}
         }
     }
@@ -459,7 +563,7 @@ mod tests {
             let s = parse(bytes).unwrap();
             assert_eq!(s.kind, Kind::Payments);
             assert_eq!(s.rows.len(), 1);
-            assert_eq!(s.rows[0].line, 2);
+            assert_eq!(s.rows[0].at, Place::line(2));
             assert_eq!(s.rows[0].get("action"), "dismiss");
             assert_eq!(s.rows[0].ids("candidates"), ["T1", "T2"]);
         }
@@ -497,18 +601,18 @@ mod tests {
             "P2,,,,,,,ambiguous,T2 T3,,,,",
             "P3,,,,,,,awaiting_transfer,,,,dismiss,test payment",
         ]);
-        let p = plan(&s, &facts(), "ana").unwrap();
+        let p = plan(std::slice::from_ref(&s), &facts(), "ana").unwrap();
         assert_eq!(p.steps.len(), 2);
         assert!(
-            matches!(&p.steps[0], Step::Approve { line: 2, credit, .. } if credit.id.as_str() == "T1")
+            matches!(&p.steps[0], Step::Approve { at, credit, .. } if *at == Place::line(2) && credit.id.as_str() == "T1")
         );
         assert!(matches!(
             &p.steps[1],
             Step::Record {
-                line: 4,
+                at,
                 action: Action::Dismiss,
                 ..
-            }
+            } if *at == Place::line(4)
         ));
     }
 
@@ -522,7 +626,7 @@ mod tests {
             "NOPE,,,,,,,ambiguous,,,,dismiss,x",
             "P2,,,,,,,ambiguous,,,,frobnicate,",
         ]);
-        let errors = plan(&s, &facts(), "ana").unwrap_err();
+        let errors = plan(std::slice::from_ref(&s), &facts(), "ana").unwrap_err();
         assert_eq!(errors.len(), 5, "{errors:#?}");
         for (e, line) in errors.iter().zip([2, 4, 5, 6, 7]) {
             assert!(e.starts_with(&format!("line {line}: ")), "{e}");
@@ -540,7 +644,7 @@ mod tests {
             "P1,,,,,,,ambiguous,T1,,,approve,",
             "P2,,,,,,,ambiguous,T1,,,approve,",
         ]);
-        let errors = plan(&s, &facts(), "ana").unwrap_err();
+        let errors = plan(std::slice::from_ref(&s), &facts(), "ana").unwrap_err();
         assert_eq!(errors.len(), 1);
         assert!(
             errors[0].contains("already decided on line 2"),
@@ -583,7 +687,7 @@ mod tests {
             "P3,,,,,,,awaiting_transfer,,,,dismiss,test payment",
             "P2,,,,,,,awaiting_transfer,,,,reopen,",
         ]);
-        let p = plan(&s, &f, "ana").unwrap();
+        let p = plan(std::slice::from_ref(&s), &f, "ana").unwrap();
         assert!(p.steps.is_empty(), "{:?}", p.steps);
         assert_eq!(p.unchanged.len(), 3);
     }
@@ -594,10 +698,38 @@ mod tests {
                     T2;ES..;credit;;150.50;EUR;x;;no_concept;;P2;;;Approve;found the customer\r\n";
         let s = parse(text.as_bytes()).unwrap();
         assert_eq!(s.kind, Kind::Transactions);
-        let p = plan(&s, &facts(), "ana").unwrap();
+        let p = plan(std::slice::from_ref(&s), &facts(), "ana").unwrap();
         assert!(
             matches!(&p.steps[0], Step::Approve { payment, note: Some(n), .. }
             if payment.id.as_str() == "P2" && n == "found the customer")
+        );
+    }
+
+    #[test]
+    fn one_item_decided_on_two_sheets_of_a_workbook_is_an_error_naming_both_places() {
+        let mut payments = sheet(&["P1,,,,,,,ambiguous,T1,,,approve,"]);
+        payments.rows[0].at = Place::cell(1, "unmatched_payments", 2);
+        let cells = [
+            ("transaction_id", "T1"),
+            ("candidates", "P1"),
+            ("action", "approve"),
+        ];
+        let credits = Sheet {
+            kind: Kind::Transactions,
+            rows: vec![Row {
+                at: Place::cell(2, "unmatched_bank_transactions", 5),
+                cells: cells
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            }],
+        };
+        let errors = plan(&[payments, credits], &facts(), "ana").unwrap_err();
+        assert_eq!(
+            errors,
+            [
+                "sheet unmatched_bank_transactions, row 5: P1 is already decided on sheet unmatched_payments, row 2; one decision per item"
+            ]
         );
     }
 }

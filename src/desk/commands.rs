@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 
-use super::apply::{self, Step};
+use super::apply::{self, Place, Step};
 use super::approve::{self, Facts, Hold, Verdict};
 use super::dismiss::{self, Change};
 use super::review;
@@ -78,7 +78,7 @@ pub struct Approved {
     pub credit: BankTransaction,
     pub by: String,
     pub note: Option<String>,
-    /// `cli`, or `apply <file>:<line>`.
+    /// `cli`, or `apply <file>:<line>` (`apply <file>:<sheet>:<row>` for a workbook).
     pub source: String,
 }
 
@@ -369,6 +369,7 @@ pub fn review(
         .and_then(|r| DateTime::parse_from_rfc3339(&r.started_at).ok())
         .map_or_else(Utc::now, |t| t.with_timezone(&Utc));
     let findings = store.findings_of_run(run).map_err(db)?;
+    let first_seen = store.first_seen_of_run(run).map_err(db)?;
     let (payments, transactions, offramps) = records_of(&store, &findings)?;
     let all = store.dismissals().map_err(db)?;
     let dismissed: HashSet<ItemRef> = super::dismissed(&all).into_keys().collect();
@@ -398,11 +399,12 @@ pub fn review(
         offramps: &offramps,
         dismissed: &dismissed,
         reconciled: &reconciled,
+        first_seen: &first_seen,
         reason,
         now: Utc::now(),
     });
     Ok(match format {
-        Format::Table => review::table(run, run_at, &r),
+        Format::Table => review::table(run, run_at, &r, settings.schedule.timezone),
         Format::Csv => review::csv(&r).context("cannot write CSV")?,
         Format::Json => review::json(run, &r),
     })
@@ -473,52 +475,53 @@ pub async fn apply(
     };
     let (_lock, mut store) = open(settings)?;
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let sheet = apply::parse(&bytes).map_err(invalid)?;
-    let facts = apply_facts(&store, &sheet)?;
-    let plan = apply::plan(&sheet, &facts, by).map_err(invalid)?;
-    let mut lines: Vec<(u64, String)> = plan
+    let extension = file.extension().and_then(|e| e.to_str());
+    let sheets = apply::read(&bytes, extension).map_err(invalid)?;
+    let facts = apply_facts(&store, &sheets)?;
+    let plan = apply::plan(&sheets, &facts, by).map_err(invalid)?;
+    let mut lines: Vec<(Place, String)> = plan
         .unchanged
         .iter()
-        .map(|(l, why)| (*l, format!("nothing to do: {why}")))
+        .map(|(at, why)| (at.clone(), format!("nothing to do: {why}")))
         .collect();
     if dry_run {
         for step in &plan.steps {
             lines.push(match step {
                 Step::Approve {
-                    line,
+                    at,
                     payment,
                     credit,
                     ..
                 } => (
-                    *line,
+                    at.clone(),
                     format!(
                         "would approve payment {} with bank transaction {} ({})",
                         payment.id, credit.id, payment.amount
                     ),
                 ),
                 Step::Record {
-                    line, action, item, ..
-                } => (*line, format!("would {} {item}", action.as_str())),
+                    at, action, item, ..
+                } => (at.clone(), format!("would {} {item}", action.as_str())),
             });
         }
         return Ok(apply_text(&name, lines, "nothing applied (--dry-run)"));
     }
     let now = Utc::now();
     let by = by.trim();
-    let sources: Vec<(u64, String)> = plan
+    let sources: Vec<(Place, String)> = plan
         .steps
         .iter()
         .map(|s| {
-            let line = match s {
-                Step::Approve { line, .. } | Step::Record { line, .. } => *line,
+            let at = match s {
+                Step::Approve { at, .. } | Step::Record { at, .. } => at,
             };
-            (line, format!("apply {name}:{line}"))
+            (at.clone(), format!("apply {name}:{}", at.tag()))
         })
         .collect();
-    let source_of = |line: u64| {
+    let source_of = |at: &Place| {
         sources
             .iter()
-            .find(|(l, _)| *l == line)
+            .find(|(l, _)| l == at)
             .map_or("apply", |(_, s)| s.as_str())
     };
     let mut records = Vec::new();
@@ -526,38 +529,38 @@ pub async fn apply(
     for step in &plan.steps {
         match step {
             Step::Record {
-                line,
+                at,
                 action,
                 item,
                 note,
-            } => records.push((*line, *action, item, note.as_deref())),
+            } => records.push((at, *action, item, note.as_deref())),
             Step::Approve {
-                line,
+                at,
                 payment,
                 credit,
                 note,
             } => approved.push((
-                *line,
+                at.clone(),
                 Approved {
                     payment: (**payment).clone(),
                     credit: (**credit).clone(),
                     by: by.to_owned(),
                     note: note.clone(),
-                    source: source_of(*line).to_owned(),
+                    source: source_of(at).to_owned(),
                 },
             )),
         }
     }
     let rows: Vec<NewDecision<'_>> = records
         .iter()
-        .map(|(line, action, item, note)| NewDecision {
+        .map(|(at, action, item, note)| NewDecision {
             at: now,
             by,
             action: *action,
             item,
             other: None,
             note: *note,
-            source: source_of(*line),
+            source: source_of(at),
             run_id: None,
             outcome: Some(match action {
                 Action::Dismiss => "dismissed",
@@ -566,14 +569,14 @@ pub async fn apply(
         })
         .collect();
     store.insert_decisions(&rows).map_err(db)?;
-    for (line, action, item, _) in &records {
+    for (at, action, item, _) in &records {
         let done = match action {
             Action::Dismiss => "dismissed",
             _ => "reopened",
         };
-        lines.push((*line, format!("{done} {item}")));
+        lines.push(((*at).clone(), format!("{done} {item}")));
     }
-    let (approve_lines, pairs): (Vec<u64>, Vec<Approved>) = approved.into_iter().unzip();
+    let (approve_lines, pairs): (Vec<Place>, Vec<Approved>) = approved.into_iter().unzip();
     let (_store, called) = call_approved(settings, store, pairs, now).await?;
     let mut failed = 0;
     for (line, c) in approve_lines.into_iter().zip(called) {
@@ -602,11 +605,11 @@ pub async fn apply(
     Ok(text)
 }
 
-fn apply_text(name: &str, mut lines: Vec<(u64, String)>, end: &str) -> String {
-    lines.sort_by_key(|(l, _)| *l);
+fn apply_text(name: &str, mut lines: Vec<(Place, String)>, end: &str) -> String {
+    lines.sort_by(|(a, _), (b, _)| a.cmp(b));
     let mut out = String::new();
-    for (line, text) in &lines {
-        out.push_str(&format!("{name}:{line}: {text}\n"));
+    for (at, text) in &lines {
+        out.push_str(&format!("{name}:{}: {text}\n", at.tag()));
     }
     if lines.is_empty() {
         out.push_str(&format!("{name}: no row has an action\n"));
@@ -615,9 +618,9 @@ fn apply_text(name: &str, mut lines: Vec<(u64, String)>, end: &str) -> String {
     out
 }
 
-/// What the store holds about every id a sheet names.
-fn apply_facts(store: &Store, sheet: &apply::Sheet) -> Result<apply::Facts, DeskError> {
-    let (pids, tids, oids) = apply::ids(sheet);
+/// What the store holds about every id the sheets name.
+fn apply_facts(store: &Store, sheets: &[apply::Sheet]) -> Result<apply::Facts, DeskError> {
+    let (pids, tids, oids) = apply::ids(sheets);
     let mut facts = apply::Facts::default();
     for p in store
         .payments_by_ids(&pids.iter().collect::<Vec<_>>())
@@ -692,5 +695,5 @@ pub fn history(settings: &Settings, id: &str) -> Result<String, DeskError> {
         matches: &matches,
         runs: &runs,
     });
-    Ok(history::render(&item, &entries))
+    Ok(history::render(&item, &entries, settings.schedule.timezone))
 }

@@ -150,14 +150,16 @@ fn ran_between(runs: &HashMap<RunId, RunFact>, a: RunId, b: RunId) -> bool {
         .any(|(id, r)| *id > a && *id < b && r.mode != "approve")
 }
 
-/// The history as text: a heading, then one dated line per entry.
-pub fn render(item: &ItemRef, entries: &[Entry]) -> String {
-    let mut out = format!("{item}\n");
+/// The history as text: a heading naming the time zone, then one line per entry dated
+/// in `tz` (the schedule's zone, as `status` and `review` show times).
+pub fn render(item: &ItemRef, entries: &[Entry], tz: chrono_tz::Tz) -> String {
+    let mut out = format!("{item} (times in {tz})\n");
     if entries.is_empty() {
         out.push_str("  nothing recorded\n");
     }
     for e in entries {
-        out.push_str(&format!("{}  {}\n", e.at.format("%Y-%m-%d %H:%M"), e.text));
+        let at = e.at.with_timezone(&tz).format("%Y-%m-%d %H:%M");
+        out.push_str(&format!("{at}  {}\n", e.text));
     }
     out
 }
@@ -259,9 +261,14 @@ mod tests {
             texts[3]
         );
         assert_eq!(texts[4], "match 7: reconciled");
-        let text = render(&item, &entries);
+        let text = render(&item, &entries, chrono_tz::UTC);
         assert!(
-            text.starts_with("payment P1\n2026-06-26 10:00  first seen\n"),
+            text.starts_with("payment P1 (times in UTC)\n2026-06-26 10:00  first seen\n"),
+            "{text}"
+        );
+        let text = render(&item, &entries, chrono_tz::Europe::Madrid);
+        assert!(
+            text.starts_with("payment P1 (times in Europe/Madrid)\n2026-06-26 12:00  first seen\n"),
             "{text}"
         );
     }

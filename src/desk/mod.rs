@@ -6,7 +6,8 @@
 //!   [`crate::matching::fate`]), exactly once.
 //! - `dismiss` / `reopen`: an item stops being reported, or comes back.
 //! - `review`: what needs a person now, with the command that would act on it.
-//! - `apply`: the same decisions in bulk, from a report CSV handed back.
+//! - `apply`: the same decisions in bulk, from a report handed back: the workbook
+//!   ([`workbook`]) or a CSV.
 //! - `history`: the life of one item.
 //!
 //! The decisions themselves are pure functions with no I/O (the clock, where one is
@@ -29,6 +30,7 @@ pub mod commands;
 pub mod dismiss;
 pub mod history;
 pub mod review;
+pub mod workbook;
 
 /// What a decision is about: one item of a report, by kind.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -123,7 +125,7 @@ pub struct Decision {
     /// For an approve: the bank transaction tied to the payment.
     pub other: Option<BankTxId>,
     pub note: Option<String>,
-    /// `cli`, or `apply <file>:<line>`.
+    /// `cli`, or `apply <file>:<line>` (`apply <file>:<sheet>:<row>` for a workbook).
     pub source: String,
     /// For an approve: the run row its call was made under.
     pub run_id: Option<i64>,

@@ -1,11 +1,13 @@
 //! What needs a person now: the latest completed run's findings, less what was dismissed
-//! or reconciled since, each with the command that would act on it. Pure: the findings,
-//! the records and `now` come in; items and their text come out.
+//! or reconciled since, each with the command that would act on it. Urgent items come
+//! first, then the longest waiting. Pure: the findings, the records, the time zone and
+//! `now` come in; items and their text come out.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use serde::Serialize;
 
 use super::ItemRef;
@@ -35,6 +37,9 @@ pub struct Input<'a> {
     pub dismissed: &'a HashSet<ItemRef>,
     /// Items tied by a reconciled match now (settled since the run: not shown).
     pub reconciled: &'a HashSet<ItemRef>,
+    /// When the job first reported each item (`kind`, id): the start of the earliest
+    /// run whose findings name it, as the report's `first_seen` column.
+    pub first_seen: &'a HashMap<(String, String), DateTime<Utc>>,
     /// Only this reason, if given.
     pub reason: Option<&'a str>,
     pub now: DateTime<Utc>,
@@ -46,11 +51,15 @@ pub struct Item {
     pub kind: &'static str,
     pub id: String,
     pub reason: String,
+    /// Money that left or did not arrive as the job expected (the reasons mailed at once).
+    pub urgent: bool,
     pub amount: Option<String>,
     pub currency: Option<String>,
     /// Whole days since the payment was created, the transfer booked, the off-ramp
     /// finished.
     pub age_days: Option<i64>,
+    /// When the job first reported it.
+    pub first_seen: Option<DateTime<Utc>>,
     pub candidates: Vec<String>,
     pub detail: Option<String>,
     /// The commands that would act on it (an `approve` per candidate, or a `dismiss`).
@@ -84,7 +93,15 @@ pub fn check_reason(given: &str) -> Result<&str, super::Refusal> {
     })
 }
 
-/// The items of a run's findings that still need a person, sorted by reason, kind, id.
+/// Whether a finding's reason is urgent ([`crate::matching::Reason::is_urgent`]).
+fn urgent(reason: &str) -> bool {
+    crate::matching::Reason::ALL
+        .iter()
+        .any(|r| r.as_str() == reason && r.is_urgent())
+}
+
+/// The items of a run's findings that still need a person: urgent ones first, then the
+/// longest reported first (an item with no first report last), then by reason, kind, id.
 pub fn items(input: &Input<'_>) -> Review {
     let mut out = Review {
         dismissed: input.dismissed.len(),
@@ -110,16 +127,25 @@ pub fn items(input: &Input<'_>) -> Review {
             kind: item.kind(),
             id: f.item_id.clone(),
             reason: f.reason.clone(),
+            urgent: urgent(&f.reason),
             amount: money.map(Money::amount_str),
             currency: money.map(|m| m.currency().to_string()),
             age_days,
+            first_seen: input
+                .first_seen
+                .get(&(f.kind.clone(), f.item_id.clone()))
+                .copied(),
             candidates: f.candidates.clone(),
             detail: f.detail.clone(),
             commands: commands(&item, f, input),
         });
     }
-    out.items
-        .sort_by(|a, b| (&a.reason, a.kind, &a.id).cmp(&(&b.reason, b.kind, &b.id)));
+    out.items.sort_by(|a, b| {
+        let key = |i: &Item| (!i.urgent, i.first_seen.is_none(), i.first_seen);
+        key(a)
+            .cmp(&key(b))
+            .then_with(|| (&a.reason, a.kind, &a.id).cmp(&(&b.reason, b.kind, &b.id)))
+    });
     out
 }
 
@@ -174,15 +200,21 @@ fn commands(item: &ItemRef, f: &FindingRow, input: &Input<'_>) -> Vec<String> {
     }
 }
 
-/// The items as text for a terminal: one block per item, no line over [`WIDTH`].
-pub fn table(run: i64, run_at: DateTime<Utc>, review: &Review) -> String {
+/// The items as text for a terminal: one block per item, no line over [`WIDTH`], every
+/// time in `tz` (the schedule's zone, as `status` shows them), named in the first line.
+pub fn table(run: i64, run_at: DateTime<Utc>, review: &Review, tz: Tz) -> String {
+    let local = |t: DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string();
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Run {run} ({}): {} item(s) need a person.",
-        run_at.format("%Y-%m-%d %H:%M UTC"),
+        "Run {run} ({}, times in {tz}): {} item(s) need a person.",
+        local(run_at),
         review.items.len()
     );
+    let urgent = review.items.iter().filter(|i| i.urgent).count();
+    if urgent > 0 {
+        let _ = writeln!(out, "{urgent} urgent, listed first.");
+    }
     if review.dismissed > 0 {
         let _ = writeln!(out, "{} dismissed item(s) not shown.", review.dismissed);
     }
@@ -191,7 +223,13 @@ pub fn table(run: i64, run_at: DateTime<Utc>, review: &Review) -> String {
     }
     for i in &review.items {
         out.push('\n');
-        let mut head = format!("{} {}: {}", i.kind, i.id, i.reason);
+        let mut head = format!(
+            "{}{} {}: {}",
+            if i.urgent { "URGENT " } else { "" },
+            i.kind,
+            i.id,
+            i.reason
+        );
         if let (Some(a), Some(c)) = (&i.amount, &i.currency) {
             head.push_str(&format!(", {a} {c}"));
         }
@@ -201,6 +239,9 @@ pub fn table(run: i64, run_at: DateTime<Utc>, review: &Review) -> String {
             None => {}
         }
         push_wrapped(&mut out, &head, "");
+        if let Some(t) = i.first_seen {
+            push_wrapped(&mut out, &format!("  first reported {}", local(t)), "    ");
+        }
         if !i.candidates.is_empty() {
             push_wrapped(
                 &mut out,
@@ -253,7 +294,8 @@ fn push_wrapped(out: &mut String, line: &str, indent: &str) {
     out.push('\n');
 }
 
-/// The items as CSV (`,`, a header row; commands joined with ` | `).
+/// The items as CSV (`,`, a header row; commands joined with ` | `; times in UTC, as in
+/// the report's CSVs).
 pub fn csv(review: &Review) -> Result<String, ::csv::Error> {
     let mut w = ::csv::Writer::from_writer(Vec::new());
     w.write_record([
@@ -266,6 +308,8 @@ pub fn csv(review: &Review) -> Result<String, ::csv::Error> {
         "candidates",
         "detail",
         "command",
+        "urgent",
+        "first_seen",
     ])?;
     for i in &review.items {
         w.write_record([
@@ -278,13 +322,17 @@ pub fn csv(review: &Review) -> Result<String, ::csv::Error> {
             &i.candidates.join(" "),
             &crate::report::neutralize_formula(i.detail.as_deref().unwrap_or("")),
             &i.commands.join(" | "),
+            if i.urgent { "yes" } else { "no" },
+            &i.first_seen
+                .map(crate::report::timestamp)
+                .unwrap_or_default(),
         ])?;
     }
     let bytes = w.into_inner().map_err(|e| e.into_error())?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-/// The items as JSON: `{"run": N, "dismissed": N, "items": [...]}`.
+/// The items as JSON: `{"run": N, "dismissed": N, "items": [...]}` (times in UTC).
 pub fn json(run: i64, review: &Review) -> String {
     serde_json::json!({
         "run": run,
@@ -371,6 +419,14 @@ mod tests {
     }
 
     fn review(findings: &[FindingRow], dismissed: &HashSet<ItemRef>) -> Review {
+        review_seen(findings, dismissed, &HashMap::new())
+    }
+
+    fn review_seen(
+        findings: &[FindingRow],
+        dismissed: &HashSet<ItemRef>,
+        first_seen: &HashMap<(String, String), DateTime<Utc>>,
+    ) -> Review {
         let w = world();
         items(&Input {
             findings,
@@ -379,9 +435,60 @@ mod tests {
             offramps: &w.offramps,
             dismissed,
             reconciled: &HashSet::new(),
+            first_seen,
             reason: None,
             now: now(),
         })
+    }
+
+    fn seen(kind: &str, id: &str, days_ago: i64) -> ((String, String), DateTime<Utc>) {
+        ((kind.into(), id.into()), now() - Duration::days(days_ago))
+    }
+
+    #[test]
+    fn urgent_items_come_first_then_the_longest_reported() {
+        let findings = [
+            finding("payment", "P1", "ambiguous", &["T1", "T2"]),
+            finding("payment", "P2", "awaiting_transfer", &[]),
+            finding("transaction", "T2", "no_concept", &[]),
+            finding("transaction", "D1", "unexplained_debit", &[]),
+            finding("transaction", "T1", "ambiguous", &["P1"]),
+        ];
+        let first_seen = HashMap::from([
+            seen("payment", "P1", 2),
+            seen("payment", "P2", 9),
+            seen("transaction", "T2", 30),
+            seen("transaction", "D1", 1),
+        ]);
+        let r = review_seen(&findings, &HashSet::new(), &first_seen);
+        let order: Vec<&str> = r.items.iter().map(|i| i.id.as_str()).collect();
+        // The debit is urgent though reported last; T1 has no first report: last.
+        assert_eq!(order, ["D1", "T2", "P2", "P1", "T1"]);
+        assert!(r.items[0].urgent && r.items[1..].iter().all(|i| !i.urgent));
+        let text = table(3, now(), &r, chrono_tz::UTC);
+        assert!(text.contains("1 urgent, listed first."), "{text}");
+        assert!(
+            text.contains("\nURGENT transaction D1: unexplained_debit"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn every_time_is_shown_in_the_configured_zone_which_is_named() {
+        let findings = [finding("payment", "P2", "awaiting_transfer", &[])];
+        let first_seen = HashMap::from([seen("payment", "P2", 9)]);
+        let r = review_seen(&findings, &HashSet::new(), &first_seen);
+        // 2026-06-26 10:30 UTC is 12:30 in Madrid (summer time).
+        let text = table(3, now(), &r, chrono_tz::Europe::Madrid);
+        assert!(
+            text.starts_with("Run 3 (2026-06-26 12:30, times in Europe/Madrid): 1 item(s)"),
+            "{text}"
+        );
+        assert!(text.contains("first reported 2026-06-17 12:30"), "{text}");
+        assert!(!text.contains("UTC"), "{text}");
+        // Machines get UTC.
+        assert!(csv(&r).unwrap().contains("2026-06-17T10:30:00Z"));
+        assert!(json(3, &r).contains("2026-06-17T10:30:00Z"));
     }
 
     #[test]
@@ -453,7 +560,7 @@ mod tests {
         );
         f.detail = Some(format!("a very long detail {long} and more words after it"));
         let r = review(&[f], &HashSet::new());
-        let text = table(3, now(), &r);
+        let text = table(3, now(), &r, chrono_tz::UTC);
         for line in text.lines() {
             assert!(line.chars().count() <= WIDTH, "{line:?}");
         }
@@ -484,6 +591,7 @@ mod tests {
             offramps: &w.offramps,
             dismissed: &HashSet::new(),
             reconciled: &HashSet::new(),
+            first_seen: &HashMap::new(),
             reason: Some("awaiting_transfer"),
             now: now(),
         });

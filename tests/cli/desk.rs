@@ -394,7 +394,7 @@ async fn history_shows_a_pair_reconciled_by_a_person_end_to_end() {
     assert_eq!(code(&out), 0, "{}", text(&out));
     let h = stdout(&out);
     let lines: Vec<&str> = h.lines().collect();
-    assert_eq!(lines[0], format!("payment {payment}"));
+    assert_eq!(lines[0], format!("payment {payment} (times in UTC)"));
     let at = |needle: &str| {
         lines
             .iter()

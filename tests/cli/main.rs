@@ -1,6 +1,7 @@
 //! The built binary against a local sandbox over real HTTP, with a real SQLite file.
 
 mod apply;
+mod apply_workbook;
 mod database;
 mod desk;
 mod email;
@@ -9,6 +10,7 @@ mod incremental;
 mod ops;
 mod proof;
 mod returned;
+mod review;
 mod same_instant;
 mod signals;
 mod tls;
@@ -17,6 +19,10 @@ mod waiting;
 #[allow(dead_code)]
 #[path = "../common/smtp.rs"]
 mod smtp;
+// Shared with the reports suite; here for `apply` on a workbook LibreOffice saved.
+#[allow(dead_code)]
+#[path = "../reports/libreoffice.rs"]
+mod libreoffice;
 
 use std::collections::{BTreeMap, BTreeSet};
 

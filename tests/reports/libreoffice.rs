@@ -84,6 +84,14 @@ impl LibreOffice {
         outdir.to_path_buf()
     }
 
+    /// Opens a workbook and saves it again as `.xlsx` in `outdir`, under the same name,
+    /// as a person who edited it there would.
+    #[allow(dead_code)] // used by the CLI suite (apply), not by this one
+    pub fn resave_workbook(&self, xlsx: &Path, outdir: &Path) -> PathBuf {
+        self.convert(xlsx, "xlsx:Calc MS Excel 2007 XML", None, outdir);
+        outdir.join(xlsx.file_name().unwrap())
+    }
+
     /// Opens a CSV file as a user whose import dialog keeps its defaults for the locale
     /// (the given delimiter, UTF-8, no column forced to a type) and saves it as xlsx.
     pub fn csv_to_workbook(&self, csv: &Path, delimiter: char, outdir: &Path) -> PathBuf {
