@@ -59,6 +59,11 @@ pub(super) fn missing_pages(path: &Path) -> Option<String> {
     let mut header = [0u8; HEADER];
     file.read_exact(&mut header).ok()?;
     let page_size = page_size(&header)?;
+    // A file of whole pages that holds every page its header counts lacks nothing: pages
+    // the WAL's commits added beyond it were never checkpointed (a checkpoint writes the
+    // new header first), so the WAL holds them. Only a file that looks short has its WAL
+    // read (some 0.1 s for a WAL of 130 MB).
+    shortfall(len, &header, &WalFrames::default())?;
     let wal = read_wal(&wal_path(path), page_size).unwrap_or_default();
     shortfall(len, &header, &wal)
 }
