@@ -477,7 +477,7 @@ fn conclude(summary: &mut RunSummary, client: &Client, synced: &sync::SyncReport
     } else {
         summary.error = Some(format!(
             "incomplete sync: nothing was reconciled: {}",
-            synced.errors.join("; ")
+            synced.errors_text()
         ));
         RunStatus::Incomplete
     };
