@@ -155,8 +155,15 @@ impl TryFrom<RawEmailSettings> for EmailSettings {
 }
 
 /// A duration as humantime spells it: `45s`, `90m`, `1h`, `2d`, or several units
-/// together (`1h 30m`, `1day 2h`); zero is not a duration.
+/// together (`1h 30m`, `1day 2h`); zero is not a duration. A bare `M` (humantime's
+/// month) is refused: `90M` is far more likely a typo for minutes than 7½ years.
 pub fn parse_duration(text: &str) -> Option<chrono::Duration> {
+    let bare_month = text
+        .split(|c: char| c.is_ascii_digit() || c.is_whitespace())
+        .any(|unit| unit == "M");
+    if bare_month {
+        return None;
+    }
     let d = humantime::parse_duration(text.trim()).ok()?;
     chrono::Duration::from_std(d)
         .ok()

@@ -290,6 +290,7 @@ fn the_digest_and_alert_after_are_parsed_once_and_a_bad_one_names_its_key() {
         ("alert_after = \"0h\"", "email.alert_after"),
         ("alert_after = \"-1h\"", "email.alert_after"),
         ("alert_after = \"90\"", "email.alert_after"),
+        ("alert_after = \"90M\"", "email.alert_after"),
     ] {
         let e = err(
             &format!("{MINIMAL}\n{email}{line}\n"),
