@@ -133,7 +133,7 @@ impl TryFrom<RawEmailSettings> for EmailSettings {
             None => chrono::Duration::hours(1),
             Some(text) => parse_duration(text).ok_or_else(|| {
                 format!(
-                    "email.alert_after: {text:?} is not a duration such as \"90m\", \"1h\" or \"2d\""
+                    "email.alert_after: {text:?} is not a duration such as \"90m\", \"1h\", \"2d\" or \"1h 30m\""
                 )
             })?,
         };
@@ -154,21 +154,20 @@ impl TryFrom<RawEmailSettings> for EmailSettings {
     }
 }
 
-/// `45s`, `90m`, `1h`, `2d`: a whole number and one unit; zero is not a duration.
+/// A duration as humantime spells it: `45s`, `90m`, `1h`, `2d`, or several units
+/// together (`1h 30m`, `1day 2h`); zero is not a duration. A bare `M` (humantime's
+/// month) is refused: `90M` is far more likely a typo for minutes than 7½ years.
 pub fn parse_duration(text: &str) -> Option<chrono::Duration> {
-    let text = text.trim();
-    let unit = text.chars().last()?;
-    let n: i64 = text[..text.len() - unit.len_utf8()].trim().parse().ok()?;
-    if n <= 0 {
+    let bare_month = text
+        .split(|c: char| c.is_ascii_digit() || c.is_whitespace())
+        .any(|unit| unit == "M");
+    if bare_month {
         return None;
     }
-    match unit {
-        's' => chrono::Duration::try_seconds(n),
-        'm' => chrono::Duration::try_minutes(n),
-        'h' => chrono::Duration::try_hours(n),
-        'd' => chrono::Duration::try_days(n),
-        _ => None,
-    }
+    let d = humantime::parse_duration(text.trim()).ok()?;
+    chrono::Duration::from_std(d)
+        .ok()
+        .filter(|d| *d > chrono::Duration::zero())
 }
 
 /// What went wrong with the report e-mail, by what the caller does about it. The text

@@ -1,5 +1,11 @@
 //! Run monitoring: the Prometheus textfile (for node_exporter's textfile collector)
 //! and the dead-man's-switch ping (healthchecks.io convention).
+//!
+//! The textfile is written here rather than encoded by `prometheus-client`: its
+//! `Family` keeps series in a hash map, so the file's lines would change order from run
+//! to run unless a metric type of our own kept them, its registry appends a period to
+//! every help text, and counts would need converting to `i64` gauges; the result was no
+//! smaller than the few lines below that write and escape the text format.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -1,9 +1,9 @@
 //! The long-running mode's cron schedule: parsing, the next fire time in a time zone
 //! (right across daylight-saving changes), and a loop that runs the job on it.
 //!
-//! This module does not use tokio-cron-scheduler to run jobs, only its syntax (six
-//! fields, seconds first, parsed by the same `croner` configuration). A job created
-//! there with a time zone is pinned to that zone's UTC offset at creation, so after a
+//! The job does not depend on tokio-cron-scheduler; it keeps only that crate's syntax
+//! (six fields, seconds first, parsed by the same `croner` configuration). A job
+//! created there with a time zone is pinned to that zone's UTC offset at creation, so after a
 //! daylight-saving change it fires an hour off until it is re-created. Here every next
 //! fire time is computed afresh in the zone after each tick, so no offset is ever kept.
 //!

@@ -263,10 +263,34 @@ fn the_digest_and_alert_after_are_parsed_once_and_a_bad_one_names_its_key() {
     let e = s.email.unwrap();
     assert_eq!(e.alert_after, chrono::Duration::minutes(90));
 
+    for (text, seconds) in [
+        ("45s", 45),
+        ("90m", 90 * 60),
+        (" 90 m ", 90 * 60),
+        ("1h", 3600),
+        ("2d", 2 * 86_400),
+        ("1h 30m", 90 * 60),
+        ("1h30m", 90 * 60),
+        ("90min", 90 * 60),
+    ] {
+        let s = parse(
+            Path::new("c.toml"),
+            &format!("{MINIMAL}\n{email}alert_after = \"{text}\"\n"),
+            true,
+            &env_with_secret,
+        )
+        .unwrap_or_else(|e| panic!("{text}: {e}"));
+        let got = s.email.unwrap().alert_after;
+        assert_eq!(got, chrono::Duration::seconds(seconds), "{text}");
+    }
+
     for (line, key) in [
         ("digest = \"every morning\"", "email.digest"),
         ("alert_after = \"soon\"", "email.alert_after"),
         ("alert_after = \"0h\"", "email.alert_after"),
+        ("alert_after = \"-1h\"", "email.alert_after"),
+        ("alert_after = \"90\"", "email.alert_after"),
+        ("alert_after = \"90M\"", "email.alert_after"),
     ] {
         let e = err(
             &format!("{MINIMAL}\n{email}{line}\n"),
@@ -274,5 +298,7 @@ fn the_digest_and_alert_after_are_parsed_once_and_a_bad_one_names_its_key() {
             &env_with_secret,
         );
         assert!(e.contains(key), "{line}: {e}");
+        let value = line.split('"').nth(1).unwrap();
+        assert!(e.contains(&format!("{value:?}")), "{line}: {e}");
     }
 }

@@ -7,6 +7,11 @@
 //! concept `0120037` keeps its leading zero), times are dates (UTC), day counts are
 //! whole numbers. The header row is frozen and carries a filter.
 //!
+//! Every sheet prints: landscape, scaled to one page wide, its header row repeated at the
+//! top of each page, the print area the rows written, and a footer naming the sheet and
+//! the page. A long text on the Summary (a failed run's error, the closing note) spans
+//! the table's columns, wrapped, in a row tall enough for its lines.
+//!
 //! An xlsx string cell is never evaluated, so a text starting with `=` needs no visible
 //! apostrophe as in the CSV: it is written as the plain text, with the cell's
 //! "quote prefix" flag set so that editing it in a spreadsheet keeps it text.
@@ -91,6 +96,7 @@ struct Formats {
     money: Format,
     count: Format,
     time: Format,
+    /// Long text over merged cells: wrapped, from the top.
     wrap: Format,
 }
 
@@ -105,7 +111,10 @@ impl Formats {
             time: Format::new()
                 .set_num_format("yyyy-mm-dd hh:mm:ss")
                 .set_align(FormatAlign::Left),
-            wrap: Format::new().set_text_wrap(),
+            wrap: Format::new()
+                .set_num_format("@")
+                .set_text_wrap()
+                .set_align(FormatAlign::Top),
         }
     }
 }
@@ -157,6 +166,58 @@ fn write_cell(
         }
         Cell::Empty => {}
     }
+    Ok(())
+}
+
+/// The page setup of every sheet: landscape, one page wide (as many tall as it takes),
+/// `header_row` repeated on each page, the print area the cells written, and a footer
+/// with the sheet's name and the page number.
+fn print_setup(
+    ws: &mut Worksheet,
+    header_row: u32,
+    last_row: u32,
+    last_col: u16,
+) -> Result<(), XlsxError> {
+    ws.set_landscape();
+    ws.set_print_fit_to_pages(1, 0);
+    ws.set_repeat_rows(header_row, header_row)?;
+    ws.set_print_area(0, 0, last_row, last_col)?;
+    ws.set_footer("&L&A&RPage &P of &N");
+    Ok(())
+}
+
+/// Lines a text takes wrapped in a cell `width` characters wide (each of its own lines
+/// wraps on its own).
+fn wrapped_lines(text: &str, width: usize) -> usize {
+    text.lines()
+        .map(|l| l.chars().count().div_ceil(width.max(1)).max(1))
+        .sum::<usize>()
+        .max(1)
+}
+
+/// Points per line of the default font (Calibri 11).
+const LINE_HEIGHT: f64 = 15.0;
+
+/// Writes `text` over columns `first_col..=last_col` of `row`, merged and wrapped, and
+/// makes the row tall enough for the lines it wraps to in `width` characters.
+fn long_text(
+    ws: &mut Worksheet,
+    row: u32,
+    (first_col, last_col): (u16, u16),
+    width: usize,
+    text: &str,
+    f: &Formats,
+) -> Result<(), XlsxError> {
+    let text = if text.chars().count() > MAX_CELL_CHARS {
+        let cut: String = text.chars().take(MAX_CELL_CHARS - 1).collect();
+        Cow::Owned(format!("{cut}…"))
+    } else {
+        Cow::Borrowed(text)
+    };
+    let lines = wrapped_lines(&text, width);
+    ws.merge_range(row, first_col, row, last_col, &text, &f.wrap)?;
+    // Excel's limit on a row's height is 409 points.
+    ws.set_row_height(row, (lines as f64 * LINE_HEIGHT).min(409.0))?;
     Ok(())
 }
 
@@ -298,6 +359,7 @@ impl Report {
             let last_col = column(header.len().saturating_sub(1))?;
             ws.set_freeze_panes(1, 0)?;
             ws.autofilter(0, 0, last_row, last_col)?;
+            print_setup(ws, 0, last_row, last_col)?;
         }
         let ws = wb.worksheet_from_name("Summary")?;
         write_summary(ws, &summary, &cut, &f)?;
@@ -323,44 +385,59 @@ fn write_summary(
     cut: &[(ReportKind, usize)],
     f: &Formats,
 ) -> Result<(), XlsxError> {
-    ws.set_column_width(0, 30.0)?;
-    ws.set_column_width(1, 22.0)?;
-    ws.set_column_width(2, 44.0)?;
-    ws.set_column_width(3, 10.0)?;
-    ws.set_column_width(4, 16.0)?;
-    ws.set_column_width(5, 10.0)?;
+    // Wide enough for the longest reason's label (what it means) on one line.
+    const WIDTHS: [f64; 6] = [30.0, 22.0, 52.0, 10.0, 16.0, 10.0];
+    for (col, w) in WIDTHS.iter().enumerate() {
+        ws.set_column_width(column(col)?, *w)?;
+    }
+    // The characters a line of merged columns holds, rounded down for wide letters.
+    let span = |cols: std::ops::RangeInclusive<usize>| -> usize {
+        (WIDTHS[cols].iter().sum::<f64>() * 0.9) as usize
+    };
     let run = &s.run;
     let mut row = 0u32;
-    let mut line = |ws: &mut Worksheet, key: &str, value: Cell<'_>| -> Result<(), XlsxError> {
+    // A key and its value; a text that can run long (`wrap`) spans the table's columns,
+    // wrapped.
+    let mut line = |ws: &mut Worksheet, key: &str, value: Cell<'_>, wrap: bool| {
         ws.write_string_with_format(row, 0, key, &f.header)?;
-        write_cell(ws, row, 1, &value, f)?;
+        match value {
+            Cell::Text(t) if wrap => long_text(ws, row, (1, 5), span(1..=5), &t, f)?,
+            value => write_cell(ws, row, 1, &value, f)?,
+        }
         row += 1;
-        Ok(())
+        Ok::<_, XlsxError>(())
     };
-    line(ws, "run", Cell::Count(run.run_id))?;
-    line(ws, "started_at (UTC)", Cell::Time(run.started_at))?;
-    line(ws, "finished_at (UTC)", Cell::Time(run.finished_at))?;
+    line(ws, "run", Cell::Count(run.run_id), false)?;
+    line(ws, "started_at (UTC)", Cell::Time(run.started_at), false)?;
+    line(ws, "finished_at (UTC)", Cell::Time(run.finished_at), false)?;
     let yes_no = |b: bool| text(if b { "yes" } else { "no" });
-    line(ws, "sync_complete", yes_no(run.sync_complete))?;
-    line(ws, "dry_run", yes_no(run.dry_run))?;
+    line(ws, "sync_complete", yes_no(run.sync_complete), false)?;
+    line(ws, "dry_run", yes_no(run.dry_run), false)?;
     if let Some(err) = &run.failed {
-        line(ws, "run_failed", text(err.as_str()))?;
+        line(ws, "run_failed", text(err.as_str()), true)?;
     }
     for (kind, total) in cut {
-        line(
-            ws,
-            "sheet_cut",
-            text(format!(
-                "{}: {} rows, the first {} shown; all are in {}",
-                sheet_name(*kind),
-                total,
-                MAX_ROWS - 1,
-                kind.file_name()
-            )),
-        )?;
+        let what = format!(
+            "{}: {} rows, the first {} shown; all are in {}",
+            sheet_name(*kind),
+            total,
+            MAX_ROWS - 1,
+            kind.file_name()
+        );
+        line(ws, "sheet_cut", text(what), true)?;
     }
-    line(ws, "need_attention", Cell::Count(count(s.attention_count)))?;
-    line(ws, "reconciled", Cell::Count(count(s.reconciled_count)))?;
+    line(
+        ws,
+        "need_attention",
+        Cell::Count(count(s.attention_count)),
+        false,
+    )?;
+    line(
+        ws,
+        "reconciled",
+        Cell::Count(count(s.reconciled_count)),
+        false,
+    )?;
 
     let mut row = row + 1;
     let header = [
@@ -409,17 +486,20 @@ fn write_summary(
     }
     ws.autofilter(table_top, 0, row, 5)?;
     row += 2;
-    ws.write_string_with_format(
+    long_text(
+        ws,
         row,
-        0,
-        format!(
+        (0, 5),
+        span(0..=5),
+        &format!(
             "Written for run {} at {}. Times are UTC; amounts are exact to the cent. The \
              CSV files beside this workbook hold the same rows, for machines.",
             run.run_id,
             timestamp(run.finished_at)
         ),
-        &f.wrap,
+        f,
     )?;
+    print_setup(ws, table_top, row, 5)?;
     Ok(())
 }
 

@@ -174,7 +174,8 @@ fn begin(
     };
     // The whole file is checked before a full resync writes to it (`PRAGMA quick_check`,
     // 0.3 s at 100k: on every run it would be 30-60 % of an incremental one, see
-    // BENCHMARKS.md); between them, SQLite's own reads refuse a damaged page.
+    // BENCHMARKS.md); between them, every open refuses a file cut short (`Store::open`)
+    // and SQLite's own reads refuse a damaged page.
     if mode == SyncMode::Full {
         let checking = std::time::Instant::now();
         store.check()?;
@@ -476,7 +477,7 @@ fn conclude(summary: &mut RunSummary, client: &Client, synced: &sync::SyncReport
     } else {
         summary.error = Some(format!(
             "incomplete sync: nothing was reconciled: {}",
-            synced.errors.join("; ")
+            synced.errors_text()
         ));
         RunStatus::Incomplete
     };

@@ -29,6 +29,7 @@ use crate::text::{date_from_text, wire_date, wire_time};
 mod decisions;
 mod findings;
 mod ledger;
+mod length;
 mod mail_log;
 mod records;
 mod runs;
@@ -370,6 +371,7 @@ impl Store {
         };
         let mut conn = Connection::open(path).map_err(open_err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        refuse_missing_pages(&conn, path).map_err(open_err)??;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(open_err)?;
         // NORMAL in WAL mode: a commit survives the process being killed; only an OS crash
@@ -575,6 +577,29 @@ impl Store {
     pub fn connection(&self) -> &Connection {
         &self.conn
     }
+}
+
+/// Refuses a database file that lacks pages it needs (cut short by a full disk or a
+/// copy): SQLite reads the missing part of a page as zeros and loses its rows silently.
+/// The file and its WAL are read inside a read transaction, which keeps any other
+/// connection's checkpoint from reusing the WAL meanwhile (see `length.rs` for what is
+/// damage and what a WAL or a checkpoint in progress explains).
+fn refuse_missing_pages(
+    conn: &Connection,
+    path: &Path,
+) -> rusqlite::Result<Result<(), StoreError>> {
+    conn.execute_batch("BEGIN DEFERRED")?;
+    let found = conn
+        .query_row("PRAGMA schema_version", [], |_| Ok(()))
+        .map(|()| length::missing_pages(path));
+    conn.execute_batch("COMMIT")?;
+    Ok(match found? {
+        Some(detail) => Err(StoreError::Damaged {
+            path: path.to_path_buf(),
+            detail,
+        }),
+        None => Ok(()),
+    })
 }
 
 /// Runs a query without parameters and hands each row to `each`.

@@ -282,3 +282,114 @@ fn after_a_sync_the_wal_is_copied_into_the_database_file_by_the_background_check
         .unwrap();
     assert_eq!(rows, 4_000);
 }
+
+/// Adds about 800 KB of rows to the database at `conn` (some 200 pages).
+fn grow(conn: &Connection) {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS filler (x BLOB);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200)
+         INSERT INTO filler SELECT randomblob(4000) FROM n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_database_file_cut_by_less_than_a_page_is_refused_at_open_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cut.sqlite3");
+    {
+        let s = Store::open(&path).unwrap();
+        grow(s.connection());
+    }
+    let len = std::fs::metadata(&path).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len - 3000)
+        .unwrap();
+
+    let e = Store::open(&path).unwrap_err();
+    let msg = format!("{:#}", anyhow::Error::from(e));
+    assert!(
+        msg.starts_with(&format!("database {} is damaged", path.display())),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("not a whole number of 4096-byte pages"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("put the last good backup in its place"),
+        "{msg}"
+    );
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), len - 3000);
+}
+
+#[test]
+fn a_database_whose_growth_is_still_in_a_live_wal_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("live.sqlite3");
+    let writer = Store::open(&path).unwrap();
+    writer
+        .connection()
+        .pragma_update(None, "wal_autocheckpoint", 0)
+        .unwrap();
+    grow(writer.connection());
+    let wal = std::fs::metadata(dir.path().join("live.sqlite3-wal"))
+        .unwrap()
+        .len();
+    assert!(wal > 800_000, "the WAL holds the new pages: {wal} bytes");
+
+    let reader = Store::open(&path).unwrap();
+    let rows: i64 = reader
+        .connection()
+        .query_row("SELECT COUNT(*) FROM filler", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 200);
+}
+
+/// The last frame of the WAL at `wal` that holds page 1, with 4096-byte pages.
+fn last_page_one(wal: &[u8]) -> &[u8] {
+    let frame = 24 + 4096;
+    (0..(wal.len() - 32) / frame)
+        .map(|i| &wal[32 + i * frame..32 + (i + 1) * frame])
+        .rfind(|f| f[..4] == 1u32.to_be_bytes())
+        .map(|f| &f[24..])
+        .expect("a frame of page 1")
+}
+
+#[test]
+fn a_database_whose_checkpoint_stopped_after_its_new_header_opens_with_every_row() {
+    // A checkpoint copies page 1 (the header, with the new page count) before the pages
+    // the database grew by: a process killed in between leaves a file shorter than its
+    // header says, whose missing pages the WAL still holds.
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live.sqlite3");
+    let writer = Store::open(&live).unwrap();
+    writer
+        .connection()
+        .pragma_update(None, "wal_autocheckpoint", 0)
+        .unwrap();
+    grow(writer.connection());
+    let copy = dir.path().join("copy.sqlite3");
+    let mut db = std::fs::read(&live).unwrap();
+    let wal = std::fs::read(dir.path().join("live.sqlite3-wal")).unwrap();
+    drop(writer);
+    db[..4096].copy_from_slice(last_page_one(&wal));
+    std::fs::write(&copy, &db).unwrap();
+    std::fs::write(dir.path().join("copy.sqlite3-wal"), &wal).unwrap();
+    let header_pages = u32::from_be_bytes(db[28..32].try_into().unwrap());
+    assert!(
+        u64::from(header_pages) * 4096 > db.len() as u64,
+        "the header ({header_pages} pages) is ahead of the file ({} bytes)",
+        db.len()
+    );
+
+    let s = Store::open(&copy).unwrap();
+    let rows: i64 = s
+        .connection()
+        .query_row("SELECT COUNT(*) FROM filler", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 200);
+}

@@ -71,7 +71,45 @@ pub struct SyncReport {
     /// Stored `pending_bank` payments the provider no longer knows, marked `vanished`.
     pub vanished: Vec<PaymentId>,
     /// The first error of each incomplete list, for the run's error text.
-    pub errors: Vec<String>,
+    pub errors: Vec<ListError>,
+}
+
+/// Why a list was not read in full.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListError {
+    pub list: String,
+    pub cause: String,
+}
+
+impl ListError {
+    fn new(list: &str, cause: impl ToString) -> Self {
+        Self {
+            list: list.to_owned(),
+            cause: cause.to_string(),
+        }
+    }
+}
+
+impl SyncReport {
+    /// Why lists were not read in full, each cause once with the lists it stopped: when
+    /// the provider is down or refuses the credentials, every list fails the same way.
+    pub fn errors_text(&self) -> String {
+        let mut causes: Vec<(&str, Vec<&str>)> = Vec::new();
+        for e in &self.errors {
+            match causes.iter_mut().find(|(c, _)| *c == e.cause) {
+                Some((_, lists)) => lists.push(&e.list),
+                None => causes.push((&e.cause, vec![&e.list])),
+            }
+        }
+        causes
+            .into_iter()
+            .map(|(cause, mut lists)| {
+                lists.sort_unstable();
+                format!("{}: {cause}", lists.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -200,7 +238,9 @@ pub async fn sync_all(
     match accounts {
         Ok(_) => {}
         Err(l) => {
-            report.errors.extend(l.error.clone());
+            report
+                .errors
+                .extend(l.error.as_ref().map(|e| ListError::new(&l.list, e)));
             report.lists.push(l);
         }
     }
@@ -217,13 +257,15 @@ pub async fn sync_all(
         match res {
             Ok(l) => {
                 if let Some(e) = &l.error {
-                    report.errors.push(format!("{}: {e}", l.list));
+                    report.errors.push(ListError::new(&l.list, e));
                 }
                 report.lists.push(l);
             }
             Err(e) => {
                 readers_ok = false;
-                report.errors.push(format!("a list reader stopped: {e}"));
+                report
+                    .errors
+                    .push(ListError::new("a list reader", format!("stopped: {e}")));
             }
         }
     }
@@ -280,7 +322,7 @@ pub async fn sync_all(
             }
             report.refreshed = refresh.items;
             if let Some(e) = &refresh.error {
-                report.errors.push(format!("refresh_pending: {e}"));
+                report.errors.push(ListError::new("refresh_pending", e));
             }
             let _ = tx.send(Write::List(refresh.clone())).await;
             report.lists.push(refresh);
@@ -319,7 +361,7 @@ pub async fn sync_all(
                 error: Some(why.clone()),
             };
             store.record_list(run, &l)?;
-            report.errors.push(format!("{LIST_COMPETITORS}: {why}"));
+            report.errors.push(ListError::new(LIST_COMPETITORS, &why));
             report.lists.push(l);
         }
     }
@@ -464,6 +506,22 @@ fn apply(store: &mut Store, w: Write, run: RunId, now: DateTime<Utc>) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_cause_of_an_incomplete_sync_is_said_once_with_the_lists_it_stopped() {
+        let report = SyncReport {
+            errors: vec![
+                ListError::new("rampoffs", "/authenticate: HTTP 503"),
+                ListError::new("transactions:ES91", "page 3: malformed"),
+                ListError::new("accounts", "/authenticate: HTTP 503"),
+            ],
+            ..SyncReport::default()
+        };
+        assert_eq!(
+            report.errors_text(),
+            "accounts, rampoffs: /authenticate: HTTP 503; transactions:ES91: page 3: malformed"
+        );
+    }
 
     fn at(days: i64) -> DateTime<Utc> {
         DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap() + Duration::days(days)

@@ -182,3 +182,77 @@ async fn a_database_whose_last_pages_were_zeroed_opens_but_a_full_resync_refuses
         .unwrap();
     assert_eq!(runs, 1, "a run was begun on the damaged file");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_cut_by_less_than_a_page_is_refused_at_the_next_open_before_anything_is_written()
+{
+    let env = TestEnv::start(small()).await;
+    let first = env.run(&["--run-now"]).await;
+    assert_eq!(code(&first), 0, "{}", text(&first));
+    // 3,000 bytes, not a whole page: SQLite counts the pages rounding up and would read
+    // the lost tail of the last page as zeros.
+    let len = std::fs::metadata(&env.db).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&env.db)
+        .unwrap()
+        .set_len(len - 3000)
+        .unwrap();
+    let calls_before = env.sandbox.reconcile_calls().len();
+
+    // An incremental run, which does not run the full check.
+    let out = env.run(&["--run-now"]).await;
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let last = last_line(&out);
+    assert!(
+        last.contains(&format!("database {} is damaged", env.db.display())),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        last.contains("not a whole number of 4096-byte pages"),
+        "{last}"
+    );
+    assert!(
+        last.contains("put the last good backup in its place"),
+        "{last}"
+    );
+    assert_eq!(env.sandbox.reconcile_calls().len(), calls_before);
+    assert_eq!(std::fs::metadata(&env.db).unwrap().len(), len - 3000);
+    // Every open refuses it, not only a run's.
+    let status = env.run(&["status"]).await;
+    assert_eq!(code(&status), 1, "{}", text(&status));
+    assert!(
+        last_line(&status).contains("is damaged"),
+        "{}",
+        text(&status)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_left_by_a_killed_run_opens_and_the_next_run_completes() {
+    let mut config = small();
+    config.faults.hold_reconcile = true;
+    let env = TestEnv::start(config).await;
+    let mut child = env
+        .command(&["--run-now"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Mid-write: the run has committed an intent and holds its call.
+    env.sandbox.wait_for_held_reconcile().await;
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    env.sandbox.set_faults(Faults::default());
+    env.sandbox.release_held();
+
+    // The killed writer left its WAL behind, not checkpointed into the file.
+    let wal = std::fs::metadata(format!("{}-wal", env.db.display())).unwrap();
+    assert!(wal.len() > 0, "no WAL was left");
+    let status = env.run(&["status"]).await;
+    assert!(!text(&status).contains("is damaged"), "{}", text(&status));
+    let out = env.run(&["--run-now"]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(!text(&out).contains("is damaged"), "{}", text(&out));
+}

@@ -492,6 +492,37 @@ async fn an_unreachable_provider_fails_the_run_with_exit_1_and_records_it() {
     assert!(text(&out).contains("Connection refused"), "{}", text(&out));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_gone_between_runs_is_named_once_with_every_list_it_stopped() {
+    let env = TestEnv::start(small()).await;
+    let first = env.run(&["--run-now"]).await;
+    assert_eq!(code(&first), 0, "{}", text(&first));
+    let text_cfg = std::fs::read_to_string(&env.config)
+        .unwrap()
+        .replace(&env.sandbox.base_url(), "http://127.0.0.1:9/api");
+    std::fs::write(&env.config, text_cfg).unwrap();
+
+    // An incremental run: four lists, each stopped by the same refused connection.
+    let out = env.run(&["--run-now"]).await;
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let error = env
+        .store()
+        .run(2)
+        .unwrap()
+        .unwrap()
+        .error
+        .unwrap_or_default();
+    assert_eq!(
+        error,
+        "incomplete sync: nothing was reconciled: accounts, payments, pending_payments, rampoffs: \
+         /authenticate: provider unavailable after 5 attempt(s): connection failed: client error \
+         (Connect): tcp connect error: Connection refused (os error 111)"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert_eq!(last.matches("Connection refused").count(), 1, "{last}");
+}
+
 mod config_errors {
     use super::*;
 

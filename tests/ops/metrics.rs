@@ -287,3 +287,34 @@ fn unmatched_counts_say_which_complete_read_they_reflect_and_whether_it_is_stale
     assert_eq!(value(&s, "cp_recon_unmatched_as_of_run", &[]), 0.0);
     assert_eq!(value(&s, "cp_recon_unmatched_stale", &[]), 1.0);
 }
+
+/// The samples of an exposition text, by series, with their values as numbers
+/// (`0` and `0.0` are the same sample).
+fn samples(text: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (series, value) = l.rsplit_once(' ').expect("a sample line");
+            (series.to_owned(), value.parse().expect("a number"))
+        })
+        .collect()
+}
+
+#[test]
+fn the_textfile_keeps_every_name_type_help_text_label_and_value_alerts_rely_on() {
+    // The textfile as alerts, dashboards and `promtool check metrics` know it.
+    let before = include_str!("metrics.golden.prom");
+    let mut m = run(true, "completed");
+    m.undelivered_reports = 2;
+    m.oldest_undelivered = Some(utc("2026-05-04T09:00:00Z"));
+    let now = render(&m, Some(utc("2026-05-03T10:00:00Z")));
+
+    let comments = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| l.starts_with("# HELP") || l.starts_with("# TYPE"))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(comments(&now), comments(before), "{now}");
+    assert_eq!(samples(&now), samples(before), "{now}");
+}

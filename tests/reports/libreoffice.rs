@@ -92,6 +92,22 @@ impl LibreOffice {
         outdir.join(xlsx.file_name().unwrap())
     }
 
+    /// The workbook printed to PDF as LibreOffice prints it (every sheet, each with its
+    /// print area and page setup); returns the number of pages.
+    pub fn printed_pages(&self, xlsx: &Path, outdir: &Path) -> usize {
+        self.convert(xlsx, "pdf", None, outdir);
+        let stem = xlsx.file_stem().unwrap().to_string_lossy().into_owned();
+        let pdf = std::fs::read(outdir.join(format!("{stem}.pdf"))).unwrap();
+        // Each page object says `/Type /Page` (the page tree says `/Pages`).
+        let text = String::from_utf8_lossy(&pdf);
+        text.match_indices("/Type")
+            .filter(|(i, _)| {
+                let rest = text[i + 5..].trim_start();
+                rest.starts_with("/Page") && !rest.starts_with("/Pages")
+            })
+            .count()
+    }
+
     /// Opens a CSV file as a user whose import dialog keeps its defaults for the locale
     /// (the given delimiter, UTF-8, no column forced to a type) and saves it as xlsx.
     pub fn csv_to_workbook(&self, csv: &Path, delimiter: char, outdir: &Path) -> PathBuf {

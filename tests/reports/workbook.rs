@@ -264,3 +264,128 @@ fn libreoffice_in_a_spanish_locale_reads_amounts_as_numbers_and_ids_as_text() {
     let t = read_exported(&csvs, "unmatched_bank_transactions");
     assert_eq!(t.row("tx_amount").field("amount"), ("150,49", false));
 }
+
+/// A day's report: the fixture's findings and 200 reconciled pairs.
+fn typical_day() -> Fixture {
+    let mut f = Fixture::new();
+    f.reconciled = (0..200)
+        .map(|i| {
+            reconciled(
+                &format!("pay_day{i:03}"),
+                &format!("tx_day{i:03}"),
+                money("125.50", "EUR"),
+                &format!("{i:07}"),
+                "2026-06-26T10:31:00Z",
+            )
+        })
+        .collect();
+    f
+}
+
+#[test]
+fn every_sheet_prints_landscape_one_page_wide_with_its_header_row_on_each_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = typical_day()
+        .report()
+        .write_dir(dir.path(), &settings())
+        .unwrap();
+    let path = files.workbook;
+    let book = part(&path, "xl/workbook.xml");
+    for (n, name) in std::iter::once("Summary")
+        .chain(ReportKind::ALL.iter().map(|k| sheet_name(*k)))
+        .enumerate()
+    {
+        let xml = part(&path, &format!("xl/worksheets/sheet{}.xml", n + 1));
+        assert!(
+            xml.contains(r#"<pageSetUpPr fitToPage="1"/>"#),
+            "{name}: {xml}"
+        );
+        assert!(xml.contains(r#"orientation="landscape""#), "{name}");
+        assert!(
+            xml.contains(r#"fitToHeight="0""#),
+            "{name}: one page wide, any tall"
+        );
+        assert!(
+            !xml.contains("fitToWidth="),
+            "{name}: fitToWidth is 1, the default"
+        );
+        assert!(
+            xml.contains("<oddFooter>&amp;L&amp;A&amp;RPage &amp;P of &amp;N</oddFooter>"),
+            "{name}"
+        );
+        assert!(
+            book.contains(&format!(
+                r#"<definedName name="_xlnm.Print_Titles" localSheetId="{n}">"#
+            )),
+            "{name} repeats no header row: {book}"
+        );
+        assert!(
+            book.contains(&format!(
+                r#"<definedName name="_xlnm.Print_Area" localSheetId="{n}">"#
+            )),
+            "{name} has no print area: {book}"
+        );
+    }
+    // The data sheets repeat their header row, the Summary its table's.
+    assert!(book.contains("<definedName name=\"_xlnm.Print_Titles\" localSheetId=\"1\">unmatched_payments!$1:$1</definedName>"), "{book}");
+    let reconciled = ReportKind::ALL
+        .iter()
+        .position(|k| *k == ReportKind::Reconciled)
+        .unwrap()
+        + 1;
+    assert!(
+        book.contains(&format!(
+            "localSheetId=\"{reconciled}\">reconciled!$A$1:$F$201</definedName>"
+        )),
+        "the print area is the rows written: {book}"
+    );
+}
+
+#[test]
+fn a_long_error_on_the_summary_is_wrapped_over_the_table_in_a_row_tall_enough() {
+    let mut f = Fixture::new();
+    let error = format!(
+        "incomplete sync: nothing was reconciled: {}\nsecond line",
+        "payments: /authenticate: provider unavailable after 5 attempt(s) ".repeat(4)
+    );
+    f.run.failed = Some(error.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let files = f.report().write_dir(dir.path(), &settings()).unwrap();
+    let xml = part(&files.workbook, "xl/worksheets/sheet1.xml");
+    let mut wb: Xlsx<_> = open_workbook(&files.workbook).unwrap();
+    let range = wb.worksheet_range("Summary").unwrap();
+    let row = range
+        .rows()
+        .position(|r| r[0] == Data::String("run_failed".into()))
+        .expect("a run_failed line");
+    assert_eq!(range.rows().nth(row).unwrap()[1], Data::String(error));
+    let excel_row = row + 1;
+    assert!(
+        xml.contains(&format!(r#"<mergeCell ref="B{excel_row}:F{excel_row}"/>"#)),
+        "the error spans the table's columns: {xml}"
+    );
+    // 305 characters at 99 a line (4 lines), then a second line: 5 lines of 15 points.
+    assert!(
+        xml.contains(&format!(
+            r#"<row r="{excel_row}" spans="1:6" ht="75" customHeight="1">"#
+        )),
+        "the row is not as tall as its lines: {xml}"
+    );
+    assert!(part(&files.workbook, "xl/styles.xml").contains(r#"wrapText="1""#));
+}
+
+#[test]
+fn libreoffice_prints_a_days_workbook_in_a_few_pages() {
+    let Some(lo) = LibreOffice::find("workbook printed to PDF") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let files = typical_day()
+        .report()
+        .write_dir(dir.path(), &settings())
+        .unwrap();
+    let pages = lo.printed_pages(&files.workbook, &dir.path().join("pdf"));
+    // A page for each short sheet, five for the 200 reconciled pairs (31 before the
+    // sheets had a page setup).
+    assert!(pages <= 10, "{pages} pages");
+}
