@@ -53,6 +53,7 @@ use crate::matching::{Decisions, Reason};
 mod csv;
 mod files;
 pub mod mail_plan;
+pub mod period;
 mod xlsx;
 
 pub use self::csv::{neutralize_formula, timestamp};

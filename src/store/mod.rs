@@ -30,6 +30,7 @@ mod decisions;
 mod findings;
 mod ledger;
 mod mail_log;
+mod period;
 mod records;
 mod runs;
 mod status;
