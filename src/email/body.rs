@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 
 use super::MAX_MESSAGE_BYTES;
 use crate::domain::{Currency, format_amount};
+use crate::report::period::{DECISIONS_SHEET, Period, RECONCILED_SHEET, RESOLVED_SHEET};
 use crate::report::{AttentionLine, InOut, ReportKind, Summary, WORKBOOK_FILE, timestamp};
 
 /// Which report files the message carries.
@@ -275,7 +276,7 @@ pub(super) fn plain_body(s: &Summary, d: &Delivery<'_>) -> String {
     }
     list(&mut out, "  ", &s.waived, WAIVED_REST);
     let _ = writeln!(out);
-    let _ = writeln!(out, "Reconciled: {}", s.reconciled_count);
+    let _ = writeln!(out, "{}: {}", reconciled_heading(s), s.reconciled_count);
     for t in &s.reconciled {
         let _ = writeln!(
             out,
@@ -285,14 +286,47 @@ pub(super) fn plain_body(s: &Summary, d: &Delivery<'_>) -> String {
             money(t.total, &t.currency)
         );
     }
-    if !s.decisions.is_empty() {
-        let _ = writeln!(out);
-        let _ = writeln!(
-            out,
-            "Decisions since the last report: {}",
-            s.decisions.len()
-        );
-        list(&mut out, "    ", &s.decisions, DECISIONS_REST);
+    match &s.period {
+        Some(p) => {
+            let _ = writeln!(out);
+            let _ = writeln!(out, "{}:", capitalized(&p.heading()));
+            let _ = writeln!(out, "  Reconciled: {}", p.reconciled.len());
+            for t in &p.totals {
+                let _ = writeln!(
+                    out,
+                    "    {:<24} {:>4}  {:>16}",
+                    "payments",
+                    t.count,
+                    money(t.total, &t.currency)
+                );
+            }
+            let lines: Vec<String> = p.reconciled.iter().map(|r| p.reconcile_line(r)).collect();
+            list(&mut out, "    ", &lines, &rest_in_sheet(RECONCILED_SHEET));
+            let _ = writeln!(out, "  Decisions: {}", p.decisions.len());
+            list(
+                &mut out,
+                "    ",
+                &p.decision_lines(),
+                &rest_in_sheet(DECISIONS_SHEET),
+            );
+            let _ = writeln!(
+                out,
+                "  Reported in the period and no longer open: {}",
+                p.resolved.len()
+            );
+            let lines: Vec<String> = p.resolved.iter().map(Period::resolved_line).collect();
+            list(&mut out, "    ", &lines, &rest_in_sheet(RESOLVED_SHEET));
+        }
+        None if !s.decisions.is_empty() => {
+            let _ = writeln!(out);
+            let _ = writeln!(
+                out,
+                "Decisions since the last report: {}",
+                s.decisions.len()
+            );
+            list(&mut out, "    ", &s.decisions, DECISIONS_REST);
+        }
+        None => {}
     }
     let _ = writeln!(out);
     let _ = writeln!(
@@ -304,6 +338,29 @@ pub(super) fn plain_body(s: &Summary, d: &Delivery<'_>) -> String {
     );
     let _ = writeln!(out, "{}", files_line(d));
     out
+}
+
+/// `Reconciled`, or, in a mail that also tells the period, what this run's
+/// `reconciled.csv` holds, so that the two counts are not read as one.
+fn reconciled_heading(s: &Summary) -> &'static str {
+    if s.period.is_some() {
+        "Reconciled in this report's reconciled.csv"
+    } else {
+        "Reconciled"
+    }
+}
+
+/// `in the workbook, sheet Reconciled since digest`.
+fn rest_in_sheet(sheet: &str) -> String {
+    format!("in the workbook, sheet {sheet}")
+}
+
+fn capitalized(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => first.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
 }
 
 /// Escapes text for HTML element content and attribute values.
@@ -404,20 +461,60 @@ pub(super) fn html_body(s: &Summary, d: &Delivery<'_>) -> String {
         let _ = writeln!(out, "<p>{} dismissed items not shown</p>", s.dismissed);
     }
     list(&mut out, &s.waived, WAIVED_REST);
-    let _ = writeln!(out, "<h3>Reconciled: {}</h3>", s.reconciled_count);
+    let _ = writeln!(
+        out,
+        "<h3>{}: {}</h3>",
+        e(reconciled_heading(s)),
+        s.reconciled_count
+    );
     let totals = |t: &[crate::report::Total]| -> Vec<String> {
         t.iter()
             .map(|t| format!("{} · {}", t.count, money(t.total, &t.currency)))
             .collect()
     };
     list(&mut out, &totals(&s.reconciled), REASONS_REST);
-    if !s.decisions.is_empty() {
-        let _ = writeln!(
-            out,
-            "<h3>Decisions since the last report: {}</h3>",
-            s.decisions.len()
-        );
-        list(&mut out, &s.decisions, DECISIONS_REST);
+    match &s.period {
+        Some(p) => {
+            let _ = writeln!(out, "<h3>{}</h3>", e(&capitalized(&p.heading())));
+            let _ = writeln!(
+                out,
+                "<h4 style=\"margin:12px 0 4px\">Reconciled: {}</h4>",
+                p.reconciled.len()
+            );
+            list(
+                &mut out,
+                &totals(&p.totals),
+                &rest_in_sheet(RECONCILED_SHEET),
+            );
+            let lines: Vec<String> = p.reconciled.iter().map(|r| p.reconcile_line(r)).collect();
+            list(&mut out, &lines, &rest_in_sheet(RECONCILED_SHEET));
+            let _ = writeln!(
+                out,
+                "<h4 style=\"margin:12px 0 4px\">Decisions: {}</h4>",
+                p.decisions.len()
+            );
+            list(
+                &mut out,
+                &p.decision_lines(),
+                &rest_in_sheet(DECISIONS_SHEET),
+            );
+            let _ = writeln!(
+                out,
+                "<h4 style=\"margin:12px 0 4px\">Reported in the period and no longer open: {}</h4>",
+                p.resolved.len()
+            );
+            let lines: Vec<String> = p.resolved.iter().map(Period::resolved_line).collect();
+            list(&mut out, &lines, &rest_in_sheet(RESOLVED_SHEET));
+        }
+        None if !s.decisions.is_empty() => {
+            let _ = writeln!(
+                out,
+                "<h3>Decisions since the last report: {}</h3>",
+                s.decisions.len()
+            );
+            list(&mut out, &s.decisions, DECISIONS_REST);
+        }
+        None => {}
     }
     let _ = writeln!(
         out,
@@ -458,6 +555,7 @@ mod tests {
             dismissed: 0,
             decisions: Vec::new(),
             waived: Vec::new(),
+            period: None,
         }
     }
 
@@ -547,5 +645,55 @@ mod tests {
         let plain = plain_body(&twenty, &delivery());
         assert!(plain.contains("reconcile_failed: payment 0020\n"));
         assert!(!plain.contains("more ("), "{plain}");
+    }
+
+    #[test]
+    fn the_period_of_a_digest_is_told_with_its_lists_capped() {
+        use crate::domain::{BankTxId, Currency, Money, PaymentId};
+        use crate::report::period::{PeriodInput, PeriodReconcile, Since};
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-05T07:00:00Z")
+            .unwrap()
+            .to_utc();
+        let reconciled = (1..=300)
+            .map(|i| PeriodReconcile {
+                payment_id: PaymentId::parse(format!("P{i:04}")).unwrap(),
+                transaction_id: BankTxId::parse(format!("T{i:04}")).unwrap(),
+                amount: Money::from_units(Decimal::new(1050, 2), Currency::parse("EUR").unwrap()),
+                concept: None,
+                reconciled_at: at + chrono::Duration::minutes(i),
+                run_id: 9,
+                approved_by: None,
+            })
+            .collect();
+        let period = Period::assemble(PeriodInput {
+            since: Since::Digest { run_id: 3, at },
+            tz: chrono_tz::Europe::Madrid,
+            reconciled,
+            decisions: &[],
+            closed: Vec::new(),
+            dismissals: &[],
+        });
+        let s = Summary {
+            period: Some(period),
+            decisions: vec!["not shown: the period's decisions are".into()],
+            ..empty_summary()
+        };
+        let plain = plain_body(&s, &delivery());
+        for line in [
+            "Reconciled in this report's reconciled.csv: 0",
+            "Since the digest of 2026-12-05 08:00 CET (run 3):",
+            "  Reconciled: 300",
+            "    payments                  300       3150.00 EUR",
+            "    … and 280 more (in the workbook, sheet Reconciled since digest)",
+            "  Decisions: 0",
+            "  Reported in the period and no longer open: 0",
+        ] {
+            assert!(plain.lines().any(|l| l == line), "{line:?} in\n{plain}");
+        }
+        assert_eq!(plain.matches(", run 9, automatic").count(), MAX_LIST_LINES);
+        assert!(!plain.contains("not shown"), "{plain}");
+        let html = html_body(&s, &delivery());
+        assert_eq!(html.matches(", run 9, automatic").count(), MAX_LIST_LINES);
+        assert!(html.contains("Since the digest of 2026-12-05 08:00 CET (run 3)"));
     }
 }

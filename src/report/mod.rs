@@ -513,6 +513,8 @@ pub struct Summary {
     pub new_items: usize,
     /// When the longest-waiting open item was first reported.
     pub oldest_first_seen: Option<DateTime<Utc>>,
+    /// For a full mail (a digest): what happened since the last digest delivered.
+    pub period: Option<period::Period>,
 }
 
 /// The rows of the four files of one run.
@@ -536,6 +538,8 @@ pub struct Report {
     /// Ids of the unreadable records this run met that nobody dismissed: they block
     /// automation.
     pub blocking: Vec<String>,
+    /// For a full mail (a digest): what happened since the last digest delivered.
+    pub period: Option<period::Period>,
 }
 
 fn missing(kind: &'static str, id: &impl ToString) -> ReportError {
@@ -652,6 +656,7 @@ impl Report {
             waived: Vec::new(),
             urgent: Vec::new(),
             blocking: Vec::new(),
+            period: None,
         })
     }
 
@@ -789,6 +794,7 @@ impl Report {
             new_items: self.seen_all().filter(|s| s.new).count(),
             oldest_first_seen: self.seen_all().filter_map(|s| s.first_seen).min(),
             waived: self.waived.clone(),
+            period: self.period.clone(),
         }
     }
 }

@@ -16,6 +16,7 @@ use crate::lock::{LockError, RunLock};
 use crate::matching::{self, Decisions, MatchInput};
 use crate::reconcile;
 use crate::report::mail_plan::Mail;
+use crate::report::period::{Period, PeriodInput, Since};
 use crate::report::{Freshness, Reconciled, Report, ReportInput, RunInfo, SendPolicy};
 pub use crate::stop::Stop;
 use crate::store::{MatchRow, RunEnd, SharedStore, Store, StoreError};
@@ -723,6 +724,9 @@ async fn deliver(
     let rs = &settings.reports;
     let plan = mail::plan(settings, db, run_id, &report, summary, Utc::now())?;
     report.urgent = plan.lines.clone();
+    if plan.mail == Mail::Full {
+        report.period = Some(period_of(&db.lock(), settings, run_id)?);
+    }
     let report = &report;
     let files = report
         .write_dir(&rs.dir, rs)
@@ -794,6 +798,28 @@ async fn deliver(
         }
     }
     Ok(())
+}
+
+/// What a full mail tells about the period since the last digest delivered (before
+/// any: since the first run): read from the store, put together by [`Period::assemble`].
+/// Run `run_id`'s findings are stored, so that what it no longer reports is known.
+fn period_of(store: &Store, settings: &Settings, run_id: i64) -> anyhow::Result<Period> {
+    let last = store
+        .last_delivered_digest(run_id)
+        .context("cannot read the last digest delivered")?;
+    let after = last.map_or(0, |(run, _)| run);
+    let decided = store.decisions_after(last.map(|(_, at)| at))?;
+    Ok(Period::assemble(PeriodInput {
+        since: match last {
+            Some((run_id, at)) => Since::Digest { run_id, at },
+            None => Since::FirstRun,
+        },
+        tz: settings.schedule.timezone,
+        reconciled: store.reconciles_listed_after(after)?,
+        decisions: &decided,
+        closed: store.closed_items_after(after, run_id)?,
+        dismissals: &store.dismissals()?,
+    }))
 }
 
 /// The process's peak resident set so far (Linux `VmHWM`), for the phase log lines.

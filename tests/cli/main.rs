@@ -3,6 +3,7 @@
 mod apply;
 mod database;
 mod desk;
+mod digest;
 mod email;
 mod helpers;
 mod incremental;
