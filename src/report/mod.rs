@@ -540,6 +540,11 @@ pub struct Report {
     pub blocking: Vec<String>,
     /// For a full mail (a digest): what happened since the last digest delivered.
     pub period: Option<period::Period>,
+    /// The urgent items no earlier mail named, as the subject counts them.
+    pub urgent_items: Vec<mail_plan::UrgentItem>,
+    /// The mail is an urgent one, not a full report: its subject says what is urgent
+    /// (or what failed), not the run's totals.
+    pub urgent_only: bool,
 }
 
 fn missing(kind: &'static str, id: &impl ToString) -> ReportError {
@@ -657,6 +662,8 @@ impl Report {
             urgent: Vec::new(),
             blocking: Vec::new(),
             period: None,
+            urgent_items: Vec::new(),
+            urgent_only: false,
         })
     }
 

@@ -724,6 +724,8 @@ async fn deliver(
     let rs = &settings.reports;
     let plan = mail::plan(settings, db, run_id, &report, summary, Utc::now())?;
     report.urgent = plan.lines.clone();
+    report.urgent_items = plan.items.clone();
+    report.urgent_only = plan.mail == Mail::Urgent;
     if plan.mail == Mail::Full {
         report.period = Some(period_of(&db.lock(), settings, run_id)?);
     }
