@@ -138,3 +138,118 @@ fn money(table: &'static str, id: &str, amount: &str, currency: &str) -> Result<
     let currency = Currency::parse(currency).map_err(|e| corrupt(table, id, e))?;
     Ok(Money::from_units(amount, currency))
 }
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::params;
+
+    use super::*;
+    use crate::store::tests::open;
+
+    fn run(s: &mut Store, at: &str) -> RunId {
+        s.begin_run(at.parse().unwrap(), false, "full").unwrap()
+    }
+
+    fn finding(s: &Store, run: RunId, kind: &str, id: &str, reason: &str) {
+        s.conn
+            .execute(
+                "INSERT INTO findings (run_id, kind, item_id, reason) VALUES (?1, ?2, ?3, ?4)",
+                params![run, kind, id, reason],
+            )
+            .unwrap();
+    }
+
+    fn reconciled(s: &Store, run: RunId, p: &str, t: &str, reported: Option<RunId>) -> i64 {
+        s.conn
+            .execute(
+                "INSERT INTO matches (run_id, payment_id, transaction_id, iban, amount, currency,
+                    rule, state, holds, created_at, settled_at, settled_run, reported_run)
+                 VALUES (?1, ?2, ?3, 'ES00', '150.50', 'EUR', 'confident', 'reconciled', 1,
+                    '2026-12-05T10:00:00Z', '2026-12-05T10:00:01Z', ?1, ?4)",
+                params![run, p, t, reported],
+            )
+            .unwrap();
+        s.conn.last_insert_rowid()
+    }
+
+    fn report(s: &Store, run: RunId, state: &str, mail: Option<&str>) {
+        s.conn
+            .execute(
+                "INSERT INTO reports (run_id, dir, state, created_at, mail)
+                 VALUES (?1, '/r', ?2, '2026-12-05T07:00:00Z', ?3)",
+                params![run, state, mail],
+            )
+            .unwrap();
+    }
+
+    #[test]
+    fn the_period_starts_at_the_last_digest_delivered_and_not_at_one_merely_queued() {
+        let (_d, mut s) = open();
+        let r1 = run(&mut s, "2026-12-04T07:00:00Z");
+        let r2 = run(&mut s, "2026-12-05T07:00:00Z");
+        let r3 = run(&mut s, "2026-12-05T08:00:00Z");
+        let r4 = run(&mut s, "2026-12-06T07:00:00Z");
+        assert_eq!(s.last_delivered_digest(r4).unwrap(), None);
+        report(&s, r1, "sent", Some("full"));
+        report(&s, r2, "sent", Some("urgent"));
+        report(&s, r3, "pending", Some("full"));
+        let (run_id, at) = s.last_delivered_digest(r4).unwrap().unwrap();
+        assert_eq!((run_id, at), (r1, "2026-12-04T07:00:00Z".parse().unwrap()));
+        assert_eq!(s.last_delivered_digest(r1).unwrap(), None, "before run 1");
+    }
+
+    #[test]
+    fn the_period_lists_reconciles_reported_after_the_digest_and_items_no_longer_open() {
+        let (_d, mut s) = open();
+        let r1 = run(&mut s, "2026-12-04T07:00:00Z");
+        let r2 = run(&mut s, "2026-12-05T07:00:00Z");
+        let r3 = run(&mut s, "2026-12-05T08:00:00Z");
+        // Listed by the digest's own report: not in the period.
+        reconciled(&s, r1, "P0", "T0", Some(r1));
+        // Listed by a later report, and not listed yet (the current report lists it).
+        let approved = reconciled(&s, r2, "P1", "T1", Some(r2));
+        reconciled(&s, r3, "P2", "T2", None);
+        s.conn
+            .execute(
+                "INSERT INTO decisions (at, by, action, kind, item_id, other_id, source, match_id, outcome)
+                 VALUES ('2026-12-05T07:30:00Z', 'ana', 'approve', 'payment', 'P1', 'T1', 'cli', ?1, 'reconciled')",
+                [approved],
+            )
+            .unwrap();
+        let listed = s.reconciles_listed_after(r1).unwrap();
+        let got: Vec<(&str, Option<&str>)> = listed
+            .iter()
+            .map(|r| (r.payment_id.as_str(), r.approved_by.as_deref()))
+            .collect();
+        assert_eq!(got, [("P1", Some("ana")), ("P2", None)]);
+
+        // Reported by the digest's run only: not the period's. Reported in the period
+        // and still open: not closed. Reported in the period, gone now: closed.
+        finding(&s, r1, "payment", "PX", "ambiguous");
+        finding(&s, r2, "payment", "P1", "ambiguous");
+        finding(&s, r2, "transaction", "TOPEN", "no_concept");
+        finding(&s, r2, "offramp", "O1", "payout_not_seen");
+        finding(&s, r3, "transaction", "TOPEN", "no_concept");
+        let closed = s.closed_items_after(r1, r3).unwrap();
+        let got: Vec<(&str, &str, Option<i64>, Option<&str>)> = closed
+            .iter()
+            .map(|c| {
+                (
+                    c.kind.as_str(),
+                    c.item_id.as_str(),
+                    c.reconciled_by_run,
+                    c.approved_by.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("offramp", "O1", None, None),
+                ("payment", "P1", Some(r2), Some("ana")),
+            ]
+        );
+        assert_eq!(closed[1].reason, "ambiguous");
+        assert_eq!(closed[1].last_run, r2);
+    }
+}

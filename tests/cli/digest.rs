@@ -138,6 +138,16 @@ async fn a_digest_lists_every_reconcile_decision_and_resolved_item_since_the_las
     assert_eq!(received.len(), 2, "the second digest: {}", text(&out));
     let digest_run: i64 = scalar(&env.store(), "SELECT MAX(id) FROM runs");
     let raw = &received[1];
+    use mailparse::MailHeaderMap;
+    let subject = mailparse::parse_mail(raw)
+        .unwrap()
+        .headers
+        .get_first_value("Subject")
+        .unwrap();
+    assert!(
+        subject.contains(": 2 reconciled, "),
+        "the period's: {subject}"
+    );
     let body = part(raw, "text/plain");
     let html = part(raw, "text/html");
 
