@@ -309,11 +309,7 @@ pub(super) fn plain_body(s: &Summary, d: &Delivery<'_>) -> String {
                 &p.decision_lines(),
                 &rest_in_sheet(DECISIONS_SHEET),
             );
-            let _ = writeln!(
-                out,
-                "  Reported in the period and no longer open: {}",
-                p.resolved.len()
-            );
+            let _ = writeln!(out, "  No longer open: {}", p.resolved.len());
             let lines: Vec<String> = p.resolved.iter().map(Period::resolved_line).collect();
             list(&mut out, "    ", &lines, &rest_in_sheet(RESOLVED_SHEET));
         }
@@ -500,7 +496,7 @@ pub(super) fn html_body(s: &Summary, d: &Delivery<'_>) -> String {
             );
             let _ = writeln!(
                 out,
-                "<h4 style=\"margin:12px 0 4px\">Reported in the period and no longer open: {}</h4>",
+                "<h4 style=\"margin:12px 0 4px\">No longer open: {}</h4>",
                 p.resolved.len()
             );
             let lines: Vec<String> = p.resolved.iter().map(Period::resolved_line).collect();
@@ -686,7 +682,7 @@ mod tests {
             "    payments                  300       3150.00 EUR",
             "    … and 280 more (in the workbook, sheet Reconciled since digest)",
             "  Decisions: 0",
-            "  Reported in the period and no longer open: 0",
+            "  No longer open: 0",
         ] {
             assert!(plain.lines().any(|l| l == line), "{line:?} in\n{plain}");
         }

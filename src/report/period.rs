@@ -1,7 +1,8 @@
 //! What a full mail (a digest) tells about the whole period since the last digest that
 //! was delivered: every pair reconciled in it (automatic or approved, and by whom),
-//! every decision people made in it, and the items reported in it that are no longer
-//! open, each with how it was resolved where that is known. Pure: the store reads the
+//! every decision people made in it, and the items open at the last digest or
+//! reported since that are no longer open, each with how it was resolved where that
+//! is known. Pure: the store reads the
 //! rows ([`PeriodReconcile`], [`ClosedItem`]), [`Period::assemble`] puts them together.
 
 use std::collections::{BTreeMap, HashMap};
@@ -28,8 +29,8 @@ pub struct PeriodReconcile {
     pub approved_by: Option<String>,
 }
 
-/// An item a run of the period reported that the current run no longer reports, with
-/// what the store knows of what became of it.
+/// An item the last digest's run or a later one reported that the current run no
+/// longer reports, with what the store knows of what became of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClosedItem {
     /// `payment`, `transaction` or `offramp`.

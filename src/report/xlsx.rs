@@ -313,8 +313,9 @@ impl Report {
 }
 
 /// The period's three sheets: what was reconciled in it (automatic or approved, and
-/// by whom), the decisions made in it, and the items reported in it that are no longer
-/// open, with how each was resolved. Every row, however many the mail shows.
+/// by whom), the decisions made in it, and the items open at the last digest or
+/// reported since that are no longer open, with how each was resolved. Every row,
+/// however many the mail shows.
 fn write_period(wb: &mut Workbook, p: &Period, f: &Formats) -> Result<(), XlsxError> {
     let reconciled: Vec<Vec<Cell<'_>>> = p
         .reconciled

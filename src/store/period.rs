@@ -73,8 +73,9 @@ impl Store {
         Ok(out)
     }
 
-    /// The items the runs after `after` and before `run` reported that `run` does not
-    /// report (its findings must be stored): each with its last reason, its amount,
+    /// The items run `after` (the last digest's) and the runs after it up to `run`
+    /// reported that `run` does not report (open when the digest was read, or opened
+    /// since) (its findings must be stored): each with its last reason, its amount,
     /// and the reconcile that tied it, if any. A reconcile is found through the ledger's
     /// one-holder-per-side indexes (a reconciled match holds both sides), and who
     /// approved it through the decisions' index by item: a day of runs at 10,000 open
@@ -87,7 +88,7 @@ impl Store {
         let mut st = self.conn.prepare(
             "WITH period AS (
                  SELECT kind, item_id, MAX(run_id) AS last_run FROM findings
-                 WHERE run_id > ?1 AND run_id < ?2 GROUP BY kind, item_id
+                 WHERE run_id >= ?1 AND run_id < ?2 GROUP BY kind, item_id
              ),
              closed AS (
                  SELECT p.kind, p.item_id, p.last_run, f.reason,
@@ -211,6 +212,7 @@ mod tests {
     #[test]
     fn the_period_lists_reconciles_reported_after_the_digest_and_items_no_longer_open() {
         let (_d, mut s) = open();
+        let r0 = run(&mut s, "2026-12-03T07:00:00Z");
         let r1 = run(&mut s, "2026-12-04T07:00:00Z");
         let r2 = run(&mut s, "2026-12-05T07:00:00Z");
         let r3 = run(&mut s, "2026-12-05T08:00:00Z");
@@ -233,8 +235,9 @@ mod tests {
             .collect();
         assert_eq!(got, [("P1", Some("ana")), ("P2", None)]);
 
-        // Reported by the digest's run only: not the period's. Reported in the period
-        // and still open: not closed. Reported in the period, gone now: closed.
+        // Reported by the digest's run or since, and gone now: closed. Still open: not.
+        // Before the digest's run only: not the period's.
+        finding(&s, r0, "payment", "POLD", "ambiguous");
         finding(&s, r1, "payment", "PX", "ambiguous");
         finding(&s, r2, "payment", "P1", "ambiguous");
         finding(&s, r2, "transaction", "TOPEN", "no_concept");
@@ -257,9 +260,11 @@ mod tests {
             [
                 ("offramp", "O1", None, None),
                 ("payment", "P1", Some(r2), Some("ana")),
+                ("payment", "PX", None, None),
             ]
         );
         assert_eq!(closed[1].reason, "ambiguous");
         assert_eq!(closed[1].last_run, r2);
+        assert_eq!(closed[2].last_run, r1);
     }
 }

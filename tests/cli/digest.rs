@@ -191,6 +191,26 @@ async fn a_digest_lists_every_reconcile_decision_and_resolved_item_since_the_las
         )),
         "the item that appeared in run {waited} and was resolved: {body}"
     );
+    // Open when the first digest was read, reconciled at the desk since.
+    let approve_run: i64 = scalar(
+        &env.store(),
+        &format!(
+            "SELECT run_id FROM matches WHERE payment_id = '{approved}' AND state = 'reconciled'"
+        ),
+    );
+    let resolved = body
+        .lines()
+        .find(|l| {
+            l.trim_start()
+                .starts_with(&format!("payment {approved} (ambiguous, "))
+        })
+        .unwrap_or_else(|| panic!("the approved payment among those no longer open:\n{body}"));
+    assert!(
+        resolved.ends_with(&format!(
+            ": approved by ana, reconciled by run {approve_run}"
+        )),
+        "{resolved}"
+    );
     for needle in [
         "DIGESTPAYMENT00000000001",
         approved.as_str(),
