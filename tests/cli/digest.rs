@@ -252,5 +252,21 @@ async fn a_digest_lists_every_reconcile_decision_and_resolved_item_since_the_las
         .unwrap();
     assert_eq!(by_ana[7], Data::String("ana".into()));
     let decisions = wb.worksheet_range("Decisions since digest").unwrap();
-    assert_eq!(decisions.rows().count(), 2, "header and the approve");
+    let rows: Vec<&[Data]> = decisions.rows().collect();
+    assert_eq!(rows.len(), 2, "header and the approve");
+    assert!(matches!(rows[1][0], Data::DateTime(_)), "{:?}", rows[1][0]);
+    assert_eq!(rows[1][1], Data::String("ana".into()));
+    assert_eq!(rows[1][6], Data::String("first transfer".into()));
+    let resolved = wb.worksheet_range("Resolved since digest").unwrap();
+    let row = resolved
+        .rows()
+        .find(|r| r[1] == Data::String("DIGESTPAYMENT00000000001".into()))
+        .expect("the payment that waited, then was reconciled");
+    assert_eq!(row[3], Data::Float(123.45));
+    assert_eq!(row[4], Data::String("EUR".into()));
+    assert_eq!(row[5], Data::Float(waited as f64));
+    assert_eq!(
+        row[6],
+        Data::String(format!("reconciled by run {auto_run}"))
+    );
 }
