@@ -72,7 +72,16 @@ pub enum Since {
     Digest { run_id: i64, at: DateTime<Utc> },
     /// No digest was delivered yet: everything since the first run.
     FirstRun,
+    /// No digest was delivered yet and the first run is older than [`MAX_FIRST_PERIOD`]:
+    /// everything since run `run_id`, the first within it, which started at `at`.
+    Bounded { run_id: i64, at: DateTime<Utc> },
 }
+
+/// How far back a mail reaches when no digest was ever delivered (mail never got
+/// through, or the database predates the record of which mail a report was): a week,
+/// what a person can still act on, so that such a mail does not grow with the whole
+/// history of the database.
+pub const MAX_FIRST_PERIOD: chrono::Duration = chrono::Duration::days(7);
 
 /// The period a full mail covers, and what happened in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,6 +180,10 @@ impl Period {
                 local_time(at, self.tz)
             ),
             Since::FirstRun => "since the first run (no digest delivered yet)".to_owned(),
+            Since::Bounded { run_id, at } => format!(
+                "since run {run_id} of {} (no digest delivered yet; a week back at most)",
+                local_time(at, self.tz)
+            ),
         }
     }
 
@@ -337,5 +350,16 @@ mod tests {
             dismissals: &[],
         });
         assert_eq!(p.heading(), "since the first run (no digest delivered yet)");
+        let bounded = Period {
+            since: Since::Bounded {
+                run_id: 412,
+                at: t("2026-11-29T07:00:00Z"),
+            },
+            ..p
+        };
+        assert_eq!(
+            bounded.heading(),
+            "since run 412 of 2026-11-29 07:00 UTC (no digest delivered yet; a week back at most)"
+        );
     }
 }

@@ -29,6 +29,28 @@ impl Store {
             .transpose()
     }
 
+    /// The first run of the job (not a person's approve) that started at or after
+    /// `at`, and when it started; `None` when the first run of the database is not
+    /// older than `at` (or there is none).
+    pub fn first_run_since_if_older(
+        &self,
+        at: DateTime<Utc>,
+    ) -> Result<Option<(RunId, DateTime<Utc>)>, StoreError> {
+        let row: Option<(RunId, String)> = self
+            .conn
+            .query_row(
+                "SELECT id, started_at FROM runs
+                 WHERE started_at >= ?1 AND sync_mode <> 'approve'
+                   AND (SELECT MIN(started_at) FROM runs) < ?1
+                 ORDER BY id LIMIT 1",
+                [super::ts(at)],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        row.map(|(id, t)| Ok((id, parse_ts("runs", &id.to_string(), &t)?)))
+            .transpose()
+    }
+
     /// The reconciles listed by the reports of runs after `after`, or by no report
     /// yet (the current one lists them), oldest first, with who approved each when a
     /// person did.
@@ -207,6 +229,18 @@ mod tests {
         let (run_id, at) = s.last_delivered_digest(r4).unwrap().unwrap();
         assert_eq!((run_id, at), (r1, "2026-12-04T07:00:00Z".parse().unwrap()));
         assert_eq!(s.last_delivered_digest(r1).unwrap(), None, "before run 1");
+        let at = |t: &str| t.parse::<DateTime<Utc>>().unwrap();
+        assert_eq!(
+            s.first_run_since_if_older(at("2026-12-05T07:30:00Z"))
+                .unwrap(),
+            Some((r3, at("2026-12-05T08:00:00Z")))
+        );
+        assert_eq!(
+            s.first_run_since_if_older(at("2026-12-04T07:00:00Z"))
+                .unwrap(),
+            None,
+            "the first run is within the bound"
+        );
     }
 
     #[test]
