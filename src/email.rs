@@ -5,7 +5,7 @@
 //! the unsent ones pending for the next run. [`EmailError::is_retryable`] says whether
 //! waiting can help at all.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -333,37 +333,75 @@ impl EmailSettings {
     }
 }
 
-/// The subject line: `[cp-recon] 2026-06-26: 3 reconciled, 5 need attention`, with
-/// `URGENT —` (new urgent items), `RUN FAILED —`, `INCOMPLETE SYNC —`, `DRY RUN —` after
-/// the prefix when they apply.
-/// The date is the run's start, in UTC.
+/// The longest subject, in characters: mail clients show about this much, and a
+/// subject that long is cut with `…`.
+pub const MAX_SUBJECT_CHARS: usize = 120;
+
+/// The subject line: `[cp-recon] 2026-06-26: 3 reconciled, 5 need attention`, led by
+/// what is wrong when something is: `URGENT — 1 unexplained debit, 999.99 EUR` (new
+/// urgent items, the most urgent kind first), `RUN FAILED: <the failure, briefly>`,
+/// `INCOMPLETE SYNC`, `DRY RUN`, joined with ` — `. An urgent mail (not a full report)
+/// leaves out the run's totals; a digest counts the pairs reconciled in its period.
+/// The date is the run's start, in UTC. At most [`MAX_SUBJECT_CHARS`] characters.
 pub fn subject(report: &Report, prefix: &str) -> String {
     let run = &report.run;
+    let mut parts: Vec<String> = Vec::new();
+    if !report.urgent.is_empty() {
+        let what = crate::report::mail_plan::urgent_subject(&report.urgent_items)
+            .unwrap_or_else(|| "runs are not completing".to_owned());
+        parts.push(format!("URGENT — {what}"));
+    }
+    if let Some(err) = &run.failed {
+        parts.push(format!("RUN FAILED: {}", brief(err)));
+    }
+    if !run.sync_complete {
+        parts.push("INCOMPLETE SYNC".to_owned());
+    }
+    if run.dry_run {
+        parts.push("DRY RUN".to_owned());
+    }
+    if !report.urgent_only || parts.is_empty() {
+        let reconciled = report
+            .period
+            .as_ref()
+            .map_or(report.reconciled.len(), |p| p.reconciled.len());
+        parts.push(format!(
+            "{}: {reconciled} reconciled, {} need attention",
+            run.started_at.format("%Y-%m-%d"),
+            report.attention_count()
+        ));
+    }
     let mut s = String::new();
     if !prefix.is_empty() {
         s.push_str(prefix);
         s.push(' ');
     }
-    if !report.urgent.is_empty() {
-        s.push_str("URGENT — ");
+    s.push_str(&parts.join(" — "));
+    cut(&s, MAX_SUBJECT_CHARS)
+}
+
+/// A failure in a few words: its first line, as the outermost context and the root
+/// cause (`sync failed: connection refused`), at most 60 characters.
+fn brief(err: &str) -> String {
+    let line = err.lines().next().unwrap_or_default();
+    let segments: Vec<&str> = line.split(": ").filter(|s| !s.trim().is_empty()).collect();
+    let short = match segments.as_slice() {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [first, .., last] => format!("{first}: {last}"),
+    };
+    cut(&short, 60)
+}
+
+/// `s` cut to `max` characters, the last one `…` when it was longer.
+fn cut(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_owned();
     }
-    if run.failed.is_some() {
-        s.push_str("RUN FAILED — ");
-    }
-    if !run.sync_complete {
-        s.push_str("INCOMPLETE SYNC — ");
-    }
-    if run.dry_run {
-        s.push_str("DRY RUN — ");
-    }
-    let _ = write!(
-        s,
-        "{}: {} reconciled, {} need attention",
-        run.started_at.format("%Y-%m-%d"),
-        report.reconciled.len(),
-        report.attention_count()
-    );
-    s
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.truncate(out.trim_end().len());
+    out.push('…');
+    out
 }
 
 /// The usual relay limit on a whole message; [`build_message`] stays under it.
@@ -637,6 +675,18 @@ mod tests {
     #[test]
     fn the_local_preview_settings_are_valid() {
         EmailSettings::local_preview().validate().unwrap();
+    }
+
+    #[test]
+    fn a_failure_is_told_briefly_as_its_context_and_its_cause() {
+        assert_eq!(brief("database is locked"), "database is locked");
+        assert_eq!(
+            brief("sync failed: reading payments: page 3: connection refused\nmore"),
+            "sync failed: connection refused"
+        );
+        let long = brief(&"x".repeat(200));
+        assert_eq!(long.chars().count(), 60);
+        assert!(long.ends_with('…'));
     }
 
     #[test]

@@ -137,6 +137,16 @@ pub struct Decision {
 impl Decision {
     /// One line for people: `2026-06-26 10:30 ana dismissed payment P1: bank fee`.
     pub fn line(&self) -> String {
+        self.line_with_time(self.at.format("%Y-%m-%d %H:%M").to_string())
+    }
+
+    /// [`Self::line`] with the time in `tz`, naming the zone: `2026-06-26 12:30 CEST
+    /// ana dismissed payment P1 (bank fee)`.
+    pub fn line_in(&self, tz: chrono_tz::Tz) -> String {
+        self.line_with_time(crate::report::period::local_time(self.at, tz))
+    }
+
+    fn line_with_time(&self, time: String) -> String {
         let verb = match self.action {
             Action::Approve => "approved",
             Action::Dismiss => "dismissed",
@@ -146,11 +156,7 @@ impl Decision {
             (Action::Approve, Some(t)) => format!("{} with bank transaction {t}", self.item),
             _ => self.item.to_string(),
         };
-        let mut s = format!(
-            "{} {} {verb} {what}",
-            self.at.format("%Y-%m-%d %H:%M"),
-            self.by
-        );
+        let mut s = format!("{time} {} {verb} {what}", self.by);
         if let Some(note) = self.note.as_deref().filter(|n| !n.is_empty()) {
             s.push_str(&format!(" ({note})"));
         }

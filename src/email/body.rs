@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 
 use super::MAX_MESSAGE_BYTES;
 use crate::domain::{Currency, format_amount};
+use crate::report::period::{DECISIONS_SHEET, Period, RECONCILED_SHEET, RESOLVED_SHEET};
 use crate::report::{AttentionLine, InOut, ReportKind, Summary, WORKBOOK_FILE, timestamp};
 
 /// Which report files the message carries.
@@ -85,6 +86,32 @@ fn status_lines(s: &Summary) -> Vec<String> {
 fn money(total: Decimal, currency: &impl fmt::Display) -> String {
     format!("{} {currency}", format_amount(total))
 }
+
+/// At most this many lines per list in a mail. A list is read on a phone: twenty lines
+/// are about one screen, enough to see what kind of items a list holds and the largest
+/// of them, and a digest of several lists stays a few screens long. The rest is in the
+/// workbook and the CSV files, which have every row.
+pub const MAX_LIST_LINES: usize = 20;
+
+/// The first [`MAX_LIST_LINES`] of a list, and how many are left out.
+fn capped<T>(items: &[T]) -> (&[T], usize) {
+    let shown = items.len().min(MAX_LIST_LINES);
+    (&items[..shown], items.len() - shown)
+}
+
+/// `… and 412 more (in the workbook's Summary sheet)`.
+fn more_line(more: usize, place: &str) -> String {
+    format!("… and {more} more ({place})")
+}
+
+/// Where the rest of the urgent items are.
+const URGENT_REST: &str = "in the workbook and the unmatched_*.csv files";
+/// Where the rest of the reason lines are.
+const REASONS_REST: &str = "in the workbook's Summary sheet";
+/// Where the rest of the dismissed unreadable records are.
+const WAIVED_REST: &str = "`cp-recon history <id>` tells each";
+/// Where the rest of the decisions since the last report are.
+const DECISIONS_REST: &str = "`cp-recon history <id>` tells each";
 
 /// One file's part of the summary: its items and their amounts per currency.
 struct Section<'a> {
@@ -199,11 +226,18 @@ fn files_line(d: &Delivery<'_>) -> String {
 
 pub(super) fn plain_body(s: &Summary, d: &Delivery<'_>) -> String {
     let mut out = String::new();
+    let list = |out: &mut String, indent: &str, lines: &[String], rest: &str| {
+        let (shown, more) = capped(lines);
+        for line in shown {
+            let _ = writeln!(out, "{indent}{line}");
+        }
+        if more > 0 {
+            let _ = writeln!(out, "{indent}{}", more_line(more, rest));
+        }
+    };
     if !s.urgent.is_empty() {
         let _ = writeln!(out, "{}", urgent_heading(s.urgent.len()));
-        for line in &s.urgent {
-            let _ = writeln!(out, "  {line}");
-        }
+        list(&mut out, "  ", &s.urgent, URGENT_REST);
         let _ = writeln!(out);
     }
     for line in status_lines(s) {
@@ -222,25 +256,27 @@ pub(super) fn plain_body(s: &Summary, d: &Delivery<'_>) -> String {
             sec.kind.file_name(),
             sec.headline()
         );
-        for line in sec.lines {
-            let _ = writeln!(
-                out,
-                "    {:<24} {:>4}  {:>16}   {}",
-                line.reason.as_str(),
-                line.count,
-                money(line.total, &line.currency),
-                line.reason.label()
-            );
-        }
+        let lines: Vec<String> = sec
+            .lines
+            .iter()
+            .map(|line| {
+                format!(
+                    "{:<24} {:>4}  {:>16}   {}",
+                    line.reason.as_str(),
+                    line.count,
+                    money(line.total, &line.currency),
+                    line.reason.label()
+                )
+            })
+            .collect();
+        list(&mut out, "    ", &lines, REASONS_REST);
     }
     if s.dismissed > 0 {
         let _ = writeln!(out, "  {} dismissed items not shown", s.dismissed);
     }
-    for w in &s.waived {
-        let _ = writeln!(out, "  {w}");
-    }
+    list(&mut out, "  ", &s.waived, WAIVED_REST);
     let _ = writeln!(out);
-    let _ = writeln!(out, "Reconciled: {}", s.reconciled_count);
+    let _ = writeln!(out, "{}: {}", reconciled_heading(s), s.reconciled_count);
     for t in &s.reconciled {
         let _ = writeln!(
             out,
@@ -250,16 +286,43 @@ pub(super) fn plain_body(s: &Summary, d: &Delivery<'_>) -> String {
             money(t.total, &t.currency)
         );
     }
-    if !s.decisions.is_empty() {
-        let _ = writeln!(out);
-        let _ = writeln!(
-            out,
-            "Decisions since the last report: {}",
-            s.decisions.len()
-        );
-        for d in &s.decisions {
-            let _ = writeln!(out, "    {d}");
+    match &s.period {
+        Some(p) => {
+            let _ = writeln!(out);
+            let _ = writeln!(out, "{}:", capitalized(&p.heading()));
+            let _ = writeln!(out, "  Reconciled: {}", p.reconciled.len());
+            for t in &p.totals {
+                let _ = writeln!(
+                    out,
+                    "    {:<24} {:>4}  {:>16}",
+                    "payments",
+                    t.count,
+                    money(t.total, &t.currency)
+                );
+            }
+            let lines: Vec<String> = p.reconciled.iter().map(|r| p.reconcile_line(r)).collect();
+            list(&mut out, "    ", &lines, &rest_in_sheet(RECONCILED_SHEET));
+            let _ = writeln!(out, "  Decisions: {}", p.decisions.len());
+            list(
+                &mut out,
+                "    ",
+                &p.decision_lines(),
+                &rest_in_sheet(DECISIONS_SHEET),
+            );
+            let _ = writeln!(out, "  No longer open: {}", p.resolved.len());
+            let lines: Vec<String> = p.resolved.iter().map(Period::resolved_line).collect();
+            list(&mut out, "    ", &lines, &rest_in_sheet(RESOLVED_SHEET));
         }
+        None if !s.decisions.is_empty() => {
+            let _ = writeln!(out);
+            let _ = writeln!(
+                out,
+                "Decisions since the last report: {}",
+                s.decisions.len()
+            );
+            list(&mut out, "    ", &s.decisions, DECISIONS_REST);
+        }
+        None => {}
     }
     let _ = writeln!(out);
     let _ = writeln!(
@@ -271,6 +334,29 @@ pub(super) fn plain_body(s: &Summary, d: &Delivery<'_>) -> String {
     );
     let _ = writeln!(out, "{}", files_line(d));
     out
+}
+
+/// `Reconciled`, or, in a mail that also tells the period, what this run's
+/// `reconciled.csv` holds, so that the two counts are not read as one.
+fn reconciled_heading(s: &Summary) -> &'static str {
+    if s.period.is_some() {
+        "Reconciled in this report's reconciled.csv"
+    } else {
+        "Reconciled"
+    }
+}
+
+/// `in the workbook, sheet Reconciled since digest`.
+fn rest_in_sheet(sheet: &str) -> String {
+    format!("in the workbook, sheet {sheet}")
+}
+
+fn capitalized(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => first.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
 }
 
 /// Escapes text for HTML element content and attribute values.
@@ -300,16 +386,32 @@ pub(super) fn html_body(s: &Summary, d: &Delivery<'_>) -> String {
          <body style=\"font-family:sans-serif;max-width:40em;margin:0 auto;padding:8px;\
          overflow-wrap:break-word\">\n",
     );
+    // A list of escaped text lines, capped, with the count of the rest.
+    let list = |out: &mut String, lines: &[String], rest: &str| {
+        if lines.is_empty() {
+            return;
+        }
+        out.push_str("<ul style=\"margin:0;padding-left:20px\">\n");
+        let (shown, more) = capped(lines);
+        for line in shown {
+            let _ = writeln!(out, "<li style=\"margin:4px 0\">{}</li>", e(line));
+        }
+        if more > 0 {
+            let _ = writeln!(
+                out,
+                "<li style=\"margin:4px 0\"><i>{}</i></li>",
+                e(&more_line(more, rest))
+            );
+        }
+        out.push_str("</ul>\n");
+    };
     if !s.urgent.is_empty() {
         let _ = writeln!(
             out,
-            "<h3 style=\"color:#b00020\">{}</h3>\n<ul style=\"margin:0;padding-left:20px\">",
+            "<h3 style=\"color:#b00020\">{}</h3>",
             e(&urgent_heading(s.urgent.len()))
         );
-        for line in &s.urgent {
-            let _ = writeln!(out, "<li style=\"margin:4px 0\">{}</li>", e(line));
-        }
-        out.push_str("</ul>\n");
+        list(&mut out, &s.urgent, URGENT_REST);
     }
     for (i, line) in status_lines(s).iter().enumerate() {
         let style = if i == 0 && bad {
@@ -331,7 +433,8 @@ pub(super) fn html_body(s: &Summary, d: &Delivery<'_>) -> String {
             e(sec.kind.title()),
             e(&sec.headline())
         );
-        for line in sec.lines {
+        let (shown, more) = capped(&sec.lines);
+        for line in shown {
             let _ = writeln!(
                 out,
                 "<li style=\"margin:4px 0\"><b>{} · {}</b> <code>{}</code>: {}</li>",
@@ -341,37 +444,73 @@ pub(super) fn html_body(s: &Summary, d: &Delivery<'_>) -> String {
                 e(line.reason.label())
             );
         }
+        if more > 0 {
+            let _ = writeln!(
+                out,
+                "<li style=\"margin:4px 0\"><i>{}</i></li>",
+                e(&more_line(more, REASONS_REST))
+            );
+        }
         out.push_str("</ul>\n");
     }
     if s.dismissed > 0 {
         let _ = writeln!(out, "<p>{} dismissed items not shown</p>", s.dismissed);
     }
-    for w in &s.waived {
-        let _ = writeln!(out, "<p>{}</p>", e(w));
-    }
-    let _ = writeln!(out, "<h3>Reconciled: {}</h3>", s.reconciled_count);
-    if !s.reconciled.is_empty() {
-        out.push_str("<ul style=\"margin:0;padding-left:20px\">\n");
-        for t in &s.reconciled {
+    list(&mut out, &s.waived, WAIVED_REST);
+    let _ = writeln!(
+        out,
+        "<h3>{}: {}</h3>",
+        e(reconciled_heading(s)),
+        s.reconciled_count
+    );
+    let totals = |t: &[crate::report::Total]| -> Vec<String> {
+        t.iter()
+            .map(|t| format!("{} · {}", t.count, money(t.total, &t.currency)))
+            .collect()
+    };
+    list(&mut out, &totals(&s.reconciled), REASONS_REST);
+    match &s.period {
+        Some(p) => {
+            let _ = writeln!(out, "<h3>{}</h3>", e(&capitalized(&p.heading())));
             let _ = writeln!(
                 out,
-                "<li style=\"margin:4px 0\"><b>{} · {}</b></li>",
-                t.count,
-                e(&money(t.total, &t.currency))
+                "<h4 style=\"margin:12px 0 4px\">Reconciled: {}</h4>",
+                p.reconciled.len()
             );
+            list(
+                &mut out,
+                &totals(&p.totals),
+                &rest_in_sheet(RECONCILED_SHEET),
+            );
+            let lines: Vec<String> = p.reconciled.iter().map(|r| p.reconcile_line(r)).collect();
+            list(&mut out, &lines, &rest_in_sheet(RECONCILED_SHEET));
+            let _ = writeln!(
+                out,
+                "<h4 style=\"margin:12px 0 4px\">Decisions: {}</h4>",
+                p.decisions.len()
+            );
+            list(
+                &mut out,
+                &p.decision_lines(),
+                &rest_in_sheet(DECISIONS_SHEET),
+            );
+            let _ = writeln!(
+                out,
+                "<h4 style=\"margin:12px 0 4px\">No longer open: {}</h4>",
+                p.resolved.len()
+            );
+            let lines: Vec<String> = p.resolved.iter().map(Period::resolved_line).collect();
+            list(&mut out, &lines, &rest_in_sheet(RESOLVED_SHEET));
         }
-        out.push_str("</ul>\n");
-    }
-    if !s.decisions.is_empty() {
-        let _ = writeln!(
-            out,
-            "<h3>Decisions since the last report: {}</h3>\n<ul>",
-            s.decisions.len()
-        );
-        for d in &s.decisions {
-            let _ = writeln!(out, "<li>{}</li>", e(d));
+        None if !s.decisions.is_empty() => {
+            let _ = writeln!(
+                out,
+                "<h3>Decisions since the last report: {}</h3>",
+                s.decisions.len()
+            );
+            list(&mut out, &s.decisions, DECISIONS_REST);
         }
-        out.push_str("</ul>\n");
+        None => {}
     }
     let _ = writeln!(
         out,
@@ -388,10 +527,10 @@ pub(super) fn html_body(s: &Summary, d: &Delivery<'_>) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_body_counts_dismissed_items_and_lists_decisions_and_waived_records() {
+    /// A summary of a run with nothing in it.
+    fn empty_summary() -> Summary {
         let now = chrono::Utc::now();
-        let s = crate::report::Summary {
+        Summary {
             run: crate::report::RunInfo {
                 run_id: 4,
                 started_at: now,
@@ -409,14 +548,29 @@ mod tests {
             transactions_in_out: Vec::new(),
             reconciled_count: 0,
             reconciled: Vec::new(),
+            dismissed: 0,
+            decisions: Vec::new(),
+            waived: Vec::new(),
+            period: None,
+        }
+    }
+
+    fn delivery() -> Delivery<'static> {
+        Delivery {
+            attached: Attached::All,
+            dir: Path::new("/tmp/r"),
+        }
+    }
+
+    #[test]
+    fn the_body_counts_dismissed_items_and_lists_decisions_and_waived_records() {
+        let s = Summary {
             dismissed: 3,
             decisions: vec!["2026-12-02 08:44 ana dismissed payment P1 (<test>)".into()],
             waived: vec!["unreadable record X1 is dismissed (by ana)".into()],
+            ..empty_summary()
         };
-        let d = Delivery {
-            attached: Attached::All,
-            dir: std::path::Path::new("/tmp/r"),
-        };
+        let d = delivery();
         let plain = plain_body(&s, &d);
         assert!(plain.contains("  3 dismissed items not shown\n"), "{plain}");
         assert!(
@@ -426,9 +580,11 @@ mod tests {
         assert!(plain.contains("    2026-12-02 08:44 ana dismissed payment P1 (<test>)\n"));
         assert!(plain.contains("  unreadable record X1 is dismissed (by ana)\n"));
         let html = html_body(&s, &d);
-        assert!(html.contains("<li>2026-12-02 08:44 ana dismissed payment P1 (&lt;test&gt;)</li>"));
+        assert!(html.contains(
+            "<li style=\"margin:4px 0\">2026-12-02 08:44 ana dismissed payment P1 (&lt;test&gt;)</li>"
+        ));
         assert!(html.contains("3 dismissed items not shown"));
-        let none = crate::report::Summary {
+        let none = Summary {
             dismissed: 0,
             decisions: Vec::new(),
             waived: Vec::new(),
@@ -436,5 +592,104 @@ mod tests {
         };
         assert!(!plain_body(&none, &d).contains("dismissed"));
         assert!(!plain_body(&none, &d).contains("Decisions"));
+    }
+
+    #[test]
+    fn every_list_in_a_mail_shows_twenty_lines_then_says_how_many_more_and_where() {
+        let lines = |what: &str, n: usize| -> Vec<String> {
+            (1..=n).map(|i| format!("{what} {i:04}")).collect()
+        };
+        let s = Summary {
+            urgent: lines("unexplained_debit: debit", 432),
+            decisions: lines("ana dismissed payment", 300),
+            waived: lines("unreadable record", 21),
+            ..empty_summary()
+        };
+        let plain = plain_body(&s, &delivery());
+        let html = html_body(&s, &delivery());
+        for (what, total, rest) in [
+            ("unexplained_debit: debit", 432, URGENT_REST),
+            ("ana dismissed payment", 300, DECISIONS_REST),
+            ("unreadable record", 21, WAIVED_REST),
+        ] {
+            let shown = plain
+                .lines()
+                .filter(|l| l.trim_start().starts_with(what))
+                .count();
+            assert_eq!(shown, MAX_LIST_LINES, "{what}\n{plain}");
+            assert!(plain.contains(&format!("{what} 0020\n")), "{plain}");
+            assert!(!plain.contains(&format!("{what} 0021")), "{plain}");
+            let more = format!("… and {} more ({rest})", total - MAX_LIST_LINES);
+            assert!(
+                plain.lines().any(|l| l.trim() == more),
+                "{more} in\n{plain}"
+            );
+            assert_eq!(
+                html.matches(&format!(">{}", html_escape(what))).count(),
+                MAX_LIST_LINES
+            );
+            assert!(html.contains(&html_escape(&more)), "{more} in\n{html}");
+        }
+        // The heading still counts them all.
+        assert!(plain.starts_with("NEEDS A PERSON TODAY: 432 new urgent items\n"));
+        assert!(plain.contains("Decisions since the last report: 300\n"));
+        // A list of exactly twenty is shown whole, with no "more" line.
+        let twenty = Summary {
+            urgent: lines("reconcile_failed: payment", MAX_LIST_LINES),
+            ..empty_summary()
+        };
+        let plain = plain_body(&twenty, &delivery());
+        assert!(plain.contains("reconcile_failed: payment 0020\n"));
+        assert!(!plain.contains("more ("), "{plain}");
+    }
+
+    #[test]
+    fn the_period_of_a_digest_is_told_with_its_lists_capped() {
+        use crate::domain::{BankTxId, Currency, Money, PaymentId};
+        use crate::report::period::{PeriodInput, PeriodReconcile, Since};
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-05T07:00:00Z")
+            .unwrap()
+            .to_utc();
+        let reconciled = (1..=300)
+            .map(|i| PeriodReconcile {
+                payment_id: PaymentId::parse(format!("P{i:04}")).unwrap(),
+                transaction_id: BankTxId::parse(format!("T{i:04}")).unwrap(),
+                amount: Money::from_units(Decimal::new(1050, 2), Currency::parse("EUR").unwrap()),
+                concept: None,
+                reconciled_at: at + chrono::Duration::minutes(i),
+                run_id: 9,
+                approved_by: None,
+            })
+            .collect();
+        let period = Period::assemble(PeriodInput {
+            since: Since::Digest { run_id: 3, at },
+            tz: chrono_tz::Europe::Madrid,
+            reconciled,
+            decisions: &[],
+            closed: Vec::new(),
+            dismissals: &[],
+        });
+        let s = Summary {
+            period: Some(period),
+            decisions: vec!["not shown: the period's decisions are".into()],
+            ..empty_summary()
+        };
+        let plain = plain_body(&s, &delivery());
+        for line in [
+            "Reconciled in this report's reconciled.csv: 0",
+            "Since the digest of 2026-12-05 08:00 CET (run 3):",
+            "  Reconciled: 300",
+            "    payments                  300       3150.00 EUR",
+            "    … and 280 more (in the workbook, sheet Reconciled since digest)",
+            "  Decisions: 0",
+            "  No longer open: 0",
+        ] {
+            assert!(plain.lines().any(|l| l == line), "{line:?} in\n{plain}");
+        }
+        assert_eq!(plain.matches(", run 9, automatic").count(), MAX_LIST_LINES);
+        assert!(!plain.contains("not shown"), "{plain}");
+        let html = html_body(&s, &delivery());
+        assert_eq!(html.matches(", run 9, automatic").count(), MAX_LIST_LINES);
+        assert!(html.contains("Since the digest of 2026-12-05 08:00 CET (run 3)"));
     }
 }

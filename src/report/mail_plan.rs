@@ -6,10 +6,14 @@
 //! failing or incomplete for longer than `[email] alert_after`. `always`, `when_unmatched`
 //! and `never` mail every run, every run that needs attention, and nothing.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
+use rust_decimal::Decimal;
 
 use super::SendPolicy;
+use crate::domain::{Currency, Money, format_amount};
 use crate::schedule::{CronSchedule, next_fire};
 
 /// What a run mails.
@@ -89,6 +93,69 @@ pub struct UrgentItem {
     pub reason: &'static str,
     /// `reconcile_failed: payment P1, 150.50 EUR (payment_not_pending)`.
     pub line: String,
+    /// The money at stake, when the item has an amount.
+    pub amount: Option<Money>,
+}
+
+/// How urgent a reason is, most urgent first: money leaving with nothing to explain
+/// it, then money sent back for a payment whose coins went out, then a reconcile the
+/// provider refused, a payment gone from the provider, and an unreadable record that
+/// holds automation back.
+fn rank(reason: &str) -> u8 {
+    match reason {
+        "unexplained_debit" => 0,
+        "returned_after_reconcile" => 1,
+        "reconcile_failed" => 2,
+        "vanished" => 3,
+        "blocks_automation" => 4,
+        _ => 5,
+    }
+}
+
+/// What an urgent reason is called in a subject: one, and several.
+fn noun(reason: &str) -> (&str, &str) {
+    match reason {
+        "unexplained_debit" => ("unexplained debit", "unexplained debits"),
+        "returned_after_reconcile" => (
+            "reconciled payment sent back",
+            "reconciled payments sent back",
+        ),
+        "reconcile_failed" => ("failed reconcile", "failed reconciles"),
+        "vanished" => ("vanished payment", "vanished payments"),
+        "blocks_automation" => (
+            "unreadable record blocking automation",
+            "unreadable records blocking automation",
+        ),
+        other => (other, other),
+    }
+}
+
+/// What an urgent mail's subject says is urgent: the most urgent kind of item, counted,
+/// with its amounts summed per currency, then how many other urgent items there are:
+/// `1 unexplained debit, 999.99 EUR`, `2 unexplained debits, 1500.00 EUR, 20.00 USD
+/// and 3 more urgent items`. `None` when there is no item.
+pub fn urgent_subject(items: &[UrgentItem]) -> Option<String> {
+    let first = items.iter().map(|i| i.reason).min_by_key(|r| rank(r))?;
+    let of_first: Vec<&UrgentItem> = items.iter().filter(|i| i.reason == first).collect();
+    let mut sums: BTreeMap<&Currency, Decimal> = BTreeMap::new();
+    for m in of_first.iter().filter_map(|i| i.amount.as_ref()) {
+        *sums.entry(m.currency()).or_default() += m.amount();
+    }
+    let (one, many) = noun(first);
+    let mut s = format!(
+        "{} {}",
+        of_first.len(),
+        if of_first.len() == 1 { one } else { many }
+    );
+    for (currency, total) in sums {
+        s.push_str(&format!(", {} {currency}", format_amount(total)));
+    }
+    match items.len() - of_first.len() {
+        0 => {}
+        1 => s.push_str(" and 1 more urgent item"),
+        n => s.push_str(&format!(" and {n} more urgent items")),
+    }
+    Some(s)
 }
 
 /// The report's urgent items (reasons that are [urgent](crate::matching::Reason::is_urgent),
@@ -112,6 +179,7 @@ pub fn urgent_items(report: &super::Report, blocking_records: &[String]) -> Vec<
                 r.amount,
                 detail(&r.detail)
             ),
+            amount: Some(r.amount.clone()),
         });
     }
     for r in report
@@ -131,6 +199,7 @@ pub fn urgent_items(report: &super::Report, blocking_records: &[String]) -> Vec<
                 r.amount,
                 detail(&r.detail)
             ),
+            amount: Some(r.amount.clone()),
         });
     }
     for id in blocking_records {
@@ -141,6 +210,7 @@ pub fn urgent_items(report: &super::Report, blocking_records: &[String]) -> Vec<
             line: format!(
                 "blocks_automation: record {id} cannot be read; nothing is reconciled until it can (or a person dismisses it)"
             ),
+            amount: None,
         });
     }
     out
@@ -289,5 +359,44 @@ mod tests {
         ));
         assert!(outage_alert(Some(now - hour), false, hour, now));
         assert!(!outage_alert(Some(now - hour), true, hour, now));
+    }
+
+    fn item(reason: &'static str, amount: Option<&str>, currency: &str) -> UrgentItem {
+        UrgentItem {
+            kind: "transaction",
+            id: "T".into(),
+            reason,
+            line: String::new(),
+            amount: amount
+                .map(|a| Money::from_units(a.parse().unwrap(), Currency::parse(currency).unwrap())),
+        }
+    }
+
+    #[test]
+    fn an_urgent_subject_counts_the_most_urgent_kind_with_its_money_per_currency() {
+        assert_eq!(urgent_subject(&[]), None);
+        assert_eq!(
+            urgent_subject(&[item("unexplained_debit", Some("999.99"), "EUR")]).as_deref(),
+            Some("1 unexplained debit, 999.99 EUR")
+        );
+        let several = [
+            item("reconcile_failed", Some("10"), "EUR"),
+            item("blocks_automation", None, "EUR"),
+            item("unexplained_debit", Some("1000"), "EUR"),
+            item("unexplained_debit", Some("500.00"), "EUR"),
+            item("unexplained_debit", Some("20"), "USD"),
+        ];
+        assert_eq!(
+            urgent_subject(&several).as_deref(),
+            Some("3 unexplained debits, 1500.00 EUR, 20.00 USD and 2 more urgent items")
+        );
+        assert_eq!(
+            urgent_subject(&several[..2]).as_deref(),
+            Some("1 failed reconcile, 10.00 EUR and 1 more urgent item")
+        );
+        assert_eq!(
+            urgent_subject(&several[1..2]).as_deref(),
+            Some("1 unreadable record blocking automation")
+        );
     }
 }

@@ -53,6 +53,7 @@ use crate::matching::{Decisions, Reason};
 mod csv;
 mod files;
 pub mod mail_plan;
+pub mod period;
 mod xlsx;
 
 pub use self::csv::{neutralize_formula, timestamp};
@@ -512,6 +513,8 @@ pub struct Summary {
     pub new_items: usize,
     /// When the longest-waiting open item was first reported.
     pub oldest_first_seen: Option<DateTime<Utc>>,
+    /// For a full mail (a digest): what happened since the last digest delivered.
+    pub period: Option<period::Period>,
 }
 
 /// The rows of the four files of one run.
@@ -535,6 +538,13 @@ pub struct Report {
     /// Ids of the unreadable records this run met that nobody dismissed: they block
     /// automation.
     pub blocking: Vec<String>,
+    /// For a full mail (a digest): what happened since the last digest delivered.
+    pub period: Option<period::Period>,
+    /// The urgent items no earlier mail named, as the subject counts them.
+    pub urgent_items: Vec<mail_plan::UrgentItem>,
+    /// The mail is an urgent one, not a full report: its subject says what is urgent
+    /// (or what failed), not the run's totals.
+    pub urgent_only: bool,
 }
 
 fn missing(kind: &'static str, id: &impl ToString) -> ReportError {
@@ -651,6 +661,9 @@ impl Report {
             waived: Vec::new(),
             urgent: Vec::new(),
             blocking: Vec::new(),
+            period: None,
+            urgent_items: Vec::new(),
+            urgent_only: false,
         })
     }
 
@@ -788,6 +801,7 @@ impl Report {
             new_items: self.seen_all().filter(|s| s.new).count(),
             oldest_first_seen: self.seen_all().filter_map(|s| s.first_seen).min(),
             waived: self.waived.clone(),
+            period: self.period.clone(),
         }
     }
 }

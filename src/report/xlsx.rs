@@ -28,7 +28,9 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use rust_xlsxwriter::{Format, FormatAlign, Workbook, Worksheet, XlsxError};
 
+use super::period::{DECISIONS_SHEET, Period, RECONCILED_SHEET, RESOLVED_SHEET};
 use super::{Report, ReportKind, ReportSettings, Seen, Summary, timestamp};
+use crate::desk::ItemRef;
 use crate::domain::{BankTxId, Concept, PaymentId, format_amount};
 
 /// The workbook's file name, next to the CSVs.
@@ -226,7 +228,9 @@ fn width(name: &str) -> f64 {
     match name {
         "amount" | "difference" | "days_pending" | "days_since_finished" | "days_open" => 12.0,
         "currency" | "direction" | "status" | "new" => 10.0,
-        "created_at" | "booked_at" | "reconciled_at" | "finished_at" | "first_seen" => 20.0,
+        "created_at" | "booked_at" | "reconciled_at" | "finished_at" | "first_seen" | "at" => 20.0,
+        "run" | "last_run" => 10.0,
+        "note" | "outcome" | "resolved" => 36.0,
         "concept" | "counterparty_name" | "detail" | "candidates" | "suggested_payment_ids" => 36.0,
         "reason" => 20.0,
         _ => 28.0,
@@ -361,10 +365,137 @@ impl Report {
             ws.autofilter(0, 0, last_row, last_col)?;
             print_setup(ws, 0, last_row, last_col)?;
         }
+        if let Some(p) = &self.period {
+            write_period(&mut wb, p, &f)?;
+        }
         let ws = wb.worksheet_from_name("Summary")?;
         write_summary(ws, &summary, &cut, &f)?;
         wb.save_to_buffer()
     }
+}
+
+/// The period's three sheets: what was reconciled in it (automatic or approved, and
+/// by whom), the decisions made in it, and the items open at the last digest or
+/// reported since that are no longer open, with how each was resolved. Every row,
+/// however many the mail shows.
+fn write_period(wb: &mut Workbook, p: &Period, f: &Formats) -> Result<(), XlsxError> {
+    let reconciled: Vec<Vec<Cell<'_>>> = p
+        .reconciled
+        .iter()
+        .map(|r| {
+            vec![
+                text(r.payment_id.as_str()),
+                text(r.transaction_id.as_str()),
+                Cell::Money(r.amount.amount()),
+                text(r.amount.currency().as_str()),
+                opt_text(r.concept.as_ref().map(Concept::as_str)),
+                Cell::Time(r.reconciled_at),
+                Cell::Count(r.run_id),
+                text(r.approved_by.as_deref().unwrap_or("automatic")),
+            ]
+        })
+        .collect();
+    period_sheet(
+        wb,
+        RECONCILED_SHEET,
+        &[
+            "payment_id",
+            "transaction_id",
+            "amount",
+            "currency",
+            "concept",
+            "reconciled_at",
+            "run",
+            "approved_by",
+        ],
+        &reconciled,
+        f,
+    )?;
+    let decisions: Vec<Vec<Cell<'_>>> = p
+        .decisions
+        .iter()
+        .map(|d| {
+            let (kind, id) = match &d.item {
+                ItemRef::Payment(_) => ("payment", d.item.id()),
+                ItemRef::Transaction(_) => ("transaction", d.item.id()),
+                ItemRef::Offramp(_) => ("offramp", d.item.id()),
+                ItemRef::BadRecord(_) => ("bad_record", d.item.id()),
+            };
+            vec![
+                Cell::Time(d.at),
+                text(d.by.as_str()),
+                text(d.action.as_str()),
+                text(kind),
+                text(id),
+                opt_text(d.other.as_ref().map(BankTxId::as_str)),
+                opt_text(d.note.as_deref()),
+                opt_text(d.outcome.as_deref()),
+            ]
+        })
+        .collect();
+    period_sheet(
+        wb,
+        DECISIONS_SHEET,
+        &[
+            "at", "by", "action", "kind", "item_id", "other_id", "note", "outcome",
+        ],
+        &decisions,
+        f,
+    )?;
+    let resolved: Vec<Vec<Cell<'_>>> = p
+        .resolved
+        .iter()
+        .map(|r| {
+            vec![
+                text(r.kind.as_str()),
+                text(r.item_id.as_str()),
+                text(r.reason.as_str()),
+                r.amount
+                    .as_ref()
+                    .map_or(Cell::Empty, |m| Cell::Money(m.amount())),
+                opt_text(r.amount.as_ref().map(|m| m.currency().as_str())),
+                Cell::Count(r.last_run),
+                text(r.how.as_str()),
+            ]
+        })
+        .collect();
+    period_sheet(
+        wb,
+        RESOLVED_SHEET,
+        &[
+            "kind", "item_id", "reason", "amount", "currency", "last_run", "resolved",
+        ],
+        &resolved,
+        f,
+    )
+}
+
+/// One sheet of the period: a frozen header with a filter, then the rows.
+fn period_sheet(
+    wb: &mut Workbook,
+    name: &str,
+    header: &[&str],
+    rows: &[Vec<Cell<'_>>],
+    f: &Formats,
+) -> Result<(), XlsxError> {
+    let ws = wb.add_worksheet_with_constant_memory()?;
+    ws.set_name(name)?;
+    for (col, h) in header.iter().enumerate() {
+        let col = column(col)?;
+        ws.write_string_with_format(0, col, *h, &f.header)?;
+        ws.set_column_width(col, width(h))?;
+    }
+    let kept = rows.len().min(MAX_ROWS - 1);
+    for (i, cells) in rows.iter().take(kept).enumerate() {
+        let row = u32::try_from(i + 1).map_err(|_| XlsxError::RowColumnLimitError)?;
+        for (col, cell) in cells.iter().enumerate() {
+            write_cell(ws, row, column(col)?, cell, f)?;
+        }
+    }
+    let last_row = u32::try_from(kept).map_err(|_| XlsxError::RowColumnLimitError)?;
+    ws.set_freeze_panes(1, 0)?;
+    ws.autofilter(0, 0, last_row, column(header.len().saturating_sub(1))?)?;
+    Ok(())
 }
 
 /// A sheet's name: its CSV file's name without `.csv` (all under Excel's 31 characters).
@@ -438,6 +569,27 @@ fn write_summary(
         Cell::Count(count(s.reconciled_count)),
         false,
     )?;
+    if let Some(p) = &s.period {
+        line(ws, "period", text(p.heading()), true)?;
+        line(
+            ws,
+            "reconciled_in_period",
+            Cell::Count(count(p.reconciled.len())),
+            false,
+        )?;
+        line(
+            ws,
+            "decisions_in_period",
+            Cell::Count(count(p.decisions.len())),
+            false,
+        )?;
+        line(
+            ws,
+            "resolved_in_period",
+            Cell::Count(count(p.resolved.len())),
+            false,
+        )?;
+    }
 
     let mut row = row + 1;
     let header = [

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use super::{RunStatus, RunSummary};
 use crate::config::Settings;
 use crate::report::Report;
-use crate::report::mail_plan::{self, Mail, MailFacts};
+use crate::report::mail_plan::{self, Mail, MailFacts, UrgentItem};
 use crate::store::{AlertKey, MailSent, SharedStore, outage_key};
 
 /// The run's mail, and what it names.
@@ -18,6 +18,8 @@ pub(super) struct MailPlan {
     pub named: Vec<AlertKey>,
     /// The lines the mail leads with.
     pub lines: Vec<String>,
+    /// The urgent items among them (the outage line is not one).
+    pub items: Vec<UrgentItem>,
 }
 
 impl MailPlan {
@@ -43,6 +45,7 @@ pub(super) fn plan(
             mail: Mail::Nothing,
             named: Vec::new(),
             lines: Vec::new(),
+            items: Vec::new(),
         });
     };
     let store = db.lock();
@@ -56,12 +59,12 @@ pub(super) fn plan(
         })
         .collect();
     let seen = store.already_alerted(&keys)?;
-    let (mut named, mut lines): (Vec<AlertKey>, Vec<String>) = keys
+    let (mut named, mut items): (Vec<AlertKey>, Vec<UrgentItem>) = keys
         .into_iter()
         .zip(items)
         .filter(|(k, _)| !seen.contains(k))
-        .map(|(k, i)| (k, i.line))
         .unzip();
+    let mut lines: Vec<String> = items.iter().map(|i| i.line.clone()).collect();
 
     let failing = match summary.status {
         RunStatus::Completed => None,
@@ -103,6 +106,12 @@ pub(super) fn plan(
     if mail == Mail::Nothing {
         lines.clear();
         named.clear();
+        items.clear();
     }
-    Ok(MailPlan { mail, named, lines })
+    Ok(MailPlan {
+        mail,
+        named,
+        lines,
+        items,
+    })
 }

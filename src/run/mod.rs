@@ -16,6 +16,7 @@ use crate::lock::{LockError, RunLock};
 use crate::matching::{self, Decisions, MatchInput};
 use crate::reconcile;
 use crate::report::mail_plan::Mail;
+use crate::report::period::{MAX_FIRST_PERIOD, Period, PeriodInput, Since};
 use crate::report::{Freshness, Reconciled, Report, ReportInput, RunInfo, SendPolicy};
 pub use crate::stop::Stop;
 use crate::store::{MatchRow, RunEnd, SharedStore, Store, StoreError};
@@ -724,6 +725,11 @@ async fn deliver(
     let rs = &settings.reports;
     let plan = mail::plan(settings, db, run_id, &report, summary, Utc::now())?;
     report.urgent = plan.lines.clone();
+    report.urgent_items = plan.items.clone();
+    report.urgent_only = plan.mail == Mail::Urgent;
+    if plan.mail == Mail::Full {
+        report.period = Some(period_of(&db.lock(), settings, run_id, Utc::now())?);
+    }
     let report = &report;
     let files = report
         .write_dir(&rs.dir, rs)
@@ -795,6 +801,44 @@ async fn deliver(
         }
     }
     Ok(())
+}
+
+/// What a full mail tells about the period since the last digest delivered (before
+/// any: since the first run, a week back at most): read from the store, put together
+/// by [`Period::assemble`]. Run `run_id`'s findings are stored, so that what it no
+/// longer reports is known.
+fn period_of(
+    store: &Store,
+    settings: &Settings,
+    run_id: i64,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Period> {
+    let last = store
+        .last_delivered_digest(run_id)
+        .context("cannot read the last digest delivered")?;
+    let since = match last {
+        Some((run_id, at)) => Since::Digest { run_id, at },
+        None => match store.first_run_since_if_older(now - MAX_FIRST_PERIOD)? {
+            Some((run_id, at)) => Since::Bounded { run_id, at },
+            None => Since::FirstRun,
+        },
+    };
+    // Reconciles listed by the reports after `listed_after`; items reported by runs
+    // from `reported_from` on; decisions after `decided_after`.
+    let (listed_after, reported_from, decided_after) = match since {
+        Since::Digest { run_id, at } => (run_id, run_id, Some(at)),
+        Since::Bounded { run_id, at } => (run_id - 1, run_id, Some(at)),
+        Since::FirstRun => (0, 0, None),
+    };
+    let decided = store.decisions_after(decided_after)?;
+    Ok(Period::assemble(PeriodInput {
+        since,
+        tz: settings.schedule.timezone,
+        reconciled: store.reconciles_listed_after(listed_after)?,
+        decisions: &decided,
+        closed: store.closed_items_after(reported_from, run_id)?,
+        dismissals: &store.dismissals()?,
+    }))
 }
 
 /// The process's peak resident set so far (Linux `VmHWM`), for the phase log lines.

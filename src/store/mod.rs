@@ -31,6 +31,7 @@ mod findings;
 mod ledger;
 mod length;
 mod mail_log;
+mod period;
 mod records;
 mod runs;
 mod status;

@@ -403,7 +403,10 @@ async fn a_new_urgent_item_between_digests_is_mailed_once_and_first() {
     let received = smtp.received();
     assert_eq!(received.len(), 2, "the digest, then one urgent mail");
     let urgent = &received[1];
-    assert!(subject(urgent).contains("URGENT"), "{}", subject(urgent));
+    assert_eq!(
+        subject(urgent),
+        "[cp-recon] URGENT — 1 unexplained debit, 987.65 EUR"
+    );
     let body = body_text(urgent);
     let first = body.lines().next().unwrap_or_default();
     assert_eq!(first, "NEEDS A PERSON TODAY: 1 new urgent item", "{body}");

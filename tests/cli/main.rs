@@ -4,6 +4,7 @@ mod apply;
 mod apply_workbook;
 mod database;
 mod desk;
+mod digest;
 mod email;
 mod helpers;
 mod incremental;

@@ -150,3 +150,46 @@ fn when_even_the_workbook_is_too_large_nothing_is_attached_and_the_mail_says_whe
     // The summary itself is still there.
     assert!(text.contains("Need attention: 10"));
 }
+
+#[test]
+fn a_mail_with_hundreds_of_items_lists_twenty_of_each_and_counts_the_rest() {
+    let (mut report, _dir, files) = written(&Fixture::new());
+    report.urgent = (1..=432)
+        .map(|i| format!("unexplained_debit: debit TX{i:05}, 10.00 EUR"))
+        .collect();
+    report.decisions = (1..=300)
+        .map(|i| format!("2026-12-02 08:44 ana dismissed payment P{i:05} (bank fee)"))
+        .collect();
+    let settings = spawn_smtp().settings(TlsMode::None);
+    let raw = email::build_message(&report, &files, &settings)
+        .unwrap()
+        .formatted();
+    let mail = parse(&raw);
+    let text = body_of(&mail, "text/plain");
+    let html = body_of(&mail, "text/html");
+    for (prefix, more) in [
+        (
+            "unexplained_debit: debit TX",
+            "… and 412 more (in the workbook and the unmatched_*.csv files)",
+        ),
+        (
+            "2026-12-02 08:44 ana dismissed payment P",
+            "… and 280 more (`cp-recon history <id>` tells each)",
+        ),
+    ] {
+        let shown = text
+            .lines()
+            .filter(|l| l.trim_start().starts_with(prefix))
+            .count();
+        assert_eq!(shown, 20, "{prefix}\n{text}");
+        assert!(text.lines().any(|l| l.trim() == more), "{more} in\n{text}");
+        assert_eq!(html.matches(prefix).count(), 20, "{prefix}\n{html}");
+        let more = email::html_escape(more);
+        assert!(html.contains(&more), "{more} in\n{html}");
+    }
+    // The counts above the lists are of every item.
+    assert!(text.starts_with("NEEDS A PERSON TODAY: 432 new urgent items"));
+    assert!(text.contains("Decisions since the last report: 300"));
+    // The message stays short: the lists no longer grow it.
+    assert!(text.lines().count() < 120, "{} lines", text.lines().count());
+}

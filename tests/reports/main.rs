@@ -826,7 +826,56 @@ fn the_subject_flags_a_failed_run_an_incomplete_sync_and_a_dry_run() {
     f.run.dry_run = true;
     assert_eq!(
         email::subject(&f.report(), "[cp-recon]"),
-        "[cp-recon] RUN FAILED — INCOMPLETE SYNC — DRY RUN — 2026-06-26: 3 reconciled, 10 need attention"
+        "[cp-recon] RUN FAILED: database is locked — INCOMPLETE SYNC — DRY RUN — 2026-06-26: 3 reconciled, 10 need attention"
+    );
+}
+
+#[test]
+fn a_failed_run_s_subject_names_the_failure_briefly_within_120_characters() {
+    let mut f = Fixture::new();
+    f.run.failed = Some(format!(
+        "reconcile step failed: writing intent {}: database disk image is malformed",
+        "x".repeat(300)
+    ));
+    let subject = email::subject(&f.report(), "[cp-recon]");
+    assert!(
+        subject.starts_with(
+            "[cp-recon] RUN FAILED: reconcile step failed: database disk image is malformed — "
+        ),
+        "{subject}"
+    );
+    assert!(
+        subject.chars().count() <= email::MAX_SUBJECT_CHARS,
+        "{subject}"
+    );
+}
+
+#[test]
+fn an_urgent_mail_s_subject_names_what_is_urgent_and_not_the_run_s_totals() {
+    use cp_recon::report::mail_plan;
+    let mut report = Fixture::new().report();
+    let items = mail_plan::urgent_items(&report, &["BADRECORD1".to_owned()]);
+    report.urgent = items.iter().map(|i| i.line.clone()).collect();
+    report.urgent_items = items;
+    report.urgent_only = true;
+    let subject = email::subject(&report, "[cp-recon]");
+    assert_eq!(
+        subject, "[cp-recon] URGENT — 1 unexplained debit, 500.00 EUR and 2 more urgent items",
+        "the most urgent kind first, whatever the order of the items"
+    );
+    // Only the unexplained debit: its count and amount, nothing else.
+    report
+        .urgent_items
+        .retain(|i| i.reason == "unexplained_debit");
+    assert_eq!(
+        email::subject(&report, "[cp-recon]"),
+        "[cp-recon] URGENT — 1 unexplained debit, 500.00 EUR"
+    );
+    // A digest that also names urgent items keeps its totals.
+    report.urgent_only = false;
+    assert_eq!(
+        email::subject(&report, "[cp-recon]"),
+        "[cp-recon] URGENT — 1 unexplained debit, 500.00 EUR — 2026-06-26: 3 reconciled, 10 need attention"
     );
 }
 
@@ -852,7 +901,9 @@ fn a_failed_run_is_the_first_line_and_outside_text_is_escaped_in_html() {
         mail.headers
             .get_first_value("Subject")
             .unwrap()
-            .starts_with("[cp-recon] RUN FAILED — INCOMPLETE SYNC — ")
+            .starts_with(
+                "[cp-recon] RUN FAILED: <script>alert('x')</script> & more — INCOMPLETE SYNC — "
+            )
     );
 }
 

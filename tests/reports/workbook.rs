@@ -389,3 +389,52 @@ fn libreoffice_prints_a_days_workbook_in_a_few_pages() {
     // sheets had a page setup).
     assert!(pages <= 10, "{pages} pages");
 }
+
+#[test]
+fn libreoffice_in_a_spanish_locale_reads_the_digest_period_s_amounts_as_numbers() {
+    use cp_recon::report::period::{ClosedItem, Period, PeriodInput, PeriodReconcile, Since};
+    let Some(lo) = LibreOffice::find("digest period sheets") else {
+        return;
+    };
+    let mut report = Fixture::new().report();
+    report.period = Some(Period::assemble(PeriodInput {
+        since: Since::Digest {
+            run_id: 3,
+            at: ts("2026-06-25T06:00:00Z"),
+        },
+        tz: chrono_tz::Europe::Madrid,
+        reconciled: vec![PeriodReconcile {
+            payment_id: pid("pay_period"),
+            transaction_id: tid("tx_period"),
+            amount: money("1234.50", "EUR"),
+            concept: None,
+            reconciled_at: ts("2026-06-25T10:00:00Z"),
+            run_id: 5,
+            approved_by: Some("ana".into()),
+        }],
+        decisions: &[],
+        closed: vec![ClosedItem {
+            kind: "transaction".into(),
+            item_id: "0120016".into(),
+            reason: "no_concept".into(),
+            last_run: 4,
+            amount: Some(money("-0.01", "EUR")),
+            reconciled_by_run: None,
+            approved_by: None,
+        }],
+        dismissals: &[],
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let files = report.write_dir(dir.path(), &settings()).unwrap();
+    let csvs = lo.workbook_to_csvs(&files.workbook, &dir.path().join("lo"));
+    let r = read_exported(&csvs, "Reconciled since digest");
+    let row = r.row("pay_period");
+    assert_eq!(row.field("amount"), ("1.234,50", false));
+    assert_eq!(row.field("currency"), ("EUR", true));
+    assert_eq!(row.field("run"), ("5", false));
+    assert_eq!(row.field("approved_by"), ("ana", true));
+    let c = read_exported(&csvs, "Resolved since digest");
+    let row = c.row("transaction");
+    assert_eq!(row.field("item_id"), ("0120016", true));
+    assert_eq!(row.field("amount"), ("-0,01", false));
+}
