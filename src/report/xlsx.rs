@@ -493,9 +493,10 @@ fn period_sheet(
         }
     }
     let last_row = u32::try_from(kept).map_err(|_| XlsxError::RowColumnLimitError)?;
+    let last_col = column(header.len().saturating_sub(1))?;
     ws.set_freeze_panes(1, 0)?;
-    ws.autofilter(0, 0, last_row, column(header.len().saturating_sub(1))?)?;
-    Ok(())
+    ws.autofilter(0, 0, last_row, last_col)?;
+    print_setup(ws, 0, last_row, last_col)
 }
 
 /// A sheet's name: its CSV file's name without `.csv` (all under Excel's 31 characters).

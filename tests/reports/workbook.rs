@@ -285,16 +285,25 @@ fn typical_day() -> Fixture {
 #[test]
 fn every_sheet_prints_landscape_one_page_wide_with_its_header_row_on_each_page() {
     let dir = tempfile::tempdir().unwrap();
-    let files = typical_day()
-        .report()
-        .write_dir(dir.path(), &settings())
-        .unwrap();
+    let mut report = typical_day().report();
+    report.period = Some(a_period());
+    let files = report.write_dir(dir.path(), &settings()).unwrap();
     let path = files.workbook;
     let book = part(&path, "xl/workbook.xml");
+    let period = [
+        "Reconciled since digest",
+        "Decisions since digest",
+        "Resolved since digest",
+    ];
     for (n, name) in std::iter::once("Summary")
         .chain(ReportKind::ALL.iter().map(|k| sheet_name(*k)))
+        .chain(period)
         .enumerate()
     {
+        assert!(
+            book.contains(&format!(r#"<sheet name="{name}""#)),
+            "{name}: {book}"
+        );
         let xml = part(&path, &format!("xl/worksheets/sheet{}.xml", n + 1));
         assert!(
             xml.contains(r#"<pageSetUpPr fitToPage="1"/>"#),
@@ -392,12 +401,30 @@ fn libreoffice_prints_a_days_workbook_in_a_few_pages() {
 
 #[test]
 fn libreoffice_in_a_spanish_locale_reads_the_digest_period_s_amounts_as_numbers() {
-    use cp_recon::report::period::{ClosedItem, Period, PeriodInput, PeriodReconcile, Since};
     let Some(lo) = LibreOffice::find("digest period sheets") else {
         return;
     };
     let mut report = Fixture::new().report();
-    report.period = Some(Period::assemble(PeriodInput {
+    report.period = Some(a_period());
+    let dir = tempfile::tempdir().unwrap();
+    let files = report.write_dir(dir.path(), &settings()).unwrap();
+    let csvs = lo.workbook_to_csvs(&files.workbook, &dir.path().join("lo"));
+    let r = read_exported(&csvs, "Reconciled since digest");
+    let row = r.row("pay_period");
+    assert_eq!(row.field("amount"), ("1.234,50", false));
+    assert_eq!(row.field("currency"), ("EUR", true));
+    assert_eq!(row.field("run"), ("5", false));
+    assert_eq!(row.field("approved_by"), ("ana", true));
+    let c = read_exported(&csvs, "Resolved since digest");
+    let row = c.row("transaction");
+    assert_eq!(row.field("item_id"), ("0120016", true));
+    assert_eq!(row.field("amount"), ("-0,01", false));
+}
+
+/// A digest's period: one approved reconcile and one item no longer open.
+fn a_period() -> cp_recon::report::period::Period {
+    use cp_recon::report::period::{ClosedItem, Period, PeriodInput, PeriodReconcile, Since};
+    Period::assemble(PeriodInput {
         since: Since::Digest {
             run_id: 3,
             at: ts("2026-06-25T06:00:00Z"),
@@ -423,18 +450,5 @@ fn libreoffice_in_a_spanish_locale_reads_the_digest_period_s_amounts_as_numbers(
             approved_by: None,
         }],
         dismissals: &[],
-    }));
-    let dir = tempfile::tempdir().unwrap();
-    let files = report.write_dir(dir.path(), &settings()).unwrap();
-    let csvs = lo.workbook_to_csvs(&files.workbook, &dir.path().join("lo"));
-    let r = read_exported(&csvs, "Reconciled since digest");
-    let row = r.row("pay_period");
-    assert_eq!(row.field("amount"), ("1.234,50", false));
-    assert_eq!(row.field("currency"), ("EUR", true));
-    assert_eq!(row.field("run"), ("5", false));
-    assert_eq!(row.field("approved_by"), ("ana", true));
-    let c = read_exported(&csvs, "Resolved since digest");
-    let row = c.row("transaction");
-    assert_eq!(row.field("item_id"), ("0120016", true));
-    assert_eq!(row.field("amount"), ("-0,01", false));
+    })
 }
