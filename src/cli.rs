@@ -9,8 +9,8 @@
 //!   (`crate::desk`).
 //!
 //! Exit codes: 0 the run completed; 1 the run failed (API unreachable, incomplete sync,
-//! database error) or was stopped by SIGTERM/SIGINT; 2 usage or configuration error, or
-//! a decision refused; 75 another run is in progress.
+//! database error); 2 usage or configuration error, or a decision refused; 75 another
+//! run is in progress; 143 (SIGTERM) or 130 (SIGINT) the run was stopped.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,12 +26,19 @@ use crate::telemetry::LogFormat;
 /// The process's exit codes, the one place they are defined (the README's table).
 /// The run completed (whatever was left unmatched).
 pub const EXIT_OK: u8 = 0;
-/// The run failed, was incomplete, or was stopped (SIGTERM, SIGINT).
+/// The run failed or was incomplete.
 pub const EXIT_FAILED: u8 = 1;
 /// A usage or configuration error.
 pub const EXIT_USAGE: u8 = 2;
 /// Another run holds the database (`EX_TEMPFAIL`; systemd counts it as success).
 pub const EXIT_LOCKED: u8 = 75;
+/// The run was stopped by SIGTERM (`systemctl stop`): 128 + 15, as a shell reports a
+/// process that SIGTERM ended. Not a failure: the next run goes on from there; the
+/// timer's unit counts it as success (`SuccessExitStatus=`), so a stop does not leave
+/// the unit failed.
+pub const EXIT_STOPPED: u8 = 143;
+/// The run was stopped by SIGINT (Ctrl-C): 128 + 2, as a shell reports it.
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// Reconciles CryptoPocket on-ramp bank-transfer payments with the integration's bank
 /// transactions, and reports what needs a person.
@@ -206,10 +213,18 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
                         "{why} received; stopping: no new reconcile call, the calls in flight are settled"
                     );
                     stop.request(&format!("{why} received"));
+                    why
                 });
                 let code = run_now(&settings, &opts).await;
-                on_signal.abort();
-                code
+                if on_signal.is_finished() {
+                    match on_signal.await {
+                        Ok("SIGINT") if code == EXIT_STOPPED => EXIT_INTERRUPTED,
+                        _ => code,
+                    }
+                } else {
+                    on_signal.abort();
+                    code
+                }
             } else {
                 daemon(settings).await
             }

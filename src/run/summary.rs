@@ -38,12 +38,14 @@ impl RunStatus {
             Self::Stopped => "stopped",
         }
     }
-    /// The process's exit code for a run that ended so (the codes are `crate::cli`'s).
+    /// The process's exit code for a run that ended so (the codes are `crate::cli`'s;
+    /// a run stopped by SIGINT rather than SIGTERM exits `EXIT_INTERRUPTED`).
     pub fn exit_code(self) -> u8 {
-        use crate::cli::{EXIT_FAILED, EXIT_LOCKED, EXIT_OK};
+        use crate::cli::{EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_STOPPED};
         match self {
             Self::Completed => EXIT_OK,
-            Self::Incomplete | Self::Failed | Self::Stopped => EXIT_FAILED,
+            Self::Incomplete | Self::Failed => EXIT_FAILED,
+            Self::Stopped => EXIT_STOPPED,
             Self::Locked => EXIT_LOCKED,
         }
     }

@@ -10,6 +10,9 @@ use tokio::process::{Child, ChildStderr};
 
 use crate::helpers::{TestEnv, scalar};
 
+/// The exit code of a run stopped by SIGTERM (128 + 15).
+const STOPPED: i32 = 143;
+
 fn signal(child: &Child, name: &str) {
     let pid = child.id().expect("the process is running");
     let rc = std::process::Command::new("kill")
@@ -81,7 +84,7 @@ async fn sigterm_during_a_run_now_call_settles_it_makes_no_new_call_and_records_
     env.sandbox.release_held();
     let (code, rest) = finish(child, lines).await;
 
-    assert_eq!(code, 1, "{rest:#?}");
+    assert_eq!(code, STOPPED, "{rest:#?}");
     let made: BTreeSet<(String, String)> = env
         .sandbox
         .reconcile_calls()
