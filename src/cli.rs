@@ -210,7 +210,8 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
                 let on_signal = tokio::spawn(async move {
                     let why = termination().await;
                     tracing::warn!(
-                        "{why} received; stopping: no new reconcile call, the calls in flight are settled"
+                        "{why} received; stopping: no new request, calls in flight get {} s to answer",
+                        crate::stop::CALL_GRACE.as_secs()
                     );
                     stop.request(&format!("{why} received"));
                     why
