@@ -346,6 +346,9 @@ fn write_summary(
     if let Some(err) = &run.failed {
         line(ws, "run_failed", text(err.as_str()))?;
     }
+    if let Some(stopped) = &run.stopped {
+        line(ws, "run_stopped", text(stopped.as_str()))?;
+    }
     for (kind, total) in cut {
         line(
             ws,
