@@ -269,6 +269,11 @@ async fn steps(
     summary.freshness = freshness(db, run_id, synced.complete)?;
     summary.records_read = Some(RecordsRead::of(&synced));
     laps.lap("sync");
+    // A stop during the sync ends the list reads at once: what was read is stored, the
+    // lists not read in full are recorded incomplete, and nothing is matched or called.
+    if stopped(opts, summary) {
+        return Ok(());
+    }
 
     // 3. Match.
     let now = Utc::now();

@@ -385,3 +385,69 @@ async fn a_stop_abandons_a_held_call_after_the_grace_and_the_next_run_settles_it
     assert!(text.contains("earlier intent settled"), "{text}");
     each_pair_reconciled_once(&env);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_rate_limited_first_sync_ends_it_at_once_and_reconciles_nothing() {
+    // About 250 list pages at 5 requests a second: a minute of reading.
+    let env = TestEnv::start(SandboxConfig::new(DataSpec::scaled(
+        13,
+        chrono::Utc::now(),
+        2000,
+        2500,
+        40,
+    )))
+    .await;
+    edit_config(
+        &env,
+        "max_requests_per_second = 0",
+        "max_requests_per_second = 5",
+    );
+    let (child, lines) = spawn_run(&env);
+    // Readiness: the sync is reading pages (a login, the accounts, list pages).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while env.sandbox.request_count() < 8 {
+        assert!(Instant::now() < deadline, "the sync did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let signalled = Instant::now();
+    signal(&child, "TERM");
+    let (code, rest) = finish(child, lines).await;
+    let took = signalled.elapsed();
+    eprintln!("stop during the sync took {took:?}");
+    assert_eq!(code, STOPPED, "{rest:#?}");
+    assert!(
+        took < Duration::from_secs(20),
+        "the stop took {took:?}: the sync did not look for it"
+    );
+    assert!(env.sandbox.reconcile_calls().is_empty(), "a call was made");
+    // Not an error: nothing at error priority in the journal format.
+    let errors: Vec<_> = rest.iter().filter(|l| l.starts_with("<3>")).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let store = env.store();
+    let run = store.run(1).unwrap().unwrap();
+    assert!(!run.sync_complete, "{run:?}");
+    assert!(
+        run.error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("stopped: SIGTERM received")
+                && e.contains("the sync was cut short and nothing was reconciled")),
+        "{run:?}"
+    );
+    let tied: i64 = scalar(&store, "SELECT COUNT(*) FROM matches");
+    assert_eq!(tied, 0);
+    drop(store);
+
+    edit_config(
+        &env,
+        "max_requests_per_second = 5",
+        "max_requests_per_second = 0",
+    );
+    let again = env.run(&["--run-now"]).await;
+    assert_eq!(
+        crate::helpers::code(&again),
+        0,
+        "{}",
+        crate::helpers::text(&again)
+    );
+    each_pair_reconciled_once(&env);
+}
