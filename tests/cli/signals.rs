@@ -397,6 +397,11 @@ async fn sigterm_during_a_rate_limited_first_sync_ends_it_at_once_and_reconciles
         40,
     )))
     .await;
+    let metrics = env.reports.with_file_name("cp-recon.prom");
+    env.write_config(&format!(
+        "\n[monitoring]\ntextfile = \"{}\"\n",
+        metrics.display()
+    ));
     edit_config(
         &env,
         "max_requests_per_second = 0",
@@ -436,6 +441,13 @@ async fn sigterm_during_a_rate_limited_first_sync_ends_it_at_once_and_reconciles
     let tied: i64 = scalar(&store, "SELECT COUNT(*) FROM matches");
     assert_eq!(tied, 0);
     drop(store);
+    // The metrics say stopped, not failed.
+    let prom = std::fs::read_to_string(&metrics).unwrap();
+    assert!(
+        prom.contains("cp_recon_last_run_outcome{outcome=\"stopped\"} 1")
+            && prom.contains("cp_recon_last_run_outcome{outcome=\"failed\"} 0"),
+        "{prom}"
+    );
 
     edit_config(
         &env,
