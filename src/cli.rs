@@ -9,8 +9,8 @@
 //!   (`crate::desk`).
 //!
 //! Exit codes: 0 the run completed; 1 the run failed (API unreachable, incomplete sync,
-//! database error) or was stopped by SIGTERM/SIGINT; 2 usage or configuration error, or
-//! a decision refused; 75 another run is in progress.
+//! database error); 2 usage or configuration error, or a decision refused; 75 another
+//! run is in progress; 143 (SIGTERM) or 130 (SIGINT) the run was stopped.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,7 +23,9 @@ use crate::sandbox::SandboxArgs;
 use crate::schedule::run_scheduled;
 use crate::telemetry::LogFormat;
 
-pub use crate::exit::{EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_USAGE};
+pub use crate::exit::{
+    EXIT_FAILED, EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_OK, EXIT_STOPPED, EXIT_USAGE,
+};
 
 /// Reconciles CryptoPocket on-ramp bank-transfer payments with the integration's bank
 /// transactions, and reports what needs a person.
@@ -198,16 +200,26 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
                 // SIGTERM (`systemctl stop`) or SIGINT: the run stops at its next safe
                 // point, as a run of the daemon does, instead of dying mid-call.
                 let stop = opts.stop.clone();
+                let signalled = termination();
                 let on_signal = tokio::spawn(async move {
-                    let why = termination().await;
+                    let why = signalled.await;
                     tracing::warn!(
-                        "{why} received; stopping: no new reconcile call, the calls in flight are settled"
+                        "{why} received; stopping: no new request, calls in flight get {} s to answer",
+                        crate::stop::CALL_GRACE.as_secs()
                     );
                     stop.request(&format!("{why} received"));
+                    why
                 });
                 let code = run_now(&settings, &opts).await;
-                on_signal.abort();
-                code
+                if on_signal.is_finished() {
+                    match on_signal.await {
+                        Ok("SIGINT") if code == EXIT_STOPPED => EXIT_INTERRUPTED,
+                        _ => code,
+                    }
+                } else {
+                    on_signal.abort();
+                    code
+                }
             } else {
                 daemon(settings).await
             }
@@ -400,8 +412,9 @@ async fn daemon(settings: Settings) -> u8 {
     let stop = opts.stop.clone();
     // No run starts after SIGTERM or SIGINT; the one in progress stops at its next
     // safe point (no new reconcile call, the calls in flight settled).
+    let signalled = termination();
     let shutdown = async move {
-        let why = termination().await;
+        let why = signalled.await;
         tracing::info!("{why} received; shutting down");
         stop.request(&format!("{why} received"));
     };
@@ -443,26 +456,36 @@ fn log_hangups() {
     }
 }
 
-/// Resolves on SIGTERM or SIGINT with the signal's name.
-async fn termination() -> &'static str {
-    let ctrl_c = async {
+/// Listens for SIGTERM and SIGINT from the moment it is called, and resolves with the
+/// name of the first that comes. Called before anything awaits: a signal that came
+/// before the listener was first polled would otherwise meet its default action and
+/// end the process mid-run.
+fn termination() -> impl std::future::Future<Output = &'static str> + Send + 'static {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{Signal, SignalKind, signal};
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
+        async fn recv(s: Option<Signal>) {
+            match s {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        }
+        async move {
+            tokio::select! {
+                () = recv(int) => "SIGINT",
+                () = recv(term) => "SIGTERM",
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => "SIGINT",
-        () = term => "SIGTERM",
+        "SIGINT"
     }
 }

@@ -23,7 +23,7 @@ pub struct RunMetrics {
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
     pub success: bool,
-    /// "completed" | "incomplete" | "failed" | "skipped_locked".
+    /// "completed" | "incomplete" | "failed" | "stopped" | "skipped_locked".
     pub outcome: String,
     /// Decision name ("reconciled", "dry_run", ...) -> count.
     pub decisions: BTreeMap<String, u64>,
@@ -45,7 +45,13 @@ pub struct RunMetrics {
 
 /// Outcomes always written (0 or 1), so an alert on one of them sees 0 rather than a
 /// missing series when the last run ended otherwise.
-const KNOWN_OUTCOMES: [&str; 4] = ["completed", "incomplete", "failed", "skipped_locked"];
+const KNOWN_OUTCOMES: [&str; 5] = [
+    "completed",
+    "incomplete",
+    "failed",
+    "stopped",
+    "skipped_locked",
+];
 
 /// Seconds since the epoch, with millisecond precision, as Prometheus expects.
 fn seconds(t: DateTime<Utc>) -> f64 {

@@ -151,7 +151,17 @@ fn run_row(r: &RunLine, local: &impl Fn(DateTime<Utc>) -> String, now: DateTime<
         Some(f) => seconds((f - r.started_at).num_milliseconds()),
         None => format!("{}…", duration((now - r.started_at).num_seconds())),
     };
-    let mut outcome = r.outcome.clone();
+    // The `runs` table records a stopped run as `failed`, its error saying it was
+    // stopped: a stop is shown as what it is.
+    let stopped = r.outcome == "failed"
+        && r.error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("stopped: "));
+    let mut outcome = if stopped {
+        "stopped".to_owned()
+    } else {
+        r.outcome.clone()
+    };
     if r.dry_run {
         outcome.push('*');
     }
@@ -264,6 +274,22 @@ mod tests {
                 error: "`fiat_amount` is not a decimal: \"1,5\"".into(),
             }],
         }
+    }
+
+    #[test]
+    fn a_stopped_run_is_shown_as_stopped_and_a_failed_one_as_failed() {
+        let rows = [
+            run(
+                9,
+                "failed",
+                Some("stopped: SIGTERM received: no request was started after it"),
+            ),
+            run(8, "failed", Some("sync failed: cannot write the database")),
+        ];
+        let now = t("2026-12-02T09:10:00Z");
+        let local = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M").to_string();
+        assert!(run_row(&rows[0], &local, now).contains("  stopped  "));
+        assert!(run_row(&rows[1], &local, now).contains("  failed  "));
     }
 
     #[test]

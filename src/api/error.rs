@@ -90,9 +90,15 @@ pub enum ApiError {
         "the provider's certificate is not trusted: {cause}; see README, Troubleshooting (calling {endpoint})"
     )]
     UntrustedCertificate { endpoint: String, cause: String },
-    /// A write asked for after the run was asked to stop (SIGTERM): it was not sent.
+    /// A request asked for after the run was asked to stop (SIGTERM), or a wait (a
+    /// backoff, a pacing slot, a login) a stop cut short: it was not sent.
     #[error("{endpoint}: not sent: {why}")]
     Stopped { endpoint: String, why: String },
+    /// A request in flight when the run was asked to stop, given up before its answer
+    /// came (at once for a read, after [`crate::stop::CALL_GRACE`] for a write): a
+    /// write's outcome is unknown, and its intent is left for the next run to settle.
+    #[error("{endpoint}: abandoned in flight: {why}")]
+    Abandoned { endpoint: String, why: String },
     /// The HTTP client could not be set up (its TLS configuration, say): nothing was
     /// sent.
     #[error("cannot set up the HTTP client: {detail}")]

@@ -130,7 +130,7 @@ pub struct Client {
     /// Why the provider's certificate was refused, once it was: every later request
     /// would fail the same way, so none is tried.
     untrusted: Mutex<Option<String>>,
-    /// Once requested, no write is sent (reads go on: they settle calls in flight).
+    /// Once requested, no request is sent and no wait is waited for.
     stop: crate::stop::Stop,
     pub stats: ApiStats,
 }
@@ -193,11 +193,24 @@ impl Client {
         })
     }
 
-    /// From the moment `stop` is requested, no write (reconcile call) is sent; one
-    /// asked for fails with [`ApiError::Stopped`], which says it was not sent.
+    /// From the moment `stop` is requested, no request is sent (one asked for fails
+    /// with [`ApiError::Stopped`], which says it was not sent), every wait (backoff,
+    /// pacing, a login) ends at once, a read in flight is abandoned at once and a
+    /// reconcile call in flight after [`crate::stop::CALL_GRACE`]
+    /// ([`ApiError::Abandoned`]).
     pub fn with_stop(mut self, stop: crate::stop::Stop) -> Self {
         self.stop = stop;
         self
+    }
+
+    /// Why the run was asked to stop, once it was.
+    pub fn stop_requested(&self) -> Option<&str> {
+        self.stop.requested()
+    }
+
+    /// Resolves once the run is asked to stop.
+    pub async fn stopping(&self) {
+        self.stop.wait().await
     }
 
     pub fn config(&self) -> &ClientConfig {

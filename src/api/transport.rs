@@ -84,26 +84,41 @@ impl Client {
         loop {
             attempt += 1;
             self.trusted(path)?;
+            self.not_stopped(path)?;
             let (token, generation) = self.token(path).await?;
             self.pace(path).await?;
             let remaining = self.remaining(path)?;
-            // Checked last, right before the request: a write paced or re-authenticated
+            // Checked last, right before the request: a request paced or re-authenticated
             // while the stop came is not sent either.
-            if kind == Kind::Write
-                && let Some(why) = self.stop.requested()
-            {
-                return Err(ApiError::Stopped {
-                    endpoint: path.into(),
-                    why: why.to_owned(),
-                });
-            }
+            self.not_stopped(path)?;
             let req = build(&self.http, url.clone())
                 .header(AUTH_HEADER, token.expose_secret())
                 .timeout(self.cfg.timeout.min(remaining));
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            let outcome = match req.send().await {
-                Ok(resp) => self.decode(path, resp).await,
-                Err(e) => self.failed(path, &e),
+            let exchange = async {
+                match req.send().await {
+                    Ok(resp) => self.decode(path, resp).await,
+                    Err(e) => self.failed(path, &e),
+                }
+            };
+            // Once a stop is requested, a read in flight is abandoned at once, and a
+            // write gets `CALL_GRACE` to answer: its intent is recorded, so a write
+            // abandoned after that is settled by the next run, as after a kill.
+            let abandon = async {
+                match kind {
+                    Kind::Read => self.stop.wait().await,
+                    Kind::Write => self.stop.grace_over(crate::stop::CALL_GRACE).await,
+                }
+            };
+            let outcome = tokio::select! {
+                outcome = exchange => outcome,
+                () = abandon => {
+                    self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    return Err(ApiError::Abandoned {
+                        endpoint: path.into(),
+                        why: self.stop.requested().unwrap_or("stop requested").to_owned(),
+                    });
+                }
             };
             let (detail, wait) = match outcome {
                 Outcome::Ok(v) => return Ok(v),
@@ -183,8 +198,32 @@ impl Client {
         }
         self.stats.retries.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(endpoint = path, attempt, ?backoff, %detail, "retrying");
-        tokio::time::sleep(backoff).await;
-        Ok(())
+        self.unless_stopped(path, tokio::time::sleep(backoff)).await
+    }
+
+    /// Fails with [`ApiError::Stopped`] once a stop is requested: no request starts
+    /// after it.
+    fn not_stopped(&self, endpoint: &str) -> Result<(), ApiError> {
+        match self.stop.requested() {
+            Some(why) => Err(ApiError::Stopped {
+                endpoint: endpoint.into(),
+                why: why.to_owned(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits for `wait` (a backoff, a pacing slot), or fails with [`ApiError::Stopped`]
+    /// as soon as a stop is requested: a stop never waits for a wait.
+    async fn unless_stopped(
+        &self,
+        endpoint: &str,
+        wait: impl std::future::Future<Output = ()>,
+    ) -> Result<(), ApiError> {
+        tokio::select! {
+            () = wait => self.not_stopped(endpoint),
+            () = self.stop.wait() => self.not_stopped(endpoint),
+        }
     }
 
     /// HTTP status + body → outcome. Success is decided from the body, never from HTTP 200
@@ -370,17 +409,30 @@ impl Client {
             attempt += 1;
             self.pace(PATH_AUTH).await?;
             let remaining = self.remaining(PATH_AUTH)?;
+            self.not_stopped(endpoint)?;
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            let outcome = match self
-                .http
-                .post(url.clone())
-                .json(&body)
-                .timeout(self.cfg.timeout.min(remaining))
-                .send()
-                .await
-            {
-                Ok(resp) => self.decode(PATH_AUTH, resp).await,
-                Err(e) => self.failed(endpoint, &e),
+            let exchange = async {
+                match self
+                    .http
+                    .post(url.clone())
+                    .json(&body)
+                    .timeout(self.cfg.timeout.min(remaining))
+                    .send()
+                    .await
+                {
+                    Ok(resp) => self.decode(PATH_AUTH, resp).await,
+                    Err(e) => self.failed(endpoint, &e),
+                }
+            };
+            // A login changes nothing at the provider: abandoned at once on a stop.
+            let outcome = tokio::select! {
+                outcome = exchange => outcome,
+                () = self.stop.wait() => {
+                    return Err(ApiError::Stopped {
+                        endpoint: endpoint.into(),
+                        why: self.stop.requested().unwrap_or("stop requested").to_owned(),
+                    });
+                }
             };
             let (detail, wait) = match outcome {
                 Outcome::Ok(answer) => {
@@ -460,8 +512,8 @@ impl Client {
                 endpoint: endpoint.into(),
             });
         }
-        tokio::time::sleep_until(slot).await;
-        Ok(())
+        self.unless_stopped(endpoint, tokio::time::sleep_until(slot))
+            .await
     }
 
     fn remaining(&self, endpoint: &str) -> Result<Duration, ApiError> {

@@ -77,6 +77,9 @@ fn status_lines(s: &Summary) -> Vec<String> {
     if lines.is_empty() {
         lines.push("Sync complete: every list was read in full.".to_owned());
     }
+    if let Some(stopped) = &run.stopped {
+        lines.push(format!("Stopped: {stopped}."));
+    }
     if run.dry_run {
         lines.push("DRY RUN: nothing was changed at CryptoPocket.".to_owned());
     }
@@ -538,6 +541,7 @@ mod tests {
                 sync_complete: true,
                 dry_run: false,
                 failed: None,
+                stopped: None,
                 freshness: crate::report::Freshness::Current,
             },
             urgent: Vec::new(),

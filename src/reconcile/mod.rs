@@ -45,6 +45,12 @@ pub struct Outcome {
     pub calls: u64,
     /// Intents of earlier runs settled by this one.
     pub recovered: u64,
+    /// Confident pairs a stop (SIGTERM) kept from being called. Not a failure and
+    /// nothing for a person: they stay open and the next run calls them.
+    pub deferred: Vec<(PaymentId, BankTxId)>,
+    /// Calls (or intents being settled) left on a stop without an outcome: each intent
+    /// is recorded, and the next run settles it by re-reading, as after a kill.
+    pub abandoned: u64,
 }
 
 /// Pairs handled together: re-read together, intents committed in one transaction,

@@ -74,8 +74,11 @@ pub async fn execute(
 }
 
 /// [`execute`], asking `halt` before each batch: once it says why (SIGTERM, say), no
-/// further call is made; the calls already in flight are answered and recorded, and
-/// the intents not called yet are recorded as skipped.
+/// further call is made. The pairs not called are deferred ([`Outcome::deferred`]: the
+/// intents committed for some of them are recorded as skipped), the calls already in
+/// flight are recorded as they answer, and a call that does not answer within the
+/// client's grace, or whose answer would need re-reads to settle, is left as an intent
+/// for the next run ([`Outcome::abandoned`]).
 #[allow(clippy::too_many_arguments)]
 pub async fn execute_until(
     client: &Arc<Client>,
@@ -104,6 +107,9 @@ pub async fn execute_until(
     }
     let sem = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut stop: Option<String> = None;
+    // Whether the calls stopped because a stop was requested (the pairs not called are
+    // deferred), rather than for a failure (they are reported).
+    let mut halted = false;
     // Confirmed ties whose payment status and transaction tie are written at the end.
     let mut ties = Vec::new();
     let mut spent = Spent::default();
@@ -116,6 +122,7 @@ pub async fn execute_until(
             && let Some(why) = halt()
         {
             stop = Some(format!("not called: {why}"));
+            halted = true;
         }
         let chunk: Vec<_> = rest.by_ref().take(batch).collect();
         if chunk.is_empty() && prepared.is_none() && answered.is_none() {
@@ -126,17 +133,16 @@ pub async fn execute_until(
                 return Ok(None);
             }
             if let Some(why) = &stop {
-                let not = chunk
-                    .into_iter()
-                    .map(|(p, t)| NotReconciled::both(p.id, t.id, why.clone()))
-                    .collect();
-                return Ok(Some(Prepared {
-                    calls: Vec::new(),
-                    not,
-                    vanished: Vec::new(),
-                    stop: None,
-                    spent: Spent::default(),
-                }));
+                let mut unprepared = Prepared::default();
+                if halted {
+                    unprepared.deferred = chunk.into_iter().map(|(p, t)| (p.id, t.id)).collect();
+                } else {
+                    unprepared.not = chunk
+                        .into_iter()
+                        .map(|(p, t)| NotReconciled::both(p.id, t.id, why.clone()))
+                        .collect();
+                }
+                return Ok(Some(unprepared));
             }
             prepare(client, db, run, chunk, &sem, uniqueness)
                 .await
@@ -144,7 +150,7 @@ pub async fn execute_until(
         };
         let stage2 = async {
             match prepared.take() {
-                Some(p) => Some(call(client, p.calls, &sem, stop.clone()).await),
+                Some(p) => Some(call(client, p.calls, &sem, stop.clone(), halted).await),
                 None => None,
             }
         };
@@ -155,10 +161,13 @@ pub async fn execute_until(
             }
         };
         let (next, called, recorded) = tokio::join!(stage1, stage2, stage3);
+        let stopped_before = stop.is_some();
         if let Some(r) = recorded? {
             out.reconciled.extend(r.reconciled);
             out.not_reconciled.extend(r.not);
             out.vanished.extend(r.vanished);
+            out.deferred.extend(r.deferred);
+            out.abandoned += r.abandoned;
             out.calls += r.calls;
             ties.extend(r.confirmed);
             spent.add(&r.spent);
@@ -175,9 +184,15 @@ pub async fn execute_until(
         if let Some(mut p) = next? {
             out.not_reconciled.append(&mut p.not);
             out.vanished.append(&mut p.vanished);
+            out.deferred.append(&mut p.deferred);
             spent.add(&p.spent);
             stop = stop.or(p.stop.take());
             prepared = Some(p);
+        }
+        // Calls that stopped because the client refused to send after a stop request
+        // stopped for the stop too.
+        if !stopped_before && stop.is_some() {
+            halted = halt().is_some();
         }
     }
     let lap = Instant::now();
@@ -200,10 +215,13 @@ pub async fn execute_until(
 type Call = (i64, Payment, BankTransaction);
 
 /// A batch whose intents are committed, waiting for its calls.
+#[derive(Default)]
 struct Prepared {
     calls: Vec<Call>,
     /// Pairs of the batch that will not be called, and why.
     not: Vec<NotReconciled>,
+    /// Pairs of the batch a stop kept from being called (no intent was committed).
+    deferred: Vec<(PaymentId, BankTxId)>,
     vanished: Vec<PaymentId>,
     /// Set when no further call may be made (authentication rejected, deadline).
     stop: Option<String>,
@@ -391,6 +409,16 @@ async fn prepare(
         .map(|(p, t)| (p.id.clone(), t.iban.clone(), t.id.clone(), t.booked_at))
         .collect();
     let reads = reread_pairs(client, sem, targets).await;
+    if let Some(why) = client.stop_requested() {
+        // A stop came while the batch was re-read: no intent is committed, and the
+        // pairs wait for the next run, which re-reads them anyway.
+        tracing::info!(pairs = chunk.len(), why, "not called: the run is stopping");
+        return Ok(Prepared {
+            deferred: chunk.into_iter().map(|(p, t)| (p.id, t.id)).collect(),
+            spent,
+            ..Prepared::default()
+        });
+    }
     let others: Vec<BankTxId> = chunk
         .iter()
         .zip(&reads)
@@ -450,6 +478,7 @@ async fn prepare(
             vanished,
             stop,
             spent,
+            ..Prepared::default()
         });
     }
 
@@ -484,6 +513,7 @@ async fn prepare(
         vanished,
         stop,
         spent,
+        ..Prepared::default()
     })
 }
 
@@ -499,22 +529,26 @@ struct Answered {
     /// Set when an answer says no further call may be made (authentication rejected,
     /// deadline).
     stop: Option<String>,
+    /// No call was made because a stop was requested: the pairs are deferred.
+    halted: bool,
     spent: Spent,
 }
 
 /// Stage 2 of a batch: the calls, nothing else. No call is made once calls were stopped
-/// (authentication rejected, deadline).
+/// (authentication rejected, deadline, or a stop requested: `halted`).
 async fn call(
     client: &Arc<Client>,
     calls: Vec<Call>,
     sem: &Arc<Semaphore>,
     stop: Option<String>,
+    halted: bool,
 ) -> Answered {
     if let Some(why) = stop {
         return Answered {
             calls,
             answers: Err(why),
             stop: None,
+            halted,
             spent: Spent::default(),
         };
     }
@@ -542,6 +576,7 @@ async fn call(
         calls,
         answers: Ok(answers),
         stop,
+        halted: false,
         spent: Spent {
             calls: lap.elapsed(),
             ..Spent::default()
@@ -581,6 +616,10 @@ struct Recorded {
     confirmed: Vec<(i64, PaymentId, BankTxId, PaymentStatus)>,
     /// Calls sent again (after a 429).
     calls: u64,
+    /// Pairs a stop kept from being called; their intents are recorded as skipped.
+    deferred: Vec<(PaymentId, BankTxId)>,
+    /// Calls left on a stop without an outcome, their intents for the next run.
+    abandoned: u64,
     stop: Option<String>,
     spent: Spent,
 }
@@ -598,21 +637,57 @@ async fn record(
     uniqueness: Uniqueness,
 ) -> Result<Recorded, StoreError> {
     let mut done = Recorded::default();
+    // What a stop did to each call: kept it from being sent (`Some(true)`: deferred), or
+    // abandoned it in flight (`Some(false)`: its intent is left for the next run).
+    let mut stopped: Vec<Option<bool>> = Vec::with_capacity(batch.calls.len());
     let answers: Vec<(Answer, Duration)> = match batch.answers {
         Ok(a) => a
             .into_iter()
-            .map(|a| answer_of(a.unwrap_or_else(|e| Err(task_failed(PATH_LABEL, &e)))))
+            .map(|a| {
+                let result = a.unwrap_or_else(|e| Err(task_failed(PATH_LABEL, &e)));
+                stopped.push(match &result {
+                    Err(ApiError::Stopped { .. }) => Some(true),
+                    Err(ApiError::Abandoned { .. }) => Some(false),
+                    _ => None,
+                });
+                answer_of(result)
+            })
             .collect(),
         Err(why) => batch
             .calls
             .iter()
-            .map(|_| (Answer::NotSent(why.clone()), Duration::ZERO))
+            .map(|_| {
+                stopped.push(batch.halted.then_some(true));
+                (Answer::NotSent(why.clone()), Duration::ZERO)
+            })
             .collect(),
     };
     let lap = Instant::now();
     let now = Utc::now();
     let mut unsure = Vec::new();
-    for ((match_id, p, t), (answer, wait)) in batch.calls.into_iter().zip(answers) {
+    for (((match_id, p, t), (answer, wait)), stopped) in
+        batch.calls.into_iter().zip(answers).zip(stopped)
+    {
+        match stopped {
+            Some(true) => {
+                // Never sent: the intent is closed as skipped, the pair deferred.
+                let why = match &answer {
+                    Answer::NotSent(why) => why.clone(),
+                    _ => "not called: the run is stopping".to_owned(),
+                };
+                let fate = Fate::Skipped { why };
+                write_fate(db, run, match_id, &fate, None, now).await?;
+                done.deferred.push((p.id, t.id));
+                continue;
+            }
+            Some(false) => {
+                tracing::warn!(payment = %p.id, transaction = %t.id, match_id,
+                    "reconcile call abandoned in flight on a stop; the next run settles its intent");
+                done.abandoned += 1;
+                continue;
+            }
+            None => {}
+        }
         match &answer {
             Answer::Applied(status) => {
                 tracing::info!(payment = %p.id, transaction = %t.id, amount = %p.amount, "reconciled");
@@ -646,7 +721,13 @@ async fn record(
     .await;
     for s in settled {
         let s = match s {
-            Ok(s) => s?,
+            Ok(s) => match s? {
+                Some(s) => s,
+                None => {
+                    done.abandoned += 1;
+                    continue;
+                }
+            },
             // A settling task that failed leaves its intent open: the next run settles it.
             Err(e) => {
                 tracing::error!(error = %e, "a reconcile outcome could not be settled");
@@ -682,7 +763,8 @@ struct SettledCall {
 /// Settles one call whose answer did not say for sure: re-read both sides, decide, and
 /// send it again (up to [`MAX_SENDS`] in all) while the provider did not process it and
 /// the pair is still confident. The intent stays committed throughout: it is the same
-/// call, made again.
+/// call, made again. `None` when a stop came first: nothing more is read or sent, and
+/// the intent is left for the next run to settle, as after a kill.
 #[allow(clippy::too_many_arguments)]
 async fn settle_unsure(
     client: &Arc<Client>,
@@ -693,16 +775,28 @@ async fn settle_unsure(
     mut answer: Answer,
     mut wait: Duration,
     uniqueness: Uniqueness,
-) -> Result<SettledCall, StoreError> {
+) -> Result<Option<SettledCall>, StoreError> {
     let mut sends = 1;
     let mut resent = 0;
     let mut stop = None;
+    let left = |why: &str| {
+        tracing::warn!(payment = %p.id, transaction = %t.id, match_id, why,
+            "reconcile outcome not settled on a stop; the next run settles its intent");
+        Ok(None)
+    };
     loop {
         if let Answer::Lost(e) = &answer {
             tracing::warn!(payment = %p.id, transaction = %t.id, error = %e, "reconcile answer lost; re-reading both sides");
         }
         if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
+            // The wait the provider asked for ends at once on a stop.
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = client_stop(client) => {}
+            }
+        }
+        if let Some(why) = client.stop_requested() {
+            return left(why);
         }
         let target = vec![(p.id.clone(), t.iban.clone(), t.id.clone(), t.booked_at)];
         let r = reread_pairs(client, sem, target)
@@ -714,6 +808,10 @@ async fn settle_unsure(
                 instant: Arc::from(Vec::new()),
                 values: Arc::from(Vec::new()),
             });
+        if let Some(why) = client.stop_requested() {
+            // Re-reads a stop cut short prove nothing either way.
+            return left(why);
+        }
         let (rp, rt) = (&r.payment, &r.credit);
         let mut fate = fate::settle(&answer, (&p.id, &t.id), &value(rp), &value(rt));
         // A call sent again must still be confident on what the re-reads show.
@@ -748,6 +846,9 @@ async fn settle_unsure(
                 let _permit = sem.acquire().await;
                 client.reconcile(&p.id, &t.id, &t.iban).await
             };
+            if let Err(ApiError::Stopped { why, .. } | ApiError::Abandoned { why, .. }) = &result {
+                return left(why);
+            }
             (answer, wait) = answer_of(result);
             if let Answer::NotSent(why) = &answer {
                 stop = Some(why.clone());
@@ -755,11 +856,15 @@ async fn settle_unsure(
             if let Answer::Applied(_) = answer {
                 // Applied on a later send: settle without re-reading.
                 let fate = fate::settle(&answer, (&p.id, &t.id), &Read::Gone, &Read::Gone);
-                return finish(db, run, match_id, (&p, &t), fate, rt, resent, stop).await;
+                return finish(db, run, match_id, (&p, &t), fate, rt, resent, stop)
+                    .await
+                    .map(Some);
             }
             if let Answer::NotSent(_) = answer {
                 let fate = fate::settle(&answer, (&p.id, &t.id), &Read::Gone, &Read::Gone);
-                return finish(db, run, match_id, (&p, &t), fate, rt, resent, stop).await;
+                return finish(db, run, match_id, (&p, &t), fate, rt, resent, stop)
+                    .await
+                    .map(Some);
             }
             continue;
         }
@@ -774,8 +879,13 @@ async fn settle_unsure(
         if let Some(not) = &mut settled.not {
             not.twins = twins;
         }
-        return Ok(settled);
+        return Ok(Some(settled));
     }
+}
+
+/// Resolves once the client's run is asked to stop.
+async fn client_stop(client: &Client) {
+    client.stopping().await
 }
 
 /// Writes a fate decided without re-reads (applied or not sent) and builds its result.
@@ -925,7 +1035,7 @@ mod tests {
         );
         let sem = Arc::new(Semaphore::new(1));
 
-        let answered = call(&client, vec![(id, payment, transaction)], &sem, None).await;
+        let answered = call(&client, vec![(id, payment, transaction)], &sem, None, false).await;
         assert!(
             answered
                 .stop

@@ -68,6 +68,17 @@ pub async fn recover(
         }
     })
     .await;
+    if let Some(why) = client.stop_requested() {
+        // Re-reads a stop cut short prove nothing: every intent stays as it was, for the
+        // next run to settle.
+        tracing::info!(
+            intents = reads.len(),
+            why,
+            "earlier intents not settled: the run is stopping"
+        );
+        out.abandoned = reads.len() as u64;
+        return Ok(out);
+    }
     let now = Utc::now();
     for read in reads {
         let Ok((m, rp, rt)) = read else { continue };

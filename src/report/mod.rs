@@ -205,6 +205,9 @@ pub struct RunInfo {
     pub dry_run: bool,
     /// The error text if the run failed.
     pub failed: Option<String>,
+    /// When a stop (SIGTERM) ended the run early, the one line saying what it left for
+    /// the next run. A stop is not a failure: nothing here is urgent.
+    pub stopped: Option<String>,
     /// Whose reads the items are: this run's, or (after an incomplete sync) the last
     /// run's that read every list in full.
     pub freshness: Freshness,

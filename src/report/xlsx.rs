@@ -548,6 +548,9 @@ fn write_summary(
     if let Some(err) = &run.failed {
         line(ws, "run_failed", text(err.as_str()), true)?;
     }
+    if let Some(stopped) = &run.stopped {
+        line(ws, "run_stopped", text(stopped.as_str()), true)?;
+    }
     for (kind, total) in cut {
         let what = format!(
             "{}: {} rows, the first {} shown; all are in {}",

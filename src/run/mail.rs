@@ -66,8 +66,10 @@ pub(super) fn plan(
         .unzip();
     let mut lines: Vec<String> = items.iter().map(|i| i.line.clone()).collect();
 
+    // A stopped run is no sign of an outage: it neither starts nor extends an alert
+    // (the next run that fails or completes says how things stand).
     let failing = match summary.status {
-        RunStatus::Completed => None,
+        RunStatus::Completed | RunStatus::Stopped => None,
         _ => store.failing_since(run_id)?,
     };
     let outage = match &failing {

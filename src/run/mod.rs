@@ -146,7 +146,14 @@ async fn run_once_inner(settings: &Settings, opts: &RunOptions) -> anyhow::Resul
             tracing::warn!(path = %path.display(), error = %e, "cannot write the metrics file");
         }
     }
-    if let Some(url) = &settings.monitoring.ping_url {
+    // A stopped run pings neither way: it did not fail, and it did not complete (the
+    // next run's ping says how that one went).
+    if let Some(url) = settings
+        .monitoring
+        .ping_url
+        .as_ref()
+        .filter(|_| summary.status != RunStatus::Stopped)
+    {
         let http = reqwest::Client::new();
         crate::metrics::ping(&http, url, summary.status == RunStatus::Completed).await;
     }
@@ -264,6 +271,11 @@ async fn steps(
     summary.freshness = freshness(db, run_id, synced.complete)?;
     summary.records_read = Some(RecordsRead::of(&synced));
     laps.lap("sync");
+    // A stop during the sync ends the list reads at once: what was read is stored, the
+    // lists not read in full are recorded incomplete, and nothing is matched or called.
+    if stopped(opts, summary) {
+        return Ok(());
+    }
 
     // 3. Match.
     let now = Utc::now();
@@ -296,6 +308,8 @@ async fn steps(
     view.desk = desk_news(&db.lock(), run_id, &mut view.decisions)?;
     tally(summary, &view.decisions, executed.dry_run.len());
     conclude(summary, client, &synced);
+    summary.deferred = executed.deferred.len() as u64;
+    summary.abandoned = executed.abandoned;
     stopped(opts, summary);
     laps.lap("reconcile");
 
@@ -430,7 +444,18 @@ async fn report_phase(
             finished_at: Utc::now(),
             sync_complete: summary.sync_complete,
             dry_run: summary.dry_run,
-            failed: summary.error.clone(),
+            // A stopped run did not fail: the report says in one line what it left.
+            failed: summary
+                .error
+                .clone()
+                .filter(|_| summary.status != RunStatus::Stopped),
+            stopped: (summary.status == RunStatus::Stopped).then(|| {
+                stop_line(
+                    opts.stop.requested().unwrap_or("a stop request"),
+                    summary.deferred,
+                    summary.abandoned,
+                )
+            }),
             freshness: summary.freshness,
         },
         decisions: &view.decisions,
@@ -484,16 +509,51 @@ fn conclude(summary: &mut RunSummary, client: &Client, synced: &sync::SyncReport
     };
 }
 
-/// Whether a stop was requested; if so the run ends as stopped, saying by what.
+/// Whether a stop was requested; if so the run ends as stopped, saying by what and
+/// what it left for the next run.
 fn stopped(opts: &RunOptions, summary: &mut RunSummary) -> bool {
     let Some(why) = opts.stop.requested() else {
         return false;
     };
     summary.status = RunStatus::Stopped;
+    let sync = if summary.records_read.is_some() && !summary.sync_complete {
+        "the sync was cut short and nothing was reconciled; "
+    } else {
+        ""
+    };
     summary.error = Some(format!(
-        "stopped: {why}: no reconcile call was made after it, the calls in flight were settled; the next run goes on from here"
+        "stopped: {why}: no request was started after it; {sync}{}",
+        stop_line(why, summary.deferred, summary.abandoned)
     ));
     true
+}
+
+/// The one line a stopped run's report and log give: `412 confident pairs not called:
+/// the run was stopped by SIGTERM; the next run calls them`, and the calls left in
+/// flight, if any. `why` is what asked (`SIGTERM received`).
+fn stop_line(why: &str, deferred: u64, abandoned: u64) -> String {
+    let by = why.strip_suffix(" received").unwrap_or(why);
+    let mut line = match deferred {
+        0 => format!("the run was stopped by {by}; the next run goes on from here"),
+        1 => format!(
+            "1 confident pair not called: the run was stopped by {by}; the next run calls it"
+        ),
+        n => format!(
+            "{n} confident pairs not called: the run was stopped by {by}; the next run calls them"
+        ),
+    };
+    match abandoned {
+        0 => {}
+        1 => line.push_str(&format!(
+            "; 1 call in flight got no answer within {} s and was left as an intent, which the next run settles",
+            crate::stop::CALL_GRACE.as_secs()
+        )),
+        n => line.push_str(&format!(
+            "; {n} calls in flight got no answer within {} s and were left as intents, which the next run settles",
+            crate::stop::CALL_GRACE.as_secs()
+        )),
+    }
+    line
 }
 
 /// Logs how long each phase took, and the peak memory so far.
@@ -848,4 +908,30 @@ fn peak_rss_kb() -> Option<u64> {
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stop_line_counts_the_pairs_deferred_and_the_calls_left_in_flight() {
+        assert_eq!(
+            stop_line("SIGTERM received", 412, 0),
+            "412 confident pairs not called: the run was stopped by SIGTERM; the next run calls them"
+        );
+        assert_eq!(
+            stop_line("SIGINT received", 1, 0),
+            "1 confident pair not called: the run was stopped by SIGINT; the next run calls it"
+        );
+        assert_eq!(
+            stop_line("SIGTERM received", 0, 0),
+            "the run was stopped by SIGTERM; the next run goes on from here"
+        );
+        assert_eq!(
+            stop_line("SIGTERM received", 3, 2),
+            "3 confident pairs not called: the run was stopped by SIGTERM; the next run calls them; \
+             2 calls in flight got no answer within 5 s and were left as intents, which the next run settles"
+        );
+    }
 }

@@ -22,9 +22,11 @@ pub enum RunStatus {
     Failed,
     /// Another run holds the lock: nothing was touched.
     Locked,
-    /// SIGTERM or SIGINT came during the run: no call was made after it, the calls in
-    /// flight were settled, and the run ended there (recorded as `failed`, its error
-    /// saying it was stopped).
+    /// SIGTERM or SIGINT came during the run: no request was started after it, the
+    /// calls in flight were recorded (or, given no answer within the grace, left as
+    /// intents for the next run), and the run ended there. Not a failure: the pairs it
+    /// did not call are deferred to the next run. (The `runs` table records it as
+    /// `failed`, its error saying it was stopped: its outcome column knows no other.)
     Stopped,
 }
 
@@ -38,12 +40,14 @@ impl RunStatus {
             Self::Stopped => "stopped",
         }
     }
-    /// The process's exit code for a run that ended so.
+    /// The process's exit code for a run that ended so (a run stopped by SIGINT rather
+    /// than SIGTERM exits `EXIT_INTERRUPTED`).
     pub fn exit_code(self) -> u8 {
-        use crate::exit::{EXIT_FAILED, EXIT_LOCKED, EXIT_OK};
+        use crate::exit::{EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_STOPPED};
         match self {
             Self::Completed => EXIT_OK,
-            Self::Incomplete | Self::Failed | Self::Stopped => EXIT_FAILED,
+            Self::Incomplete | Self::Failed => EXIT_FAILED,
+            Self::Stopped => EXIT_STOPPED,
             Self::Locked => EXIT_LOCKED,
         }
     }
@@ -157,6 +161,10 @@ pub struct RunSummary {
     pub reasons: BTreeMap<String, u64>,
     pub reconciled_totals: BTreeMap<String, Decimal>,
     pub reconcile_calls: u64,
+    /// Confident pairs a stop kept from being called: the next run calls them.
+    pub deferred: u64,
+    /// Calls in flight a stop abandoned: their intents wait for the next run.
+    pub abandoned: u64,
     pub api_requests: u64,
     pub api_errors: u64,
     pub report_dir: Option<PathBuf>,
@@ -180,6 +188,8 @@ impl RunSummary {
             reasons: BTreeMap::new(),
             reconciled_totals: BTreeMap::new(),
             reconcile_calls: 0,
+            deferred: 0,
+            abandoned: 0,
             api_requests: 0,
             api_errors: 0,
             report_dir: None,
@@ -212,6 +222,9 @@ impl RunSummary {
         }
         if let n @ 1.. = self.outcomes.dry_run {
             s.push_str(&format!(", {n} would be reconciled"));
+        }
+        if let n @ 1.. = self.deferred {
+            s.push_str(&format!(", {n} left for the next run"));
         }
         let attention: u64 = self.reasons.values().sum();
         s.push_str(&format!(", {attention} need attention"));

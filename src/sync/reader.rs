@@ -273,7 +273,13 @@ impl Reader {
                 .await
                 .err();
             if let Some(e) = &error {
-                tracing::error!(list = name, error = %e, "list read failed");
+                match self.client.stop_requested() {
+                    // Asked for: not an error, the next run reads the list.
+                    Some(why) => {
+                        tracing::info!(list = name, why, "list read stopped; the next run reads it")
+                    }
+                    None => tracing::error!(list = name, error = %e, "list read failed"),
+                }
             }
         }
         if error.is_none() && tally.bad > 0 {

@@ -1984,3 +1984,97 @@ async fn a_narrow_read_of_an_instant_that_fits_one_page_is_one_request() {
     assert_eq!(items.len(), 3);
     assert_eq!(sb.request_count() - before, 1);
 }
+
+/// Resolves once `server` has received a request whose path ends with `suffix`.
+async fn received(server: &MockServer, suffix: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = server.received_requests().await.unwrap_or_default();
+        if got.iter().any(|r| r.url.path().ends_with(suffix)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no request to {suffix}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_stop_ends_a_read_s_retry_wait_at_once() {
+    let server = mock_server_with_token("tok").await;
+    // The provider asks to come back in half a minute.
+    Mock::given(method("GET"))
+        .and(path("/api/payment/P1"))
+        .respond_with(ResponseTemplate::new(503).insert_header("Retry-After", "30"))
+        .mount(&server)
+        .await;
+    let stop = cp_recon::stop::Stop::default();
+    let client = std::sync::Arc::new(mock_client(&server).with_stop(stop.clone()));
+    let read = tokio::spawn({
+        let client = client.clone();
+        async move { client.payment(&PaymentId::parse("P1").unwrap()).await }
+    });
+    received(&server, "/payment/P1").await;
+    let asked = Instant::now();
+    stop.request("SIGTERM received");
+    let result = tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("the retry wait ends on the stop")
+        .unwrap();
+    assert!(
+        matches!(result, Err(ApiError::Stopped { .. })),
+        "{result:?}"
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        asked.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_reconcile_call_the_provider_holds_is_abandoned_once_the_grace_after_a_stop_is_over() {
+    let server = mock_server_with_token("tok").await;
+    Mock::given(method("POST"))
+        .and(path("/api/banking/reconcile"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({ "status": "ok", "data": { "status": "payment_received" } }))
+                .set_delay(Duration::from_secs(120)),
+        )
+        .mount(&server)
+        .await;
+    let stop = cp_recon::stop::Stop::default();
+    let mut config = client_config(mock_base(&server));
+    config.timeout = Duration::from_secs(100);
+    let client = std::sync::Arc::new(client_with(config).with_stop(stop.clone()));
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move {
+            client
+                .reconcile(
+                    &PaymentId::parse("P1").unwrap(),
+                    &BankTxId::parse("T1").unwrap(),
+                    &Iban::parse("ES9121000418450200051332").unwrap(),
+                )
+                .await
+        }
+    });
+    received(&server, "/banking/reconcile").await;
+    let asked = Instant::now();
+    stop.request("SIGTERM received");
+    let result = tokio::time::timeout(Duration::from_secs(30), call)
+        .await
+        .expect("the call is abandoned after the grace")
+        .unwrap();
+    let took = asked.elapsed();
+    assert!(
+        matches!(result, Err(ApiError::Abandoned { .. })),
+        "{result:?}"
+    );
+    // The call was given its grace, and no more than a margin beyond it.
+    assert!(
+        took >= cp_recon::stop::CALL_GRACE - Duration::from_millis(100)
+            && took < cp_recon::stop::CALL_GRACE + Duration::from_secs(10),
+        "{took:?}"
+    );
+}

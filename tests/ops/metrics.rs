@@ -74,6 +74,11 @@ fn the_rendered_text_parses_and_holds_every_sample() {
         value(&s, "cp_recon_last_run_outcome", &[("outcome", "failed")]),
         0.0
     );
+    // A stop is an outcome of its own, written 0 too, so an alert on it sees a value.
+    assert_eq!(
+        value(&s, "cp_recon_last_run_outcome", &[("outcome", "stopped")]),
+        0.0
+    );
     assert_eq!(
         value(&s, "cp_recon_decisions", &[("decision", "reconciled")]),
         3.0

@@ -274,6 +274,7 @@ impl Fixture {
                 sync_complete: true,
                 dry_run: false,
                 failed: None,
+                stopped: None,
                 freshness: cp_recon::report::Freshness::Current,
             },
             decisions,
