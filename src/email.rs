@@ -22,7 +22,6 @@ use serde::Deserialize;
 
 mod body;
 
-pub use self::body::html_escape;
 use self::body::{Attached, Delivery, html_body, plain_body};
 use crate::report::{Report, ReportFiles, WORKBOOK_FILE};
 
@@ -687,13 +686,5 @@ mod tests {
         let long = brief(&"x".repeat(200));
         assert_eq!(long.chars().count(), 60);
         assert!(long.ends_with('…'));
-    }
-
-    #[test]
-    fn html_special_characters_are_escaped() {
-        assert_eq!(
-            html_escape(r#"<script>"O'Neil" & co</script>"#),
-            "&lt;script&gt;&quot;O&#39;Neil&quot; &amp; co&lt;/script&gt;"
-        );
     }
 }

@@ -362,172 +362,155 @@ fn capitalized(s: &str) -> String {
     }
 }
 
-/// Escapes text for HTML element content and attribute values.
-pub fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+/// A list as a mail shows it: its first [`MAX_LIST_LINES`] lines, and the line that
+/// says how many more there are and where.
+struct ListView {
+    shown: Vec<String>,
+    more: Option<String>,
 }
 
-/// The HTML part. No tables: headings and lists wrap to any screen, so the summary
-/// reads on a phone as on a desktop.
-pub(super) fn html_body(s: &Summary, d: &Delivery<'_>) -> String {
-    let e = html_escape;
-    let bad = s.run.failed.is_some() || !s.run.sync_complete;
-    let mut out = String::from(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"></head>\
-         <body style=\"font-family:sans-serif;max-width:40em;margin:0 auto;padding:8px;\
-         overflow-wrap:break-word\">\n",
-    );
-    // A list of escaped text lines, capped, with the count of the rest.
-    let list = |out: &mut String, lines: &[String], rest: &str| {
-        if lines.is_empty() {
-            return;
-        }
-        out.push_str("<ul style=\"margin:0;padding-left:20px\">\n");
+impl ListView {
+    fn new(lines: &[String], rest: &str) -> Self {
         let (shown, more) = capped(lines);
-        for line in shown {
-            let _ = writeln!(out, "<li style=\"margin:4px 0\">{}</li>", e(line));
+        Self {
+            shown: shown.to_vec(),
+            more: (more > 0).then(|| more_line(more, rest)),
         }
-        if more > 0 {
-            let _ = writeln!(
-                out,
-                "<li style=\"margin:4px 0\"><i>{}</i></li>",
-                e(&more_line(more, rest))
-            );
+    }
+}
+
+/// One reason line of a file's section.
+struct ReasonView {
+    count: usize,
+    amount: String,
+    code: &'static str,
+    label: &'static str,
+}
+
+struct SectionView {
+    title: &'static str,
+    headline: String,
+    reasons: Vec<ReasonView>,
+    more: Option<String>,
+}
+
+struct PeriodView {
+    heading: String,
+    reconciled_count: usize,
+    totals: ListView,
+    reconciled: ListView,
+    decisions_count: usize,
+    decisions: ListView,
+    resolved_count: usize,
+    resolved: ListView,
+}
+
+/// What the HTML part shows, each value as text: the markup is in
+/// `templates/report_mail.html`, which escapes every value it writes.
+#[derive(askama::Template)]
+#[template(path = "report_mail.html")]
+struct HtmlMail {
+    urgent_heading: Option<String>,
+    urgent: ListView,
+    status: Vec<String>,
+    /// The first status line says the run failed or its sync is incomplete.
+    alarm: bool,
+    attention_count: usize,
+    waiting: Option<String>,
+    sections: Vec<SectionView>,
+    dismissed: usize,
+    waived: ListView,
+    reconciled_heading: &'static str,
+    reconciled_count: usize,
+    reconciled: ListView,
+    period: Option<PeriodView>,
+    decisions_count: usize,
+    decisions: ListView,
+    run_id: i64,
+    started: String,
+    finished: String,
+    files: String,
+}
+
+/// `3 · 270.48 EUR` per currency.
+fn total_lines(t: &[crate::report::Total]) -> Vec<String> {
+    t.iter()
+        .map(|t| format!("{} · {}", t.count, money(t.total, &t.currency)))
+        .collect()
+}
+
+/// The HTML part (`templates/report_mail.html`).
+pub(super) fn html_body(s: &Summary, d: &Delivery<'_>) -> String {
+    let sections = sections(s)
+        .into_iter()
+        .map(|sec| {
+            let (shown, more) = capped(&sec.lines);
+            SectionView {
+                title: sec.kind.title(),
+                headline: sec.headline(),
+                reasons: shown
+                    .iter()
+                    .map(|line| ReasonView {
+                        count: line.count,
+                        amount: money(line.total, &line.currency),
+                        code: line.reason.as_str(),
+                        label: line.reason.label(),
+                    })
+                    .collect(),
+                more: (more > 0).then(|| more_line(more, REASONS_REST)),
+            }
+        })
+        .collect();
+    let period = s.period.as_ref().map(|p| {
+        let reconciled: Vec<String> = p.reconciled.iter().map(|r| p.reconcile_line(r)).collect();
+        let resolved: Vec<String> = p.resolved.iter().map(Period::resolved_line).collect();
+        PeriodView {
+            heading: capitalized(&p.heading()),
+            reconciled_count: p.reconciled.len(),
+            totals: ListView::new(&total_lines(&p.totals), &rest_in_sheet(RECONCILED_SHEET)),
+            reconciled: ListView::new(&reconciled, &rest_in_sheet(RECONCILED_SHEET)),
+            decisions_count: p.decisions.len(),
+            decisions: ListView::new(&p.decision_lines(), &rest_in_sheet(DECISIONS_SHEET)),
+            resolved_count: p.resolved.len(),
+            resolved: ListView::new(&resolved, &rest_in_sheet(RESOLVED_SHEET)),
         }
-        out.push_str("</ul>\n");
+    });
+    let mail = HtmlMail {
+        urgent_heading: (!s.urgent.is_empty()).then(|| urgent_heading(s.urgent.len())),
+        urgent: ListView::new(&s.urgent, URGENT_REST),
+        status: status_lines(s),
+        alarm: s.run.failed.is_some() || !s.run.sync_complete,
+        attention_count: s.attention_count,
+        waiting: waiting_line(s),
+        sections,
+        dismissed: s.dismissed,
+        waived: ListView::new(&s.waived, WAIVED_REST),
+        reconciled_heading: reconciled_heading(s),
+        reconciled_count: s.reconciled_count,
+        reconciled: ListView::new(&total_lines(&s.reconciled), REASONS_REST),
+        period,
+        decisions_count: s.decisions.len(),
+        decisions: ListView::new(&s.decisions, DECISIONS_REST),
+        run_id: s.run.run_id,
+        started: timestamp(s.run.started_at),
+        finished: timestamp(s.run.finished_at),
+        files: files_line(d),
     };
-    if !s.urgent.is_empty() {
-        let _ = writeln!(
-            out,
-            "<h3 style=\"color:#b00020\">{}</h3>",
-            e(&urgent_heading(s.urgent.len()))
-        );
-        list(&mut out, &s.urgent, URGENT_REST);
-    }
-    for (i, line) in status_lines(s).iter().enumerate() {
-        let style = if i == 0 && bad {
-            " style=\"color:#b00020;font-weight:bold\""
-        } else {
-            ""
-        };
-        let _ = writeln!(out, "<p{style}>{}</p>", e(line));
-    }
-    let _ = writeln!(out, "<h3>Need attention: {}</h3>", s.attention_count);
-    if let Some(line) = waiting_line(s) {
-        let _ = writeln!(out, "<p>{}</p>", e(&line));
-    }
-    for sec in sections(s) {
-        let _ = writeln!(
-            out,
-            "<h4 style=\"margin:12px 0 4px\">{} — {}</h4>\n\
-             <ul style=\"margin:0;padding-left:20px\">",
-            e(sec.kind.title()),
-            e(&sec.headline())
-        );
-        let (shown, more) = capped(&sec.lines);
-        for line in shown {
-            let _ = writeln!(
-                out,
-                "<li style=\"margin:4px 0\"><b>{} · {}</b> <code>{}</code>: {}</li>",
-                line.count,
-                e(&money(line.total, &line.currency)),
-                e(line.reason.as_str()),
-                e(line.reason.label())
-            );
-        }
-        if more > 0 {
-            let _ = writeln!(
-                out,
-                "<li style=\"margin:4px 0\"><i>{}</i></li>",
-                e(&more_line(more, REASONS_REST))
-            );
-        }
-        out.push_str("</ul>\n");
-    }
-    if s.dismissed > 0 {
-        let _ = writeln!(out, "<p>{} dismissed items not shown</p>", s.dismissed);
-    }
-    list(&mut out, &s.waived, WAIVED_REST);
-    let _ = writeln!(
-        out,
-        "<h3>{}: {}</h3>",
-        e(reconciled_heading(s)),
-        s.reconciled_count
-    );
-    let totals = |t: &[crate::report::Total]| -> Vec<String> {
-        t.iter()
-            .map(|t| format!("{} · {}", t.count, money(t.total, &t.currency)))
-            .collect()
-    };
-    list(&mut out, &totals(&s.reconciled), REASONS_REST);
-    match &s.period {
-        Some(p) => {
-            let _ = writeln!(out, "<h3>{}</h3>", e(&capitalized(&p.heading())));
-            let _ = writeln!(
-                out,
-                "<h4 style=\"margin:12px 0 4px\">Reconciled: {}</h4>",
-                p.reconciled.len()
-            );
-            list(
-                &mut out,
-                &totals(&p.totals),
-                &rest_in_sheet(RECONCILED_SHEET),
-            );
-            let lines: Vec<String> = p.reconciled.iter().map(|r| p.reconcile_line(r)).collect();
-            list(&mut out, &lines, &rest_in_sheet(RECONCILED_SHEET));
-            let _ = writeln!(
-                out,
-                "<h4 style=\"margin:12px 0 4px\">Decisions: {}</h4>",
-                p.decisions.len()
-            );
-            list(
-                &mut out,
-                &p.decision_lines(),
-                &rest_in_sheet(DECISIONS_SHEET),
-            );
-            let _ = writeln!(
-                out,
-                "<h4 style=\"margin:12px 0 4px\">No longer open: {}</h4>",
-                p.resolved.len()
-            );
-            let lines: Vec<String> = p.resolved.iter().map(Period::resolved_line).collect();
-            list(&mut out, &lines, &rest_in_sheet(RESOLVED_SHEET));
-        }
-        None if !s.decisions.is_empty() => {
-            let _ = writeln!(
-                out,
-                "<h3>Decisions since the last report: {}</h3>",
-                s.decisions.len()
-            );
-            list(&mut out, &s.decisions, DECISIONS_REST);
-        }
-        None => {}
-    }
-    let _ = writeln!(
-        out,
-        "<p>Run {}: {} to {}</p>",
-        s.run.run_id,
-        e(&timestamp(s.run.started_at)),
-        e(&timestamp(s.run.finished_at))
-    );
-    let _ = writeln!(out, "<p>{}</p>\n</body></html>", e(&files_line(d)));
-    out
+    askama::Template::render(&mail).unwrap_or_else(|e| {
+        // The template is checked when the crate is built; rendering into a String
+        // fails only if a value's Display does, which none of these does.
+        unreachable!("the report mail's template failed to render: {e}")
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    /// `text` as the template writes it.
+    fn escaped(text: &str) -> String {
+        askama::filters::escape(text, askama::filters::Html)
+            .unwrap()
+            .to_string()
+    }
     use super::*;
 
     /// A summary of a run with nothing in it.
@@ -584,9 +567,11 @@ mod tests {
         assert!(plain.contains("    2026-12-02 08:44 ana dismissed payment P1 (<test>)\n"));
         assert!(plain.contains("  unreadable record X1 is dismissed (by ana)\n"));
         let html = html_body(&s, &d);
-        assert!(html.contains(
-            "<li style=\"margin:4px 0\">2026-12-02 08:44 ana dismissed payment P1 (&lt;test&gt;)</li>"
-        ));
+        let decision = escaped("2026-12-02 08:44 ana dismissed payment P1 (<test>)");
+        assert!(
+            html.contains(&format!("<li style=\"margin:4px 0\">{decision}</li>")),
+            "{html}"
+        );
         assert!(html.contains("3 dismissed items not shown"));
         let none = Summary {
             dismissed: 0,
@@ -629,10 +614,10 @@ mod tests {
                 "{more} in\n{plain}"
             );
             assert_eq!(
-                html.matches(&format!(">{}", html_escape(what))).count(),
+                html.matches(&format!(">{}", escaped(what))).count(),
                 MAX_LIST_LINES
             );
-            assert!(html.contains(&html_escape(&more)), "{more} in\n{html}");
+            assert!(html.contains(&escaped(&more)), "{more} in\n{html}");
         }
         // The heading still counts them all.
         assert!(plain.starts_with("NEEDS A PERSON TODAY: 432 new urgent items\n"));
