@@ -22,6 +22,7 @@ use crate::store::{MatchRow, RunEnd, SharedStore, Store, StoreError};
 use crate::sync::{self, SyncMode, SyncOptions};
 
 mod mail;
+pub mod pause;
 mod summary;
 
 pub use summary::{EmailState, Outcomes, RecordsRead, RunStatus, RunSummary};
@@ -751,6 +752,7 @@ async fn deliver(
         crate::email::write_eml(&message, &eml)
             .with_context(|| format!("cannot write {}", eml.display()))?;
     }
+    pause::at("report-on-disk");
     db.lock().enqueue_report(
         run_id,
         &files.dir,
