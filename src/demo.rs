@@ -40,12 +40,23 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .context("cannot start the local sandbox")?;
 
     let db = args.dir.join("recon.sqlite3");
-    for stale in [
+    // The demo's earlier database and the report folders its runs wrote (by their
+    // names, and `1`, as versions before named them), nothing else of the folder.
+    let mut stale = vec![
         db.clone(),
         args.dir.join("recon.sqlite3-wal"),
         args.dir.join("recon.sqlite3-shm"),
         args.dir.join("1"),
-    ] {
+    ];
+    if let Ok(entries) = std::fs::read_dir(&args.dir) {
+        stale.extend(
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| crate::report::is_folder_name(&e.file_name().to_string_lossy()))
+                .map(|e| e.path()),
+        );
+    }
+    for stale in stale {
         if stale.is_dir() {
             std::fs::remove_dir_all(&stale)
                 .with_context(|| format!("cannot clear {}", stale.display()))?;

@@ -394,6 +394,7 @@ mod tests {
         let s = crate::report::Summary {
             run: crate::report::RunInfo {
                 run_id: 4,
+                token: "7f3a9c".into(),
                 started_at: now,
                 finished_at: now,
                 sync_complete: true,

@@ -1,7 +1,8 @@
 //! CSV reports for the finance team: what was reconciled and what needs a person, one
 //! directory of four files per run, plus the summary the e-mail is built from.
 //!
-//! Files in `<dir>/<run-id>/` (a header row is always written, even with no rows):
+//! Files in `<dir>/<start>-run<id>-<token>/` ([`folder_name`]; a header row is always
+//! written, even with no rows):
 //!
 //! - `unmatched_payments.csv`: `payment_id, external_id, concept, amount, currency,
 //!   created_at, days_pending, reason, candidates, difference, detail, action, note`
@@ -56,17 +57,19 @@ pub mod mail_plan;
 mod xlsx;
 
 pub use self::csv::{neutralize_formula, timestamp};
-pub use self::files::{ReportFiles, check_writable};
+pub use self::files::{
+    ReportFiles, Staged, check_writable, folder_name, is_folder_name, new_token,
+};
 pub use self::xlsx::{WORKBOOK_FILE, amount_as_f64, sheet_name};
 
-/// Default directory for the per-run report directories.
+/// Default directory for the per-run report folders.
 pub const DEFAULT_REPORT_DIR: &str = "/var/lib/cp-recon/reports";
 
 /// The `[reports]` section of the configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReportSettings {
-    /// Where `<run-id>/` directories are created.
+    /// Where the runs' report folders are created ([`folder_name`]).
     pub dir: PathBuf,
     /// Field delimiter: `,` (default) or `;` (for spreadsheets set to a locale whose
     /// decimal separator is a comma). Anything else is rejected.
@@ -180,6 +183,15 @@ pub enum ReportError {
         "decimal_separator = \",\" needs delimiter = \";\": with a comma delimiter every amount would split in two"
     )]
     SeparatorClash,
+    /// The run's report folder exists already: another run wrote it (a database put
+    /// back from a backup numbers runs again). It is left as it is.
+    #[error(
+        "report folder {path} already exists: it was written by another run and is left as it is; this run's report is not written"
+    )]
+    FolderExists { path: PathBuf },
+    /// The operating system gave no random bytes for the run's token.
+    #[error("cannot draw the run's random token: {0}")]
+    Token(String),
     #[error("could not write report file {path}")]
     Io {
         path: PathBuf,
@@ -196,6 +208,9 @@ pub enum ReportError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunInfo {
     pub run_id: i64,
+    /// The run's random token: with its id and start, it names the run's report folder
+    /// ([`files::folder_name`]).
+    pub token: String,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
     /// Every page of every list was read (rules §3.5).

@@ -89,14 +89,24 @@ async fn run_once_inner(settings: &Settings, opts: &RunOptions) -> anyhow::Resul
 
     // The run's one handle on the database, from here to the end of the run.
     let db = SharedStore::new(Store::open(db_path)?);
+    let token = crate::report::new_token()?;
     let (mode, run_id) = {
         let mut store = db.lock();
-        begin(&mut store, settings, opts.full, started, summary.dry_run)?
+        begin(
+            &mut store,
+            settings,
+            opts.full,
+            started,
+            summary.dry_run,
+            &token,
+        )?
     };
     summary.sync_mode = Some(mode);
     summary.run_id = Some(run_id);
+    summary.token = token;
     tracing::info!(
         run = run_id,
+        token = %summary.token,
         mode = mode.as_str(),
         dry_run = summary.dry_run,
         "run started"
@@ -154,13 +164,14 @@ async fn run_once_inner(settings: &Settings, opts: &RunOptions) -> anyhow::Resul
 }
 
 /// Chooses the sync mode, checks the database before a full resync, closes what a killed
-/// process left open and records the run's start.
+/// process left open and records the run's start, with its token.
 fn begin(
     store: &mut Store,
     settings: &Settings,
     full: bool,
     started: DateTime<Utc>,
     dry_run: bool,
+    token: &str,
 ) -> anyhow::Result<(SyncMode, i64)> {
     let mode = if full {
         SyncMode::Full
@@ -192,6 +203,7 @@ fn begin(
         );
     }
     let run_id = store.begin_run(started, dry_run, mode.as_str())?;
+    store.set_run_token(run_id, token)?;
     Ok((mode, run_id))
 }
 
@@ -425,6 +437,7 @@ async fn report_phase(
     let mut report = Report::build(&ReportInput {
         run: RunInfo {
             run_id,
+            token: summary.token.clone(),
             started_at: summary.started_at,
             finished_at: Utc::now(),
             sync_complete: summary.sync_complete,
@@ -711,6 +724,9 @@ async fn reconcile_phase(
     Ok(executed)
 }
 
+/// The report e-mail as it goes on the wire, in the report's folder: the outbox sends it.
+const EML_FILE: &str = "report.eml";
+
 /// Writes the report to disk, queues it, and sends every queued report.
 async fn deliver(
     settings: &Settings,
@@ -725,33 +741,37 @@ async fn deliver(
     let plan = mail::plan(settings, db, run_id, &report, summary, Utc::now())?;
     report.urgent = plan.lines.clone();
     let report = &report;
-    let files = report
-        .write_dir(&rs.dir, rs)
-        .with_context(|| format!("cannot write the report under {}", rs.dir.display()))?;
-    summary.report_dir = Some(files.dir.clone());
-    let eml = files.dir.join("report.eml");
     let state = match (&settings.email, rs.send, plan.mail) {
         (None, _, _) | (_, SendPolicy::Never, _) => EmailState::Disabled,
         (_, _, Mail::Nothing) => EmailState::NotNeeded,
         _ => EmailState::Pending,
     };
+    let target = crate::report::ReportFiles::of_run(&rs.dir, &report.run);
+    let staged = report
+        .stage(&target, rs)
+        .with_context(|| format!("cannot write the report under {}", rs.dir.display()))?;
+    // The e-mail is part of the report folder, written before it is published.
     let mut subject = None;
-    if let Some(email) = &settings.email {
-        let message = crate::email::build_message(report, &files, email)
+    let preview = crate::email::EmailSettings::local_preview();
+    let eml_settings = match &settings.email {
+        Some(email) => Some(email),
+        None if opts.write_eml => Some(&preview),
+        None => None,
+    };
+    if let Some(email) = eml_settings {
+        let message = crate::email::build_message(report, &staged.files(), email)
             .context("cannot build the report e-mail")?;
-        subject = message.headers().get_raw("Subject").map(str::to_owned);
-        crate::email::write_eml(&message, &eml)
-            .with_context(|| format!("cannot write {}", eml.display()))?;
-    } else if opts.write_eml {
-        let message = crate::email::build_message(
-            report,
-            &files,
-            &crate::email::EmailSettings::local_preview(),
-        )
-        .context("cannot build the report e-mail")?;
-        crate::email::write_eml(&message, &eml)
-            .with_context(|| format!("cannot write {}", eml.display()))?;
+        if settings.email.is_some() {
+            subject = message.headers().get_raw("Subject").map(str::to_owned);
+        }
+        staged
+            .put(EML_FILE, &message.formatted())
+            .context("cannot write the report e-mail")?;
     }
+    let files = staged
+        .publish()
+        .with_context(|| format!("cannot write the report under {}", rs.dir.display()))?;
+    summary.report_dir = Some(files.dir.clone());
     pause::at("report-on-disk");
     db.lock().enqueue_report(
         run_id,
@@ -776,7 +796,7 @@ async fn deliver(
     // The outbox: this run's report and any earlier one not delivered yet.
     let pending_reports = db.lock().pending_reports()?;
     for pending in pending_reports {
-        let path = pending.dir.join("report.eml");
+        let path = pending.dir.join(EML_FILE);
         match crate::email::send_eml(&path, email).await {
             Ok(()) => {
                 db.lock().mark_report_sent(pending.run_id, Utc::now())?;

@@ -53,6 +53,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0008_reported_reconciles.sql"),
     include_str!("../../migrations/0009_mail_log.sql"),
     include_str!("../../migrations/0010_findings_by_item.sql"),
+    include_str!("../../migrations/0011_report_folders.sql"),
 ];
 
 /// How long a statement waits for a lock another process holds on the database (a

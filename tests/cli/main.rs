@@ -8,6 +8,7 @@ mod helpers;
 mod incremental;
 mod ops;
 mod proof;
+mod reports;
 mod returned;
 mod same_instant;
 mod signals;
