@@ -187,6 +187,36 @@ impl Staged {
     }
 }
 
+/// What is on disk of a report its run recorded but did not see written (it was killed,
+/// or failed, while writing it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unwritten {
+    /// The folder is there, and complete: it appears only whole, in one rename. It is
+    /// the run's report.
+    Complete,
+    /// No folder: the report was never written. Its staging folder, if any, is removed.
+    Absent,
+}
+
+impl ReportFiles {
+    /// Looks for the report whose folder this is, as [`Unwritten`] says. The only
+    /// folder this may remove is the report's own staging folder.
+    pub fn settle_unwritten(&self) -> Result<Unwritten, ReportError> {
+        if fs::symlink_metadata(&self.dir).is_ok() {
+            return Ok(Unwritten::Complete);
+        }
+        let staging = self.staging();
+        match fs::remove_dir_all(&staging.dir) {
+            Ok(()) => Ok(Unwritten::Absent),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Unwritten::Absent),
+            Err(source) => Err(ReportError::Io {
+                path: staging.dir,
+                source,
+            }),
+        }
+    }
+}
+
 /// A report folder is never written over: one that exists was written by another run.
 fn refuse_existing(dir: &Path) -> Result<(), ReportError> {
     match fs::symlink_metadata(dir) {

@@ -58,7 +58,7 @@ mod xlsx;
 
 pub use self::csv::{neutralize_formula, timestamp};
 pub use self::files::{
-    ReportFiles, Staged, check_writable, folder_name, is_folder_name, new_token,
+    ReportFiles, Staged, Unwritten, check_writable, folder_name, is_folder_name, new_token,
 };
 pub use self::xlsx::{WORKBOOK_FILE, amount_as_f64, sheet_name};
 

@@ -16,9 +16,11 @@ use crate::lock::{LockError, RunLock};
 use crate::matching::{self, Decisions, MatchInput};
 use crate::reconcile;
 use crate::report::mail_plan::Mail;
-use crate::report::{Freshness, Reconciled, Report, ReportInput, RunInfo, SendPolicy};
+use crate::report::{
+    Freshness, Reconciled, Report, ReportFiles, ReportInput, RunInfo, SendPolicy, Unwritten,
+};
 pub use crate::stop::Stop;
-use crate::store::{MatchRow, RunEnd, SharedStore, Store, StoreError};
+use crate::store::{MatchRow, NewReport, RunEnd, SharedStore, Store, StoreError};
 use crate::sync::{self, SyncMode, SyncOptions};
 
 mod mail;
@@ -201,6 +203,11 @@ fn begin(
             runs = abandoned,
             "marked runs left unfinished by a killed process as failed"
         );
+    }
+    for (run, dir) in store.unwritten_reports()? {
+        settle_unwritten(store, run, &dir).with_context(|| {
+            format!("cannot settle the report of run {run}, recorded but not written")
+        })?;
     }
     let run_id = store.begin_run(started, dry_run, mode.as_str())?;
     store.set_run_token(run_id, token)?;
@@ -724,6 +731,74 @@ async fn reconcile_phase(
     Ok(executed)
 }
 
+/// Writes the report's folder: its files, and the e-mail (when there is one, or the demo
+/// asks for it) built from them, then the folder under its name.
+fn write_report(
+    settings: &Settings,
+    opts: &RunOptions,
+    report: &Report,
+    target: &ReportFiles,
+) -> anyhow::Result<ReportFiles> {
+    let rs = &settings.reports;
+    let staged = report
+        .stage(target, rs)
+        .with_context(|| format!("cannot write the report under {}", rs.dir.display()))?;
+    let preview = crate::email::EmailSettings::local_preview();
+    let eml_settings = match &settings.email {
+        Some(email) => Some(email),
+        None if opts.write_eml => Some(&preview),
+        None => None,
+    };
+    if let Some(email) = eml_settings {
+        let message = crate::email::build_message(report, &staged.files(), email)
+            .context("cannot build the report e-mail")?;
+        staged
+            .put(EML_FILE, &message.formatted())
+            .context("cannot write the report e-mail")?;
+    }
+    pause::at("report-staged");
+    staged
+        .publish()
+        .with_context(|| format!("cannot write the report under {}", rs.dir.display()))
+}
+
+/// Settles a report a run recorded but did not see written (see `Store::record_report`):
+/// a folder complete on disk is the report; without one, the record is voided and the
+/// reconciles it listed wait for the next report.
+fn settle_unwritten(store: &mut Store, run: i64, dir: &std::path::Path) -> anyhow::Result<()> {
+    let files = ReportFiles::at(dir.to_path_buf());
+    match files.settle_unwritten()? {
+        Unwritten::Complete => {
+            store.mark_report_written(run, Utc::now())?;
+            tracing::warn!(
+                report_run = run,
+                dir = %dir.display(),
+                "a run ended after writing its report and before recording it as written; the report stands"
+            );
+        }
+        Unwritten::Absent => {
+            let unlisted = store.void_report(run)?;
+            tracing::warn!(
+                report_run = run,
+                dir = %dir.display(),
+                reconciles = unlisted,
+                "a run ended before its report was written; the next report lists what it would have"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Voids this run's report after its folder could not be written, removing its
+/// staging folder.
+fn void_unwritten(store: &mut Store, run: i64, target: &ReportFiles) -> anyhow::Result<()> {
+    if let Err(e) = target.settle_unwritten() {
+        tracing::warn!(error = %e, "cannot remove the report's staging folder");
+    }
+    store.void_report(run)?;
+    Ok(())
+}
+
 /// The report e-mail as it goes on the wire, in the report's folder: the outbox sends it.
 const EML_FILE: &str = "report.eml";
 
@@ -746,44 +821,36 @@ async fn deliver(
         (_, _, Mail::Nothing) => EmailState::NotNeeded,
         _ => EmailState::Pending,
     };
-    let target = crate::report::ReportFiles::of_run(&rs.dir, &report.run);
-    let staged = report
-        .stage(&target, rs)
-        .with_context(|| format!("cannot write the report under {}", rs.dir.display()))?;
-    // The e-mail is part of the report folder, written before it is published.
-    let mut subject = None;
-    let preview = crate::email::EmailSettings::local_preview();
-    let eml_settings = match &settings.email {
-        Some(email) => Some(email),
-        None if opts.write_eml => Some(&preview),
-        None => None,
-    };
-    if let Some(email) = eml_settings {
-        let message = crate::email::build_message(report, &staged.files(), email)
-            .context("cannot build the report e-mail")?;
-        if settings.email.is_some() {
-            subject = message.headers().get_raw("Subject").map(str::to_owned);
+    let target = ReportFiles::of_run(&rs.dir, &report.run);
+    let mail = plan.sent().filter(|_| state == EmailState::Pending);
+    let subject = settings
+        .email
+        .as_ref()
+        .map(|email| crate::email::subject(report, &email.subject_prefix));
+    // Recorded before it is written (see `Store::record_report`): a kill from here on
+    // leaves a record the next run settles, and each reconcile in exactly one report.
+    db.lock().record_report(&NewReport {
+        run: run_id,
+        dir: &target.dir,
+        state: state.as_str(),
+        subject: subject.as_deref(),
+        listed,
+        mail,
+        named: &plan.named,
+        now: Utc::now(),
+    })?;
+    pause::at("report-recorded");
+    let files = match write_report(settings, opts, report, &target) {
+        Ok(files) => files,
+        Err(e) => {
+            // Not written: the next report lists what this one would have.
+            void_unwritten(&mut db.lock(), run_id, &target)?;
+            return Err(e);
         }
-        staged
-            .put(EML_FILE, &message.formatted())
-            .context("cannot write the report e-mail")?;
-    }
-    let files = staged
-        .publish()
-        .with_context(|| format!("cannot write the report under {}", rs.dir.display()))?;
+    };
     summary.report_dir = Some(files.dir.clone());
     pause::at("report-on-disk");
-    db.lock().enqueue_report(
-        run_id,
-        &files.dir,
-        state.as_str(),
-        subject.as_deref(),
-        listed,
-        Utc::now(),
-    )?;
-    if let (Some(sent), true) = (plan.sent(), state == EmailState::Pending) {
-        db.lock().record_mail(run_id, sent, &plan.named)?;
-    }
+    db.lock().mark_report_written(run_id, Utc::now())?;
     summary.email = Some(state);
 
     let Some(email) = &settings.email else {

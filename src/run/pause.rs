@@ -5,6 +5,10 @@
 //! forever, so that a test can kill it at exactly that step and check what the next
 //! run makes of it. A release build has no pause points: the variable is never read.
 //! For tests only; nothing else sets it.
+//!
+//! The points, in a run's report step: `report-recorded` (the report is recorded, its
+//! folder not begun), `report-staged` (its files are in the staging folder) and
+//! `report-on-disk` (the folder is under its name, not yet recorded as written).
 
 /// The environment variable naming the point to pause at.
 pub const ENV: &str = "CP_RECON_TEST_PAUSE_AT";

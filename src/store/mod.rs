@@ -35,7 +35,7 @@ mod runs;
 mod status;
 
 pub use decisions::{FindingRow, NewDecision};
-pub use findings::OutboxRow;
+pub use findings::{NewReport, OutboxRow};
 pub use ledger::{MatchRow, MatchState, NewMatch, Settlement};
 pub use mail_log::{AlertKey, Failing, MailSent, outage_key};
 pub use records::MatchingData;

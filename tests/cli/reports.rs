@@ -1,8 +1,12 @@
 //! Report folders on disk: never overwritten by a run that did not write them (a database
-//! restored from a backup hands out run ids again).
+//! restored from a backup hands out run ids again), and each reconcile listed by exactly
+//! one report even when the process is killed between writing a report and recording it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::helpers::{TestEnv, code, scalar, text};
 
@@ -31,6 +35,219 @@ fn contents(dir: &Path) -> BTreeMap<String, Vec<u8>> {
             )
         })
         .collect()
+}
+
+/// For each reconciled payment in the database, the report folders whose
+/// `reconciled.csv` lists it.
+fn listings(env: &TestEnv) -> BTreeMap<String, Vec<String>> {
+    let store = env.store();
+    let mut st = store
+        .connection()
+        .prepare("SELECT payment_id FROM matches WHERE state = 'reconciled'")
+        .unwrap();
+    let mut out: BTreeMap<String, Vec<String>> = st
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|p| (p.unwrap(), Vec::new()))
+        .collect();
+    for (name, dir) in report_folders(&env.reports) {
+        let csv = std::fs::read_to_string(dir.join("reconciled.csv")).unwrap();
+        for line in csv.lines().skip(1) {
+            let payment = line.split(',').next().unwrap();
+            out.entry(payment.to_owned())
+                .or_default()
+                .push(name.clone());
+        }
+    }
+    out
+}
+
+/// Runs `--run-now` until it logs that it reached the test pause point `point` (a
+/// readiness check, never a sleep), then kills it with SIGKILL.
+async fn run_killed_at(env: &TestEnv, point: &str) {
+    let mut child = env
+        .command(&["--run-now"])
+        .env("CP_RECON_TEST_PAUSE_AT", point)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    loop {
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("no pause at {point} within a minute: {seen:#?}"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("stderr ended before the pause at {point}: {seen:#?}"));
+        let reached = line.contains("test pause point reached");
+        seen.push(line);
+        if reached {
+            break;
+        }
+    }
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+}
+
+/// The pause points exist only in debug builds.
+fn pause_points_missing() -> bool {
+    if cfg!(debug_assertions) {
+        return false;
+    }
+    eprintln!("SKIPPED: test pause points exist only in debug builds");
+    true
+}
+
+/// The plain-text body of each message an SMTP server received, in order.
+fn bodies(smtp: &crate::smtp::TestSmtp) -> Vec<String> {
+    smtp.received()
+        .iter()
+        .map(|raw| {
+            let mail = mailparse::parse_mail(raw).unwrap();
+            let mut stack = vec![&mail];
+            while let Some(part) = stack.pop() {
+                if part.ctype.mimetype == "text/plain" {
+                    return part.get_body().unwrap();
+                }
+                stack.extend(part.subparts.iter());
+            }
+            panic!("no text part")
+        })
+        .collect()
+}
+
+/// A run mailing its report every time (to a real SMTP server) killed at `point`, what
+/// it left checked by `left`, then the next run: each reconcile is in exactly one
+/// report, and every report on disk is mailed once.
+async fn killed_then_run_again(
+    point: &str,
+    left: impl FnOnce(&TestEnv),
+) -> (TestEnv, BTreeMap<String, Vec<String>>, Vec<String>) {
+    let env = TestEnv::start(crate::small()).await;
+    let smtp = crate::smtp::spawn_smtp();
+    env.write_config(&format!(
+        "send = \"always\"\n[email]\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {}\n\
+         tls = \"none\"\nfrom = \"recon@example.com\"\nto = [\"finance@example.com\"]\n",
+        smtp.addr.port()
+    ));
+    run_killed_at(&env, point).await;
+    left(&env);
+    assert!(smtp.received().is_empty(), "the killed run mailed");
+    let again = env.run(&["--run-now"]).await;
+    assert_eq!(code(&again), 0, "{}", text(&again));
+    let listed = listings(&env);
+    assert_eq!(
+        listed.len(),
+        env.sandbox.expected().confident.len(),
+        "every confident pair was reconciled"
+    );
+    let twice: Vec<_> = listed.iter().filter(|(_, f)| f.len() != 1).collect();
+    assert!(
+        twice.is_empty(),
+        "reconciles not listed by exactly one report: {twice:#?}"
+    );
+    let store = env.store();
+    assert_eq!(
+        scalar::<i64>(
+            &store,
+            "SELECT COUNT(*) FROM reports WHERE written_at IS NULL OR state <> 'sent'"
+        ),
+        0,
+        "a report is left unwritten or unsent"
+    );
+    let mailed = bodies(&smtp);
+    assert_eq!(
+        mailed.len(),
+        report_folders(&env.reports).len(),
+        "one mail per report on disk: {mailed:#?}"
+    );
+    (env, listed, mailed)
+}
+
+fn unwritten(env: &TestEnv) -> i64 {
+    scalar(
+        &env.store(),
+        "SELECT COUNT(*) FROM reports WHERE written_at IS NULL",
+    )
+}
+
+fn staging_folders(env: &TestEnv) -> Vec<String> {
+    std::fs::read_dir(&env.reports)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".partial"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_after_a_report_is_on_disk_leaves_each_reconcile_in_that_report_alone() {
+    if pause_points_missing() {
+        return;
+    }
+    let (env, listed, mailed) = killed_then_run_again("report-on-disk", |env| {
+        assert_eq!(report_folders(&env.reports).len(), 1);
+        assert_eq!(unwritten(env), 1);
+    })
+    .await;
+    // The killed run's folder stands as its report: it lists every reconcile (all were
+    // made by that run), the next run's lists none again, and both are mailed.
+    let folders = report_folders(&env.reports);
+    assert_eq!(folders.len(), 2, "{folders:#?}");
+    let first = folders.keys().next().unwrap();
+    assert!(first.contains("-run1-"), "{first}");
+    assert!(listed.values().all(|f| &f[0] == first), "{listed:#?}");
+    assert!(
+        mailed[0].contains("Run 1:") && mailed[1].contains("Run 2:"),
+        "{mailed:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_before_a_recorded_report_is_on_disk_lists_its_reconciles_in_the_next_report() {
+    if pause_points_missing() {
+        return;
+    }
+    let (env, listed, _) = killed_then_run_again("report-recorded", |env| {
+        assert!(report_folders(&env.reports).is_empty());
+        assert_eq!(unwritten(env), 1);
+    })
+    .await;
+    // The killed run wrote no folder: its record is voided, and the next run's report
+    // lists what it would have, and is the one mail.
+    let folders = report_folders(&env.reports);
+    assert_eq!(folders.len(), 1, "{folders:#?}");
+    assert!(staging_folders(&env).is_empty());
+    let store = env.store();
+    assert!(
+        store.report_state(1).unwrap().is_none(),
+        "run 1's report is still recorded"
+    );
+    assert_eq!(
+        scalar::<i64>(
+            &store,
+            "SELECT COUNT(*) FROM matches WHERE state = 'reconciled' AND reported_run = 2"
+        ) as usize,
+        listed.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_while_a_report_is_staged_removes_the_staging_folder_and_lists_its_reconciles_next()
+{
+    if pause_points_missing() {
+        return;
+    }
+    let (env, _, _) = killed_then_run_again("report-staged", |env| {
+        assert!(report_folders(&env.reports).is_empty());
+        assert_eq!(staging_folders(env).len(), 1);
+    })
+    .await;
+    assert_eq!(report_folders(&env.reports).len(), 1);
+    assert!(
+        staging_folders(&env).is_empty(),
+        "staging folders left behind: {:?}",
+        staging_folders(&env)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
