@@ -69,7 +69,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", args.dir.display()))?;
 
     let base_url = BaseUrl::parse(&sandbox.base_url()).context("the sandbox's address")?;
-    let settings = Settings::for_sandbox(base_url, &key, &secret, &db, &args.dir);
+    let mut settings = Settings::for_sandbox(base_url, &key, &secret, &db, &args.dir);
+    // The file newcomers are told to open, whether or not the report is mailed.
+    settings.reports.workbook = crate::report::WorkbookPolicy::Always;
     println!(
         "cp-recon demo: local sandbox at {} (seed {})",
         sandbox.base_url(),
@@ -140,7 +142,7 @@ fn write_config(
         "# Written by `cp-recon demo` for trying the commands that read its database\n\
          # (status, review, history). The sandbox named below is gone once the demo ends.\n\
          [cryptopocket]\nbase_url = {}\napi_key = {}\napi_secret_file = {}\n\n\
-         [database]\npath = {}\n\n[reports]\ndir = {}\n",
+         [database]\npath = {}\n\n[reports]\ndir = {}\nworkbook = \"always\"\n",
         quoted(base_url),
         quoted(key),
         quoted(&secret_file.to_string_lossy()),

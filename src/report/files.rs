@@ -239,11 +239,12 @@ impl Report {
         base: &Path,
         settings: &ReportSettings,
     ) -> Result<ReportFiles, ReportError> {
-        self.stage(&ReportFiles::of_run(base, &self.run), settings)?
+        self.stage(&ReportFiles::of_run(base, &self.run), settings, true)?
             .publish()
     }
 
-    /// Writes the four CSV files and the workbook, each flushed to disk, in the hidden
+    /// Writes the four CSV files and, with `workbook`, the workbook (see
+    /// [`WorkbookPolicy`](super::WorkbookPolicy)), each flushed to disk, in the hidden
     /// staging folder of `files` ([`ReportFiles::staging`]); [`Staged::publish`] then
     /// renames it to its name: a reader (or the e-mail) never sees a half-written
     /// report, and a run killed while writing leaves no folder that looks finished.
@@ -255,6 +256,7 @@ impl Report {
         &self,
         files: &ReportFiles,
         settings: &ReportSettings,
+        workbook: bool,
     ) -> Result<Staged, ReportError> {
         settings.validate()?;
         let io_err = |path: &Path| {
@@ -270,13 +272,15 @@ impl Report {
         for (kind, path) in staging.iter() {
             write_synced(path, |w| self.write_csv(kind, w, settings))?;
         }
-        let workbook = self.workbook_bytes(settings)?;
-        write_synced(&staging.workbook, |w| {
-            w.write_all(&workbook).map_err(|source| ReportError::Io {
-                path: staging.workbook.clone(),
-                source,
-            })
-        })?;
+        if workbook {
+            let bytes = self.workbook_bytes(settings)?;
+            write_synced(&staging.workbook, |w| {
+                w.write_all(&bytes).map_err(|source| ReportError::Io {
+                    path: staging.workbook.clone(),
+                    source,
+                })
+            })?;
+        }
         Ok(Staged {
             target: files.clone(),
             staging,

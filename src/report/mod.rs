@@ -86,6 +86,8 @@ pub struct ReportSettings {
     pub mask_ibans: bool,
     /// When the report e-mail goes out.
     pub send: SendPolicy,
+    /// When `report.xlsx` is written (the CSVs always are).
+    pub workbook: WorkbookPolicy,
 }
 
 impl Default for ReportSettings {
@@ -97,6 +99,7 @@ impl Default for ReportSettings {
             decimal_separator: '.',
             mask_ibans: true,
             send: SendPolicy::default(),
+            workbook: WorkbookPolicy::default(),
         }
     }
 }
@@ -166,6 +169,21 @@ pub enum SendPolicy {
     /// Every run.
     Always,
     Never,
+}
+
+/// When a report's workbook (`report.xlsx`) is written. Building it is the largest
+/// part of a run's report, in time and memory (every open item as typed cells, held
+/// until the file is zipped), and most reports are never opened: under the default
+/// digest, every fifteen-minute run writes one and a person reads the one mailed each
+/// day. The CSVs are always written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkbookPolicy {
+    /// Only for a report that is mailed (a full or an urgent mail), which attaches it.
+    #[default]
+    WhenMailed,
+    /// For every report (the demo asks for this: newcomers are told to open it).
+    Always,
 }
 
 /// Why a report could not be built or written.
@@ -824,6 +842,15 @@ mod tests {
         assert!(parse("[report]\ndelimiter = ',;'").is_err());
         assert!(parse("[report]\ndelimitr = ','").is_err());
         assert!(parse("[report]\nsend = 'sometimes'").is_err());
+        assert_eq!(
+            parse("[report]").unwrap().workbook,
+            WorkbookPolicy::WhenMailed
+        );
+        assert_eq!(
+            parse("[report]\nworkbook = 'always'").unwrap().workbook,
+            WorkbookPolicy::Always
+        );
+        assert!(parse("[report]\nworkbook = 'never'").is_err());
         let s = parse("[report]\nsend = 'always'\nmask_ibans = false").unwrap();
         assert_eq!(s.send, SendPolicy::Always);
         assert!(!s.mask_ibans);

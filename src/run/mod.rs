@@ -18,6 +18,7 @@ use crate::reconcile;
 use crate::report::mail_plan::Mail;
 use crate::report::{
     Freshness, Reconciled, Report, ReportFiles, ReportInput, RunInfo, SendPolicy, Unwritten,
+    WorkbookPolicy,
 };
 pub use crate::stop::Stop;
 use crate::store::{MatchRow, NewReport, RunEnd, SharedStore, Store, StoreError};
@@ -731,24 +732,27 @@ async fn reconcile_phase(
     Ok(executed)
 }
 
-/// Writes the report's folder: its files, and the e-mail (when there is one, or the demo
-/// asks for it) built from them, then the folder under its name.
+/// Writes the report's folder: its CSVs; the e-mail that is `mailed` (or the preview
+/// the demo asks for) and the workbook it attaches, or the workbook alone when
+/// `[reports] workbook = "always"`; then the folder under its name.
 fn write_report(
     settings: &Settings,
     opts: &RunOptions,
     report: &Report,
     target: &ReportFiles,
+    mailed: bool,
 ) -> anyhow::Result<ReportFiles> {
     let rs = &settings.reports;
-    let staged = report
-        .stage(target, rs)
-        .with_context(|| format!("cannot write the report under {}", rs.dir.display()))?;
     let preview = crate::email::EmailSettings::local_preview();
     let eml_settings = match &settings.email {
-        Some(email) => Some(email),
+        Some(email) if mailed => Some(email),
         None if opts.write_eml => Some(&preview),
-        None => None,
+        _ => None,
     };
+    let workbook = eml_settings.is_some() || rs.workbook == WorkbookPolicy::Always;
+    let staged = report
+        .stage(target, rs, workbook)
+        .with_context(|| format!("cannot write the report under {}", rs.dir.display()))?;
     if let Some(email) = eml_settings {
         let message = crate::email::build_message(report, &staged.files(), email)
             .context("cannot build the report e-mail")?;
@@ -840,7 +844,8 @@ async fn deliver(
         now: Utc::now(),
     })?;
     pause::at("report-recorded");
-    let files = match write_report(settings, opts, report, &target) {
+    let mailed = state == EmailState::Pending;
+    let files = match write_report(settings, opts, report, &target, mailed) {
         Ok(files) => files,
         Err(e) => {
             // Not written: the next report lists what this one would have.

@@ -78,6 +78,7 @@ async fn the_demo_writes_the_four_csvs_and_the_eml_without_any_configuration() {
         "unmatched_bank_transactions.csv",
         "reconciled.csv",
         "unmatched_payouts.csv",
+        "report.xlsx",
         "report.eml",
     ] {
         assert!(run_dir.join(f).is_file(), "{f} missing\n{}", text(&out));

@@ -297,3 +297,62 @@ async fn a_database_restored_from_a_backup_leaves_the_report_folders_written_sin
     );
     assert!(contents(kept) == files, "the files of {name} changed");
 }
+
+/// The files of run `run`'s report folder, by name.
+fn file_names(env: &TestEnv, run: i64) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(env.report_dir(run))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_workbook_is_written_for_a_mailed_report_or_when_asked_and_the_csvs_always() {
+    const CSVS: [&str; 4] = [
+        "reconciled.csv",
+        "unmatched_bank_transactions.csv",
+        "unmatched_payments.csv",
+        "unmatched_payouts.csv",
+    ];
+    let with = |extra: &[&str]| {
+        let mut v: Vec<String> = CSVS.iter().chain(extra).map(|s| s.to_string()).collect();
+        v.sort();
+        v
+    };
+    let env = TestEnv::start(crate::small()).await;
+    let smtp = crate::smtp::spawn_smtp();
+    let email = format!(
+        "[email]\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {}\ntls = \"none\"\n\
+         from = \"recon@example.com\"\nto = [\"finance@example.com\"]\n\
+         digest = \"0 0 0 1 1 *\"\n",
+        smtp.addr.port()
+    );
+    // 1: the first digest, mailed: the workbook goes with it.
+    env.write_config(&email);
+    let out = env.run(&["--run-now"]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(smtp.received().len(), 1);
+    assert_eq!(file_names(&env, 1), with(&["report.eml", "report.xlsx"]));
+    // 2: nothing new to mail between digests: the CSVs alone.
+    let out = env.run(&["--run-now"]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(smtp.received().len(), 1);
+    assert_eq!(
+        env.store().report_state(2).unwrap().unwrap().0,
+        "not_needed"
+    );
+    assert_eq!(file_names(&env, 2), with(&[]));
+    // 3: asked for on every report.
+    env.write_config(&format!("workbook = \"always\"\n{email}"));
+    let out = env.run(&["--run-now"]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(smtp.received().len(), 1);
+    assert_eq!(file_names(&env, 3), with(&["report.xlsx"]));
+    // 4: no e-mail at all: the CSVs alone.
+    env.write_config("");
+    let out = env.run(&["--run-now"]).await;
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(file_names(&env, 4), with(&[]));
+}
