@@ -205,10 +205,16 @@ impl ReportFiles {
         if fs::symlink_metadata(&self.dir).is_ok() {
             return Ok(Unwritten::Complete);
         }
+        self.remove_staging()?;
+        Ok(Unwritten::Absent)
+    }
+
+    /// Removes the report's own staging folder, if it is there.
+    pub fn remove_staging(&self) -> Result<(), ReportError> {
         let staging = self.staging();
         match fs::remove_dir_all(&staging.dir) {
-            Ok(()) => Ok(Unwritten::Absent),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Unwritten::Absent),
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(source) => Err(ReportError::Io {
                 path: staging.dir,
                 source,

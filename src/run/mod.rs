@@ -796,7 +796,7 @@ fn settle_unwritten(store: &mut Store, run: i64, dir: &std::path::Path) -> anyho
 /// Voids this run's report after its folder could not be written, removing its
 /// staging folder.
 fn void_unwritten(store: &mut Store, run: i64, target: &ReportFiles) -> anyhow::Result<()> {
-    if let Err(e) = target.settle_unwritten() {
+    if let Err(e) = target.remove_staging() {
         tracing::warn!(error = %e, "cannot remove the report's staging folder");
     }
     store.void_report(run)?;
