@@ -81,7 +81,8 @@ pub struct ReportFiles {
     pub unmatched_bank_transactions: PathBuf,
     pub reconciled: PathBuf,
     pub unmatched_payouts: PathBuf,
-    /// `report.xlsx`: every file as a sheet, plus a summary, for people.
+    /// `report.xlsx`: every file as a sheet, plus a summary, for people. Written only
+    /// when asked ([`WorkbookPolicy`](super::WorkbookPolicy)).
     pub workbook: PathBuf,
 }
 

@@ -17,7 +17,8 @@
 //!   reconciled_at`
 //! - `unmatched_payouts.csv`: `offramp_id, user_id, amount, currency, status,
 //!   finished_at, days_since_finished, reason, action, note`
-//! - `report.xlsx`: the same rows as a workbook for people, typed cells (`xlsx`)
+//! - `report.xlsx`: the same rows as a workbook for people, typed cells (`xlsx`), for a
+//!   report that is mailed or with `workbook = "always"` ([`WorkbookPolicy`])
 //!
 //! `action` and `note` are always empty: finance fills them in (`approve`, `dismiss`,
 //! `reopen`) and hands the file back to `cp-recon apply`.
