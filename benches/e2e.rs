@@ -9,7 +9,9 @@
 //! builds on the same machine, alternately); `CP_RECON_BENCH_RUST_LOG` replaces the
 //! runs' log filter (e.g. `info,cp_recon::sync=debug,cp_recon::reconcile=debug`);
 //! `CP_RECON_BENCH_KEEP=1` keeps the runs' directory (database, `cold.log`,
-//! `incremental.log`) and prints its path.
+//! `incremental.log`) and prints its path; `CP_RECON_BENCH_WORKBOOK` sets the runs'
+//! `[reports] workbook` (`always` builds the workbook in every run, as a mailed report
+//! does; by default the runs mail nothing and build none).
 //!
 //! Prints: the baseline (one keep-alive `curl` process fetching every page the run must
 //! read and re-reading every confident payment, plus the reconcile POSTs costed at the
@@ -67,10 +69,13 @@ fn write_config(dir: &Path, base_url: &str) -> std::path::PathBuf {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(4);
+    let workbook = std::env::var("CP_RECON_BENCH_WORKBOOK")
+        .map(|w| format!("workbook = \"{w}\"\n"))
+        .unwrap_or_default();
     let text = format!(
         "[cryptopocket]\nbase_url = \"{base_url}\"\napi_key = \"sandbox-key\"\npage_size = 100\n\
          max_requests_per_second = 0\nconcurrency = {concurrency}\nbackoff_base_ms = 10\n\n\
-         [database]\npath = \"{}\"\n\n[reports]\ndir = \"{}\"\n",
+         [database]\npath = \"{}\"\n\n[reports]\ndir = \"{}\"\n{workbook}",
         dir.join("recon.sqlite3").display(),
         dir.join("reports").display()
     );

@@ -40,12 +40,23 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .context("cannot start the local sandbox")?;
 
     let db = args.dir.join("recon.sqlite3");
-    for stale in [
+    // The demo's earlier database and the report folders its runs wrote (by their
+    // names, and `1`, as versions before named them), nothing else of the folder.
+    let mut stale = vec![
         db.clone(),
         args.dir.join("recon.sqlite3-wal"),
         args.dir.join("recon.sqlite3-shm"),
         args.dir.join("1"),
-    ] {
+    ];
+    if let Ok(entries) = std::fs::read_dir(&args.dir) {
+        stale.extend(
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| crate::report::is_folder_name(&e.file_name().to_string_lossy()))
+                .map(|e| e.path()),
+        );
+    }
+    for stale in stale {
         if stale.is_dir() {
             std::fs::remove_dir_all(&stale)
                 .with_context(|| format!("cannot clear {}", stale.display()))?;
@@ -58,7 +69,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", args.dir.display()))?;
 
     let base_url = BaseUrl::parse(&sandbox.base_url()).context("the sandbox's address")?;
-    let settings = Settings::for_sandbox(base_url, &key, &secret, &db, &args.dir);
+    let mut settings = Settings::for_sandbox(base_url, &key, &secret, &db, &args.dir);
+    // The file newcomers are told to open, whether or not the report is mailed.
+    settings.reports.workbook = crate::report::WorkbookPolicy::Always;
     println!(
         "cp-recon demo: local sandbox at {} (seed {})",
         sandbox.base_url(),
@@ -129,7 +142,7 @@ fn write_config(
         "# Written by `cp-recon demo` for trying the commands that read its database\n\
          # (status, review, history). The sandbox named below is gone once the demo ends.\n\
          [cryptopocket]\nbase_url = {}\napi_key = {}\napi_secret_file = {}\n\n\
-         [database]\npath = {}\n\n[reports]\ndir = {}\n",
+         [database]\npath = {}\n\n[reports]\ndir = {}\nworkbook = \"always\"\n",
         quoted(base_url),
         quoted(key),
         quoted(&secret_file.to_string_lossy()),

@@ -264,7 +264,7 @@ mod tests {
             ],
             undelivered: vec![UndeliveredReport {
                 run_id: 410,
-                dir: "/var/lib/cp-recon/reports/410".into(),
+                dir: "/var/lib/cp-recon/reports/2026-12-06T053912Z-run410-7f3a9c".into(),
                 attempts: 3,
                 last_error: Some("SMTP: connection refused".into()),
             }],

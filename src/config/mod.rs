@@ -610,7 +610,7 @@ const SECRET_WORDS: [&str; 7] = [
 ];
 
 /// Every key the file may hold, in any section.
-const KNOWN_KEYS: [&str; 38] = [
+const KNOWN_KEYS: [&str; 39] = [
     "base_url",
     "api_key",
     "api_secret",
@@ -635,6 +635,7 @@ const KNOWN_KEYS: [&str; 38] = [
     "decimal_separator",
     "mask_ibans",
     "send",
+    "workbook",
     "smtp_host",
     "smtp_port",
     "tls",

@@ -519,6 +519,7 @@ mod tests {
         Summary {
             run: crate::report::RunInfo {
                 run_id: 4,
+                token: "7f3a9c".into(),
                 started_at: now,
                 finished_at: now,
                 sync_complete: true,

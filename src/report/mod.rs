@@ -1,7 +1,8 @@
 //! CSV reports for the finance team: what was reconciled and what needs a person, one
 //! directory of four files per run, plus the summary the e-mail is built from.
 //!
-//! Files in `<dir>/<run-id>/` (a header row is always written, even with no rows):
+//! Files in `<dir>/<start>-run<id>-<token>/` ([`folder_name`]; a header row is always
+//! written, even with no rows):
 //!
 //! - `unmatched_payments.csv`: `payment_id, external_id, concept, amount, currency,
 //!   created_at, days_pending, reason, candidates, difference, detail, action, note`
@@ -16,7 +17,8 @@
 //!   reconciled_at`
 //! - `unmatched_payouts.csv`: `offramp_id, user_id, amount, currency, status,
 //!   finished_at, days_since_finished, reason, action, note`
-//! - `report.xlsx`: the same rows as a workbook for people, typed cells (`xlsx`)
+//! - `report.xlsx`: the same rows as a workbook for people, typed cells (`xlsx`), for a
+//!   report that is mailed or with `workbook = "always"` ([`WorkbookPolicy`])
 //!
 //! `action` and `note` are always empty: finance fills them in (`approve`, `dismiss`,
 //! `reopen`) and hands the file back to `cp-recon apply`.
@@ -57,17 +59,19 @@ pub mod period;
 mod xlsx;
 
 pub use self::csv::{neutralize_formula, timestamp};
-pub use self::files::{ReportFiles, check_writable};
+pub use self::files::{
+    ReportFiles, Staged, Unwritten, check_writable, folder_name, is_folder_name, new_token,
+};
 pub use self::xlsx::{WORKBOOK_FILE, amount_as_f64, sheet_name};
 
-/// Default directory for the per-run report directories.
+/// Default directory for the per-run report folders.
 pub const DEFAULT_REPORT_DIR: &str = "/var/lib/cp-recon/reports";
 
 /// The `[reports]` section of the configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReportSettings {
-    /// Where `<run-id>/` directories are created.
+    /// Where the runs' report folders are created ([`folder_name`]).
     pub dir: PathBuf,
     /// Field delimiter: `,` (default) or `;` (for spreadsheets set to a locale whose
     /// decimal separator is a comma). Anything else is rejected.
@@ -84,6 +88,8 @@ pub struct ReportSettings {
     pub mask_ibans: bool,
     /// When the report e-mail goes out.
     pub send: SendPolicy,
+    /// When `report.xlsx` is written (the CSVs always are).
+    pub workbook: WorkbookPolicy,
 }
 
 impl Default for ReportSettings {
@@ -95,6 +101,7 @@ impl Default for ReportSettings {
             decimal_separator: '.',
             mask_ibans: true,
             send: SendPolicy::default(),
+            workbook: WorkbookPolicy::default(),
         }
     }
 }
@@ -166,6 +173,21 @@ pub enum SendPolicy {
     Never,
 }
 
+/// When a report's workbook (`report.xlsx`) is written. Building it is the largest
+/// part of a run's report, in time and memory (every open item as typed cells, held
+/// until the file is zipped), and most reports are never opened: under the default
+/// digest, every fifteen-minute run writes one and a person reads the one mailed each
+/// day. The CSVs are always written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkbookPolicy {
+    /// Only for a report that is mailed (a full or an urgent mail), which attaches it.
+    #[default]
+    WhenMailed,
+    /// For every report (the demo asks for this: newcomers are told to open it).
+    Always,
+}
+
 /// Why a report could not be built or written.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -181,6 +203,15 @@ pub enum ReportError {
         "decimal_separator = \",\" needs delimiter = \";\": with a comma delimiter every amount would split in two"
     )]
     SeparatorClash,
+    /// The run's report folder exists already: another run wrote it (a database put
+    /// back from a backup numbers runs again). It is left as it is.
+    #[error(
+        "report folder {path} already exists: it was written by another run and is left as it is; this run's report is not written"
+    )]
+    FolderExists { path: PathBuf },
+    /// The operating system gave no random bytes for the run's token.
+    #[error("cannot draw the run's random token: {0}")]
+    Token(String),
     #[error("could not write report file {path}")]
     Io {
         path: PathBuf,
@@ -197,6 +228,9 @@ pub enum ReportError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunInfo {
     pub run_id: i64,
+    /// The run's random token: with its id and start, it names the run's report folder
+    /// ([`files::folder_name`]).
+    pub token: String,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
     /// Every page of every list was read (rules §3.5).
@@ -826,6 +860,15 @@ mod tests {
         assert!(parse("[report]\ndelimiter = ',;'").is_err());
         assert!(parse("[report]\ndelimitr = ','").is_err());
         assert!(parse("[report]\nsend = 'sometimes'").is_err());
+        assert_eq!(
+            parse("[report]").unwrap().workbook,
+            WorkbookPolicy::WhenMailed
+        );
+        assert_eq!(
+            parse("[report]\nworkbook = 'always'").unwrap().workbook,
+            WorkbookPolicy::Always
+        );
+        assert!(parse("[report]\nworkbook = 'never'").is_err());
         let s = parse("[report]\nsend = 'always'\nmask_ibans = false").unwrap();
         assert_eq!(s.send, SendPolicy::Always);
         assert!(!s.mask_ibans);

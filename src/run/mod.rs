@@ -17,12 +17,16 @@ use crate::matching::{self, Decisions, MatchInput};
 use crate::reconcile;
 use crate::report::mail_plan::Mail;
 use crate::report::period::{MAX_FIRST_PERIOD, Period, PeriodInput, Since};
-use crate::report::{Freshness, Reconciled, Report, ReportInput, RunInfo, SendPolicy};
+use crate::report::{
+    Freshness, Reconciled, Report, ReportFiles, ReportInput, RunInfo, SendPolicy, Unwritten,
+    WorkbookPolicy,
+};
 pub use crate::stop::Stop;
-use crate::store::{MatchRow, RunEnd, SharedStore, Store, StoreError};
+use crate::store::{MatchRow, NewReport, RunEnd, SharedStore, Store, StoreError};
 use crate::sync::{self, SyncMode, SyncOptions};
 
 mod mail;
+pub mod pause;
 mod summary;
 
 pub use summary::{EmailState, Outcomes, RecordsRead, RunStatus, RunSummary};
@@ -89,14 +93,24 @@ async fn run_once_inner(settings: &Settings, opts: &RunOptions) -> anyhow::Resul
 
     // The run's one handle on the database, from here to the end of the run.
     let db = SharedStore::new(Store::open(db_path)?);
+    let token = crate::report::new_token()?;
     let (mode, run_id) = {
         let mut store = db.lock();
-        begin(&mut store, settings, opts.full, started, summary.dry_run)?
+        begin(
+            &mut store,
+            settings,
+            opts.full,
+            started,
+            summary.dry_run,
+            &token,
+        )?
     };
     summary.sync_mode = Some(mode);
     summary.run_id = Some(run_id);
+    summary.token = token;
     tracing::info!(
         run = run_id,
+        token = %summary.token,
         mode = mode.as_str(),
         dry_run = summary.dry_run,
         "run started"
@@ -161,13 +175,14 @@ async fn run_once_inner(settings: &Settings, opts: &RunOptions) -> anyhow::Resul
 }
 
 /// Chooses the sync mode, checks the database before a full resync, closes what a killed
-/// process left open and records the run's start.
+/// process left open and records the run's start, with its token.
 fn begin(
     store: &mut Store,
     settings: &Settings,
     full: bool,
     started: DateTime<Utc>,
     dry_run: bool,
+    token: &str,
 ) -> anyhow::Result<(SyncMode, i64)> {
     let mode = if full {
         SyncMode::Full
@@ -199,7 +214,13 @@ fn begin(
             "marked runs left unfinished by a killed process as failed"
         );
     }
+    for (run, dir) in store.unwritten_reports()? {
+        settle_unwritten(store, run, &dir).with_context(|| {
+            format!("cannot settle the report of run {run}, recorded but not written")
+        })?;
+    }
     let run_id = store.begin_run(started, dry_run, mode.as_str())?;
+    store.set_run_token(run_id, token)?;
     Ok((mode, run_id))
 }
 
@@ -440,6 +461,7 @@ async fn report_phase(
     let mut report = Report::build(&ReportInput {
         run: RunInfo {
             run_id,
+            token: summary.token.clone(),
             started_at: summary.started_at,
             finished_at: Utc::now(),
             sync_complete: summary.sync_complete,
@@ -772,6 +794,80 @@ async fn reconcile_phase(
     Ok(executed)
 }
 
+/// Writes the report's folder: its CSVs; the e-mail that is `mailed` (or the preview
+/// the demo asks for) and the workbook it attaches, or the workbook alone when
+/// `[reports] workbook = "always"`; then the folder under its name.
+fn write_report(
+    settings: &Settings,
+    opts: &RunOptions,
+    report: &Report,
+    target: &ReportFiles,
+    mailed: bool,
+) -> anyhow::Result<ReportFiles> {
+    let rs = &settings.reports;
+    let preview = crate::email::EmailSettings::local_preview();
+    let eml_settings = match &settings.email {
+        Some(email) if mailed => Some(email),
+        None if opts.write_eml => Some(&preview),
+        _ => None,
+    };
+    let workbook = eml_settings.is_some() || rs.workbook == WorkbookPolicy::Always;
+    let staged = report
+        .stage(target, rs, workbook)
+        .with_context(|| format!("cannot write the report under {}", rs.dir.display()))?;
+    if let Some(email) = eml_settings {
+        let message = crate::email::build_message(report, &staged.files(), email)
+            .context("cannot build the report e-mail")?;
+        staged
+            .put(EML_FILE, &message.formatted())
+            .context("cannot write the report e-mail")?;
+    }
+    pause::at("report-staged");
+    staged
+        .publish()
+        .with_context(|| format!("cannot write the report under {}", rs.dir.display()))
+}
+
+/// Settles a report a run recorded but did not see written (see `Store::record_report`):
+/// a folder complete on disk is the report; without one, the record is voided and the
+/// reconciles it listed wait for the next report.
+fn settle_unwritten(store: &mut Store, run: i64, dir: &std::path::Path) -> anyhow::Result<()> {
+    let files = ReportFiles::at(dir.to_path_buf());
+    match files.settle_unwritten()? {
+        Unwritten::Complete => {
+            store.mark_report_written(run, Utc::now())?;
+            tracing::warn!(
+                report_run = run,
+                dir = %dir.display(),
+                "a run ended after writing its report and before recording it as written; the report stands"
+            );
+        }
+        Unwritten::Absent => {
+            let unlisted = store.void_report(run)?;
+            tracing::warn!(
+                report_run = run,
+                dir = %dir.display(),
+                reconciles = unlisted,
+                "a run ended before its report was written; the next report lists what it would have"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Voids this run's report after its folder could not be written, removing its
+/// staging folder.
+fn void_unwritten(store: &mut Store, run: i64, target: &ReportFiles) -> anyhow::Result<()> {
+    if let Err(e) = target.remove_staging() {
+        tracing::warn!(error = %e, "cannot remove the report's staging folder");
+    }
+    store.void_report(run)?;
+    Ok(())
+}
+
+/// The report e-mail as it goes on the wire, in the report's folder: the outbox sends it.
+const EML_FILE: &str = "report.eml";
+
 /// Writes the report to disk, queues it, and sends every queued report.
 async fn deliver(
     settings: &Settings,
@@ -791,44 +887,42 @@ async fn deliver(
         report.period = Some(period_of(&db.lock(), settings, run_id, Utc::now())?);
     }
     let report = &report;
-    let files = report
-        .write_dir(&rs.dir, rs)
-        .with_context(|| format!("cannot write the report under {}", rs.dir.display()))?;
-    summary.report_dir = Some(files.dir.clone());
-    let eml = files.dir.join("report.eml");
     let state = match (&settings.email, rs.send, plan.mail) {
         (None, _, _) | (_, SendPolicy::Never, _) => EmailState::Disabled,
         (_, _, Mail::Nothing) => EmailState::NotNeeded,
         _ => EmailState::Pending,
     };
-    let mut subject = None;
-    if let Some(email) = &settings.email {
-        let message = crate::email::build_message(report, &files, email)
-            .context("cannot build the report e-mail")?;
-        subject = message.headers().get_raw("Subject").map(str::to_owned);
-        crate::email::write_eml(&message, &eml)
-            .with_context(|| format!("cannot write {}", eml.display()))?;
-    } else if opts.write_eml {
-        let message = crate::email::build_message(
-            report,
-            &files,
-            &crate::email::EmailSettings::local_preview(),
-        )
-        .context("cannot build the report e-mail")?;
-        crate::email::write_eml(&message, &eml)
-            .with_context(|| format!("cannot write {}", eml.display()))?;
-    }
-    db.lock().enqueue_report(
-        run_id,
-        &files.dir,
-        state.as_str(),
-        subject.as_deref(),
+    let target = ReportFiles::of_run(&rs.dir, &report.run);
+    let mail = plan.sent().filter(|_| state == EmailState::Pending);
+    let subject = settings
+        .email
+        .as_ref()
+        .map(|email| crate::email::subject(report, &email.subject_prefix));
+    // Recorded before it is written (see `Store::record_report`): a kill from here on
+    // leaves a record the next run settles, and each reconcile in exactly one report.
+    db.lock().record_report(&NewReport {
+        run: run_id,
+        dir: &target.dir,
+        state: state.as_str(),
+        subject: subject.as_deref(),
         listed,
-        Utc::now(),
-    )?;
-    if let (Some(sent), true) = (plan.sent(), state == EmailState::Pending) {
-        db.lock().record_mail(run_id, sent, &plan.named)?;
-    }
+        mail,
+        named: &plan.named,
+        now: Utc::now(),
+    })?;
+    pause::at("report-recorded");
+    let mailed = state == EmailState::Pending;
+    let files = match write_report(settings, opts, report, &target, mailed) {
+        Ok(files) => files,
+        Err(e) => {
+            // Not written: the next report lists what this one would have.
+            void_unwritten(&mut db.lock(), run_id, &target)?;
+            return Err(e);
+        }
+    };
+    summary.report_dir = Some(files.dir.clone());
+    pause::at("report-on-disk");
+    db.lock().mark_report_written(run_id, Utc::now())?;
     summary.email = Some(state);
 
     let Some(email) = &settings.email else {
@@ -841,7 +935,7 @@ async fn deliver(
     // The outbox: this run's report and any earlier one not delivered yet.
     let pending_reports = db.lock().pending_reports()?;
     for pending in pending_reports {
-        let path = pending.dir.join("report.eml");
+        let path = pending.dir.join(EML_FILE);
         match crate::email::send_eml(&path, email).await {
             Ok(()) => {
                 db.lock().mark_report_sent(pending.run_id, Utc::now())?;

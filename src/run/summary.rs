@@ -146,6 +146,9 @@ impl EmailState {
 #[derive(Debug, Clone)]
 pub struct RunSummary {
     pub run_id: Option<i64>,
+    /// The run's random token, which names its report folder with its id and start
+    /// (empty until the run is recorded).
+    pub token: String,
     pub status: RunStatus,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
@@ -176,6 +179,7 @@ impl RunSummary {
     pub(super) fn new(started_at: DateTime<Utc>, dry_run: bool) -> Self {
         Self {
             run_id: None,
+            token: String::new(),
             status: RunStatus::Failed,
             started_at,
             finished_at: started_at,

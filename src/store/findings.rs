@@ -6,9 +6,26 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
-use super::{RunId, Store, StoreError, parse_ts, ts};
+use super::{AlertKey, MailSent, RunId, Store, StoreError, parse_ts, ts};
 use crate::domain::{BankTxId, PaymentId};
 use crate::matching::Decisions;
+
+/// A report about to be written, as [`Store::record_report`] records it.
+#[derive(Debug, Clone)]
+pub struct NewReport<'a> {
+    pub run: RunId,
+    /// The report's folder.
+    pub dir: &'a Path,
+    /// `pending` (to be mailed), `not_needed` or `disabled`.
+    pub state: &'a str,
+    pub subject: Option<&'a str>,
+    /// The reconciles it lists (matches by id).
+    pub listed: &'a [i64],
+    /// Which mail it is, when it is mailed, and the urgent items that mail names.
+    pub mail: Option<MailSent>,
+    pub named: &'a [AlertKey],
+    pub now: DateTime<Utc>,
+}
 
 /// A row of the report outbox.
 #[derive(Debug, Clone)]
@@ -88,39 +105,101 @@ impl Store {
         Ok(())
     }
 
-    /// Records a report written to disk, and the reconciles it lists (matches by id) as
-    /// reported by it, in one transaction: a reconcile is listed by the next report until
-    /// one that lists it is on disk.
-    pub fn enqueue_report(
+    /// Records a run's report before its folder is written, durably and in one
+    /// transaction: the report (with `written_at` NULL), the reconciles it lists
+    /// (matches by id) as reported by it, and, for a report that is mailed, which mail
+    /// it is and the urgent items it names.
+    ///
+    /// Why first: recorded after the folder, a process killed in between left a folder
+    /// listing reconciles the store still had as unreported, and the next report listed
+    /// them again. Recorded first, a kill leaves a record whose folder is complete or
+    /// absent, and the next run settles it ([`Store::mark_report_written`] or
+    /// [`Store::void_report`]): each reconcile is listed by exactly one report. Whether
+    /// the folder is written is a column of its own, apart from `state`, so that a
+    /// report adopted after a kill keeps the delivery decided when it was recorded.
+    /// `synchronous = FULL`: the record survives a power cut too, as the folder does.
+    pub fn record_report(&mut self, r: &NewReport<'_>) -> Result<(), StoreError> {
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        let result = (|| {
+            self.begin_batch()?;
+            self.conn.execute(
+                "INSERT INTO reports (run_id, dir, state, subject, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![r.run, r.dir.to_string_lossy(), r.state, r.subject, ts(r.now)],
+            )?;
+            {
+                let mut st = self.conn.prepare_cached(
+                    "UPDATE matches SET reported_run = ?1 WHERE id = ?2 AND reported_run IS NULL",
+                )?;
+                for id in r.listed {
+                    st.execute(params![r.run, id])?;
+                }
+            }
+            if let Some(mail) = r.mail {
+                self.record_mail(r.run, mail, r.named)?;
+            }
+            self.commit_batch()
+        })();
+        if result.is_err() {
+            self.rollback_batch();
+        }
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        self.checkpoint_soon();
+        result
+    }
+
+    /// The report of `run` is complete on disk. `false` when it was already so
+    /// recorded (or is not recorded at all).
+    pub fn mark_report_written(
         &mut self,
         run: RunId,
-        dir: &Path,
-        state: &str,
-        subject: Option<&str>,
-        listed: &[i64],
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "UPDATE reports SET written_at = ?2 WHERE run_id = ?1 AND written_at IS NULL",
+            params![run, ts(now)],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Reports recorded but not known to be on disk: the runs that recorded them were
+    /// killed (or failed) before their folders were complete, or are writing them now.
+    pub fn unwritten_reports(&self) -> Result<Vec<(RunId, PathBuf)>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT run_id, dir FROM reports WHERE written_at IS NULL ORDER BY run_id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((r.get(0)?, PathBuf::from(r.get::<_, String>(1)?)))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Undoes the record of a report whose folder was never written, in one
+    /// transaction: the report is deleted, the reconciles it listed are unreported
+    /// again (the next report lists them) and the urgent items only its mail named are
+    /// no longer taken as mailed. Returns how many reconciles it had listed. A report
+    /// marked written is left as it is.
+    pub fn void_report(&mut self, run: RunId) -> Result<usize, StoreError> {
         self.in_tx(|tx| {
-            tx.execute(
-                "INSERT INTO reports (run_id, dir, state, subject, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (run_id) DO UPDATE SET dir = excluded.dir, state = excluded.state,
-                    subject = excluded.subject",
-                params![run, dir.to_string_lossy(), state, subject, ts(now)],
+            let gone = tx.execute(
+                "DELETE FROM reports WHERE run_id = ?1 AND written_at IS NULL",
+                [run],
             )?;
-            let mut st = tx.prepare_cached(
-                "UPDATE matches SET reported_run = ?1 WHERE id = ?2 AND reported_run IS NULL",
-            )?;
-            for id in listed {
-                st.execute(params![run, id])?;
+            if gone == 0 {
+                return Ok(0);
             }
-            Ok(())
+            tx.execute("DELETE FROM alerts WHERE run_id = ?1", [run])?;
+            Ok(tx.execute(
+                "UPDATE matches SET reported_run = NULL WHERE reported_run = ?1",
+                [run],
+            )?)
         })
     }
 
     /// Reports written but not yet delivered, oldest first.
     pub fn pending_reports(&self) -> Result<Vec<OutboxRow>, StoreError> {
         let mut st = self.conn.prepare_cached(
-            "SELECT run_id, dir, attempts FROM reports WHERE state = 'pending' ORDER BY run_id",
+            "SELECT run_id, dir, attempts FROM reports
+             WHERE state = 'pending' AND written_at IS NOT NULL ORDER BY run_id",
         )?;
         let rows = st.query_map([], |r| {
             Ok(OutboxRow {
@@ -136,7 +215,8 @@ impl Store {
     /// was written.
     pub fn undelivered_reports(&self) -> Result<(u64, Option<DateTime<Utc>>), StoreError> {
         let (count, oldest): (i64, Option<String>) = self.conn.query_row(
-            "SELECT COUNT(*), MIN(created_at) FROM reports WHERE state = 'pending'",
+            "SELECT COUNT(*), MIN(created_at) FROM reports
+             WHERE state = 'pending' AND written_at IS NOT NULL",
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
@@ -215,14 +295,97 @@ mod tests {
         let (_d, mut s) = open();
         let now = Utc::now();
         let run = s.begin_run(now, false, "full").unwrap();
-        s.enqueue_report(run, Path::new("/tmp/r"), "pending", None, &[], now)
-            .unwrap();
+        s.record_report(&report(run, &[], now)).unwrap();
+        // Not on disk yet: nothing to deliver.
+        assert!(s.pending_reports().unwrap().is_empty());
+        assert_eq!(s.undelivered_reports().unwrap().0, 0);
+        assert!(s.mark_report_written(run, now).unwrap());
+        assert!(!s.mark_report_written(run, now).unwrap());
         assert_eq!(s.pending_reports().unwrap().len(), 1);
         assert_eq!(s.undelivered_reports().unwrap().0, 1);
         assert!(s.mark_report_sent(run, now).unwrap());
         assert!(!s.mark_report_sent(run, now).unwrap());
         assert!(s.pending_reports().unwrap().is_empty());
         assert_eq!(s.undelivered_reports().unwrap(), (0, None));
+    }
+
+    fn report<'a>(run: RunId, listed: &'a [i64], now: DateTime<Utc>) -> NewReport<'a> {
+        NewReport {
+            run,
+            dir: Path::new("/tmp/r"),
+            state: "pending",
+            subject: None,
+            listed,
+            mail: Some(MailSent::Urgent),
+            named: &[],
+            now,
+        }
+    }
+
+    #[test]
+    fn a_report_never_written_is_voided_whole_and_its_reconciles_are_unreported_again() {
+        use crate::domain::Iban;
+        use crate::store::{MatchState, NewMatch, Settlement};
+        let (_d, mut s) = open();
+        let now = Utc::now();
+        let run = s.begin_run(now, false, "full").unwrap();
+        let (p, t) = (
+            PaymentId::parse("P1").unwrap(),
+            BankTxId::parse("T1").unwrap(),
+        );
+        let iban = Iban::parse("ES9121000418450200051332").unwrap();
+        let amount = crate::store::tests::eur("150.50");
+        let id = s
+            .insert_intent(&NewMatch {
+                run_id: run,
+                payment: &p,
+                transaction: &t,
+                iban: &iban,
+                amount: &amount,
+                concept: None,
+                now,
+            })
+            .unwrap();
+        s.settle(
+            id,
+            &Settlement {
+                state: MatchState::Reconciled,
+                provider_code: None,
+                provider_answer: Some("ok"),
+                payment_status: Some("payment_received"),
+                run,
+                now,
+            },
+        )
+        .unwrap();
+        let key = crate::store::outage_key(run);
+        s.record_report(&NewReport {
+            named: std::slice::from_ref(&key),
+            ..report(run, &[id], now)
+        })
+        .unwrap();
+        assert!(s.unreported_reconciles().unwrap().is_empty());
+        assert_eq!(s.unwritten_reports().unwrap(), [(run, "/tmp/r".into())]);
+        assert_eq!(
+            s.already_alerted(std::slice::from_ref(&key)).unwrap().len(),
+            1
+        );
+
+        assert_eq!(s.void_report(run).unwrap(), 1);
+        assert_eq!(s.unreported_reconciles().unwrap().len(), 1);
+        assert!(s.unwritten_reports().unwrap().is_empty());
+        assert!(s.report_state(run).unwrap().is_none());
+        assert!(
+            s.already_alerted(std::slice::from_ref(&key))
+                .unwrap()
+                .is_empty()
+        );
+
+        // A report on disk is never voided.
+        s.record_report(&report(run, &[id], now)).unwrap();
+        assert!(s.mark_report_written(run, now).unwrap());
+        assert_eq!(s.void_report(run).unwrap(), 0);
+        assert!(s.unreported_reconciles().unwrap().is_empty());
     }
 
     #[test]

@@ -37,7 +37,7 @@ mod runs;
 mod status;
 
 pub use decisions::{FindingRow, NewDecision};
-pub use findings::OutboxRow;
+pub use findings::{NewReport, OutboxRow};
 pub use ledger::{MatchRow, MatchState, NewMatch, Settlement};
 pub use mail_log::{AlertKey, Failing, MailSent, outage_key};
 pub use records::MatchingData;
@@ -55,6 +55,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0008_reported_reconciles.sql"),
     include_str!("../../migrations/0009_mail_log.sql"),
     include_str!("../../migrations/0010_findings_by_item.sql"),
+    include_str!("../../migrations/0011_report_folders.sql"),
 ];
 
 /// How long a statement waits for a lock another process holds on the database (a

@@ -73,6 +73,16 @@ impl Store {
         Ok(self.conn.last_insert_rowid())
     }
 
+    /// Records the run's random token, which names its report folder with its id and
+    /// start (`report::folder_name`).
+    pub fn set_run_token(&mut self, run: RunId, token: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE runs SET token = ?2 WHERE id = ?1",
+            params![run, token],
+        )?;
+        Ok(())
+    }
+
     pub fn finish_run(
         &mut self,
         run: RunId,

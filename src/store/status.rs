@@ -173,7 +173,7 @@ impl Store {
     fn undelivered(&self) -> Result<Vec<UndeliveredReport>, StoreError> {
         let mut st = self.conn.prepare(
             "SELECT run_id, dir, attempts, last_error FROM reports
-             WHERE state = 'pending' ORDER BY run_id",
+             WHERE state = 'pending' AND written_at IS NOT NULL ORDER BY run_id",
         )?;
         let rows = st.query_map([], |r| {
             Ok(UndeliveredReport {

@@ -15,7 +15,7 @@ fn hand_back(
     bom: bool,
     fill: impl Fn(&str, &mut String) -> Option<(&'static str, &'static str)>,
 ) -> PathBuf {
-    let src = env.reports.join("1").join("unmatched_payments.csv");
+    let src = env.report_dir(1).join("unmatched_payments.csv");
     let mut reader = csv::Reader::from_path(&src).unwrap();
     let header: Vec<String> = reader
         .headers()

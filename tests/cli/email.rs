@@ -89,7 +89,7 @@ async fn a_report_that_could_not_be_mailed_stays_on_disk_and_the_next_run_delive
         text(&out)
     );
     assert_eq!(report_state(&env, 1), ("pending".to_owned(), 1));
-    let dir1 = env.reports.join("1");
+    let dir1 = env.report_dir(1);
     for f in [
         "unmatched_payments.csv",
         "unmatched_bank_transactions.csv",
@@ -248,10 +248,7 @@ async fn every_injection_payload_of_the_data_set_comes_out_of_a_real_run_neutral
     let env = TestEnv::start(small()).await;
     let out = env.run(&["--run-now"]).await;
     assert_eq!(code(&out), 0, "{}", text(&out));
-    let path = env
-        .reports
-        .join("1")
-        .join("unmatched_bank_transactions.csv");
+    let path = env.report_dir(1).join("unmatched_bank_transactions.csv");
     let mut rd = csv::Reader::from_path(&path).unwrap();
     let cells: Vec<String> = rd
         .records()
@@ -366,12 +363,7 @@ async fn by_default_runs_with_standing_items_send_one_digest_and_no_other_mail()
     // Every report is on disk all the same; the others were not needed.
     assert_eq!(report_state(&env, 1).0, "sent");
     for run in 2..=6 {
-        assert!(
-            env.reports
-                .join(run.to_string())
-                .join("reconciled.csv")
-                .is_file()
-        );
+        assert!(env.report_dir(run).join("reconciled.csv").is_file());
         assert_eq!(report_state(&env, run).0, "not_needed", "run {run}");
     }
 }

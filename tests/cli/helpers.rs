@@ -90,6 +90,18 @@ dir = "{}"
     pub fn store(&self) -> Store {
         Store::open(&self.db).expect("database opens")
     }
+
+    /// The folder of run `run`'s report, as the store recorded it.
+    pub fn report_dir(&self, run: i64) -> PathBuf {
+        let dir: String = self
+            .store()
+            .connection()
+            .query_row("SELECT dir FROM reports WHERE run_id = ?1", [run], |r| {
+                r.get(0)
+            })
+            .unwrap_or_else(|e| panic!("no report recorded for run {run}: {e}"));
+        PathBuf::from(dir)
+    }
 }
 
 pub fn code(o: &Output) -> i32 {

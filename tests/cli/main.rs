@@ -10,6 +10,7 @@ mod helpers;
 mod incremental;
 mod ops;
 mod proof;
+mod reports;
 mod returned;
 mod review;
 mod same_instant;

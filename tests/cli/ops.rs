@@ -71,12 +71,14 @@ async fn the_demo_writes_the_four_csvs_and_the_eml_without_any_configuration() {
         .await
         .unwrap();
     assert_eq!(code(&out), 0, "{}", text(&out));
-    let run_dir = dir.path().join("cp-recon-demo").join("1");
+    let demo = dir.path().join("cp-recon-demo");
+    let run_dir = the_report_folder(&demo);
     for f in [
         "unmatched_payments.csv",
         "unmatched_bank_transactions.csv",
         "reconciled.csv",
         "unmatched_payouts.csv",
+        "report.xlsx",
         "report.eml",
     ] {
         assert!(run_dir.join(f).is_file(), "{f} missing\n{}", text(&out));
@@ -104,6 +106,22 @@ async fn the_demo_writes_the_four_csvs_and_the_eml_without_any_configuration() {
         .await
         .unwrap();
     assert_eq!(code(&again), 0, "{}", text(&again));
+    // Its report folder replaces the first demo's, not beside it.
+    let second = the_report_folder(&demo);
+    assert_ne!(second, run_dir);
+    assert!(!run_dir.exists());
+}
+
+/// The one report folder the demo left in `demo`.
+fn the_report_folder(demo: &std::path::Path) -> std::path::PathBuf {
+    let folders: Vec<_> = std::fs::read_dir(demo)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| cp_recon::report::is_folder_name(&e.file_name().to_string_lossy()))
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(folders.len(), 1, "{folders:?}");
+    folders.into_iter().next().unwrap()
 }
 
 async fn secrets_stay_out_of_the_logs_in(format: &str) {

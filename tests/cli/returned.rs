@@ -104,12 +104,8 @@ async fn a_debit_returning_a_reconciled_payment_is_reported_returned_after_recon
     assert!(detail.contains(p1.as_str()), "{detail}");
 
     // The report says so too, with the payment it returns.
-    let csv = std::fs::read_to_string(
-        env.reports
-            .join("2")
-            .join("unmatched_bank_transactions.csv"),
-    )
-    .unwrap();
+    let csv =
+        std::fs::read_to_string(env.report_dir(2).join("unmatched_bank_transactions.csv")).unwrap();
     let line = csv
         .lines()
         .find(|l| l.starts_with("RETURNBYCREDITID001,"))

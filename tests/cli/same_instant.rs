@@ -76,7 +76,7 @@ fn report_rows(
     file: &str,
     id_column: &str,
 ) -> BTreeMap<String, (String, Vec<String>)> {
-    let path = env.reports.join(run.to_string()).join(file);
+    let path = env.report_dir(run).join(file);
     let mut reader = csv::Reader::from_path(&path).expect("the CSV opens");
     let header = reader.headers().expect("a header").clone();
     let col = |name: &str| header.iter().position(|h| h == name).expect(name);

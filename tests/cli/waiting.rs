@@ -7,10 +7,7 @@ use crate::helpers::{TestEnv, code, text};
 
 /// `unmatched_payments.csv` of run `run`, as payment id → (first_seen, days_open, new).
 fn seen(env: &TestEnv, run: i64) -> HashMap<String, (String, String, String)> {
-    let path = env
-        .reports
-        .join(run.to_string())
-        .join("unmatched_payments.csv");
+    let path = env.report_dir(run).join("unmatched_payments.csv");
     let mut reader = csv::Reader::from_path(&path).expect("the CSV opens");
     let header = reader.headers().expect("a header").clone();
     let col = |name: &str| header.iter().position(|h| h == name).expect(name);

@@ -269,6 +269,7 @@ impl Fixture {
         Self {
             run: RunInfo {
                 run_id: 42,
+                token: "7f3a9c".into(),
                 started_at: ts("2026-06-26T10:30:00Z"),
                 finished_at: ts("2026-06-26T10:31:05Z"),
                 sync_complete: true,

@@ -30,14 +30,17 @@ fn table(report: &Report, kind: ReportKind) -> Table {
 
 // ---------------------------------------------------------------- CSV files
 
+/// The folder of the fixture's run 42, started 2026-06-26T10:30:00Z, token `7f3a9c`.
+const FOLDER: &str = "2026-06-26T103000Z-run42-7f3a9c";
+
 #[test]
-fn the_four_files_and_the_workbook_are_written_under_the_run_id_with_nothing_left_over() {
+fn the_four_files_and_the_workbook_are_written_in_the_runs_own_folder_with_nothing_left_over() {
     let dir = tempfile::tempdir().unwrap();
     let files = Fixture::new()
         .report()
         .write_dir(dir.path(), &settings())
         .unwrap();
-    assert_eq!(files.dir, dir.path().join("42"));
+    assert_eq!(files.dir, dir.path().join(FOLDER));
     let mut names: Vec<String> = std::fs::read_dir(&files.dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -56,41 +59,67 @@ fn the_four_files_and_the_workbook_are_written_under_the_run_id_with_nothing_lef
     for (kind, path) in files.iter() {
         assert_eq!(path.file_name().unwrap(), kind.file_name());
     }
+    let top: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(top, [FOLDER], "no staging folder is left");
 }
 
 #[test]
-fn writing_the_same_run_again_replaces_the_files() {
+fn a_report_folder_that_exists_is_never_written_over_and_the_error_names_it() {
     let dir = tempfile::tempdir().unwrap();
-    Fixture::new()
+    let first = Fixture::new()
         .report()
         .write_dir(dir.path(), &settings())
         .unwrap();
-    let files = Fixture::empty()
+    let before = std::fs::read(&first.unmatched_payments).unwrap();
+    let err = Fixture::empty()
         .report()
         .write_dir(dir.path(), &settings())
-        .unwrap();
-    assert!(read_csv(&files.unmatched_payments).rows.is_empty());
+        .unwrap_err();
+    assert!(
+        matches!(&err, ReportError::FolderExists { path } if *path == first.dir),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains(FOLDER), "{err}");
+    assert_eq!(std::fs::read(&first.unmatched_payments).unwrap(), before);
+    assert_eq!(read_csv(&first.unmatched_payments).rows.len(), 5);
+    let top: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(top, [FOLDER], "nothing else was written");
 }
 
 #[test]
-fn a_half_written_report_left_by_a_killed_run_is_replaced_and_never_shown_as_a_report() {
+fn a_half_written_report_of_this_run_is_replaced_and_another_runs_is_left_alone() {
     let dir = tempfile::tempdir().unwrap();
-    // What a run killed while writing run 42's report left: a staging directory with one
-    // file cut short. No directory named 42 exists, so nothing looks finished.
-    let partial = dir.path().join(".42.partial");
+    // What this run killed while writing its report would have left: its staging folder
+    // with one file cut short. No folder of the report's name exists, so nothing looks
+    // finished. Another run's staging folder (a version that named folders by run id)
+    // is not this run's to remove.
+    let partial = dir.path().join(format!(".{FOLDER}.partial"));
     std::fs::create_dir_all(&partial).unwrap();
     std::fs::write(partial.join("unmatched_payments.csv"), "payment_id,ext").unwrap();
-    assert!(!dir.path().join("42").exists());
+    let other = dir.path().join(".42.partial");
+    std::fs::create_dir_all(&other).unwrap();
+    assert!(!dir.path().join(FOLDER).exists());
 
     let files = Fixture::new()
         .report()
         .write_dir(dir.path(), &settings())
         .unwrap();
-    let names: Vec<String> = std::fs::read_dir(dir.path())
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    assert_eq!(names, ["42"], "the staging directory is gone");
+    names.sort();
+    assert_eq!(
+        names,
+        [".42.partial", FOLDER],
+        "this run's staging folder is gone"
+    );
     assert_eq!(read_csv(&files.unmatched_payments).rows.len(), 5);
 }
 

@@ -155,8 +155,17 @@ impl Case {
 
     /// The rows of one report CSV of run `run` that name `id`.
     fn csv_rows(&self, run: i64, file: &str, id: &str) -> usize {
-        let path = self.cfg.reports.dir.join(run.to_string()).join(file);
-        std::fs::read_to_string(&path)
+        let dir: Option<String> = self
+            .store()
+            .connection()
+            .query_row("SELECT dir FROM reports WHERE run_id = ?1", [run], |r| {
+                r.get(0)
+            })
+            .ok();
+        let Some(dir) = dir else {
+            return 0;
+        };
+        std::fs::read_to_string(std::path::Path::new(&dir).join(file))
             .unwrap_or_default()
             .lines()
             .filter(|l| l.contains(id))
