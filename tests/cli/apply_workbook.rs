@@ -276,12 +276,20 @@ async fn applies(env: &TestEnv, file: &Path, a: &Asked, credit_row: u32, waiting
 }
 
 fn workbook_of_run(env: &TestEnv, run: i64) -> PathBuf {
-    env.reports.join(run.to_string()).join("report.xlsx")
+    env.report_dir(run).join("report.xlsx")
+}
+
+/// The sandbox's environment with every report's workbook written (no e-mail here, so
+/// none would be mailed).
+async fn start() -> TestEnv {
+    let env = TestEnv::start(small()).await;
+    env.write_config("workbook = \"always\"\n");
+    env
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_jobs_workbook_with_actions_filled_in_is_applied_across_its_sheets() {
-    let env = TestEnv::start(small()).await;
+    let env = start().await;
     job(&env).await;
     let a = ask(&env);
     let dir = env.reports.join("handed-back");
@@ -293,7 +301,7 @@ async fn the_jobs_workbook_with_actions_filled_in_is_applied_across_its_sheets()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_number_where_an_id_belongs_applies_nothing_and_names_sheet_row_and_column() {
-    let env = TestEnv::start(small()).await;
+    let env = start().await;
     job(&env).await;
     let a = ask(&env);
     let mut e = edits(&a);
@@ -327,7 +335,7 @@ async fn the_workbook_saved_again_by_libreoffice_in_es_es_is_applied_the_same() 
     let Some(office) = LibreOffice::find("applying a workbook saved by LibreOffice") else {
         return;
     };
-    let env = TestEnv::start(small()).await;
+    let env = start().await;
     job(&env).await;
     let a = ask(&env);
     let edited = env.reports.join("edited");

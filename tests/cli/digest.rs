@@ -53,7 +53,7 @@ fn workbook(raw: &[u8]) -> Vec<u8> {
 }
 
 fn payment_ids(env: &TestEnv, run: i64) -> Vec<String> {
-    let path = env.reports.join(run.to_string()).join("reconciled.csv");
+    let path = env.report_dir(run).join("reconciled.csv");
     let mut rd = csv::Reader::from_path(&path).unwrap();
     rd.records().map(|r| r.unwrap()[0].to_owned()).collect()
 }
@@ -225,8 +225,19 @@ async fn a_digest_lists_every_reconcile_decision_and_resolved_item_since_the_las
     let listed_then = payment_ids(&env, auto_run);
     let listed_by_digest = payment_ids(&env, digest_run);
     for p in [approved.as_str(), "DIGESTPAYMENT00000000001"] {
-        let runs: Vec<i64> = (1..=digest_run)
-            .filter(|r| env.reports.join(r.to_string()).is_dir())
+        let reported: Vec<i64> = {
+            let store = env.store();
+            let mut st = store
+                .connection()
+                .prepare("SELECT run_id FROM reports WHERE written_at IS NOT NULL")
+                .unwrap();
+            st.query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let runs: Vec<i64> = reported
+            .into_iter()
             .filter(|r| payment_ids(&env, *r).iter().any(|x| x == p))
             .collect();
         assert_eq!(runs.len(), 1, "{p} listed by runs {runs:?}");
