@@ -30,6 +30,7 @@ mod decisions;
 mod findings;
 mod ledger;
 mod mail_log;
+pub mod postgres;
 mod records;
 mod runs;
 mod status;
