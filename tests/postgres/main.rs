@@ -8,7 +8,12 @@
 #[path = "../common/pg.rs"]
 mod pg;
 
-use cp_recon::store::postgres::{PgConn, PgError, Settings};
+use std::sync::{Arc, Barrier};
+
+use chrono::{TimeZone, Utc};
+use cp_recon::store::postgres::{
+    PgConn, PgError, SCHEMA_VERSION, Settings, migrate, schema_version,
+};
 use pg::TestPg;
 use secrecy::SecretString;
 
@@ -18,6 +23,10 @@ fn settings(url: &str) -> Settings {
 
 fn connect(pg: &TestPg, db: &str) -> PgConn {
     PgConn::connect(&settings(&pg.url("postgres", db, "sslmode=disable"))).unwrap()
+}
+
+fn now() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 6, 6, 0, 0).unwrap()
 }
 
 /// Whether the session is encrypted, as the server sees it.
@@ -30,6 +39,145 @@ fn encrypted(conn: &PgConn) -> bool {
         .get(0))
     })
     .unwrap()
+}
+
+#[test]
+fn three_hosts_migrating_an_empty_database_at_the_same_instant_create_the_schema_once() {
+    let Some(pg) = TestPg::start("schema created once") else {
+        return;
+    };
+    pg.create_db("ledger");
+    let url = pg.url("postgres", "ledger", "sslmode=disable");
+    let start = Arc::new(Barrier::new(3));
+    let hosts: Vec<_> = (0..3)
+        .map(|_| {
+            let start = Arc::clone(&start);
+            let s = settings(&url);
+            std::thread::spawn(move || {
+                let conn = PgConn::connect(&s).unwrap();
+                start.wait();
+                migrate(&conn, now())
+            })
+        })
+        .collect();
+    let mut applied: Vec<Vec<i64>> = hosts
+        .into_iter()
+        .map(|h| {
+            h.join()
+                .unwrap()
+                .expect("every host migrates without error")
+        })
+        .collect();
+    applied.sort();
+    assert_eq!(applied, vec![vec![], vec![], vec![SCHEMA_VERSION]]);
+    assert_eq!(
+        pg.sql("ledger", "SELECT version, applied_at FROM schema_version"),
+        "10|2026-12-06T06:00:00.000000Z"
+    );
+    // The whole schema is there: the ledger's tables and its exactly-once indexes.
+    let tables = pg.sql(
+        "ledger",
+        "SELECT string_agg(tablename, ' ' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'",
+    );
+    assert_eq!(
+        tables,
+        "alerts bad_records bank_accounts bank_transactions decisions findings matches \
+         offramps payments reports run_lists runs schema_version watermarks"
+    );
+    assert_eq!(schema_version(&connect(&pg, "ledger")).unwrap(), 10);
+}
+
+#[test]
+fn the_database_refuses_a_second_tie_and_a_rewritten_decision() {
+    let Some(pg) = TestPg::start("schema constraints") else {
+        return;
+    };
+    pg.create_db("ledger");
+    migrate(&connect(&pg, "ledger"), now()).unwrap();
+    pg.sql(
+        "ledger",
+        "INSERT INTO runs (started_at, version) VALUES ('2026-12-06T06:00:00.000000Z', 't');
+         INSERT INTO matches (run_id, payment_id, transaction_id, iban, amount, currency, rule,
+             state, created_at, holds)
+         VALUES (1, 'p1', 't1', 'ES00', '10.00', 'EUR', 'confident', 'intent', 'x', 1),
+                (1, 'p2', 't2', 'ES00', '10.00', 'EUR', 'confident', 'failed', 'x', NULL),
+                (1, 'p2', 't9', 'ES00', '10.00', 'EUR', 'confident', 'reconciled', 'x', 1);
+         INSERT INTO decisions (at, by, action, kind, item_id, source)
+         VALUES ('x', 'ana', 'reopen', 'payment', 'p3', 'cli')",
+    );
+    for (sql, refused) in [
+        // A second hold on a payment or on a transaction.
+        (
+            "INSERT INTO matches (run_id, payment_id, transaction_id, iban, amount, currency, rule, state, created_at, holds) VALUES (1, 'p1', 't3', 'ES00', '1', 'EUR', 'confident', 'intent', 'x', 1)",
+            "matches_one_per_payment",
+        ),
+        (
+            "INSERT INTO matches (run_id, payment_id, transaction_id, iban, amount, currency, rule, state, created_at, holds) VALUES (1, 'p4', 't1', 'ES00', '1', 'EUR', 'confident', 'unknown', 'x', 1)",
+            "matches_one_per_transaction",
+        ),
+        // A holding state without its hold.
+        (
+            "INSERT INTO matches (run_id, payment_id, transaction_id, iban, amount, currency, rule, state, created_at, holds) VALUES (1, 'p5', 't5', 'ES00', '1', 'EUR', 'confident', 'intent', 'x', NULL)",
+            "matches_check",
+        ),
+        ("UPDATE decisions SET by = 'eve'", "append-only"),
+        ("DELETE FROM decisions", "append-only"),
+        ("TRUNCATE decisions", "append-only"),
+    ] {
+        let out = pg.psql("ledger", sql);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{sql} was accepted");
+        assert!(said.contains(refused), "{sql}: {said}");
+    }
+    // An approve's outcome and match are written once each.
+    pg.sql(
+        "ledger",
+        "INSERT INTO decisions (at, by, action, kind, item_id, other_id, source, run_id)
+         VALUES ('x', 'ana', 'approve', 'payment', 'p1', 't1', 'cli', 1);
+         UPDATE decisions SET outcome = 'reconciled', match_id = 1 WHERE action = 'approve'",
+    );
+    let again = pg.psql(
+        "ledger",
+        "UPDATE decisions SET outcome = 'failed' WHERE action = 'approve'",
+    );
+    assert!(!again.status.success());
+    // A released hold frees the pair for another tie.
+    pg.sql(
+        "ledger",
+        "INSERT INTO matches (run_id, payment_id, transaction_id, iban, amount, currency, rule, state, created_at, holds) VALUES (1, 'p6', 't2', 'ES00', '1', 'EUR', 'confident', 'intent', 'x', 1)",
+    );
+}
+
+#[test]
+fn a_database_at_a_newer_schema_version_is_refused_and_left_as_it_is() {
+    let Some(pg) = TestPg::start("newer schema refused") else {
+        return;
+    };
+    pg.create_db("ledger");
+    let conn = connect(&pg, "ledger");
+    migrate(&conn, now()).unwrap();
+    pg.sql(
+        "ledger",
+        "INSERT INTO schema_version VALUES (11, 'later'); CREATE TABLE from_the_future (x int)",
+    );
+    let e = migrate(&conn, now()).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            PgError::TooNew {
+                found: 11,
+                known: 10,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string().contains("schema version 11, newer than"),
+        "{e}"
+    );
+    assert_eq!(pg.sql("ledger", "SELECT count(*) FROM schema_version"), "2");
+    assert_eq!(schema_version(&conn).unwrap(), 11);
 }
 
 #[test]

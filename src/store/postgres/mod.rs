@@ -20,10 +20,12 @@ use std::error::Error as _;
 use std::path::PathBuf;
 
 mod conn;
+mod migrate;
 pub mod settings;
 mod tls;
 
 pub use conn::{CONNECT_TIMEOUT, LOCK_TIMEOUT, PgConn, STATEMENT_TIMEOUT};
+pub use migrate::{MIGRATION_LOCK_KEY, SCHEMA_VERSION, migrate, schema_version};
 pub use settings::{Roots, Settings, SettingsError, SslMode};
 
 /// What went wrong with the PostgreSQL database. No variant holds or shows a password:
