@@ -12,7 +12,7 @@ use std::sync::{Arc, Barrier};
 
 use chrono::{TimeZone, Utc};
 use cp_recon::store::postgres::{
-    PgConn, PgError, SCHEMA_VERSION, Settings, migrate, schema_version,
+    PgConn, PgError, RunLock, SCHEMA_VERSION, Settings, migrate, schema_version,
 };
 use pg::TestPg;
 use secrecy::SecretString;
@@ -178,6 +178,94 @@ fn a_database_at_a_newer_schema_version_is_refused_and_left_as_it_is() {
     );
     assert_eq!(pg.sql("ledger", "SELECT count(*) FROM schema_version"), "2");
     assert_eq!(schema_version(&conn).unwrap(), 11);
+}
+
+#[test]
+fn the_run_lock_is_exclusive_across_sessions_and_free_again_when_its_holder_ends() {
+    let Some(pg) = TestPg::start("run lock") else {
+        return;
+    };
+    pg.create_db("ledger");
+    let host_a = connect(&pg, "ledger");
+    let host_b = connect(&pg, "ledger");
+
+    let lock_a = RunLock::try_take(&host_a).unwrap();
+    lock_a.check().unwrap();
+    let refused = RunLock::try_take(&host_b).unwrap_err();
+    assert!(matches!(refused, PgError::Held { .. }), "{refused:?}");
+    assert!(
+        refused
+            .to_string()
+            .starts_with("another run is in progress"),
+        "{refused}"
+    );
+    // Advisory locks stack within a session; a second take on it is refused here.
+    assert!(matches!(
+        RunLock::try_take(&host_a).unwrap_err(),
+        PgError::AlreadyHeld { .. }
+    ));
+
+    // Released by unlock: the other session takes it at once.
+    lock_a.unlock().unwrap();
+    let lock_b = RunLock::try_take(&host_b).unwrap();
+    assert!(matches!(
+        RunLock::try_take(&host_a).unwrap_err(),
+        PgError::Held { .. }
+    ));
+
+    // The holder's session ends without unlocking (its host died): the lock is free.
+    pg.sql(
+        "postgres",
+        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'",
+    );
+    let _lock_a = RunLock::try_take(&host_a).unwrap();
+    let lost = lock_b.check().unwrap_err();
+    assert!(lost.is_session_lost(), "{lost:?}");
+    drop(lock_b);
+
+    // Dropping a lock releases it.
+    drop(_lock_a);
+    let host_c = connect(&pg, "ledger");
+    RunLock::try_take(&host_c).unwrap();
+}
+
+#[test]
+fn after_a_server_restart_the_holder_has_lost_its_session_for_good_and_another_takes_the_lock() {
+    let Some(pg) = TestPg::start("fencing on restart") else {
+        return;
+    };
+    pg.create_db("ledger");
+    let host_a = connect(&pg, "ledger");
+    migrate(&host_a, now()).unwrap();
+    let lock_a = RunLock::try_take(&host_a).unwrap();
+    let write_intent = |conn: &PgConn| {
+        conn.run(|c| {
+            c.batch_execute(
+                "INSERT INTO runs (started_at, version) VALUES ('2026-12-06T06:00:00.000000Z', 't')",
+            )
+        })
+    };
+    write_intent(lock_a.conn()).unwrap();
+
+    pg.restart();
+
+    // Every write through the lost session fails, now and later: never re-opened.
+    for _ in 0..3 {
+        let e = write_intent(lock_a.conn()).unwrap_err();
+        assert!(e.is_session_lost(), "{e:?}");
+    }
+    assert!(host_a.is_lost());
+    assert!(lock_a.check().unwrap_err().is_session_lost());
+    let said = write_intent(&host_a).unwrap_err().to_string();
+    assert!(said.contains("was lost"), "{said}");
+
+    // Another host takes the lock while the first still holds its `RunLock` value.
+    let host_b = connect(&pg, "ledger");
+    let lock_b = RunLock::try_take(&host_b).unwrap();
+    write_intent(lock_b.conn()).unwrap();
+    drop(lock_a);
+    lock_b.check().unwrap();
+    assert_eq!(pg.sql("ledger", "SELECT count(*) FROM runs"), "2");
 }
 
 #[test]

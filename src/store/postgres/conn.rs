@@ -73,6 +73,9 @@ struct Inner {
     lost: Arc<AtomicBool>,
     /// `database D on H:P as U`, for messages.
     target: String,
+    /// Whether this session holds the run lock (`lock.rs`): PostgreSQL's advisory
+    /// locks stack within a session, so a second take here must be refused by us.
+    pub(super) run_lock: AtomicBool,
 }
 
 impl Drop for Inner {
@@ -148,6 +151,7 @@ impl PgConn {
                     thread: Some(thread),
                     lost: Arc::new(AtomicBool::new(false)),
                     target,
+                    run_lock: AtomicBool::new(false),
                 }),
             }),
             Ok(Err(e)) => {
@@ -227,6 +231,10 @@ impl PgConn {
     /// `database D on H:P as U`.
     pub fn target(&self) -> &str {
         &self.inner.target
+    }
+
+    pub(super) fn run_lock_flag(&self) -> &AtomicBool {
+        &self.inner.run_lock
     }
 
     fn lost(&self, detail: String) -> PgError {

@@ -20,11 +20,13 @@ use std::error::Error as _;
 use std::path::PathBuf;
 
 mod conn;
+mod lock;
 mod migrate;
 pub mod settings;
 mod tls;
 
 pub use conn::{CONNECT_TIMEOUT, LOCK_TIMEOUT, PgConn, STATEMENT_TIMEOUT};
+pub use lock::{RUN_LOCK_KEY, RunLock};
 pub use migrate::{MIGRATION_LOCK_KEY, SCHEMA_VERSION, migrate, schema_version};
 pub use settings::{Roots, Settings, SettingsError, SslMode};
 
