@@ -431,8 +431,17 @@ fn a_wrong_password_is_refused_and_no_error_shows_it() {
             assert!(!text.contains(WRONG), "{mode}: {text}");
             assert!(!text.contains(RIGHT), "{mode}: {text}");
         }
+        assert!(
+            shown[0].contains("CP_RECON_DATABASE_PASSWORD"),
+            "{}",
+            shown[0]
+        );
         // Without a password at all.
         let e = PgConn::connect(&settings(&url)).unwrap_err();
         assert!(matches!(e, PgError::Connect { .. }), "{e:?}");
+        assert!(
+            e.to_string().contains("the server asks for a password"),
+            "{e}"
+        );
     }
 }

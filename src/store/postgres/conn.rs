@@ -156,9 +156,13 @@ impl PgConn {
             }),
             Ok(Err(e)) => {
                 let _ = thread.join();
+                let detail = describe(&e);
                 Err(PgError::Connect {
                     target,
-                    detail: describe(&e),
+                    detail: match hint(&detail) {
+                        Some(h) => format!("{detail}; {h}"),
+                        None => detail,
+                    },
                 })
             }
             Err(_) => {
@@ -272,6 +276,25 @@ fn client_config(settings: &Settings) -> postgres::Config {
         c.password(p.expose_secret());
     }
     c
+}
+
+/// What to do about a failed connect whose cause is a common one.
+fn hint(detail: &str) -> Option<&'static str> {
+    if detail.contains("password missing") {
+        Some(
+            "the server asks for a password: set CP_RECON_DATABASE_PASSWORD or [database] password_file",
+        )
+    } else if detail.contains("password authentication failed") {
+        Some(
+            "check the password in CP_RECON_DATABASE_PASSWORD or [database] password_file, and the role's password on the server",
+        )
+    } else if detail.contains("invalid peer certificate") {
+        Some(
+            "the server's certificate is not trusted for this host: check sslrootcert (the CA that signed it) and that the URL's host is a name the certificate holds",
+        )
+    } else {
+        None
+    }
 }
 
 /// Why the session is gone after `e`, or `None` if it is still there.
