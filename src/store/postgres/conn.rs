@@ -84,7 +84,11 @@ impl Drop for Inner {
     fn drop(&mut self) {
         drop(self.jobs.take());
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            // The last handle may be dropped by work running on the session's own
+            // thread; that thread ends once the job returns, and cannot wait for itself.
+            if t.thread().id() != std::thread::current().id() {
+                let _ = t.join();
+            }
         }
     }
 }
