@@ -445,3 +445,135 @@ fn a_wrong_password_is_refused_and_no_error_shows_it() {
         );
     }
 }
+
+/// The PostgreSQL schema has SQLite's tables, columns (in order, with their
+/// nullability and type: INTEGER as BIGINT, TEXT as TEXT), indexes and triggers as of
+/// version 10, so rows carry over unchanged. Compared with SQLite's own migrations
+/// 0001..0010 applied to an empty database.
+#[test]
+fn the_schema_has_sqlites_tables_columns_indexes_and_triggers_as_of_version_10() {
+    let Some(pg) = TestPg::start("schema parity") else {
+        return;
+    };
+    pg.create_db("ledger");
+    migrate(&connect(&pg, "ledger"), now()).unwrap();
+
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".sql") && n.as_str() < "0011")
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 10, "{files:?}");
+    let lite = rusqlite::Connection::open_in_memory().unwrap();
+    for f in &files {
+        lite.execute_batch(&std::fs::read_to_string(dir.join(f)).unwrap())
+            .unwrap();
+    }
+    let lite_list = |sql: &str| -> Vec<String> {
+        let mut st = lite.prepare(sql).unwrap();
+        st.query_map([], |r| r.get::<_, String>(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+
+    let tables = lite_list("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name");
+    let mut pg_tables: Vec<String> = pg
+        .sql(
+            "ledger",
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_version' ORDER BY tablename",
+        )
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    pg_tables.sort();
+    assert_eq!(pg_tables, tables);
+
+    for table in &tables {
+        // name|nullable|type, in column order.
+        let mut st = lite
+            .prepare(&format!(
+                "SELECT name, \"notnull\", pk, type FROM pragma_table_info('{table}') ORDER BY cid"
+            ))
+            .unwrap();
+        let lite_cols: Vec<String> = st
+            .query_map([], |r| {
+                let name: String = r.get(0)?;
+                let not_null = r.get::<_, i64>(1)? == 1 || r.get::<_, i64>(2)? > 0;
+                let ty = match r.get::<_, String>(3)?.as_str() {
+                    "INTEGER" => "bigint",
+                    "TEXT" => "text",
+                    other => panic!("{table}.{name}: type {other}"),
+                };
+                Ok(format!(
+                    "{name}|{}|{ty}",
+                    if not_null { "NO" } else { "YES" }
+                ))
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let pg_cols: Vec<String> = pg
+            .sql(
+                "ledger",
+                &format!(
+                    "SELECT column_name || '|' || is_nullable || '|' || data_type FROM information_schema.columns
+                     WHERE table_schema = 'public' AND table_name = '{table}' ORDER BY ordinal_position"
+                ),
+            )
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(pg_cols, lite_cols, "columns of {table}");
+    }
+
+    // Every named index (the primary keys' are implicit on both sides), unique where
+    // SQLite's is, partial where SQLite's is.
+    let mut st = lite
+        .prepare(
+            "SELECT m.name, l.\"unique\", l.partial FROM sqlite_master m
+             JOIN pragma_index_list(m.tbl_name) l ON l.name = m.name
+             WHERE m.type = 'index' AND m.sql IS NOT NULL ORDER BY m.name",
+        )
+        .unwrap();
+    let lite_indexes: Vec<String> = st
+        .query_map([], |r| {
+            Ok(format!(
+                "{}|{}|{}",
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?
+            ))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let pg_indexes: Vec<String> = pg
+        .sql(
+            "ledger",
+            "SELECT c.relname || '|' || i.indisunique::int || '|' || (i.indpred IS NOT NULL)::int
+             FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = 'public' AND NOT i.indisprimary AND c.relname NOT LIKE 'schema_version%'
+             ORDER BY c.relname COLLATE \"C\"",
+        )
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(pg_indexes, lite_indexes);
+
+    let lite_triggers =
+        lite_list("SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name");
+    let pg_triggers: Vec<String> = pg
+        .sql(
+            "ledger",
+            "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgname <> 'decisions_never_truncated' ORDER BY tgname",
+        )
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(pg_triggers, lite_triggers);
+}
