@@ -379,6 +379,12 @@ fn tls_require_encrypts_and_verify_full_trusts_only_the_given_root_for_the_host_
     );
     assert!(PgConn::connect(&settings(&ca_wrong)).is_err());
 
+    // verify-full without sslrootcert trusts the system's roots, which did not sign
+    // the test's self-signed certificate.
+    let system = pg.url("postgres", "postgres", "sslmode=verify-full");
+    let e = PgConn::connect(&settings(&system)).unwrap_err();
+    assert!(e.to_string().contains("invalid peer certificate"), "{e}");
+
     // A root file that cannot be read is named.
     let missing = pg.url(
         "postgres",
