@@ -32,6 +32,7 @@ mod ledger;
 mod length;
 mod mail_log;
 mod period;
+pub mod postgres;
 mod records;
 mod runs;
 mod status;
