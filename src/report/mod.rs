@@ -500,6 +500,28 @@ pub struct Total {
     pub total: Decimal,
 }
 
+impl Total {
+    /// Count and sum of `amounts` per currency, in currency order.
+    pub fn per_currency<'a>(amounts: impl IntoIterator<Item = &'a Money>) -> Vec<Total> {
+        let mut per_currency: BTreeMap<Currency, (usize, Decimal)> = BTreeMap::new();
+        for m in amounts {
+            let e = per_currency
+                .entry(m.currency().clone())
+                .or_insert((0, Decimal::ZERO));
+            e.0 += 1;
+            e.1 += m.amount();
+        }
+        per_currency
+            .into_iter()
+            .map(|(currency, (count, total))| Total {
+                currency,
+                count,
+                total,
+            })
+            .collect()
+    }
+}
+
 /// The unmatched bank transactions of one currency, money in and money out apart (the
 /// two added together would be a sum of nothing: a credit and a debit do not add up).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -808,22 +830,7 @@ impl Report {
             }
         }
 
-        let mut per_currency: BTreeMap<Currency, (usize, Decimal)> = BTreeMap::new();
-        for r in &self.reconciled {
-            let e = per_currency
-                .entry(r.amount.currency().clone())
-                .or_insert((0, Decimal::ZERO));
-            e.0 += 1;
-            e.1 += r.amount.amount();
-        }
-        let reconciled = per_currency
-            .into_iter()
-            .map(|(currency, (count, total))| Total {
-                currency,
-                count,
-                total,
-            })
-            .collect();
+        let reconciled = Total::per_currency(self.reconciled.iter().map(|r| &r.amount));
 
         Summary {
             run: self.run.clone(),

@@ -5,15 +5,14 @@
 //! is known. Pure: the store reads the
 //! rows ([`PeriodReconcile`], [`ClosedItem`]), [`Period::assemble`] puts them together.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use rust_decimal::Decimal;
 
 use super::Total;
 use crate::desk::{Decision, ItemRef};
-use crate::domain::{BankTxId, Concept, Currency, Money, PaymentId};
+use crate::domain::{BankTxId, Concept, Money, PaymentId};
 
 /// A pair reconciled in the period, whichever run's `reconciled.csv` lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,22 +128,7 @@ impl Period {
         reconciled.sort_by(|a, b| {
             (a.reconciled_at, &a.payment_id).cmp(&(b.reconciled_at, &b.payment_id))
         });
-        let mut per_currency: BTreeMap<Currency, (usize, Decimal)> = BTreeMap::new();
-        for r in &reconciled {
-            let e = per_currency
-                .entry(r.amount.currency().clone())
-                .or_insert((0, Decimal::ZERO));
-            e.0 += 1;
-            e.1 += r.amount.amount();
-        }
-        let totals = per_currency
-            .into_iter()
-            .map(|(currency, (count, total))| Total {
-                currency,
-                count,
-                total,
-            })
-            .collect();
+        let totals = Total::per_currency(reconciled.iter().map(|r| &r.amount));
         let dismissed: HashMap<ItemRef, &Decision> = crate::desk::dismissed(dismissals);
         let mut resolved: Vec<ResolvedItem> = closed
             .into_iter()
@@ -241,6 +225,7 @@ fn how_resolved(c: &ClosedItem, dismissed: &HashMap<ItemRef, &Decision>) -> Stri
 mod tests {
     use super::*;
     use crate::desk::Action;
+    use crate::domain::Currency;
 
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().to_utc()

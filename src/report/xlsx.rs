@@ -31,7 +31,7 @@ use rust_xlsxwriter::{Format, FormatAlign, Workbook, Worksheet, XlsxError};
 use super::period::{DECISIONS_SHEET, Period, RECONCILED_SHEET, RESOLVED_SHEET};
 use super::{Report, ReportKind, ReportSettings, Seen, Summary, timestamp};
 use crate::desk::ItemRef;
-use crate::domain::{BankTxId, Concept, PaymentId, format_amount};
+use crate::domain::{BankTxId, Concept, Money, PaymentId, format_amount};
 
 /// The workbook's file name, next to the CSVs.
 pub const WORKBOOK_FILE: &str = "report.xlsx";
@@ -297,14 +297,13 @@ impl Report {
                 .reconciled
                 .iter()
                 .map(|r| {
-                    vec![
-                        text(r.payment_id.as_str()),
-                        text(r.transaction_id.as_str()),
-                        Cell::Money(r.amount.amount()),
-                        text(r.amount.currency().as_str()),
-                        opt_text(r.concept.as_ref().map(Concept::as_str)),
-                        Cell::Time(r.reconciled_at),
-                    ]
+                    reconciled_cells(
+                        &r.payment_id,
+                        &r.transaction_id,
+                        &r.amount,
+                        r.concept.as_ref(),
+                        r.reconciled_at,
+                    )
                 })
                 .collect(),
             ReportKind::UnmatchedPayouts => self
@@ -374,6 +373,25 @@ impl Report {
     }
 }
 
+/// A reconciled pair's cells, as the Reconciled sheet and the period's sheet of
+/// reconciles both begin.
+fn reconciled_cells<'a>(
+    payment: &'a PaymentId,
+    transaction: &'a BankTxId,
+    amount: &'a Money,
+    concept: Option<&'a Concept>,
+    at: DateTime<Utc>,
+) -> Vec<Cell<'a>> {
+    vec![
+        text(payment.as_str()),
+        text(transaction.as_str()),
+        Cell::Money(amount.amount()),
+        text(amount.currency().as_str()),
+        opt_text(concept.map(Concept::as_str)),
+        Cell::Time(at),
+    ]
+}
+
 /// The period's three sheets: what was reconciled in it (automatic or approved, and
 /// by whom), the decisions made in it, and the items open at the last digest or
 /// reported since that are no longer open, with how each was resolved. Every row,
@@ -383,16 +401,16 @@ fn write_period(wb: &mut Workbook, p: &Period, f: &Formats) -> Result<(), XlsxEr
         .reconciled
         .iter()
         .map(|r| {
-            vec![
-                text(r.payment_id.as_str()),
-                text(r.transaction_id.as_str()),
-                Cell::Money(r.amount.amount()),
-                text(r.amount.currency().as_str()),
-                opt_text(r.concept.as_ref().map(Concept::as_str)),
-                Cell::Time(r.reconciled_at),
-                Cell::Count(r.run_id),
-                text(r.approved_by.as_deref().unwrap_or("automatic")),
-            ]
+            let mut cells = reconciled_cells(
+                &r.payment_id,
+                &r.transaction_id,
+                &r.amount,
+                r.concept.as_ref(),
+                r.reconciled_at,
+            );
+            cells.push(Cell::Count(r.run_id));
+            cells.push(text(r.approved_by.as_deref().unwrap_or("automatic")));
+            cells
         })
         .collect();
     period_sheet(
