@@ -157,3 +157,24 @@ fn shortfall(len: u64, header: &[u8; HEADER], wal: &WalFrames) -> Option<String>
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header_with_page_size(size: u16) -> [u8; HEADER] {
+        let mut h = [0u8; HEADER];
+        h[..16].copy_from_slice(b"SQLite format 3\0");
+        h[16..18].copy_from_slice(&size.to_be_bytes());
+        h
+    }
+
+    #[test]
+    fn a_page_size_is_read_only_when_it_is_a_power_of_two_sqlite_allows() {
+        assert_eq!(page_size(&header_with_page_size(4096)), Some(4096));
+        assert_eq!(page_size(&header_with_page_size(1)), Some(65_536));
+        // In range but not a power of two; a power of two below the smallest page.
+        assert_eq!(page_size(&header_with_page_size(1000)), None);
+        assert_eq!(page_size(&header_with_page_size(256)), None);
+    }
+}

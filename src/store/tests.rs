@@ -326,6 +326,37 @@ fn a_database_file_cut_by_less_than_a_page_is_refused_at_open_naming_the_file() 
     assert_eq!(std::fs::metadata(&path).unwrap().len(), len - 3000);
 }
 
+/// Whole pages lost are refused too. SQLite's own check refuses this one as the read
+/// transaction starts (its header counts more pages than the file holds), before the
+/// length check looks: either way the file is refused at open, naming it.
+#[test]
+fn a_database_file_cut_by_whole_pages_is_refused_at_open_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cut.sqlite3");
+    {
+        let s = Store::open(&path).unwrap();
+        grow(s.connection());
+    }
+    let len = std::fs::metadata(&path).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len - 2 * 4096)
+        .unwrap();
+
+    let e = Store::open(&path).unwrap_err();
+    let msg = format!("{:#}", anyhow::Error::from(e));
+    assert!(
+        msg.starts_with(&format!("database {} is damaged", path.display())),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("put the last good backup in its place"),
+        "{msg}"
+    );
+}
+
 #[test]
 fn a_database_whose_growth_is_still_in_a_live_wal_opens() {
     let dir = tempfile::tempdir().unwrap();
