@@ -357,6 +357,51 @@ fn a_database_file_cut_by_whole_pages_is_refused_at_open_naming_the_file() {
     );
 }
 
+/// The case SQLite does not catch: in WAL mode it takes the database's size from the
+/// WAL's last commit, so pages cut from the end of the file that the WAL does not hold
+/// read as zeros, and their rows vanish.
+#[test]
+fn a_file_cut_by_whole_pages_behind_a_live_wal_is_refused_naming_the_pages_it_lacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live.sqlite3");
+    {
+        let s = Store::open(&live).unwrap();
+        grow(s.connection());
+    }
+    let writer = Store::open(&live).unwrap();
+    writer
+        .connection()
+        .pragma_update(None, "wal_autocheckpoint", 0)
+        .unwrap();
+    // A commit in the WAL that touches the table's first rows, not its last pages.
+    writer
+        .connection()
+        .execute("UPDATE filler SET x = randomblob(4000) WHERE rowid = 1", [])
+        .unwrap();
+    let db = std::fs::read(&live).unwrap();
+    let wal = std::fs::read(dir.path().join("live.sqlite3-wal")).unwrap();
+    drop(writer);
+    assert!(!wal.is_empty(), "the WAL holds the commit");
+    let copy = dir.path().join("copy.sqlite3");
+    std::fs::write(&copy, &db[..db.len() - 2 * 4096]).unwrap();
+    std::fs::write(dir.path().join("copy.sqlite3-wal"), &wal).unwrap();
+
+    let e = Store::open(&copy).unwrap_err();
+    let msg = format!("{:#}", anyhow::Error::from(e));
+    assert!(
+        msg.starts_with(&format!("database {} is damaged", copy.display())),
+        "{msg}"
+    );
+    let pages = db.len() / 4096;
+    assert!(
+        msg.contains(&format!(
+            "the database needs {pages} pages of 4096 bytes ({} bytes); 2 of them are neither in the file nor in its WAL",
+            db.len()
+        )),
+        "{msg}"
+    );
+}
+
 #[test]
 fn a_database_whose_growth_is_still_in_a_live_wal_opens() {
     let dir = tempfile::tempdir().unwrap();
