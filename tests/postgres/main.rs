@@ -69,10 +69,16 @@ fn three_hosts_migrating_an_empty_database_at_the_same_instant_create_the_schema
         })
         .collect();
     applied.sort();
-    assert_eq!(applied, vec![vec![], vec![], vec![SCHEMA_VERSION]]);
     assert_eq!(
-        pg.sql("ledger", "SELECT version, applied_at FROM schema_version"),
-        "10|2026-12-06T06:00:00.000000Z"
+        applied,
+        vec![vec![], vec![], (10..=SCHEMA_VERSION).collect()]
+    );
+    assert_eq!(
+        pg.sql(
+            "ledger",
+            "SELECT version, applied_at FROM schema_version ORDER BY version"
+        ),
+        "10|2026-12-06T06:00:00.000000Z\n11|2026-12-06T06:00:00.000000Z"
     );
     // The whole schema is there: the ledger's tables and its exactly-once indexes.
     let tables = pg.sql(
@@ -84,7 +90,10 @@ fn three_hosts_migrating_an_empty_database_at_the_same_instant_create_the_schema
         "alerts bad_records bank_accounts bank_transactions decisions findings matches \
          offramps payments reports run_lists runs schema_version watermarks"
     );
-    assert_eq!(schema_version(&connect(&pg, "ledger")).unwrap(), 10);
+    assert_eq!(
+        schema_version(&connect(&pg, "ledger")).unwrap(),
+        SCHEMA_VERSION
+    );
 }
 
 #[test]
@@ -158,26 +167,32 @@ fn a_database_at_a_newer_schema_version_is_refused_and_left_as_it_is() {
     migrate(&conn, now()).unwrap();
     pg.sql(
         "ledger",
-        "INSERT INTO schema_version VALUES (11, 'later'); CREATE TABLE from_the_future (x int)",
+        &format!(
+            "INSERT INTO schema_version VALUES ({}, 'later'); CREATE TABLE from_the_future (x int)",
+            SCHEMA_VERSION + 1
+        ),
     );
     let e = migrate(&conn, now()).unwrap_err();
     assert!(
         matches!(
             e,
-            PgError::TooNew {
-                found: 11,
-                known: 10,
-                ..
-            }
+            PgError::TooNew { found, known, .. }
+                if found == SCHEMA_VERSION + 1 && known == SCHEMA_VERSION
         ),
         "{e:?}"
     );
+    let newer = SCHEMA_VERSION + 1;
     assert!(
-        e.to_string().contains("schema version 11, newer than"),
+        e.to_string()
+            .contains(&format!("schema version {newer}, newer than")),
         "{e}"
     );
-    assert_eq!(pg.sql("ledger", "SELECT count(*) FROM schema_version"), "2");
-    assert_eq!(schema_version(&conn).unwrap(), 11);
+    // The versions applied, and the newer one: nothing removed, nothing added.
+    assert_eq!(
+        pg.sql("ledger", "SELECT count(*) FROM schema_version"),
+        (SCHEMA_VERSION - 10 + 2).to_string()
+    );
+    assert_eq!(schema_version(&conn).unwrap(), newer);
 }
 
 #[test]
@@ -453,11 +468,11 @@ fn a_wrong_password_is_refused_and_no_error_shows_it() {
 }
 
 /// The PostgreSQL schema has SQLite's tables, columns (in order, with their
-/// nullability and type: INTEGER as BIGINT, TEXT as TEXT), indexes and triggers as of
-/// version 10, so rows carry over unchanged. Compared with SQLite's own migrations
-/// 0001..0010 applied to an empty database.
+/// nullability and type: INTEGER as BIGINT, TEXT as TEXT), indexes and triggers at the
+/// newest version, so rows carry over unchanged. Compared with every one of SQLite's own
+/// migrations applied to an empty database.
 #[test]
-fn the_schema_has_sqlites_tables_columns_indexes_and_triggers_as_of_version_10() {
+fn the_schema_has_sqlites_tables_columns_indexes_and_triggers_at_the_newest_version() {
     let Some(pg) = TestPg::start("schema parity") else {
         return;
     };
@@ -469,10 +484,14 @@ fn the_schema_has_sqlites_tables_columns_indexes_and_triggers_as_of_version_10()
         .unwrap()
         .flatten()
         .map(|e| e.file_name().into_string().unwrap())
-        .filter(|n| n.ends_with(".sql") && n.as_str() < "0011")
+        .filter(|n| n.ends_with(".sql"))
         .collect();
     files.sort();
-    assert_eq!(files.len(), 10, "{files:?}");
+    assert_eq!(
+        files.len(),
+        usize::try_from(cp_recon::store::postgres::SCHEMA_VERSION).unwrap(),
+        "{files:?}"
+    );
     let lite = rusqlite::Connection::open_in_memory().unwrap();
     for f in &files {
         lite.execute_batch(&std::fs::read_to_string(dir.join(f)).unwrap())

@@ -23,13 +23,20 @@ use crate::text::wire_time;
 pub const MIGRATION_LOCK_KEY: i64 = i64::from_be_bytes(*b"cp-recmg");
 
 /// The newest version this build knows.
-pub const SCHEMA_VERSION: i64 = 10;
+pub const SCHEMA_VERSION: i64 = 11;
 
-/// Each version's SQL, in order. Version 10 is the whole schema as SQLite has it at 10.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    10,
-    include_str!("../../../migrations/postgres/0010_schema.sql"),
-)];
+/// Each version's SQL, in order. Version 10 is the whole schema as SQLite has it at 10;
+/// each later version is the twin of SQLite's file of the same number.
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        10,
+        include_str!("../../../migrations/postgres/0010_schema.sql"),
+    ),
+    (
+        11,
+        include_str!("../../../migrations/postgres/0011_report_folders.sql"),
+    ),
+];
 
 /// How long a host waits for another host's migration (every statement of a migration
 /// may take longer than a run's statement timeout: it may rewrite a table).
@@ -101,6 +108,16 @@ mod tests {
         let versions: Vec<i64> = MIGRATIONS.iter().map(|(v, _)| *v).collect();
         assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:?}");
         assert_eq!(versions.last(), Some(&SCHEMA_VERSION));
+    }
+
+    /// Both backends are at the same version: a migration added to one is added to the
+    /// other.
+    #[test]
+    fn postgresql_knows_the_version_sqlite_knows() {
+        assert_eq!(
+            usize::try_from(SCHEMA_VERSION).unwrap(),
+            crate::store::MIGRATIONS.len()
+        );
     }
 
     /// Each PostgreSQL file is named by a version that SQLite has too, so the two
