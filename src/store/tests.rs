@@ -357,13 +357,10 @@ fn a_database_file_cut_by_whole_pages_is_refused_at_open_naming_the_file() {
     );
 }
 
-/// The case SQLite does not catch: in WAL mode it takes the database's size from the
-/// WAL's last commit, so pages cut from the end of the file that the WAL does not hold
-/// read as zeros, and their rows vanish.
-#[test]
-fn a_file_cut_by_whole_pages_behind_a_live_wal_is_refused_naming_the_pages_it_lacks() {
-    let dir = tempfile::tempdir().unwrap();
-    let live = dir.path().join("live.sqlite3");
+/// The bytes of a database grown and checkpointed into its file, then of its WAL after
+/// `change` is committed there (not checkpointed): `(file, wal)`.
+fn checkpointed_then_in_the_wal(dir: &std::path::Path, change: &str) -> (Vec<u8>, Vec<u8>) {
+    let live = dir.join("live.sqlite3");
     {
         let s = Store::open(&live).unwrap();
         grow(s.connection());
@@ -373,15 +370,25 @@ fn a_file_cut_by_whole_pages_behind_a_live_wal_is_refused_naming_the_pages_it_la
         .connection()
         .pragma_update(None, "wal_autocheckpoint", 0)
         .unwrap();
-    // A commit in the WAL that touches the table's first rows, not its last pages.
-    writer
-        .connection()
-        .execute("UPDATE filler SET x = randomblob(4000) WHERE rowid = 1", [])
-        .unwrap();
+    writer.connection().execute(change, []).unwrap();
     let db = std::fs::read(&live).unwrap();
-    let wal = std::fs::read(dir.path().join("live.sqlite3-wal")).unwrap();
+    let wal = std::fs::read(dir.join("live.sqlite3-wal")).unwrap();
     drop(writer);
     assert!(!wal.is_empty(), "the WAL holds the commit");
+    (db, wal)
+}
+
+/// The case SQLite does not catch: in WAL mode it takes the database's size from the
+/// WAL's last commit, so pages cut from the end of the file that the WAL does not hold
+/// read as zeros, and their rows vanish.
+#[test]
+fn a_file_cut_by_whole_pages_behind_a_live_wal_is_refused_naming_the_pages_it_lacks() {
+    let dir = tempfile::tempdir().unwrap();
+    // A commit in the WAL that touches the table's first rows, not its last pages.
+    let (db, wal) = checkpointed_then_in_the_wal(
+        dir.path(),
+        "UPDATE filler SET x = randomblob(4000) WHERE rowid = 1",
+    );
     let copy = dir.path().join("copy.sqlite3");
     std::fs::write(&copy, &db[..db.len() - 2 * 4096]).unwrap();
     std::fs::write(dir.path().join("copy.sqlite3-wal"), &wal).unwrap();
@@ -407,27 +414,11 @@ fn a_file_cut_by_whole_pages_behind_a_live_wal_is_refused_naming_the_pages_it_la
 #[test]
 fn a_partial_last_page_the_wal_holds_is_no_damage_and_every_row_reads() {
     let dir = tempfile::tempdir().unwrap();
-    let live = dir.path().join("live.sqlite3");
-    {
-        let s = Store::open(&live).unwrap();
-        grow(s.connection());
-    }
-    let writer = Store::open(&live).unwrap();
-    writer
-        .connection()
-        .pragma_update(None, "wal_autocheckpoint", 0)
-        .unwrap();
     // The last row lives on the file's last page: the WAL gets a copy of that page.
-    writer
-        .connection()
-        .execute(
-            "UPDATE filler SET x = randomblob(4000) WHERE rowid = (SELECT MAX(rowid) FROM filler)",
-            [],
-        )
-        .unwrap();
-    let db = std::fs::read(&live).unwrap();
-    let wal = std::fs::read(dir.path().join("live.sqlite3-wal")).unwrap();
-    drop(writer);
+    let (db, wal) = checkpointed_then_in_the_wal(
+        dir.path(),
+        "UPDATE filler SET x = randomblob(4000) WHERE rowid = (SELECT MAX(rowid) FROM filler)",
+    );
     let copy = dir.path().join("copy.sqlite3");
     std::fs::write(&copy, &db[..db.len() - 3000]).unwrap();
     std::fs::write(dir.path().join("copy.sqlite3-wal"), &wal).unwrap();
