@@ -293,10 +293,10 @@ fn grow(conn: &Connection) {
     .unwrap();
 }
 
-#[test]
-fn a_database_file_cut_by_less_than_a_page_is_refused_at_open_naming_the_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cut.sqlite3");
+/// A database grown and closed, its file then cut by `bytes`: its path, and its length
+/// before the cut.
+fn grown_then_cut(dir: &std::path::Path, bytes: u64) -> (std::path::PathBuf, u64) {
+    let path = dir.join("cut.sqlite3");
     {
         let s = Store::open(&path).unwrap();
         grow(s.connection());
@@ -306,8 +306,15 @@ fn a_database_file_cut_by_less_than_a_page_is_refused_at_open_naming_the_file() 
         .write(true)
         .open(&path)
         .unwrap()
-        .set_len(len - 3000)
+        .set_len(len - bytes)
         .unwrap();
+    (path, len)
+}
+
+#[test]
+fn a_database_file_cut_by_less_than_a_page_is_refused_at_open_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, len) = grown_then_cut(dir.path(), 3000);
 
     let e = Store::open(&path).unwrap_err();
     let msg = format!("{:#}", anyhow::Error::from(e));
@@ -332,18 +339,7 @@ fn a_database_file_cut_by_less_than_a_page_is_refused_at_open_naming_the_file() 
 #[test]
 fn a_database_file_cut_by_whole_pages_is_refused_at_open_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cut.sqlite3");
-    {
-        let s = Store::open(&path).unwrap();
-        grow(s.connection());
-    }
-    let len = std::fs::metadata(&path).unwrap().len();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(len - 2 * 4096)
-        .unwrap();
+    let (path, _) = grown_then_cut(dir.path(), 2 * 4096);
 
     let e = Store::open(&path).unwrap_err();
     let msg = format!("{:#}", anyhow::Error::from(e));
