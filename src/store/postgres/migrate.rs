@@ -116,7 +116,7 @@ mod tests {
     fn postgresql_knows_the_version_sqlite_knows() {
         assert_eq!(
             usize::try_from(SCHEMA_VERSION).unwrap(),
-            crate::store::MIGRATIONS.len()
+            crate::store::sqlite::MIGRATIONS.len()
         );
     }
 

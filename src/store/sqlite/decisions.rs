@@ -2,47 +2,19 @@
 //! rewrite but an approve's outcome, written once), and what the desk commands read to
 //! decide: which item an id names, the latest run's findings, the reports' window.
 
+use super::SqliteStore;
+use crate::store::*;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
-use super::{RunId, Store, StoreError, corrupt, parse_ts, ts};
 use crate::desk::{Action, Decision, ItemRef};
 use crate::domain::BankTxId;
-
-/// A decision to record.
-#[derive(Debug, Clone)]
-pub struct NewDecision<'a> {
-    pub at: DateTime<Utc>,
-    pub by: &'a str,
-    pub action: Action,
-    pub item: &'a ItemRef,
-    pub other: Option<&'a BankTxId>,
-    pub note: Option<&'a str>,
-    pub source: &'a str,
-    pub run_id: Option<RunId>,
-    pub outcome: Option<&'a str>,
-}
-
-/// A row of `findings`, as the desk reads it back.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FindingRow {
-    pub run_id: RunId,
-    /// `payment`, `transaction` or `offramp`.
-    pub kind: String,
-    pub item_id: String,
-    pub reason: String,
-    /// Ids of the other side (for a `no_concept` credit: the suggested payments).
-    pub candidates: Vec<String>,
-    pub difference: Option<String>,
-    pub detail: Option<String>,
-}
 
 const DECISION_COLUMNS: &str =
     "id, at, by, action, kind, item_id, other_id, note, source, run_id, match_id, outcome";
 
-impl Store {
-    /// Records decisions in one transaction; their ids, in order.
-    pub fn insert_decisions(&mut self, ds: &[NewDecision<'_>]) -> Result<Vec<i64>, StoreError> {
+impl DecisionStore for SqliteStore {
+    fn insert_decisions(&mut self, ds: &[NewDecision<'_>]) -> Result<Vec<i64>, StoreError> {
         self.in_tx(|tx| {
             let mut st = tx.prepare_cached(
                 "INSERT INTO decisions (at, by, action, kind, item_id, other_id, note, source,
@@ -69,9 +41,7 @@ impl Store {
         })
     }
 
-    /// Writes an approve's outcome and the match it made (once: the table's trigger
-    /// refuses a second write).
-    pub fn set_decision_outcome(
+    fn set_decision_outcome(
         &mut self,
         id: i64,
         outcome: &str,
@@ -84,13 +54,7 @@ impl Store {
         Ok(())
     }
 
-    /// Gives each approve left without an outcome (its process was killed mid-call, or
-    /// its answer was lost and could not be settled then) the fate its match was
-    /// settled with, now that `run`'s recovery has settled it; or, when it has no
-    /// match, says that nothing was called (the intent is written before the call). One
-    /// still in doubt keeps a NULL outcome for a later run. Called with the run lock
-    /// held, so no approve is in progress. Returns how many were closed.
-    pub fn close_interrupted_approves(&mut self, run: RunId) -> Result<usize, StoreError> {
+    fn close_interrupted_approves(&mut self, run: RunId) -> Result<usize, StoreError> {
         const MATCH: &str = "FROM matches m WHERE m.run_id = decisions.run_id
                              AND m.payment_id = decisions.item_id";
         Ok(self.conn.execute(
@@ -108,48 +72,26 @@ impl Store {
         )?)
     }
 
-    /// Every dismiss and reopen, oldest first (what [`crate::desk::dismissed`] folds).
-    pub fn dismissals(&self) -> Result<Vec<Decision>, StoreError> {
+    fn dismissals(&self) -> Result<Vec<Decision>, StoreError> {
         self.decisions_where("action IN ('dismiss', 'reopen')", [])
     }
 
-    /// Every decision naming this id, as its item or as an approve's bank transaction.
-    pub fn decisions_about(&self, id: &str) -> Result<Vec<Decision>, StoreError> {
+    fn decisions_about(&self, id: &str) -> Result<Vec<Decision>, StoreError> {
         self.decisions_where("item_id = ?1 OR other_id = ?1", [id])
     }
 
-    /// Decisions made after `at` (the start of the previous report's run), oldest first.
-    pub fn decisions_after(&self, at: Option<DateTime<Utc>>) -> Result<Vec<Decision>, StoreError> {
+    fn decisions_after(&self, at: Option<DateTime<Utc>>) -> Result<Vec<Decision>, StoreError> {
         match at {
             Some(at) => self.decisions_where("at > ?1", [ts(at)]),
             None => self.decisions_where("1 = 1", []),
         }
     }
 
-    /// The decision an approve run was made for, if any.
-    pub fn decision_of_run(&self, run: RunId) -> Result<Vec<Decision>, StoreError> {
+    fn decision_of_run(&self, run: RunId) -> Result<Vec<Decision>, StoreError> {
         self.decisions_where("run_id = ?1", [run])
     }
 
-    fn decisions_where<P: rusqlite::Params>(
-        &self,
-        cond: &str,
-        p: P,
-    ) -> Result<Vec<Decision>, StoreError> {
-        let mut st = self.conn.prepare(&format!(
-            "SELECT {DECISION_COLUMNS} FROM decisions WHERE {cond} ORDER BY id"
-        ))?;
-        let mut rows = st.query(p)?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            out.push(decision_row(r)?);
-        }
-        Ok(out)
-    }
-
-    /// Every item this id names: a payment, a bank transaction, an off-ramp, an
-    /// unreadable record (usually one; several only when ids collide across kinds).
-    pub fn items_named(&self, id: &str) -> Result<Vec<ItemRef>, StoreError> {
+    fn items_named(&self, id: &str) -> Result<Vec<ItemRef>, StoreError> {
         let mut out = Vec::new();
         for (table, kind) in [
             ("payments", "payment"),
@@ -182,8 +124,7 @@ impl Store {
         Ok(out)
     }
 
-    /// The ids of the unreadable records a run stored.
-    pub fn bad_record_ids_of_run(&self, run: RunId) -> Result<Vec<String>, StoreError> {
+    fn bad_record_ids_of_run(&self, run: RunId) -> Result<Vec<String>, StoreError> {
         let mut st = self.conn.prepare(
             "SELECT DISTINCT record_id FROM bad_records
              WHERE run_id = ?1 AND record_id IS NOT NULL ORDER BY record_id",
@@ -192,8 +133,7 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The latest completed run of the job (a person's approve runs are not reports).
-    pub fn latest_completed_run(&self) -> Result<Option<RunId>, StoreError> {
+    fn latest_completed_run(&self) -> Result<Option<RunId>, StoreError> {
         Ok(self.conn.query_row(
             "SELECT MAX(id) FROM runs WHERE outcome = 'completed' AND sync_mode <> 'approve'",
             [],
@@ -201,9 +141,7 @@ impl Store {
         )?)
     }
 
-    /// When the run of the report before `run`'s started: decisions after it are news
-    /// to `run`'s report. `None` when `run`'s is the first report.
-    pub fn previous_report_start(&self, run: RunId) -> Result<Option<DateTime<Utc>>, StoreError> {
+    fn previous_report_start(&self, run: RunId) -> Result<Option<DateTime<Utc>>, StoreError> {
         let v: Option<String> = self
             .conn
             .query_row(
@@ -216,14 +154,47 @@ impl Store {
         v.map(|s| parse_ts("runs", "started_at", &s)).transpose()
     }
 
-    /// What a run reported, item by item.
-    pub fn findings_of_run(&self, run: RunId) -> Result<Vec<FindingRow>, StoreError> {
+    fn findings_of_run(&self, run: RunId) -> Result<Vec<FindingRow>, StoreError> {
         self.findings_where("run_id = ?1", [run])
     }
 
-    /// Every finding about this item, run by run.
-    pub fn findings_about(&self, kind: &str, id: &str) -> Result<Vec<FindingRow>, StoreError> {
+    fn findings_about(&self, kind: &str, id: &str) -> Result<Vec<FindingRow>, StoreError> {
         self.findings_where("kind = ?1 AND item_id = ?2", [kind, id])
+    }
+
+    fn first_seen(&self, item: &ItemRef) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let sql = match item {
+            ItemRef::Payment(_) => "SELECT first_seen_at FROM payments WHERE id = ?1",
+            ItemRef::Transaction(_) => "SELECT first_seen_at FROM bank_transactions WHERE id = ?1",
+            ItemRef::Offramp(_) => "SELECT first_seen_at FROM offramps WHERE id = ?1",
+            ItemRef::BadRecord(_) => {
+                "SELECT r.started_at FROM bad_records b JOIN runs r ON r.id = b.run_id
+                 WHERE b.record_id = ?1 ORDER BY b.id LIMIT 1"
+            }
+        };
+        let v: Option<String> = self
+            .conn
+            .query_row(sql, [item.id()], |r| r.get(0))
+            .optional()?;
+        v.map(|s| parse_ts("records", item.id(), &s)).transpose()
+    }
+}
+
+impl SqliteStore {
+    fn decisions_where<P: rusqlite::Params>(
+        &self,
+        cond: &str,
+        p: P,
+    ) -> Result<Vec<Decision>, StoreError> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {DECISION_COLUMNS} FROM decisions WHERE {cond} ORDER BY id"
+        ))?;
+        let mut rows = st.query(p)?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(decision_row(r)?);
+        }
+        Ok(out)
     }
 
     fn findings_where<P: rusqlite::Params>(
@@ -248,24 +219,6 @@ impl Store {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// When the job first stored this item (`first_seen_at` of its table), if it has.
-    pub fn first_seen(&self, item: &ItemRef) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let sql = match item {
-            ItemRef::Payment(_) => "SELECT first_seen_at FROM payments WHERE id = ?1",
-            ItemRef::Transaction(_) => "SELECT first_seen_at FROM bank_transactions WHERE id = ?1",
-            ItemRef::Offramp(_) => "SELECT first_seen_at FROM offramps WHERE id = ?1",
-            ItemRef::BadRecord(_) => {
-                "SELECT r.started_at FROM bad_records b JOIN runs r ON r.id = b.run_id
-                 WHERE b.record_id = ?1 ORDER BY b.id LIMIT 1"
-            }
-        };
-        let v: Option<String> = self
-            .conn
-            .query_row(sql, [item.id()], |r| r.get(0))
-            .optional()?;
-        v.map(|s| parse_ts("records", item.id(), &s)).transpose()
     }
 }
 

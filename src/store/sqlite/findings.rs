@@ -1,44 +1,18 @@
 //! Findings and the report outbox: every item a run reported, with its reason, and
 //! each run's report until it is delivered.
 
-use std::path::{Path, PathBuf};
+use super::SqliteStore;
+use crate::store::*;
+use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
-use super::{AlertKey, MailSent, RunId, Store, StoreError, parse_ts, ts};
 use crate::domain::{BankTxId, PaymentId};
 use crate::matching::Decisions;
 
-/// A report about to be written, as [`Store::record_report`] records it.
-#[derive(Debug, Clone)]
-pub struct NewReport<'a> {
-    pub run: RunId,
-    /// The report's folder.
-    pub dir: &'a Path,
-    /// `pending` (to be mailed), `not_needed` or `disabled`.
-    pub state: &'a str,
-    pub subject: Option<&'a str>,
-    /// The reconciles it lists (matches by id).
-    pub listed: &'a [i64],
-    /// Which mail it is, when it is mailed, and the urgent items that mail names.
-    pub mail: Option<MailSent>,
-    pub named: &'a [AlertKey],
-    pub now: DateTime<Utc>,
-}
-
-/// A row of the report outbox.
-#[derive(Debug, Clone)]
-pub struct OutboxRow {
-    pub run_id: RunId,
-    pub dir: PathBuf,
-    pub attempts: i64,
-}
-
-impl Store {
-    /// Every item a run reported, with its reason. An item named twice (a payment the core
-    /// reported whose earlier intent then failed) is stored once, as its last word.
-    pub fn insert_findings(&mut self, run: RunId, d: &Decisions) -> Result<(), StoreError> {
+impl FindingStore for SqliteStore {
+    fn insert_findings(&mut self, run: RunId, d: &Decisions) -> Result<(), StoreError> {
         type Row<'a> = (
             &'static str,
             &'a str,
@@ -105,20 +79,7 @@ impl Store {
         Ok(())
     }
 
-    /// Records a run's report before its folder is written, durably and in one
-    /// transaction: the report (with `written_at` NULL), the reconciles it lists
-    /// (matches by id) as reported by it, and, for a report that is mailed, which mail
-    /// it is and the urgent items it names.
-    ///
-    /// Why first: recorded after the folder, a process killed in between left a folder
-    /// listing reconciles the store still had as unreported, and the next report listed
-    /// them again. Recorded first, a kill leaves a record whose folder is complete or
-    /// absent, and the next run settles it ([`Store::mark_report_written`] or
-    /// [`Store::void_report`]): each reconcile is listed by exactly one report. Whether
-    /// the folder is written is a column of its own, apart from `state`, so that a
-    /// report adopted after a kill keeps the delivery decided when it was recorded.
-    /// `synchronous = FULL`: the record survives a power cut too, as the folder does.
-    pub fn record_report(&mut self, r: &NewReport<'_>) -> Result<(), StoreError> {
+    fn record_report(&mut self, r: &NewReport<'_>) -> Result<(), StoreError> {
         self.conn.pragma_update(None, "synchronous", "FULL")?;
         let result = (|| {
             self.begin_batch()?;
@@ -147,13 +108,7 @@ impl Store {
         result
     }
 
-    /// The report of `run` is complete on disk. `false` when it was already so
-    /// recorded (or is not recorded at all).
-    pub fn mark_report_written(
-        &mut self,
-        run: RunId,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    fn mark_report_written(&mut self, run: RunId, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let n = self.conn.execute(
             "UPDATE reports SET written_at = ?2 WHERE run_id = ?1 AND written_at IS NULL",
             params![run, ts(now)],
@@ -161,9 +116,7 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Reports recorded but not known to be on disk: the runs that recorded them were
-    /// killed (or failed) before their folders were complete, or are writing them now.
-    pub fn unwritten_reports(&self) -> Result<Vec<(RunId, PathBuf)>, StoreError> {
+    fn unwritten_reports(&self) -> Result<Vec<(RunId, PathBuf)>, StoreError> {
         let mut st = self.conn.prepare_cached(
             "SELECT run_id, dir FROM reports WHERE written_at IS NULL ORDER BY run_id",
         )?;
@@ -173,12 +126,7 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Undoes the record of a report whose folder was never written, in one
-    /// transaction: the report is deleted, the reconciles it listed are unreported
-    /// again (the next report lists them) and the urgent items only its mail named are
-    /// no longer taken as mailed. Returns how many reconciles it had listed. A report
-    /// marked written is left as it is.
-    pub fn void_report(&mut self, run: RunId) -> Result<usize, StoreError> {
+    fn void_report(&mut self, run: RunId) -> Result<usize, StoreError> {
         self.in_tx(|tx| {
             let gone = tx.execute(
                 "DELETE FROM reports WHERE run_id = ?1 AND written_at IS NULL",
@@ -195,8 +143,7 @@ impl Store {
         })
     }
 
-    /// Reports written but not yet delivered, oldest first.
-    pub fn pending_reports(&self) -> Result<Vec<OutboxRow>, StoreError> {
+    fn pending_reports(&self) -> Result<Vec<OutboxRow>, StoreError> {
         let mut st = self.conn.prepare_cached(
             "SELECT run_id, dir, attempts FROM reports
              WHERE state = 'pending' AND written_at IS NOT NULL ORDER BY run_id",
@@ -211,9 +158,7 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// How many reports are written but not yet delivered, and when the oldest of them
-    /// was written.
-    pub fn undelivered_reports(&self) -> Result<(u64, Option<DateTime<Utc>>), StoreError> {
+    fn undelivered_reports(&self) -> Result<(u64, Option<DateTime<Utc>>), StoreError> {
         let (count, oldest): (i64, Option<String>) = self.conn.query_row(
             "SELECT COUNT(*), MIN(created_at) FROM reports
              WHERE state = 'pending' AND written_at IS NOT NULL",
@@ -226,8 +171,7 @@ impl Store {
         Ok((count.max(0) as u64, oldest))
     }
 
-    /// Marks a report delivered; only a pending one (never "sent" twice).
-    pub fn mark_report_sent(&mut self, run: RunId, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    fn mark_report_sent(&mut self, run: RunId, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let n = self.conn.execute(
             "UPDATE reports SET state = 'sent', sent_at = ?2, attempts = attempts + 1, last_error = NULL
              WHERE run_id = ?1 AND state = 'pending'",
@@ -236,7 +180,7 @@ impl Store {
         Ok(n == 1)
     }
 
-    pub fn mark_report_failed(&mut self, run: RunId, error: &str) -> Result<(), StoreError> {
+    fn mark_report_failed(&mut self, run: RunId, error: &str) -> Result<(), StoreError> {
         self.conn.execute(
             "UPDATE reports SET attempts = attempts + 1, last_error = ?2 WHERE run_id = ?1",
             params![run, error],
@@ -244,9 +188,7 @@ impl Store {
         Ok(())
     }
 
-    /// For each item run `run` reported (`kind`, id): when the job first reported it,
-    /// the start of the earliest run whose findings name it.
-    pub fn first_seen_of_run(
+    fn first_seen_of_run(
         &self,
         run: RunId,
     ) -> Result<std::collections::HashMap<(String, String), DateTime<Utc>>, StoreError> {
@@ -261,15 +203,15 @@ impl Store {
         let mut out = std::collections::HashMap::new();
         while let Some(r) = rows.next()? {
             let (kind, id, at): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
-            let at = super::parse_ts("runs", &id, &at)?;
+            let at = parse_ts("runs", &id, &at)?;
             out.insert((kind, id), at);
         }
         Ok(out)
     }
 
-    pub fn report_state(&self, run: RunId) -> Result<Option<(String, i64)>, StoreError> {
+    fn report_state(&self, run: RunId) -> Result<Option<(String, i64)>, StoreError> {
         Ok(self
-            .conn
+            .connection()
             .query_row(
                 "SELECT state, attempts FROM reports WHERE run_id = ?1",
                 [run],
@@ -288,7 +230,7 @@ mod tests {
     use rust_decimal::Decimal;
 
     use super::*;
-    use crate::store::tests::open;
+    use crate::store::sqlite::tests::open;
 
     #[test]
     fn a_report_is_marked_sent_only_once() {
@@ -334,7 +276,7 @@ mod tests {
             BankTxId::parse("T1").unwrap(),
         );
         let iban = Iban::parse("ES9121000418450200051332").unwrap();
-        let amount = crate::store::tests::eur("150.50");
+        let amount = crate::store::sqlite::tests::eur("150.50");
         let id = s
             .insert_intent(&NewMatch {
                 run_id: run,
@@ -428,7 +370,7 @@ mod tests {
         };
         s.insert_findings(run, &d).unwrap();
         let rows: Vec<String> = s
-            .conn
+            .connection()
             .prepare(
                 "SELECT kind || ' ' || item_id || ' ' || reason || ' [' || candidates || '] '
                         || IFNULL(difference, '-') || ' ' || IFNULL(detail, '-')

@@ -2,115 +2,22 @@
 //! reconcile call, then what became of it. Its partial UNIQUE indexes make SQLite refuse
 //! a second tie of a payment or a bank transaction.
 
+use super::SqliteStore;
+use crate::store::*;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{RunId, Store, StoreError, corrupt, decimal, parse_ts, ts};
 use crate::domain::{BankTxId, Concept, Currency, Iban, Money, PaymentId, PaymentStatus};
 use crate::matching::ReconciledPair;
 
-/// The states of a `matches` row (see the migration for their meaning).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MatchState {
-    Intent,
-    Reconciled,
-    Unknown,
-    Failed,
-    MovedOn,
-    Skipped,
-    DryRun,
-    /// A lost answer found by a later run with the payment still pending and the credit
-    /// open: the call had no effect; the pair is released.
-    NotApplied,
-}
-
-impl MatchState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Intent => "intent",
-            Self::Reconciled => "reconciled",
-            Self::Unknown => "unknown",
-            Self::Failed => "failed",
-            Self::MovedOn => "moved_on",
-            Self::Skipped => "skipped",
-            Self::DryRun => "dry_run",
-            Self::NotApplied => "not_applied",
-        }
-    }
-    /// Whether a match in this state holds its payment and transaction (it is, or may
-    /// be, applied): the `holds` column, which the exactly-once indexes count.
-    fn holds(self) -> Option<i64> {
-        matches!(self, Self::Intent | Self::Reconciled | Self::Unknown).then_some(1)
-    }
-
-    fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "intent" => Self::Intent,
-            "reconciled" => Self::Reconciled,
-            "unknown" => Self::Unknown,
-            "failed" => Self::Failed,
-            "moved_on" => Self::MovedOn,
-            "skipped" => Self::Skipped,
-            "dry_run" => Self::DryRun,
-            "not_applied" => Self::NotApplied,
-            _ => return None,
-        })
-    }
-}
-
-/// A row of `matches`.
-#[derive(Debug, Clone)]
-pub struct MatchRow {
-    pub id: i64,
-    pub run_id: RunId,
-    pub payment_id: PaymentId,
-    pub transaction_id: BankTxId,
-    pub iban: Iban,
-    pub amount: Money,
-    pub concept: Option<Concept>,
-    pub state: MatchState,
-    pub provider_code: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub settled_at: Option<DateTime<Utc>>,
-}
-
-/// What is about to be reconciled.
-#[derive(Debug, Clone)]
-pub struct NewMatch<'a> {
-    pub run_id: RunId,
-    pub payment: &'a PaymentId,
-    pub transaction: &'a BankTxId,
-    pub iban: &'a Iban,
-    pub amount: &'a Money,
-    pub concept: Option<&'a Concept>,
-    pub now: DateTime<Utc>,
-}
-
-/// The outcome of a match, as [`Store::settle`] records it.
-#[derive(Debug, Clone, Copy)]
-pub struct Settlement<'a> {
-    pub state: MatchState,
-    pub provider_code: Option<&'a str>,
-    pub provider_answer: Option<&'a str>,
-    /// The payment status read with the outcome.
-    pub payment_status: Option<&'a str>,
-    pub run: RunId,
-    pub now: DateTime<Utc>,
-}
-
-impl Store {
-    /// Commits the intent before the call. `AlreadyTied` when SQLite's UNIQUE indexes
-    /// refuse it.
-    pub fn insert_intent(&mut self, m: &NewMatch<'_>) -> Result<i64, StoreError> {
+impl LedgerStore for SqliteStore {
+    fn insert_intent(&mut self, m: &NewMatch<'_>) -> Result<i64, StoreError> {
         self.insert_intents(std::slice::from_ref(m))?
             .pop()
             .unwrap_or(Err(StoreError::NoRowInserted))
     }
 
-    /// Commits a batch of intents in one transaction, durably (`synchronous = FULL`: the
-    /// intents survive a power cut, not only a killed process). Each intent succeeds or is
-    /// refused (`AlreadyTied`) on its own.
-    pub fn insert_intents(
+    fn insert_intents(
         &mut self,
         ms: &[NewMatch<'_>],
     ) -> Result<Vec<Result<i64, StoreError>>, StoreError> {
@@ -129,13 +36,11 @@ impl Store {
         result
     }
 
-    /// A dry-run decision: recorded, never tied.
-    pub fn insert_dry_run(&mut self, m: &NewMatch<'_>) -> Result<(), StoreError> {
+    fn insert_dry_run(&mut self, m: &NewMatch<'_>) -> Result<(), StoreError> {
         self.insert_dry_runs(std::slice::from_ref(m))
     }
 
-    /// Dry-run decisions, in one transaction.
-    pub fn insert_dry_runs(&mut self, ms: &[NewMatch<'_>]) -> Result<(), StoreError> {
+    fn insert_dry_runs(&mut self, ms: &[NewMatch<'_>]) -> Result<(), StoreError> {
         self.in_tx(|tx| {
             for m in ms {
                 insert_match_in(tx, m, MatchState::DryRun)?;
@@ -144,11 +49,7 @@ impl Store {
         })
     }
 
-    /// Records confirmed reconciles, in one transaction: each match becomes `reconciled`
-    /// (with `answer`: the provider's `ok`, or how the outcome was learnt), and the
-    /// payment's new status and the transaction's tie are written, so the store tells the
-    /// truth before the next sync. The one way a tie is recorded as done.
-    pub fn settle_reconciled(
+    fn settle_reconciled(
         &mut self,
         items: &[(i64, PaymentId, BankTxId, PaymentStatus)],
         answer: &str,
@@ -161,13 +62,7 @@ impl Store {
         })
     }
 
-    /// The ledger half of [`Store::settle_reconciled`] for a batch of calls: the matches
-    /// become `reconciled` now; the payments' statuses and the transactions' ties follow
-    /// in one [`Store::record_ties`] at the end of the phase. A stale status in between
-    /// is harmless: matching excludes every payment and transaction the ledger ties, and
-    /// the next sync re-reads any stored `pending_bank` payment the provider no longer
-    /// lists as pending.
-    pub fn mark_reconciled(
+    fn mark_reconciled(
         &mut self,
         items: &[(i64, PaymentId, BankTxId, PaymentStatus)],
         answer: &str,
@@ -177,17 +72,14 @@ impl Store {
         self.in_tx(|tx| mark_reconciled_in(tx, items, answer, run, now))
     }
 
-    /// Writes the new payment statuses and transaction ties of confirmed reconciles, in
-    /// one transaction and in key order, so each database page is written once.
-    pub fn record_ties(
+    fn record_ties(
         &mut self,
         items: &[(i64, PaymentId, BankTxId, PaymentStatus)],
     ) -> Result<(), StoreError> {
         self.in_tx(|tx| record_ties_in(tx, items))
     }
 
-    /// Records what became of a match.
-    pub fn settle(&mut self, match_id: i64, s: &Settlement<'_>) -> Result<(), StoreError> {
+    fn settle(&mut self, match_id: i64, s: &Settlement<'_>) -> Result<(), StoreError> {
         let Settlement {
             state,
             provider_code,
@@ -215,10 +107,7 @@ impl Store {
         Ok(())
     }
 
-    /// Pairs the provider refused whose payment is, as stored, in the status the refusal
-    /// left it in: they are not called again until the provider's state changes (rules
-    /// §5). With the provider's code.
-    pub fn refused_pairs(&self) -> Result<Vec<(PaymentId, BankTxId, String)>, StoreError> {
+    fn refused_pairs(&self) -> Result<Vec<(PaymentId, BankTxId, String)>, StoreError> {
         let mut st = self.conn.prepare(
             "SELECT m.payment_id, m.transaction_id, COALESCE(m.provider_code, '')
              FROM matches m JOIN payments p ON p.id = m.payment_id
@@ -237,8 +126,7 @@ impl Store {
         Ok(out)
     }
 
-    /// The payment and transaction of a match.
-    pub fn match_pair(&self, match_id: i64) -> Result<(PaymentId, BankTxId), StoreError> {
+    fn match_pair(&self, match_id: i64) -> Result<(PaymentId, BankTxId), StoreError> {
         let (p, t): (String, String) = self.conn.query_row(
             "SELECT payment_id, transaction_id FROM matches WHERE id = ?1",
             [match_id],
@@ -250,30 +138,23 @@ impl Store {
         ))
     }
 
-    /// Intents without an outcome (the process died mid-call) and lost answers.
-    pub fn unsettled(&self) -> Result<Vec<MatchRow>, StoreError> {
+    fn unsettled(&self) -> Result<Vec<MatchRow>, StoreError> {
         self.matches_where("state IN ('intent', 'unknown')", [])
     }
 
-    pub fn matches_of_run(&self, run: RunId) -> Result<Vec<MatchRow>, StoreError> {
+    fn matches_of_run(&self, run: RunId) -> Result<Vec<MatchRow>, StoreError> {
         self.matches_where("run_id = ?1 OR settled_run = ?1", [run])
     }
 
-    /// Reconciled pairs no written report has listed yet, whichever run tied them (a run
-    /// that was killed or could not write its report leaves them here), oldest first.
-    pub fn unreported_reconciles(&self) -> Result<Vec<MatchRow>, StoreError> {
+    fn unreported_reconciles(&self) -> Result<Vec<MatchRow>, StoreError> {
         self.matches_where("state = 'reconciled' AND reported_run IS NULL", [])
     }
 
-    /// The pairs this run tied at the provider (its own calls and the earlier intents it
-    /// settled as applied): what the run's summary counts, even when the run failed.
-    pub fn reconciled_in_run(&self, run: RunId) -> Result<Vec<MatchRow>, StoreError> {
+    fn reconciled_in_run(&self, run: RunId) -> Result<Vec<MatchRow>, StoreError> {
         self.matches_where("state = 'reconciled' AND settled_run = ?1", [run])
     }
 
-    /// Every pair this job reconciled, for the return check of the matching core
-    /// (`returned_after_reconcile`).
-    pub fn reconciled_pairs(&self) -> Result<Vec<ReconciledPair>, StoreError> {
+    fn reconciled_pairs(&self) -> Result<Vec<ReconciledPair>, StoreError> {
         Ok(self
             .matches_where("state = 'reconciled'", [])?
             .into_iter()
@@ -286,34 +167,29 @@ impl Store {
             .collect())
     }
 
-    pub fn all_matches(&self) -> Result<Vec<MatchRow>, StoreError> {
+    fn all_matches(&self) -> Result<Vec<MatchRow>, StoreError> {
         self.matches_where("1 = 1", [])
     }
 
-    /// Every match naming this id as its payment or its bank transaction, oldest first.
-    pub fn matches_naming(&self, id: &str) -> Result<Vec<MatchRow>, StoreError> {
+    fn matches_naming(&self, id: &str) -> Result<Vec<MatchRow>, StoreError> {
         self.matches_where("payment_id = ?1 OR transaction_id = ?1", [id])
     }
 
-    /// The match holding this payment (state intent, unknown or reconciled), if any.
-    pub fn hold_of_payment(&self, id: &PaymentId) -> Result<Option<MatchRow>, StoreError> {
+    fn hold_of_payment(&self, id: &PaymentId) -> Result<Option<MatchRow>, StoreError> {
         Ok(self
             .matches_where("payment_id = ?1 AND holds = 1", [id.as_str()])?
             .pop())
     }
 
-    /// The match holding this bank transaction, if any.
-    pub fn hold_of_transaction(&self, id: &BankTxId) -> Result<Option<MatchRow>, StoreError> {
+    fn hold_of_transaction(&self, id: &BankTxId) -> Result<Option<MatchRow>, StoreError> {
         Ok(self
             .matches_where("transaction_id = ?1 AND holds = 1", [id.as_str()])?
             .pop())
     }
 
-    /// Which of these bank transactions a match holds (state intent, unknown or
-    /// reconciled): tied to a payment by this job, so not open (rules §1).
-    pub fn held_transactions<'a>(
+    fn held_transactions(
         &self,
-        ids: impl IntoIterator<Item = &'a BankTxId>,
+        ids: &[BankTxId],
     ) -> Result<std::collections::HashSet<BankTxId>, StoreError> {
         let mut st = self
             .conn
@@ -326,7 +202,9 @@ impl Store {
         }
         Ok(held)
     }
+}
 
+impl SqliteStore {
     fn matches_where<P: rusqlite::Params>(
         &self,
         cond: &str,
@@ -487,7 +365,7 @@ fn match_row(r: &rusqlite::Row<'_>) -> Result<MatchRow, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::tests::{eur, open};
+    use crate::store::sqlite::tests::{eur, open};
 
     #[test]
     fn the_database_refuses_to_tie_a_transaction_or_a_payment_twice() {
@@ -553,7 +431,7 @@ mod tests {
     #[test]
     fn the_holds_column_cannot_disagree_with_the_state() {
         let (_d, s) = open();
-        s.conn
+        s.connection()
             .execute_batch(
                 "INSERT INTO runs (id, started_at, version) VALUES (1, 't', 'v');
                  INSERT INTO matches (id, run_id, payment_id, transaction_id, iban, amount,
@@ -571,7 +449,7 @@ mod tests {
                  rule, state, created_at, holds)
              VALUES (1, 'P2', 'T2', 'I', '1.00', 'EUR', 'confident', 'dry_run', 't', 1)",
         ] {
-            let r = s.conn.execute(wrong, []);
+            let r = s.connection().execute(wrong, []);
             assert!(
                 matches!(&r, Err(rusqlite::Error::SqliteFailure(e, _))
                     if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_CHECK),

@@ -1,47 +1,13 @@
 //! What each report mailed: the digest's last slot, the urgent items already named, and
 //! whether a mail has said that runs are failing (`migrations/0009_mail_log.sql`).
 
+use super::SqliteStore;
+use crate::store::*;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
-use super::{RunId, Store, StoreError, parse_ts};
-
-/// An item a mail named as urgent: `kind` (`payment`, `transaction`, `offramp`,
-/// `bad_record`, or `outage`), its id, and the reason.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct AlertKey {
-    pub kind: String,
-    pub item_id: String,
-    pub reason: String,
-}
-
-/// Which mail a report was.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MailSent {
-    Full,
-    Urgent,
-}
-
-impl MailSent {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Full => "full",
-            Self::Urgent => "urgent",
-        }
-    }
-}
-
-/// Runs that did not complete since the last one that did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failing {
-    /// The first of them.
-    pub first_run: RunId,
-    pub since: DateTime<Utc>,
-}
-
-impl Store {
-    /// When the last full report (digest) was queued, if ever.
-    pub fn last_digest_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+impl MailLogStore for SqliteStore {
+    fn last_digest_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let at: Option<String> = self
             .conn
             .query_row(
@@ -55,8 +21,7 @@ impl Store {
             .transpose()
     }
 
-    /// Of `keys`, those an earlier mail already named.
-    pub fn already_alerted(&self, keys: &[AlertKey]) -> Result<Vec<AlertKey>, StoreError> {
+    fn already_alerted(&self, keys: &[AlertKey]) -> Result<Vec<AlertKey>, StoreError> {
         let mut st = self.conn.prepare_cached(
             "SELECT 1 FROM alerts WHERE kind = ?1 AND item_id = ?2 AND reason = ?3",
         )?;
@@ -69,9 +34,7 @@ impl Store {
         Ok(seen)
     }
 
-    /// Records which mail run `run`'s report was, and the urgent items it named, in one
-    /// transaction.
-    pub fn record_mail(
+    fn record_mail(
         &mut self,
         run: RunId,
         mail: MailSent,
@@ -92,9 +55,7 @@ impl Store {
         })
     }
 
-    /// The runs since the last completed one, if `run` is among runs that did not
-    /// complete: the first of them and when it started. Approve runs do not count.
-    pub fn failing_since(&self, run: RunId) -> Result<Option<Failing>, StoreError> {
+    fn failing_since(&self, run: RunId) -> Result<Option<Failing>, StoreError> {
         let row: Option<(RunId, String)> = self
             .conn
             .query_row(
@@ -114,14 +75,5 @@ impl Store {
             })
         })
         .transpose()
-    }
-}
-
-/// The key that records an outage alert for runs failing since `first_run`.
-pub fn outage_key(first_run: RunId) -> AlertKey {
-    AlertKey {
-        kind: "outage".to_owned(),
-        item_id: first_run.to_string(),
-        reason: "failing".to_owned(),
     }
 }

@@ -1,17 +1,16 @@
 //! What a digest reads about its period: the last digest delivered, the reconciles
 //! listed since, and the items reported since that are no longer open.
 
+use super::SqliteStore;
+use crate::store::*;
 use chrono::{DateTime, Utc};
 use rusqlite::OptionalExtension;
 
-use super::{RunId, Store, StoreError, corrupt, decimal, parse_ts};
 use crate::domain::{BankTxId, Concept, Currency, Money, PaymentId};
 use crate::report::period::{ClosedItem, PeriodReconcile};
 
-impl Store {
-    /// The last full report delivered (sent over SMTP, not merely queued) of a run
-    /// before `run`: that run and when it started.
-    pub fn last_delivered_digest(
+impl PeriodStore for SqliteStore {
+    fn last_delivered_digest(
         &self,
         run: RunId,
     ) -> Result<Option<(RunId, DateTime<Utc>)>, StoreError> {
@@ -29,10 +28,7 @@ impl Store {
             .transpose()
     }
 
-    /// The first run of the job (not a person's approve) that started at or after
-    /// `at`, and when it started; `None` when the first run of the database is not
-    /// older than `at` (or there is none).
-    pub fn first_run_since_if_older(
+    fn first_run_since_if_older(
         &self,
         at: DateTime<Utc>,
     ) -> Result<Option<(RunId, DateTime<Utc>)>, StoreError> {
@@ -43,7 +39,7 @@ impl Store {
                  WHERE started_at >= ?1 AND sync_mode <> 'approve'
                    AND (SELECT MIN(started_at) FROM runs) < ?1
                  ORDER BY id LIMIT 1",
-                [super::ts(at)],
+                [crate::store::ts(at)],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
@@ -51,13 +47,7 @@ impl Store {
             .transpose()
     }
 
-    /// The reconciles listed by the reports of runs after `after`, or by no report
-    /// yet (the current one lists them), oldest first, with who approved each when a
-    /// person did.
-    pub fn reconciles_listed_after(
-        &self,
-        after: RunId,
-    ) -> Result<Vec<PeriodReconcile>, StoreError> {
+    fn reconciles_listed_after(&self, after: RunId) -> Result<Vec<PeriodReconcile>, StoreError> {
         let mut st = self.conn.prepare(
             "SELECT m.id, m.payment_id, m.transaction_id, m.amount, m.currency, m.concept,
                     COALESCE(m.settled_at, m.created_at), COALESCE(m.settled_run, m.run_id),
@@ -95,18 +85,7 @@ impl Store {
         Ok(out)
     }
 
-    /// The items run `after` (the last digest's) and the runs after it up to `run`
-    /// reported that `run` does not report (open when the digest was read, or opened
-    /// since) (its findings must be stored): each with its last reason, its amount,
-    /// and the reconcile that tied it, if any. A reconcile is found through the ledger's
-    /// one-holder-per-side indexes (a reconciled match holds both sides), and who
-    /// approved it through the decisions' index by item: a day of runs at 10,000 open
-    /// items reads in well under a second.
-    pub fn closed_items_after(
-        &self,
-        after: RunId,
-        run: RunId,
-    ) -> Result<Vec<ClosedItem>, StoreError> {
+    fn closed_items_after(&self, after: RunId, run: RunId) -> Result<Vec<ClosedItem>, StoreError> {
         let mut st = self.conn.prepare(
             "WITH period AS (
                  SELECT kind, item_id, MAX(run_id) AS last_run FROM findings
@@ -177,14 +156,14 @@ mod tests {
     use rusqlite::params;
 
     use super::*;
-    use crate::store::tests::open;
+    use crate::store::sqlite::tests::open;
 
     fn run(s: &mut Store, at: &str) -> RunId {
         s.begin_run(at.parse().unwrap(), false, "full").unwrap()
     }
 
     fn finding(s: &Store, run: RunId, kind: &str, id: &str, reason: &str) {
-        s.conn
+        s.connection()
             .execute(
                 "INSERT INTO findings (run_id, kind, item_id, reason) VALUES (?1, ?2, ?3, ?4)",
                 params![run, kind, id, reason],
@@ -193,7 +172,7 @@ mod tests {
     }
 
     fn reconciled(s: &Store, run: RunId, p: &str, t: &str, reported: Option<RunId>) -> i64 {
-        s.conn
+        s.connection()
             .execute(
                 "INSERT INTO matches (run_id, payment_id, transaction_id, iban, amount, currency,
                     rule, state, holds, created_at, settled_at, settled_run, reported_run)
@@ -202,11 +181,11 @@ mod tests {
                 params![run, p, t, reported],
             )
             .unwrap();
-        s.conn.last_insert_rowid()
+        s.connection().last_insert_rowid()
     }
 
     fn report(s: &Store, run: RunId, state: &str, mail: Option<&str>) {
-        s.conn
+        s.connection()
             .execute(
                 "INSERT INTO reports (run_id, dir, state, created_at, mail)
                  VALUES (?1, '/r', ?2, '2026-12-05T07:00:00Z', ?3)",
@@ -255,7 +234,7 @@ mod tests {
         // Listed by a later report, and not listed yet (the current report lists it).
         let approved = reconciled(&s, r2, "P1", "T1", Some(r2));
         reconciled(&s, r3, "P2", "T2", None);
-        s.conn
+        s.connection()
             .execute(
                 "INSERT INTO decisions (at, by, action, kind, item_id, other_id, source, match_id, outcome)
                  VALUES ('2026-12-05T07:30:00Z', 'ana', 'approve', 'payment', 'P1', 'T1', 'cli', ?1, 'reconciled')",

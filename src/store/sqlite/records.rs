@@ -2,13 +2,13 @@
 //! sync writes them, the records that did not parse, and the reads matching and
 //! reconciling make of them.
 
+use super::{SqliteStore, opt_text, read_rows, text};
+use crate::store::*;
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 
-use super::{BadRecord, Record, date_from_text, wire_date};
-use super::{RunId, Store, StoreError, corrupt, decimal, opt_text, parse_ts, read_rows, text, ts};
 use crate::domain::{
     BankAccount, BankTransaction, BankTxId, Concept, Currency, Direction, Iban, Money, Offramp,
     OfframpId, OfframpStatus, Payment, PaymentId, PaymentStatus,
@@ -37,23 +37,8 @@ const MATCHING_OFFRAMPS: &str = "
     SELECT id, user_id, status, amount, currency, iban, created_at, updated_at
     FROM offramps WHERE status = 'finished'";
 
-/// What matching needs from the store.
-#[derive(Debug, Default)]
-pub struct MatchingData {
-    pub payments: Vec<Payment>,
-    pub transactions: Vec<BankTransaction>,
-    pub offramps: Vec<Offramp>,
-    /// Pending payments this job has tied (a `reconciled` match).
-    pub tied_payments: HashSet<PaymentId>,
-    /// Pending payments whose reconcile call is in doubt (an `intent` or `unknown`
-    /// match): they compete, but are never reconciled again until settled.
-    pub in_doubt_payments: HashSet<PaymentId>,
-    pub tied_transactions: HashSet<BankTxId>,
-}
-
-impl Store {
-    /// Upserts a batch in one transaction.
-    pub fn upsert_payments(
+impl RecordStore for SqliteStore {
+    fn upsert_payments(
         &mut self,
         run: RunId,
         now: DateTime<Utc>,
@@ -84,8 +69,7 @@ impl Store {
         })
     }
 
-    /// Updates one payment's status after a re-read (`GET /payment/{id}`).
-    pub fn upsert_payment(
+    fn upsert_payment(
         &mut self,
         run: RunId,
         now: DateTime<Utc>,
@@ -94,7 +78,7 @@ impl Store {
         self.upsert_payments(run, now, std::slice::from_ref(p))
     }
 
-    pub fn upsert_offramps(
+    fn upsert_offramps(
         &mut self,
         run: RunId,
         now: DateTime<Utc>,
@@ -123,7 +107,7 @@ impl Store {
         })
     }
 
-    pub fn upsert_accounts(
+    fn upsert_accounts(
         &mut self,
         run: RunId,
         now: DateTime<Utc>,
@@ -156,7 +140,7 @@ impl Store {
         })
     }
 
-    pub fn upsert_transactions(
+    fn upsert_transactions(
         &mut self,
         run: RunId,
         now: DateTime<Utc>,
@@ -166,7 +150,7 @@ impl Store {
         self.in_tx(|tx| upsert_transactions_in(tx, run, &now, batch))
     }
 
-    pub fn insert_bad_records(&mut self, run: RunId, bad: &[BadRecord]) -> Result<(), StoreError> {
+    fn insert_bad_records(&mut self, run: RunId, bad: &[BadRecord]) -> Result<(), StoreError> {
         self.in_tx(|tx| {
             let mut st = tx.prepare_cached(
                 "INSERT INTO bad_records (run_id, endpoint, record_id, error, raw_json)
@@ -179,9 +163,7 @@ impl Store {
         })
     }
 
-    /// Ids of payments stored as `pending_bank` (incremental runs re-read those that are
-    /// no longer in the provider's pending list).
-    pub fn pending_payment_ids(&self) -> Result<Vec<PaymentId>, StoreError> {
+    fn pending_payment_ids(&self) -> Result<Vec<PaymentId>, StoreError> {
         let mut st = self.conn.prepare_cached(PENDING_PAYMENT_IDS)?;
         let rows = st.query_map([], |r| r.get::<_, String>(0))?;
         let mut out = Vec::new();
@@ -192,10 +174,7 @@ impl Store {
         Ok(out)
     }
 
-    /// Everything the matching core looks at: open candidates only (payments stored as
-    /// `pending_bank`, credits not reconciled at the provider, every debit, finished
-    /// off-ramps) and what this job has already tied.
-    pub fn matching_data(&self) -> Result<MatchingData, StoreError> {
+    fn matching_data(&self) -> Result<MatchingData, StoreError> {
         let mut d = MatchingData::default();
         let mut in_doubt = HashSet::new();
         read_rows(&self.conn, IN_DOUBT_PAYMENTS, |r| {
@@ -230,7 +209,7 @@ impl Store {
         Ok(d)
     }
 
-    pub fn payments_by_ids(&self, ids: &[&PaymentId]) -> Result<Vec<Payment>, StoreError> {
+    fn payments_by_ids(&self, ids: &[&PaymentId]) -> Result<Vec<Payment>, StoreError> {
         let mut st = self.conn.prepare_cached(
             "SELECT id, external_id, user_id, status, amount, currency, payment_type, concept,
                     created_at, updated_at FROM payments WHERE id = ?1",
@@ -245,10 +224,7 @@ impl Store {
         Ok(out)
     }
 
-    pub fn transactions_by_ids(
-        &self,
-        ids: &[&BankTxId],
-    ) -> Result<Vec<BankTransaction>, StoreError> {
+    fn transactions_by_ids(&self, ids: &[&BankTxId]) -> Result<Vec<BankTransaction>, StoreError> {
         let mut st = self.conn.prepare_cached(
             "SELECT id, iban, direction, amount, currency, concept, counterparty_name,
                     counterparty_iban, booked_at, value_date, reconciled_payment_id
@@ -264,7 +240,7 @@ impl Store {
         Ok(out)
     }
 
-    pub fn offramps_by_ids(&self, ids: &[&OfframpId]) -> Result<Vec<Offramp>, StoreError> {
+    fn offramps_by_ids(&self, ids: &[&OfframpId]) -> Result<Vec<Offramp>, StoreError> {
         let mut st = self.conn.prepare_cached(
             "SELECT id, user_id, status, amount, currency, iban, created_at, updated_at
              FROM offramps WHERE id = ?1",
@@ -279,8 +255,7 @@ impl Store {
         Ok(out)
     }
 
-    /// Marks stored payments the provider no longer knows as `vanished`, by this run.
-    pub fn mark_vanished(&mut self, run: RunId, ids: &[PaymentId]) -> Result<(), StoreError> {
+    fn mark_vanished(&mut self, run: RunId, ids: &[PaymentId]) -> Result<(), StoreError> {
         self.in_tx(|tx| {
             let mut st = tx.prepare_cached(
                 "UPDATE payments SET status = 'vanished', vanished_run = ?1 WHERE id = ?2",
@@ -538,7 +513,7 @@ fn offramp_row(r: &rusqlite::Row<'_>) -> Result<Offramp, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::tests::{eur, open};
+    use crate::store::sqlite::tests::{eur, open};
 
     /// The rows of a five-column query.
     fn five_columns<A, B, C, D, E>(s: &Store, sql: &str) -> Vec<(A, B, C, D, E)>
@@ -549,7 +524,7 @@ mod tests {
         D: rusqlite::types::FromSql,
         E: rusqlite::types::FromSql,
     {
-        s.conn
+        s.connection()
             .prepare(sql)
             .unwrap()
             .query_map([], |r| {
@@ -658,7 +633,7 @@ mod tests {
         ];
         s.upsert_payments(run1, t0, &first).unwrap();
         // A tie written since changed a column but not the raw JSON.
-        s.conn
+        s.connection()
             .execute(
                 "UPDATE payments SET status = 'payment_received' WHERE id = 'B'",
                 [],
@@ -712,7 +687,7 @@ mod tests {
             IN_DOUBT_PAYMENTS,
         ] {
             let plan: Vec<String> = s
-                .conn
+                .connection()
                 .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
                 .unwrap()
                 .query_map([], |r| r.get(3))

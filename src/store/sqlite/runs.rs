@@ -2,58 +2,13 @@
 //! (`run_lists`), and the high-water mark up to which a list was read completely
 //! (`watermarks`), where the next incremental run starts.
 
+use super::SqliteStore;
+use crate::store::*;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
-use super::{Store, StoreError, corrupt, parse_ts, ts};
-
-pub type RunId = i64;
-
-/// How a list was read in a run (`run_lists`).
-#[derive(Debug, Clone)]
-pub struct ListRead {
-    pub list: String,
-    pub complete: bool,
-    pub pages: u32,
-    pub items: u64,
-    pub duplicates: u64,
-    pub read_from: Option<DateTime<Utc>>,
-    pub error: Option<String>,
-}
-
-/// The end of a run (`runs`).
-#[derive(Debug, Clone, Default)]
-pub struct RunEnd {
-    pub outcome: String,
-    pub sync_complete: bool,
-    pub payments_read: u64,
-    pub offramps_read: u64,
-    pub accounts_read: u64,
-    pub transactions_read: u64,
-    pub bad_records: u64,
-    pub reconcile_calls: u64,
-    pub reconciled: u64,
-    pub api_requests: u64,
-    pub api_errors: u64,
-    pub summary_json: Option<String>,
-    pub error: Option<String>,
-}
-
-/// A row of `runs`, as tests and the report read it back.
-#[derive(Debug, Clone)]
-pub struct RunRow {
-    pub id: RunId,
-    pub outcome: String,
-    pub sync_complete: bool,
-    pub sync_mode: String,
-    pub dry_run: bool,
-    pub started_at: String,
-    pub finished_at: Option<String>,
-    pub error: Option<String>,
-}
-
-impl Store {
-    pub fn begin_run(
+impl RunStore for SqliteStore {
+    fn begin_run(
         &mut self,
         started_at: DateTime<Utc>,
         dry_run: bool,
@@ -73,9 +28,7 @@ impl Store {
         Ok(self.conn.last_insert_rowid())
     }
 
-    /// Records the run's random token, which names its report folder with its id and
-    /// start (`report::folder_name`).
-    pub fn set_run_token(&mut self, run: RunId, token: &str) -> Result<(), StoreError> {
+    fn set_run_token(&mut self, run: RunId, token: &str) -> Result<(), StoreError> {
         self.conn.execute(
             "UPDATE runs SET token = ?2 WHERE id = ?1",
             params![run, token],
@@ -83,7 +36,7 @@ impl Store {
         Ok(())
     }
 
-    pub fn finish_run(
+    fn finish_run(
         &mut self,
         run: RunId,
         finished_at: DateTime<Utc>,
@@ -116,7 +69,7 @@ impl Store {
         Ok(())
     }
 
-    pub fn run(&self, run: RunId) -> Result<Option<RunRow>, StoreError> {
+    fn run(&self, run: RunId) -> Result<Option<RunRow>, StoreError> {
         Ok(self
             .conn
             .query_row(
@@ -139,8 +92,7 @@ impl Store {
             .optional()?)
     }
 
-    /// Runs recorded so far (to decide when the next full resync is due).
-    pub fn runs_since_full(&self) -> Result<u64, StoreError> {
+    fn runs_since_full(&self) -> Result<u64, StoreError> {
         let n: i64 = self.conn.query_row(
             "SELECT COUNT(*) FROM runs WHERE sync_mode <> 'approve' AND id > COALESCE(
                 (SELECT MAX(id) FROM runs WHERE sync_mode = 'full' AND outcome = 'completed'), 0)",
@@ -150,9 +102,7 @@ impl Store {
         Ok(n as u64)
     }
 
-    /// Runs left `running` by a process that died: mark them failed so they do not look
-    /// alive. Called with the run lock held, so no live run is touched.
-    pub fn close_abandoned_runs(&mut self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    fn close_abandoned_runs(&mut self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         Ok(self.conn.execute(
             "UPDATE runs SET outcome = 'failed', finished_at = ?1,
                 error = COALESCE(error, 'the process ended before the run finished')
@@ -161,7 +111,7 @@ impl Store {
         )?)
     }
 
-    pub fn record_list(&mut self, run: RunId, l: &ListRead) -> Result<(), StoreError> {
+    fn record_list(&mut self, run: RunId, l: &ListRead) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT INTO run_lists (run_id, list, complete, pages, items, duplicates, read_from, error)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
@@ -182,7 +132,7 @@ impl Store {
         Ok(())
     }
 
-    pub fn watermark(&self, list: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    fn watermark(&self, list: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         let v: Option<String> = self
             .conn
             .query_row(
@@ -194,10 +144,7 @@ impl Store {
         v.map(|s| parse_ts("watermarks", list, &s)).transpose()
     }
 
-    /// Every list's watermark, in one query (incremental runs start from them).
-    pub fn watermarks(
-        &self,
-    ) -> Result<std::collections::HashMap<String, DateTime<Utc>>, StoreError> {
+    fn watermarks(&self) -> Result<std::collections::HashMap<String, DateTime<Utc>>, StoreError> {
         let mut st = self
             .conn
             .prepare_cached("SELECT list, high_water FROM watermarks")?;
@@ -211,11 +158,7 @@ impl Store {
         Ok(out)
     }
 
-    /// How many items of a list (named as in `watermarks`) are stored with a timestamp
-    /// before `before`: what the provider's `total` of `[.., before)` should be, unless
-    /// something was inserted there since (a back-dated booking). Payments recorded
-    /// `vanished` are not counted: the provider no longer lists them.
-    pub fn count_before(&self, list: &str, before: DateTime<Utc>) -> Result<u64, StoreError> {
+    fn count_before(&self, list: &str, before: DateTime<Utc>) -> Result<u64, StoreError> {
         let at = ts(before);
         let n: i64 = match list {
             "payments" => self.conn.query_row(
@@ -240,10 +183,7 @@ impl Store {
         Ok(n as u64)
     }
 
-    /// When the oldest payment stored as `pending_bank` and created at or after `since`
-    /// was created: how far back a credit that competes for an open payment can be
-    /// booked (matching rules §3.3).
-    pub fn oldest_pending_since(
+    fn oldest_pending_since(
         &self,
         since: DateTime<Utc>,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -258,13 +198,7 @@ impl Store {
             .transpose()
     }
 
-    /// When the last completed run finished (for the metrics' staleness alert).
-    /// The last run before `run` that read every list in full, and when it started:
-    /// what a report of an incomplete run is as of.
-    pub fn last_complete_sync(
-        &self,
-        run: RunId,
-    ) -> Result<Option<(RunId, DateTime<Utc>)>, StoreError> {
+    fn last_complete_sync(&self, run: RunId) -> Result<Option<(RunId, DateTime<Utc>)>, StoreError> {
         let row: Option<(RunId, String)> = self
             .conn
             .query_row(
@@ -278,7 +212,7 @@ impl Store {
             .transpose()
     }
 
-    pub fn last_success(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+    fn last_success(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let v: Option<String> = self.conn.query_row(
             "SELECT MAX(finished_at) FROM runs WHERE outcome = 'completed' AND sync_mode <> 'approve'",
             [],
@@ -287,8 +221,7 @@ impl Store {
         v.map(|s| parse_ts("runs", "finished_at", &s)).transpose()
     }
 
-    /// Only called after a complete read of `list`.
-    pub fn set_watermark(
+    fn set_watermark(
         &mut self,
         list: &str,
         high_water: DateTime<Utc>,

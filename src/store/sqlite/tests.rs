@@ -1,5 +1,12 @@
 use super::*;
+use std::str::FromStr;
+
+use chrono::Utc;
+use rust_decimal::Decimal;
+
 use crate::domain::{Currency, Money, Payment, PaymentId, PaymentStatus};
+use crate::record::Record;
+use crate::store::{CoreStore, RecordStore, RunStore, Store, StoreError};
 
 pub(super) fn eur(v: &str) -> Money {
     Money::from_units(
@@ -126,7 +133,7 @@ fn a_disk_error_at_open_names_the_file_and_what_to_check() {
 #[test]
 fn a_write_lock_held_by_another_process_is_waited_for_then_named_with_what_to_do() {
     let (d, mut s) = open();
-    let path = s.path().to_path_buf();
+    let path = s.file().unwrap().to_path_buf();
     s.set_busy_timeout(std::time::Duration::from_millis(200))
         .unwrap();
     let other = Connection::open(&path).unwrap();
@@ -154,7 +161,7 @@ fn a_write_lock_held_by_another_process_is_waited_for_then_named_with_what_to_do
 #[test]
 fn a_database_upgraded_by_a_newer_version_is_refused_with_what_to_do() {
     let (d, s) = open();
-    let path = s.path().to_path_buf();
+    let path = s.file().unwrap().to_path_buf();
     s.connection()
         .pragma_update(None, "user_version", MIGRATIONS.len() as i64 + 1)
         .unwrap();
@@ -193,7 +200,7 @@ fn a_version_1_database_keeps_its_matches_and_their_holds_through_migration_2() 
     }
     let s = Store::open(&path).unwrap();
     let rows: Vec<(String, String, Option<i64>)> = s
-        .conn
+        .connection()
         .prepare("SELECT payment_id, state, holds FROM matches ORDER BY id")
         .unwrap()
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -215,14 +222,14 @@ fn a_version_1_database_keeps_its_matches_and_their_holds_through_migration_2() 
         ]
     );
     let held: i64 = s
-        .conn
+        .connection()
         .query_row("SELECT COUNT(*) FROM matches WHERE holds = 1", [], |r| {
             r.get(0)
         })
         .unwrap();
     assert_eq!(held, 3);
     // The migrated indexes still refuse a second hold on P1 or T1.
-    let again = s.conn.execute(
+    let again = s.connection().execute(
         "INSERT INTO matches (run_id, payment_id, transaction_id, iban, amount, currency,
              rule, state, created_at, holds)
          VALUES (1, 'P1', 'T9', 'I', '1.00', 'EUR', 'confident', 'intent', 't', 1)",
@@ -233,7 +240,8 @@ fn a_version_1_database_keeps_its_matches_and_their_holds_through_migration_2() 
 
 #[test]
 fn after_a_sync_the_wal_is_copied_into_the_database_file_by_the_background_checkpoint() {
-    let (d, mut s) = open();
+    let d = tempfile::tempdir().unwrap();
+    let mut s = SqliteStore::open(&d.path().join("db").join("recon.sqlite3")).unwrap();
     let t0 = Utc::now();
     let run = s.begin_run(t0, false, "full").unwrap();
     let pays = |from: usize| -> Vec<Record<Payment>> {
@@ -264,7 +272,7 @@ fn after_a_sync_the_wal_is_copied_into_the_database_file_by_the_background_check
     s.end_bulk().unwrap();
     // The writer's own connection never checkpoints from here on.
     let auto: i64 = s
-        .conn
+        .connection()
         .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
         .unwrap();
     assert_eq!(auto, 0);
@@ -277,7 +285,7 @@ fn after_a_sync_the_wal_is_copied_into_the_database_file_by_the_background_check
         "the rows stayed in the WAL: {during_sync} bytes during the sync, {after} after"
     );
     let rows: i64 = s
-        .conn
+        .connection()
         .query_row("SELECT count(*) FROM payments", [], |r| r.get(0))
         .unwrap();
     assert_eq!(rows, 4_000);
