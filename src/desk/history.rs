@@ -235,6 +235,7 @@ mod tests {
             provider_code: None,
             created_at: t0() + Duration::hours(3),
             settled_at: Some(t0() + Duration::hours(3)),
+            written_at: None,
         };
         let runs = runs();
         let entries = timeline(&Input {

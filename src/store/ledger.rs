@@ -71,6 +71,9 @@ pub struct MatchRow {
     pub provider_code: Option<String>,
     pub created_at: DateTime<Utc>,
     pub settled_at: Option<DateTime<Utc>>,
+    /// When the database wrote the row, by its own clock (`None` for rows written
+    /// before schema version 12).
+    pub written_at: Option<DateTime<Utc>>,
 }
 
 /// What is about to be reconciled.

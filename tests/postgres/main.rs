@@ -78,7 +78,7 @@ fn three_hosts_migrating_an_empty_database_at_the_same_instant_create_the_schema
             "ledger",
             "SELECT version, applied_at FROM schema_version ORDER BY version"
         ),
-        "10|2026-12-06T06:00:00.000000Z\n11|2026-12-06T06:00:00.000000Z"
+        "10|2026-12-06T06:00:00.000000Z\n11|2026-12-06T06:00:00.000000Z\n12|2026-12-06T06:00:00.000000Z"
     );
     // The whole schema is there: the ledger's tables and its exactly-once indexes.
     let tables = pg.sql(

@@ -23,7 +23,7 @@ use crate::text::wire_time;
 pub const MIGRATION_LOCK_KEY: i64 = i64::from_be_bytes(*b"cp-recmg");
 
 /// The newest version this build knows.
-pub const SCHEMA_VERSION: i64 = 11;
+pub const SCHEMA_VERSION: i64 = 12;
 
 /// Each version's SQL, in order. Version 10 is the whole schema as SQLite has it at 10;
 /// each later version is the twin of SQLite's file of the same number.
@@ -35,6 +35,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         11,
         include_str!("../../../migrations/postgres/0011_report_folders.sql"),
+    ),
+    (
+        12,
+        include_str!("../../../migrations/postgres/0012_intent_written_at.sql"),
     ),
 ];
 

@@ -23,12 +23,14 @@ mod conn;
 mod lock;
 mod migrate;
 pub mod settings;
+mod store;
 mod tls;
 
 pub use conn::{CONNECT_TIMEOUT, LOCK_TIMEOUT, PgConn, STATEMENT_TIMEOUT};
 pub use lock::{RUN_LOCK_KEY, RunLock};
 pub use migrate::{MIGRATION_LOCK_KEY, SCHEMA_VERSION, migrate, schema_version};
 pub use settings::{Roots, Settings, SettingsError, SslMode};
+pub use store::PgStore;
 
 /// What went wrong with the PostgreSQL database. No variant holds or shows a password:
 /// the server's messages name the user, never the password, and the settings are shown

@@ -212,7 +212,7 @@ impl SqliteStore {
     ) -> Result<Vec<MatchRow>, StoreError> {
         let mut st = self.conn.prepare(&format!(
             "SELECT id, run_id, payment_id, transaction_id, iban, amount, currency, concept, state,
-                    provider_code, created_at, settled_at
+                    provider_code, created_at, settled_at, written_at
              FROM matches WHERE {cond} ORDER BY id"
         ))?;
         let mut rows = st.query(p)?;
@@ -302,8 +302,9 @@ fn insert_match_in(
     let r = tx
         .prepare_cached(
             "INSERT INTO matches (run_id, payment_id, transaction_id, iban, amount, currency,
-                concept, rule, state, dry_run, created_at, holds)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'confident', ?8, ?9, ?10, ?11)",
+                concept, rule, state, dry_run, created_at, holds, written_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'confident', ?8, ?9, ?10, ?11,
+                     strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
         )
         .and_then(|mut st| {
             st.execute(params![
@@ -357,6 +358,10 @@ fn match_row(r: &rusqlite::Row<'_>) -> Result<MatchRow, StoreError> {
         created_at: parse_ts(T, &sid, &r.get::<_, String>(10)?)?,
         settled_at: r
             .get::<_, Option<String>>(11)?
+            .map(|s| parse_ts(T, &sid, &s))
+            .transpose()?,
+        written_at: r
+            .get::<_, Option<String>>(12)?
             .map(|s| parse_ts(T, &sid, &s))
             .transpose()?,
     })

@@ -38,6 +38,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0009_mail_log.sql"),
     include_str!("../../../migrations/0010_findings_by_item.sql"),
     include_str!("../../../migrations/0011_report_folders.sql"),
+    include_str!("../../../migrations/0012_intent_written_at.sql"),
 ];
 
 /// How long a statement waits for a lock another process holds on the database (a
