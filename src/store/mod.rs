@@ -173,6 +173,14 @@ impl Store {
         SqliteStore::open(path).map(Self::from_backend)
     }
 
+    /// Connects to a PostgreSQL database and brings its schema to this build's version.
+    pub fn open_postgres(
+        settings: &postgres::Settings,
+        now: DateTime<Utc>,
+    ) -> Result<Self, StoreError> {
+        postgres::PgStore::open(settings, now).map(Self::from_backend)
+    }
+
     pub fn from_backend(backend: impl Backend + 'static) -> Self {
         Self {
             inner: Box::new(backend),

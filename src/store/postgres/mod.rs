@@ -20,9 +20,17 @@ use std::error::Error as _;
 use std::path::PathBuf;
 
 mod conn;
+mod decisions;
+mod findings;
+mod ledger;
 mod lock;
+mod mail_log;
 mod migrate;
+mod period;
+mod records;
+mod runs;
 pub mod settings;
+mod status;
 mod store;
 mod tls;
 
