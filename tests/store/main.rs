@@ -8,7 +8,14 @@
 #[path = "../common/pg.rs"]
 mod pg;
 
+mod decisions;
+mod findings;
+mod ledger;
+mod mail_log;
+mod period;
+mod records;
 mod runs;
+mod status;
 
 use chrono::{DateTime, TimeZone, Utc};
 use cp_recon::store::Store;

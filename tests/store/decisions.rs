@@ -1,0 +1,1 @@
+//! The store's decisions on both backends (`store/decisions.rs`).

@@ -1,0 +1,1 @@
+//! The store's findings on both backends (`store/findings.rs`).

@@ -1,0 +1,1 @@
+//! The store's ledger on both backends (`store/ledger.rs`).

@@ -1,0 +1,1 @@
+//! The store's period on both backends (`store/period.rs`).

@@ -1,0 +1,1 @@
+//! The store's records on both backends (`store/records.rs`).

@@ -1,0 +1,1 @@
+//! The store's status on both backends (`store/status.rs`).
