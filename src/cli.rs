@@ -324,17 +324,18 @@ fn report_err(r: anyhow::Result<()>, code: u8) -> u8 {
 /// Prints the status screen (`cp-recon status`).
 fn status(settings: &Settings) -> anyhow::Result<()> {
     use anyhow::Context;
-    let path = &settings.database.path;
-    if !path.exists() {
+    let Some(store) = crate::database::open_to_read(&settings.database, chrono::Utc::now())? else {
         anyhow::bail!(
-            "no database at {}: no run has been made with this configuration yet",
-            path.display()
+            "no {}: no run has been made with this configuration yet",
+            settings.database.describe()
         );
-    }
-    let store = crate::store::Store::open(path)?;
-    let data = store
-        .status(crate::status::RUNS_SHOWN)
-        .with_context(|| format!("cannot read the status from {}", path.display()))?;
+    };
+    let data = store.status(crate::status::RUNS_SHOWN).with_context(|| {
+        format!(
+            "cannot read the status from the {}",
+            settings.database.describe()
+        )
+    })?;
     let now = chrono::Utc::now();
     let schedule = &settings.schedule;
     let digest = match (&settings.email, settings.reports.send) {

@@ -30,6 +30,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod database;
 pub mod demo;
 pub mod desk;
 pub mod domain;

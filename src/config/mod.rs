@@ -19,6 +19,9 @@ pub use base_url::{BaseUrl, BaseUrlError};
 pub const ENV_CONFIG: &str = "CP_RECON_CONFIG";
 pub const ENV_API_SECRET: &str = "CP_RECON_API_SECRET";
 pub const ENV_SMTP_PASSWORD: &str = "CP_RECON_SMTP_PASSWORD";
+/// A PostgreSQL URL that replaces `[database]` of the file (the store moves to it).
+pub const ENV_DATABASE_URL: &str = "CP_RECON_DATABASE_URL";
+pub const ENV_DATABASE_PASSWORD: &str = "CP_RECON_DATABASE_PASSWORD";
 pub const SYSTEM_CONFIG: &str = "/etc/cp-recon/config.toml";
 pub const LOCAL_CONFIG: &str = "config.toml";
 
@@ -35,6 +38,13 @@ pub enum ConfigError {
     },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
+    /// `[database] url` (or the URL of the environment) is not one the job can use;
+    /// the error names the key and never the password.
+    #[error("{path}: {source}")]
+    Database {
+        path: PathBuf,
+        source: crate::store::postgres::SettingsError,
+    },
     #[error("{path}: {key}: {message}")]
     Invalid {
         path: PathBuf,
@@ -73,10 +83,45 @@ pub struct ApiSettings {
     pub concurrency: usize,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Where the job keeps its state: one SQLite file on this host (the default), or a
+/// PostgreSQL database that several hosts share.
+#[derive(Debug, Clone)]
+pub enum DatabaseSettings {
+    Sqlite {
+        path: PathBuf,
+    },
+    /// The URL and password, read once; neither `Debug` nor any message shows the
+    /// password.
+    Postgres(crate::store::postgres::Settings),
+}
+
+impl DatabaseSettings {
+    /// The SQLite file, when the store is one.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match self {
+            Self::Sqlite { path } => Some(path),
+            Self::Postgres(_) => None,
+        }
+    }
+
+    /// What the database is, for messages: its file, or `database D on H:P as U`.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Sqlite { path } => format!("database at {}", path.display()),
+            Self::Postgres(pg) => pg.target(),
+        }
+    }
+}
+
+/// `[database]` as written: `path` (SQLite) or `url` (PostgreSQL), never both.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DatabaseSettings {
-    pub path: PathBuf,
+struct FileDatabase {
+    path: Option<PathBuf>,
+    url: Option<String>,
+    /// Refused with what to do instead: the password is never written in the file.
+    password: Option<toml::Value>,
+    password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -179,7 +224,7 @@ impl Settings {
                 run_deadline_secs: d_deadline(),
                 concurrency: d_concurrency(),
             },
-            database: DatabaseSettings {
+            database: DatabaseSettings::Sqlite {
                 path: database.to_path_buf(),
             },
             reconcile: ReconcileSettings::default(),
@@ -202,7 +247,7 @@ impl Settings {
 #[serde(deny_unknown_fields)]
 struct FileSettings {
     cryptopocket: FileApi,
-    database: DatabaseSettings,
+    database: FileDatabase,
     #[serde(default)]
     reconcile: ReconcileSettings,
     #[serde(default)]
@@ -430,9 +475,7 @@ pub fn parse(
         payout_grace: chrono::Duration::days(m.payout_grace_days),
     };
 
-    if file.database.path.as_os_str().is_empty() {
-        return Err(invalid("database.path", "must not be empty".into()));
-    }
+    let database = database(path, file.database, world_readable, env)?;
 
     let mut email = file.email;
     if let Some(e) = email.as_mut() {
@@ -491,7 +534,7 @@ pub fn parse(
             run_deadline_secs: api.run_deadline_secs,
             concurrency: api.concurrency,
         },
-        database: file.database,
+        database,
         reconcile: file.reconcile,
         matching,
         sync: file.sync,
@@ -504,6 +547,76 @@ pub fn parse(
 
 /// A secret from, in order: the environment variable, the `*_file` key, the key itself
 /// (only if the file is not world-readable).
+/// `[database]`: a file path, or a PostgreSQL URL (from the file or
+/// [`ENV_DATABASE_URL`], which wins) with its password from [`ENV_DATABASE_PASSWORD`]
+/// or `password_file`. The password is never accepted in the file or in the URL.
+fn database(
+    path: &Path,
+    file: FileDatabase,
+    world_readable: bool,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<DatabaseSettings, ConfigError> {
+    let invalid = |key: &str, message: String| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        key: key.to_owned(),
+        message,
+    };
+    if file.password.is_some() {
+        return Err(invalid(
+            "database.password",
+            format!(
+                "the database password is never written in the configuration: set {ENV_DATABASE_PASSWORD}, or database.password_file (a systemd credential)"
+            ),
+        ));
+    }
+    let from_env = env(ENV_DATABASE_URL).filter(|u| !u.is_empty());
+    let (key, url) = match (from_env, file.url, &file.path) {
+        (Some(url), _, _) => (ENV_DATABASE_URL.to_owned(), url),
+        (None, Some(_), Some(_)) => {
+            return Err(invalid(
+                "database",
+                "set either path (an SQLite file) or url (a PostgreSQL database), not both".into(),
+            ));
+        }
+        (None, Some(url), None) => ("database.url".to_owned(), url),
+        (None, None, Some(p)) if p.as_os_str().is_empty() => {
+            return Err(invalid("database.path", "must not be empty".into()));
+        }
+        (None, None, Some(p)) => {
+            if file.password_file.is_some() {
+                return Err(invalid(
+                    "database.password_file",
+                    "a password is for a PostgreSQL database (database.url); an SQLite file has none".into(),
+                ));
+            }
+            return Ok(DatabaseSettings::Sqlite { path: p.clone() });
+        }
+        (None, None, None) => {
+            return Err(invalid(
+                "database",
+                format!(
+                    "missing: set path (an SQLite file) or url (a PostgreSQL database, or env {ENV_DATABASE_URL})"
+                ),
+            ));
+        }
+    };
+    let password = secret(
+        path,
+        "database.password",
+        None,
+        file.password_file.as_deref(),
+        ENV_DATABASE_PASSWORD,
+        world_readable,
+        env,
+    )?;
+    crate::store::postgres::Settings::parse(&key, &url, password)
+        .map(DatabaseSettings::Postgres)
+        .map_err(|source| ConfigError::Database {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
 fn secret(
     path: &Path,
     key: &str,

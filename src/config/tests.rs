@@ -302,3 +302,101 @@ fn the_digest_and_alert_after_are_parsed_once_and_a_bad_one_names_its_key() {
         assert!(e.contains(&format!("{value:?}")), "{line}: {e}");
     }
 }
+
+const PG_BASE: &str = r#"
+[cryptopocket]
+base_url = "http://127.0.0.1:8080/api/"
+api_key = "k"
+"#;
+
+fn pg_env(
+    url: Option<&'static str>,
+    password: Option<&'static str>,
+) -> impl Fn(&str) -> Option<String> {
+    move |k: &str| match k {
+        ENV_API_SECRET => Some("s".to_owned()),
+        ENV_DATABASE_URL => url.map(str::to_owned),
+        ENV_DATABASE_PASSWORD => password.map(str::to_owned),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_database_url_selects_postgresql_with_the_password_from_the_environment() {
+    let text = format!(
+        "{PG_BASE}[database]\nurl = \"postgresql://recon@db1:5433/cp_recon?sslmode=require\"\n"
+    );
+    let env = pg_env(None, Some("Zq7-db-SECRET"));
+    let s = parse(Path::new("c.toml"), &text, false, &env).unwrap();
+    let DatabaseSettings::Postgres(pg) = &s.database else {
+        panic!("not PostgreSQL: {:?}", s.database);
+    };
+    assert_eq!(pg.target(), "database cp_recon on db1:5433 as recon");
+    assert_eq!(s.database.sqlite_path(), None);
+    let shown = format!("{s:?}");
+    assert!(!shown.contains("Zq7-db-SECRET"), "{shown}");
+}
+
+#[test]
+fn the_database_url_of_the_environment_replaces_the_file_s_database() {
+    let env = pg_env(Some("postgresql://recon@db2/cp_recon"), None);
+    let s = parse(Path::new("c.toml"), MINIMAL, false, &env).unwrap();
+    assert_eq!(
+        s.database.describe(),
+        "database cp_recon on db2:5432 as recon"
+    );
+}
+
+#[test]
+fn a_database_password_is_read_from_its_file_in_the_credentials_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("database_password"), "from-file\n").unwrap();
+    let d = dir.path().to_string_lossy().into_owned();
+    let env = move |k: &str| match k {
+        ENV_API_SECRET => Some("s".to_owned()),
+        "CREDENTIALS_DIRECTORY" => Some(d.clone()),
+        _ => None,
+    };
+    let text = format!(
+        "{PG_BASE}[database]\nurl = \"postgresql://recon@db1/cp_recon\"\npassword_file = \"${{CREDENTIALS_DIRECTORY}}/database_password\"\n"
+    );
+    let s = parse(Path::new("c.toml"), &text, true, &env).unwrap();
+    let DatabaseSettings::Postgres(pg) = &s.database else {
+        panic!("not PostgreSQL");
+    };
+    assert_eq!(pg.password().map(|p| p.expose_secret()), Some("from-file"));
+}
+
+#[test]
+fn a_database_password_in_the_file_or_in_the_url_is_refused_without_being_shown() {
+    const S: &str = "Zq7-db-SECRET";
+    let env = pg_env(None, None);
+    let in_file = format!(
+        "{PG_BASE}[database]\nurl = \"postgresql://recon@db1/cp_recon\"\npassword = \"{S}\"\n"
+    );
+    let e = err(&in_file, false, &env);
+    assert!(e.contains("database.password"), "{e}");
+    assert!(e.contains(ENV_DATABASE_PASSWORD), "{e}");
+    assert!(!e.contains(S), "{e}");
+    let in_url = format!("{PG_BASE}[database]\nurl = \"postgresql://recon:{S}@db1/cp_recon\"\n");
+    let e = err(&in_url, false, &env);
+    assert!(e.contains("database.url"), "{e}");
+    assert!(!e.contains(S), "{e}");
+    let env_url = pg_env(Some("postgresql://recon:Zq7-db-SECRET@db1/cp_recon"), None);
+    let e = err(MINIMAL, false, &env_url);
+    assert!(e.contains(ENV_DATABASE_URL), "{e}");
+    assert!(!e.contains(S), "{e}");
+}
+
+#[test]
+fn a_database_section_with_both_a_path_and_a_url_or_neither_is_refused() {
+    let env = pg_env(None, None);
+    let both = format!(
+        "{PG_BASE}[database]\npath = \"/tmp/x.sqlite3\"\nurl = \"postgresql://recon@db1/cp_recon\"\n"
+    );
+    let e = err(&both, false, &env);
+    assert!(e.contains("not both"), "{e}");
+    let neither = format!("{PG_BASE}[database]\n");
+    let e = err(&neither, false, &env);
+    assert!(e.contains("database: missing"), "{e}");
+}

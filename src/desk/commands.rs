@@ -15,26 +15,19 @@ use super::dismiss::{self, Change};
 use super::review;
 use super::{Action, DeskError, ItemRef, Refusal};
 use crate::config::Settings;
+use crate::database::{Held, OpenError};
 use crate::domain::{BankTransaction, BankTxId, OfframpId, Payment, PaymentId};
-use crate::lock::{LockError, RunLock};
 use crate::reconcile;
 use crate::store::{MatchRow, MatchState, NewDecision, RunEnd, SharedStore, Store};
 
 /// Takes the run lock (a run in progress: [`DeskError::Locked`], nothing done) and opens
 /// the store. The lock is returned first so that the caller drops it last.
-pub fn open(settings: &Settings) -> Result<(RunLock, Store), DeskError> {
-    let path = &settings.database.path;
-    let lock = match RunLock::acquire(path) {
-        Ok(l) => l,
-        Err(e @ LockError::Held { .. }) => return Err(DeskError::Locked(e.to_string())),
-        Err(e) => {
-            return Err(anyhow::Error::from(e)
-                .context("cannot take the run lock")
-                .into());
-        }
-    };
-    let store = Store::open(path).map_err(anyhow::Error::from)?;
-    Ok((lock, store))
+pub fn open(settings: &Settings) -> Result<(Held, Store), DeskError> {
+    match crate::database::open_locked(&settings.database, Utc::now()) {
+        Ok(opened) => Ok(opened),
+        Err(OpenError::Locked(why)) => Err(DeskError::Locked(why)),
+        Err(e) => Err(anyhow::Error::from(e).into()),
+    }
 }
 
 fn db(e: crate::store::StoreError) -> DeskError {
@@ -153,9 +146,20 @@ pub async fn call_approved(
         crate::matching::fate::Uniqueness::Approved,
     )
     .await;
+    // Every task of the calls is awaited by now; a handle still held elsewhere would be
+    // a task left running. An SQLite file can be opened again (the lock file is held);
+    // a PostgreSQL session cannot be (the run lock is the session's).
     let mut store = match shared.into_inner() {
         Some(s) => s,
-        None => Store::open(&settings.database.path).map_err(db)?,
+        None => match settings.database.sqlite_path() {
+            Some(path) => Store::open(path).map_err(db)?,
+            None => {
+                return Err(anyhow::anyhow!(
+                    "the approve's calls still hold the database session; run cp-recon status to see what was recorded"
+                )
+                .into());
+            }
+        },
     };
     // What the client did is counted whatever the calls came to: an approve that fails
     // after its calls records how many it made.

@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 
 use crate::api::Client;
 use crate::config::Settings;
+use crate::database::OpenError;
 use crate::domain::{BankTransaction, BankTxId, Offramp, OfframpId, Payment, PaymentId};
-use crate::lock::{LockError, RunLock};
 use crate::matching::{self, Decisions, MatchInput};
 use crate::reconcile;
 use crate::report::mail_plan::Mail;
@@ -53,12 +53,16 @@ pub struct RunOptions {
 pub async fn run_once(settings: &Settings, opts: &RunOptions) -> anyhow::Result<RunSummary> {
     run_once_inner(settings, opts)
         .await
-        .map_err(|e| name_database(e, &settings.database.path))
+        .map_err(|e| name_database(e, &settings.database))
 }
 
 /// Names the database file in an SQLite error that does not say it yet: statements
 /// know their connection, not the file, and this is where the file is known.
-fn name_database(mut e: anyhow::Error, path: &std::path::Path) -> anyhow::Error {
+/// (PostgreSQL's errors name their database themselves.)
+fn name_database(mut e: anyhow::Error, db: &crate::config::DatabaseSettings) -> anyhow::Error {
+    let Some(path) = db.sqlite_path() else {
+        return e;
+    };
     if let Some(se) = e.downcast_mut::<StoreError>() {
         let taken = std::mem::replace(se, StoreError::NoRowInserted);
         *se = taken.in_file(path);
@@ -74,25 +78,24 @@ const FINISH_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 async fn run_once_inner(settings: &Settings, opts: &RunOptions) -> anyhow::Result<RunSummary> {
     let started = Utc::now();
     let mut summary = RunSummary::new(started, opts.dry_run || !settings.reconcile.enabled);
-    let db_path = &settings.database.path;
-
-    // Bound before the store so that it is dropped after it: its descriptor of the
-    // database must be closed only once every SQLite connection of the run is (see
-    // `RunLock`). The run's one store handle lives inside this function, and every
-    // blocking task holding a clone of it is awaited before the function returns.
-    let _lock = match RunLock::acquire(db_path) {
-        Ok(l) => l,
-        Err(e @ LockError::Held { .. }) => {
+    // The lock is bound before the store so that it is dropped after it: the lock
+    // file's descriptor must be closed only once every SQLite connection of the run is
+    // (see `RunLock`). The run's one store handle lives inside this function, and every
+    // blocking task holding a clone of it is awaited before the function returns. On
+    // PostgreSQL the store's own session holds the lock (`database`).
+    let (_lock, store) = match crate::database::open_locked(&settings.database, started) {
+        Ok(opened) => opened,
+        Err(OpenError::Locked(why)) => {
             summary.status = RunStatus::Locked;
-            summary.error = Some(e.to_string());
+            summary.error = Some(why);
             summary.finished_at = Utc::now();
             return Ok(summary);
         }
-        Err(e) => return Err(e).context("cannot take the run lock"),
+        Err(e) => return Err(e.into()),
     };
 
     // The run's one handle on the database, from here to the end of the run.
-    let db = SharedStore::new(Store::open(db_path)?);
+    let db = SharedStore::new(store);
     let token = crate::report::new_token()?;
     let (mode, run_id) = {
         let mut store = db.lock();
@@ -118,7 +121,7 @@ async fn run_once_inner(settings: &Settings, opts: &RunOptions) -> anyhow::Resul
 
     let result = run_inner(settings, opts, &db, run_id, mode, &mut summary)
         .await
-        .map_err(|e| name_database(e, db_path));
+        .map_err(|e| name_database(e, &settings.database));
     summary.finished_at = Utc::now();
     let busy = result
         .as_ref()

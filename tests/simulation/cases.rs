@@ -125,7 +125,7 @@ impl Case {
     }
 
     fn store(&self) -> Store {
-        Store::open(&self.cfg.database.path).expect("the database opens")
+        Store::open(self.cfg.database.sqlite_path().unwrap()).expect("the database opens")
     }
 
     fn state(&self, payment: &str) -> Vec<String> {
@@ -571,7 +571,7 @@ async fn a_run_that_fails_after_its_reconcile_calls_records_how_many_it_made() {
     // While the calls are made, the database starts refusing to tie a credit to its
     // payment (as a full disk would): the calls are applied and recorded as reconciled,
     // then the reconcile step fails writing the ties.
-    let db = case.cfg.database.path.clone();
+    let db = case.cfg.database.sqlite_path().unwrap().to_path_buf();
     let hook = case.on_call(move || {
         let conn = rusqlite::Connection::open(&db).unwrap();
         conn.busy_timeout(std::time::Duration::from_secs(10))

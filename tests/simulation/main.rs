@@ -579,7 +579,7 @@ fn check(
 ) -> BTreeMap<&'static str, u64> {
     let s = sim.state.lock().unwrap();
     problems.extend(s.violations.iter().cloned());
-    let store = Store::open(&cfg.database.path).expect("the database opens");
+    let store = Store::open(cfg.database.sqlite_path().unwrap()).expect("the database opens");
     let conn = store.connection();
     let reconciled: BTreeSet<(String, String)> = conn
         .prepare("SELECT payment_id, transaction_id FROM matches WHERE state = 'reconciled'")
