@@ -18,6 +18,8 @@ pub mod paging;
 #[cfg(test)]
 mod tests;
 mod transport;
+
+pub use transport::BACKOFF_CAP;
 mod wire;
 
 use std::sync::Mutex;

@@ -13,6 +13,9 @@ use tokio::time::Instant;
 
 use super::{AUTH_HEADER, ApiError, CODE_AUTH, Client, PATH_AUTH};
 
+/// The longest backoff between two attempts of a request.
+pub const BACKOFF_CAP: Duration = Duration::from_secs(30);
+
 /// Assumed token lifetime when `expires_in` is absent (§13.1).
 const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 /// How many characters of a body an error may quote.
@@ -528,7 +531,7 @@ impl Client {
 
     /// Full jitter: uniform in [0, min(cap, base·2^(attempt-1))].
     fn backoff(&self, attempt: u32) -> Duration {
-        let cap = Duration::from_secs(30);
+        let cap = BACKOFF_CAP;
         let exp = self
             .cfg
             .backoff_base

@@ -27,6 +27,7 @@ use crate::domain::{
 
 pub mod fate;
 mod id_order;
+pub mod in_flight;
 mod index;
 mod payouts;
 mod reason;

@@ -10,37 +10,74 @@ use super::{NotReconciled, Outcome, bounded, store_settled_reads, value, write_f
 use crate::api::Client;
 use crate::domain::BankTxId;
 use crate::matching::fate::{self, Answer, Fate, Read};
+use crate::matching::in_flight::{CallLimits, in_flight_until};
 use crate::report::Reconciled;
-use crate::store::{MatchRow, RunId, SharedStore, StoreError};
+use crate::store::{MatchRow, MatchState, RunId, SharedStore, StoreError};
+
+/// An intent or a lost answer to settle, with when its credit was booked, if stored.
+type Unsettled = (MatchRow, Option<DateTime<Utc>>);
 
 /// Settles, before the sync, intents left without an outcome by a run that died
 /// mid-call, and answers lost by an earlier run: both sides are re-read (side by side,
 /// `concurrency` at a time) and the fate decided from what they show. It never calls: a
 /// pair found not applied is released, and this run's matching decides it again with
 /// everything else, so no pair is called twice in one run.
+///
+/// On a database other hosts share, an intent whose call may still be on its way
+/// (`in_flight`: [`CallLimits`] of the client, by the database's clock) is not
+/// re-read yet: it stays in doubt, holding its payment and credit, and is reported as
+/// waiting; the first run after its bound settles it.
 pub async fn recover(
     client: &Arc<Client>,
     db: &SharedStore,
     run: RunId,
     concurrency: usize,
+    limits: CallLimits,
 ) -> Result<Outcome, StoreError> {
     let mut out = Outcome::default();
-    let open: Vec<(MatchRow, Option<DateTime<Utc>>)> = db
-        .call(|s| {
-            let rows = s.unsettled()?;
+    let (open, waiting): (Vec<Unsettled>, Vec<_>) = db
+        .call(move |s| {
+            let mut rows = s.unsettled()?;
+            let mut waiting = Vec::new();
+            if s.shared_by_hosts() && !rows.is_empty() {
+                let now = s.clock()?;
+                let bound = limits.bound();
+                rows.retain(|m| {
+                    let until = (m.state == MatchState::Intent)
+                        .then(|| in_flight_until(m.written_at, now, bound))
+                        .flatten();
+                    if let Some(until) = until {
+                        waiting.push((m.payment_id.clone(), m.transaction_id.clone(), until));
+                    }
+                    until.is_none()
+                });
+            }
             let ids: Vec<&BankTxId> = rows.iter().map(|m| &m.transaction_id).collect();
             let stored = s.transactions_by_ids(&ids)?;
             let booked: std::collections::HashMap<_, _> =
                 stored.into_iter().map(|t| (t.id, t.booked_at)).collect();
-            Ok(rows
+            let open = rows
                 .into_iter()
                 .map(|m| {
                     let at = booked.get(&m.transaction_id).copied();
                     (m, at)
                 })
-                .collect())
+                .collect();
+            Ok((open, waiting))
         })
         .await?;
+    for (payment, transaction, until) in waiting {
+        tracing::warn!(%payment, %transaction, until = %crate::text::wire_time(until),
+            "an intent of another run may still have its call on its way; left in doubt");
+        out.not_reconciled.push(NotReconciled::both(
+            payment,
+            transaction,
+            format!(
+                "in doubt: another run's call may still be on its way; settled by the first run after {}",
+                crate::text::wire_time(until)
+            ),
+        ));
+    }
     if open.is_empty() {
         return Ok(out);
     }

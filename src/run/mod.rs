@@ -13,6 +13,7 @@ use crate::api::Client;
 use crate::config::Settings;
 use crate::database::OpenError;
 use crate::domain::{BankTransaction, BankTxId, Offramp, OfframpId, Payment, PaymentId};
+use crate::matching::in_flight::CallLimits;
 use crate::matching::{self, Decisions, MatchInput};
 use crate::reconcile;
 use crate::report::mail_plan::Mail;
@@ -373,6 +374,22 @@ fn client(settings: &Settings, opts: &RunOptions) -> anyhow::Result<Client> {
         .with_stop(opts.stop.clone()))
 }
 
+/// What bounds one reconcile call of the client these settings make.
+fn call_limits(api: &crate::config::ApiSettings) -> CallLimits {
+    let secs = std::time::Duration::from_secs;
+    CallLimits {
+        timeout: secs(api.timeout_secs),
+        attempts: api.max_attempts,
+        backoff_base: std::time::Duration::from_millis(api.backoff_base_ms),
+        backoff_cap: crate::api::BACKOFF_CAP,
+        // Every concurrent request may be ahead of this one for a slot.
+        pacing: match api.max_requests_per_second {
+            0 => std::time::Duration::ZERO,
+            rps => std::time::Duration::from_secs_f64(api.concurrency as f64 / f64::from(rps)),
+        },
+    }
+}
+
 /// Settles the intents an earlier run left without an outcome, and the decisions of
 /// approves killed mid-call with them.
 async fn recover_phase(
@@ -381,9 +398,15 @@ async fn recover_phase(
     db: &SharedStore,
     run_id: i64,
 ) -> anyhow::Result<reconcile::Outcome> {
-    let recovered = reconcile::recover(client, db, run_id, settings.cryptopocket.concurrency)
-        .await
-        .context("cannot settle earlier reconcile intents")?;
+    let recovered = reconcile::recover(
+        client,
+        db,
+        run_id,
+        settings.cryptopocket.concurrency,
+        call_limits(&settings.cryptopocket),
+    )
+    .await
+    .context("cannot settle earlier reconcile intents")?;
     if recovered.recovered > 0 {
         tracing::info!(
             settled = recovered.recovered,

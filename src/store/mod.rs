@@ -93,6 +93,19 @@ pub trait CoreStore {
     /// The rows of one of the store's tables.
     fn count(&self, table: &str) -> Result<u64, StoreError>;
 
+    /// Whether hosts other than this one may run against this database (PostgreSQL):
+    /// recovery then leaves another run's fresh intent in doubt until its call can no
+    /// longer be on its way (`matching::in_flight`).
+    fn shared_by_hosts(&self) -> bool {
+        false
+    }
+
+    /// The database's clock: the server's on PostgreSQL, the one clock every host
+    /// shares; this host's on SQLite.
+    fn clock(&self) -> Result<DateTime<Utc>, StoreError> {
+        Ok(Utc::now())
+    }
+
     /// This store, when it is SQLite's.
     fn as_sqlite(&self) -> Option<&SqliteStore> {
         None

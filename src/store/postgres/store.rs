@@ -104,7 +104,7 @@ impl PgStore {
     }
 
     /// The database server's clock: the one clock every host shares.
-    pub fn server_now(&self) -> Result<DateTime<Utc>, StoreError> {
+    fn server_now(&self) -> Result<DateTime<Utc>, StoreError> {
         let text: String = self.run(|c| {
             Ok(c.query_one(
                 "SELECT to_char(statement_timestamp() AT TIME ZONE 'UTC',
@@ -171,5 +171,13 @@ impl CoreStore for PgStore {
         let sql = format!("SELECT COUNT(*) FROM {t}");
         let n: i64 = self.run(move |c| Ok(c.query_one(&sql, &[])?.get(0)))?;
         Ok(n as u64)
+    }
+
+    fn shared_by_hosts(&self) -> bool {
+        true
+    }
+
+    fn clock(&self) -> Result<DateTime<Utc>, StoreError> {
+        self.server_now()
     }
 }
