@@ -89,6 +89,27 @@ pub enum Command {
     /// The life of an item: first seen, every run that reported it and why, every
     /// decision, its reconcile if any.
     History(HistoryArgs),
+    /// The database itself.
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum DbCommand {
+    /// Copy the configured SQLite database into an empty PostgreSQL database, in one
+    /// transaction, and check the row count of every table. The password comes from
+    /// CP_RECON_DATABASE_PASSWORD or --password-file, never from the URL.
+    Copy(CopyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CopyArgs {
+    /// The target: postgresql://USER@HOST:PORT/DBNAME[?sslmode=...&sslrootcert=...]
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+    /// A file holding the target's password (else CP_RECON_DATABASE_PASSWORD).
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -179,6 +200,14 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
             Ok(settings) => report_err(status(&settings), EXIT_FAILED),
             Err(code) => code,
         },
+        Some(Command::Db(DbCommand::Copy(args))) => {
+            match settings_or_usage(cli.config.as_deref()) {
+                Ok(settings) => {
+                    crate::database::copy_cli(&settings, &args.to, args.password_file.as_deref())
+                }
+                Err(code) => code,
+            }
+        }
         Some(command) => match settings_or_usage(cli.config.as_deref()) {
             Ok(settings) => desk(&settings, command).await,
             Err(code) => code,
@@ -260,7 +289,9 @@ async fn desk(settings: &Settings, command: Command) -> u8 {
         ),
         Command::Apply(a) => commands::apply(settings, &a.file, &a.by, a.dry_run).await,
         Command::History(a) => commands::history(settings, &a.item_id),
-        Command::Sandbox(_) | Command::Demo(_) | Command::Status => return EXIT_USAGE,
+        Command::Sandbox(_) | Command::Demo(_) | Command::Status | Command::Db(_) => {
+            return EXIT_USAGE;
+        }
     };
     match result {
         Ok(text) => {

@@ -11,11 +11,21 @@
 //! Either way a second run, on this host or another, is refused at once
 //! ([`OpenError::Locked`]: the CLI's exit 75), never made to wait.
 
-use chrono::{DateTime, Utc};
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
 
-use crate::config::DatabaseSettings;
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+
+use crate::config::{DatabaseSettings, ENV_DATABASE_PASSWORD, Settings};
+use crate::exit::{EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_USAGE};
 use crate::lock::{LockError, RunLock};
-use crate::store::postgres::{PgError, PgStore};
+use crate::store::postgres::copy::copy_sqlite;
+use crate::store::postgres::{
+    PgConn, PgError, PgStore, RunLock as PgRunLock, Settings as PgSettings, migrate,
+};
 use crate::store::{Store, StoreError};
 
 /// What holds the run lock while it lives. Bind it before the store so that it is
@@ -74,4 +84,110 @@ pub fn open_to_read(
         DatabaseSettings::Sqlite { path } => Store::open(path).map(Some),
         DatabaseSettings::Postgres(settings) => Store::open_postgres(settings, now).map(Some),
     }
+}
+
+/// `cp-recon db copy --to URL`: copies the configured SQLite database into an empty
+/// PostgreSQL database, holding the run lock of both (no run writes to either
+/// meanwhile), and prints what it copied. Returns the exit code.
+pub fn copy_cli(settings: &Settings, to: &str, password_file: Option<&Path>) -> u8 {
+    match copy(settings, to, password_file) {
+        Ok(text) => {
+            let _ = writeln!(std::io::stdout().lock(), "{text}");
+            EXIT_OK
+        }
+        Err(CopyCliError::Locked(msg)) => {
+            crate::telemetry::fail(&format!("{msg}; nothing copied"));
+            EXIT_LOCKED
+        }
+        Err(CopyCliError::Usage(msg)) => {
+            crate::telemetry::fail(&format!("error: {msg}"));
+            EXIT_USAGE
+        }
+        Err(CopyCliError::Failed(e)) => {
+            crate::telemetry::fail(&format!("error: {e:#}"));
+            EXIT_FAILED
+        }
+    }
+}
+
+enum CopyCliError {
+    Locked(String),
+    Usage(String),
+    Failed(anyhow::Error),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for CopyCliError {
+    fn from(e: E) -> Self {
+        Self::Failed(e.into())
+    }
+}
+
+fn copy(
+    settings: &Settings,
+    to: &str,
+    password_file: Option<&Path>,
+) -> Result<String, CopyCliError> {
+    let Some(path) = settings.database.sqlite_path() else {
+        return Err(CopyCliError::Usage(format!(
+            "the configured {} is not an SQLite file: db copy copies an SQLite database into PostgreSQL",
+            settings.database.describe()
+        )));
+    };
+    if !path.exists() {
+        return Err(CopyCliError::Usage(format!(
+            "no database at {}: nothing to copy",
+            path.display()
+        )));
+    }
+    let password = match password_file {
+        Some(f) => Some(read_password(f).map_err(CopyCliError::Usage)?),
+        None => std::env::var(ENV_DATABASE_PASSWORD)
+            .ok()
+            .filter(|p| !p.is_empty())
+            .map(SecretString::from),
+    };
+    let target =
+        PgSettings::parse("--to", to, password).map_err(|e| CopyCliError::Usage(e.to_string()))?;
+    let (_lock, source) = match open_locked(&settings.database, Utc::now()) {
+        Ok(opened) => opened,
+        Err(OpenError::Locked(why)) => return Err(CopyCliError::Locked(why)),
+        Err(e) => return Err(e.into()),
+    };
+    let conn = PgConn::connect(&target)?;
+    migrate(&conn, Utc::now())?;
+    let _target_lock = match PgRunLock::try_take(&conn) {
+        Ok(l) => l,
+        Err(e @ PgError::Held { .. }) => return Err(CopyCliError::Locked(e.to_string())),
+        Err(e) => return Err(e.into()),
+    };
+    let started = std::time::Instant::now();
+    let copied = copy_sqlite(source.connection(), &conn)
+        .with_context(|| format!("cannot copy {} into the {}", path.display(), conn.target()))?;
+    let mut text = format!(
+        "copied {} into the {} in {:.1} s; every table's row count matches:\n",
+        path.display(),
+        conn.target(),
+        started.elapsed().as_secs_f64()
+    );
+    for c in &copied {
+        let _ = writeln!(text, "  {:<18} {:>10}", c.table, c.rows);
+    }
+    let _ = write!(
+        text,
+        "next: in config.toml, replace [database] path with url = \"{}\" (the password in {ENV_DATABASE_PASSWORD} or password_file), and keep {} as a backup",
+        target,
+        path.display()
+    );
+    Ok(text)
+}
+
+/// The first line of a password file, without its line ending.
+fn read_password(f: &Path) -> Result<SecretString, String> {
+    let text = std::fs::read_to_string(f)
+        .map_err(|e| format!("--password-file {}: cannot read: {e}", f.display()))?;
+    let p = text.trim_end_matches(['\n', '\r']);
+    if p.is_empty() {
+        return Err(format!("--password-file {} is empty", f.display()));
+    }
+    Ok(SecretString::from(p.to_owned()))
 }

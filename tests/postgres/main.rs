@@ -8,6 +8,8 @@
 #[path = "../common/pg.rs"]
 mod pg;
 
+mod copy;
+
 use std::sync::{Arc, Barrier};
 
 use chrono::{TimeZone, Utc};

@@ -20,6 +20,7 @@ use std::error::Error as _;
 use std::path::PathBuf;
 
 mod conn;
+pub mod copy;
 mod decisions;
 mod findings;
 mod ledger;
