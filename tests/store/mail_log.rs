@@ -192,3 +192,31 @@ fn runs_are_failing_since_the_first_run_after_the_last_completed_one_approves_as
         );
     });
 }
+
+#[test]
+fn a_mail_recorded_in_a_batch_that_is_rolled_back_leaves_nothing() {
+    each_backend_sql("record mail in a batch", |s, sql| {
+        let run = s.begin_run(at(0), false, "full").unwrap();
+        report(s, sql, run, "2026-12-06T06:01:00.000000Z");
+        s.begin_batch().unwrap();
+        s.record_mail(run, MailSent::Full, &[key("payment", "P1", "ambiguous")])
+            .unwrap();
+        s.rollback_batch();
+        assert_eq!(s.last_digest_at().unwrap(), None);
+        assert_eq!(
+            s.already_alerted(&[key("payment", "P1", "ambiguous")])
+                .unwrap(),
+            []
+        );
+        s.begin_batch().unwrap();
+        s.record_mail(run, MailSent::Full, &[key("payment", "P1", "ambiguous")])
+            .unwrap();
+        s.commit_batch().unwrap();
+        assert_eq!(s.last_digest_at().unwrap(), Some(at(1)));
+        assert_eq!(
+            s.already_alerted(&[key("payment", "P1", "ambiguous")])
+                .unwrap(),
+            [key("payment", "P1", "ambiguous")]
+        );
+    });
+}
