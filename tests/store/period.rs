@@ -113,6 +113,7 @@ fn the_first_run_since_a_time_is_named_only_when_the_database_is_older_than_that
         ended_run(s, 0, "full", "completed", true);
         ended_run(s, 10, "approve", "completed", false);
         let r3 = ended_run(s, 20, "incremental", "failed", false);
+        let r4 = s.begin_run(at(30), false, "incremental").unwrap();
         assert_eq!(
             s.first_run_since_if_older(at(0)).unwrap(),
             None,
@@ -130,6 +131,10 @@ fn the_first_run_since_a_time_is_named_only_when_the_database_is_older_than_that
         );
         assert_eq!(
             s.first_run_since_if_older(at(21)).unwrap(),
+            Some((r4, at(30)))
+        );
+        assert_eq!(
+            s.first_run_since_if_older(at(31)).unwrap(),
             None,
             "none since"
         );
