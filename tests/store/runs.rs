@@ -445,7 +445,7 @@ fn the_oldest_pending_payment_since_a_time_counts_only_pending_payments_created_
 
 #[test]
 fn the_last_complete_sync_is_the_newest_run_before_this_one_that_read_every_list() {
-    each_backend("last complete sync", |s| {
+    each_backend_sql("last complete sync", |s, sql| {
         let first = s.begin_run(at(0), false, "full").unwrap();
         assert_eq!(s.last_complete_sync(first).unwrap(), None);
         s.finish_run(
@@ -479,6 +479,11 @@ fn the_last_complete_sync_is_the_newest_run_before_this_one_that_read_every_list
             None,
             "only runs before it"
         );
+        sql(
+            s,
+            &format!("UPDATE runs SET started_at = 'eve' WHERE id = {failed_late}"),
+        );
+        assert!(is_corrupt(s.last_complete_sync(now), "runs"));
     });
 }
 
