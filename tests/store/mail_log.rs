@@ -146,7 +146,7 @@ fn already_alerted_returns_the_keys_a_mail_named_in_the_order_asked() {
 
 #[test]
 fn runs_are_failing_since_the_first_run_after_the_last_completed_one_approves_aside() {
-    each_backend("failing since", |s| {
+    each_backend_sql("failing since", |s, sql| {
         let first = s.begin_run(at(0), false, "full").unwrap();
         assert_eq!(
             s.failing_since(first).unwrap(),
@@ -190,6 +190,15 @@ fn runs_are_failing_since_the_first_run_after_the_last_completed_one_approves_as
             None,
             "a run has completed since"
         );
+        let later = ended_run(s, 40, "incremental", "failed", false);
+        sql(
+            s,
+            &format!("UPDATE runs SET started_at = 'eve' WHERE id = {later}"),
+        );
+        assert!(matches!(
+            s.failing_since(later),
+            Err(StoreError::Corrupt { table: "runs", .. })
+        ));
     });
 }
 
