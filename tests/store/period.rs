@@ -108,7 +108,7 @@ fn the_period_starts_at_the_last_full_report_delivered_not_at_one_queued_or_urge
 
 #[test]
 fn the_first_run_since_a_time_is_named_only_when_the_database_is_older_than_that_time() {
-    each_backend_sql("first run since", |s, _| {
+    each_backend_sql("first run since", |s, sql| {
         assert_eq!(s.first_run_since_if_older(at(0)).unwrap(), None, "no runs");
         ended_run(s, 0, "full", "completed", true);
         ended_run(s, 10, "approve", "completed", false);
@@ -138,6 +138,14 @@ fn the_first_run_since_a_time_is_named_only_when_the_database_is_older_than_that
             None,
             "none since"
         );
+        sql(
+            s,
+            &format!("UPDATE runs SET started_at = '2026-12-06T06:30' WHERE id = {r4}"),
+        );
+        assert!(matches!(
+            s.first_run_since_if_older(at(21)),
+            Err(StoreError::Corrupt { table: "runs", .. })
+        ));
     });
 }
 
