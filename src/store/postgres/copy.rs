@@ -187,11 +187,11 @@ fn copy_in_tx(sqlite: &rusqlite::Connection, target: &PgConn) -> Result<Vec<Copi
                 }
             }
             n += 1;
-            if n % CHUNK as u64 == 0 {
+            if n.is_multiple_of(CHUNK as u64) {
                 send(target, &insert, std::mem::replace(&mut chunk, empty(&ints)))?;
             }
         }
-        if n % CHUNK as u64 != 0 {
+        if !n.is_multiple_of(CHUNK as u64) {
             send(target, &insert, chunk)?;
         }
         copied.push(Copied { table, rows: n });
