@@ -287,8 +287,13 @@ fn a_recorded_report_takes_its_reconciles_and_names_its_mail_and_urgent_items_at
 
         // A report without mail names none.
         let run3 = s.begin_run(at(20), false, "full").unwrap();
-        s.record_report(&report(run3, Path::new("/reports/three"), &[], 21))
-            .unwrap();
+        let unmailed = key("payment", "P8", "ambiguous");
+        s.record_report(&NewReport {
+            named: std::slice::from_ref(&unmailed),
+            ..report(run3, Path::new("/reports/three"), &[], 21)
+        })
+        .unwrap();
+        assert!(s.already_alerted(&[unmailed]).unwrap().is_empty());
         assert_eq!(
             sql.lines(
                 "SELECT COALESCE(mail, '-'), COALESCE(subject, '-') FROM reports ORDER BY run_id"
