@@ -196,6 +196,10 @@ fn a_second_intent_for_a_held_payment_or_transaction_is_refused_and_the_rest_of_
         ));
         assert_eq!(s.all_matches().unwrap().len(), 3);
         assert!(intents(s, run, &[]).is_empty());
+        // Committed: a transaction opened and undone afterwards keeps them.
+        s.begin_batch().unwrap();
+        s.rollback_batch();
+        assert_eq!(s.all_matches().unwrap().len(), 3);
     });
 }
 

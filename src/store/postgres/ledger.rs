@@ -129,7 +129,10 @@ enum Inserted {
 /// the whole transaction).
 fn insert_intents_in(c: &mut Client, a: &MatchArrays) -> Result<Vec<Inserted>, postgres::Error> {
     let st = c.prepare(INSERT_MATCHES)?;
-    c.batch_execute("SAVEPOINT intents")?;
+    // The commit waits for the server's WAL flush even where the server or the role
+    // has synchronous_commit off: an intent lost in a server crash would let the pair
+    // be called twice.
+    c.batch_execute("SET LOCAL synchronous_commit = on; SAVEPOINT intents")?;
     match a.insert(c, &st, MatchState::Intent) {
         Ok(rows) => {
             c.batch_execute("RELEASE SAVEPOINT intents")?;
@@ -274,8 +277,8 @@ impl LedgerStore for PgStore {
             .unwrap_or(Err(StoreError::NoRowInserted))
     }
 
-    /// Committed before it returns (every commit is durable on the server), unless a
-    /// batch is open, which it then joins.
+    /// Committed before it returns, durably (`synchronous_commit` on for its
+    /// transaction), unless a batch is open, which it then joins.
     fn insert_intents(
         &mut self,
         ms: &[NewMatch<'_>],
