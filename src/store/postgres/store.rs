@@ -77,7 +77,6 @@ impl PgStore {
     /// Runs `f` in a transaction: the open batch's if there is one, else one of its
     /// own, committed when `f` succeeds and rolled back when it fails, all in one job
     /// on the session's thread.
-    #[allow(dead_code)]
     pub(crate) fn in_tx<R, F>(&mut self, f: F) -> Result<R, StoreError>
     where
         F: FnOnce(&mut Client) -> Result<R, postgres::Error> + Send + 'static,
