@@ -25,6 +25,8 @@
 //!   transaction) before the run fails and says so.
 //! - `TimeZone = UTC`: the store writes its own RFC 3339 UTC text; anything the server
 //!   formats is UTC too.
+//! - `client_min_messages = warning`: the server's notices (`relation ... already
+//!   exists, skipping` at each start) are not news for the job's log.
 //!
 //! TCP keepalives (30 s idle, then 3 probes 10 s apart) and a TCP user timeout of 30 s
 //! make a cut network end the session within about a minute, rather than after the
@@ -266,7 +268,7 @@ fn client_config(settings: &Settings) -> postgres::Config {
             _ => ClientSslMode::Require,
         })
         .options(&format!(
-            "-c statement_timeout={}s -c lock_timeout={}s -c TimeZone=UTC",
+            "-c statement_timeout={}s -c lock_timeout={}s -c TimeZone=UTC -c client_min_messages=warning",
             STATEMENT_TIMEOUT.as_secs(),
             LOCK_TIMEOUT.as_secs()
         ))
