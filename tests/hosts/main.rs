@@ -13,16 +13,14 @@ mod pg;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::Output;
+use std::process::{Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
 use cp_recon::sandbox::hook::{Action, Event, Handle, Hook};
-use cp_recon::sandbox::{
-    DataSpec, PaymentRecord, Sandbox, SandboxConfig, TransactionRecord,
-};
+use cp_recon::sandbox::{DataSpec, PaymentRecord, Sandbox, SandboxConfig, TransactionRecord};
 use pg::TestPg;
 use rust_decimal::Decimal;
 
@@ -44,10 +42,14 @@ struct Hosts {
 
 impl Hosts {
     async fn start(what: &str) -> Option<Self> {
+        Self::start_with(what, DataSpec::small(7, Utc::now())).await
+    }
+
+    async fn start_with(what: &str, data: DataSpec) -> Option<Self> {
         let pg = TestPg::start(what)?;
         pg.create_db("recon");
         let url = pg.url("postgres", "recon", "sslmode=disable");
-        let sandbox = Sandbox::start(SandboxConfig::new(DataSpec::small(7, Utc::now())))
+        let sandbox = Sandbox::start(SandboxConfig::new(data))
             .await
             .expect("sandbox starts");
         Some(Self {
@@ -89,6 +91,8 @@ impl Hosts {
             .env("RUST_LOG", "info")
             .env_remove("CP_RECON_CONFIG")
             .env_remove("CP_RECON_DATABASE_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .kill_on_drop(true);
         c
     }
@@ -101,19 +105,22 @@ impl Hosts {
         self.pg.sql("recon", sql)
     }
 
-    /// Runs on `host` until every confident pair of the sandbox is applied (another
-    /// host's intents wait out their in-flight bound first), at most for a minute.
+    /// Runs on `host` until every confident pair of the sandbox is applied and the
+    /// ledger says so (another host's intents wait out their in-flight bound first),
+    /// at most for a minute.
     async fn calm_runs_until_all_applied(&self, host: &str) {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let confident = self.sandbox.expected().confident.len().to_string();
         loop {
             let out = self.run(host).await;
             assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-            if missing(&self.sandbox).is_empty() {
+            let reconciled = self.sql("SELECT COUNT(*) FROM matches WHERE state = 'reconciled'");
+            if missing(&self.sandbox).is_empty() && reconciled == confident {
                 return;
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "not applied after a minute of calm runs: {:?}",
+                "not applied after a minute of calm runs: {:?}, {reconciled} reconciled in the ledger",
                 missing(&self.sandbox)
             );
             // Each run asks the provider again; pace them as a timer would, briefly.
@@ -198,7 +205,10 @@ impl Slow {
     async fn until_a_call(&self) {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while self.seen.load(Ordering::SeqCst) == 0 {
-            assert!(std::time::Instant::now() < deadline, "no reconcile call came");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no reconcile call came"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -213,7 +223,11 @@ async fn two_hosts_starting_a_run_at_the_same_instant_run_it_once_and_the_other_
     let mut codes = [a.status.code(), b.status.code()];
     codes.sort();
     assert_eq!(codes, [Some(0), Some(LOCKED)], "{}\n{}", text(&a), text(&b));
-    let loser = if a.status.code() == Some(LOCKED) { &a } else { &b };
+    let loser = if a.status.code() == Some(LOCKED) {
+        &a
+    } else {
+        &b
+    };
     assert!(
         text(loser).contains("another run is in progress"),
         "{}",
@@ -242,7 +256,8 @@ async fn three_hosts_starting_at_once_on_an_empty_database_create_the_schema_onc
         text(&b),
         text(&c)
     );
-    let versions = h.sql("SELECT string_agg(version::TEXT, ' ' ORDER BY version) FROM schema_version");
+    let versions =
+        h.sql("SELECT string_agg(version::TEXT, ' ' ORDER BY version) FROM schema_version");
     let newest = cp_recon::store::postgres::SCHEMA_VERSION;
     let want: Vec<String> = (10..=newest).map(|v| v.to_string()).collect();
     assert_eq!(versions, want.join(" "));
@@ -267,7 +282,10 @@ async fn a_host_killed_mid_run_is_followed_at_once_by_another_that_completes_and
     assert_eq!(b.status.code(), Some(0), "{}", text(&b));
     assert_no_pair_sent_twice(&h.sandbox);
     let outcomes = h.sql("SELECT outcome FROM runs ORDER BY id");
-    assert_eq!(outcomes, "failed\ncompleted", "A is closed as failed, B completed");
+    assert_eq!(
+        outcomes, "failed\ncompleted",
+        "A is closed as failed, B completed"
+    );
 
     h.calm_runs_until_all_applied("b").await;
     assert_no_pair_sent_twice(&h.sandbox);
@@ -277,9 +295,14 @@ async fn a_host_killed_mid_run_is_followed_at_once_by_another_that_completes_and
     );
 }
 
+/// Without the in-flight rule (`matching::in_flight`), host B re-reads A's payments
+/// while A's calls are still on their way, finds them pending and calls every one of
+/// them again: this test fails with each of A's pairs sent twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_restart_mid_run_while_another_host_starts_never_has_a_pair_called_by_both() {
-    let Some(h) = Hosts::start("a database restart mid-run").await else {
+    // Enough confident pairs for several batches: A is cut off between them.
+    let data = DataSpec::scaled(7, Utc::now(), 600, 600, 20);
+    let Some(h) = Hosts::start_with("a database restart mid-run", data).await else {
         return;
     };
     // Host A's calls are on their way for 3 s before the provider applies them.
@@ -300,6 +323,16 @@ async fn a_database_restart_mid_run_while_another_host_starts_never_has_a_pair_c
         text(&a)
     );
     assert_no_pair_sent_twice(&h.sandbox);
+    // Fencing: every call either host made had its intent committed first, A's
+    // through the session that held the lock; A wrote none after losing it.
+    let sent = sends(&h.sandbox);
+    let ledger = h.sql("SELECT payment_id || ' ' || transaction_id FROM matches");
+    for (p, t) in sent.keys() {
+        assert!(
+            ledger.lines().any(|l| l == format!("{p} {t}")),
+            "{p} / {t} was called without an intent"
+        );
+    }
 
     // A calm run afterwards (once A's calls can no longer be on their way) settles
     // A's intents from what the provider says, and calls nothing twice.
@@ -326,6 +359,8 @@ async fn two_daemons_on_one_schedule_apply_each_new_pair_once() {
             .env("RUST_LOG", "info")
             .env_remove("CP_RECON_CONFIG")
             .env_remove("CP_RECON_DATABASE_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .kill_on_drop(true);
         c.spawn().unwrap()
     };
@@ -339,7 +374,12 @@ async fn two_daemons_on_one_schedule_apply_each_new_pair_once() {
         let c = h.sandbox.fresh_concept();
         let (p, t) = (format!("HOSTSPAYMENT{i:012}"), format!("HOSTSCREDIT{i:08}"));
         h.sandbox
-            .add_payment(PaymentRecord::transfer(&p, c, 1000 + i, now - chrono::Duration::minutes(5)))
+            .add_payment(PaymentRecord::transfer(
+                &p,
+                c,
+                1000 + i,
+                now - chrono::Duration::minutes(5),
+            ))
             .unwrap();
         h.sandbox
             .add_transaction(TransactionRecord::credit(
@@ -360,14 +400,23 @@ async fn two_daemons_on_one_schedule_apply_each_new_pair_once() {
         if added.iter().all(|p| sent.contains_key(p)) {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "not all new pairs applied");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not all new pairs applied"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     for child in [&a, &b] {
         let pid = child.id().unwrap().to_string();
-        std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
     }
-    let (a, b) = (a.wait_with_output().await.unwrap(), b.wait_with_output().await.unwrap());
+    let (a, b) = (
+        a.wait_with_output().await.unwrap(),
+        b.wait_with_output().await.unwrap(),
+    );
     assert_eq!(a.status.code(), Some(0), "{}", text(&a));
     assert_eq!(b.status.code(), Some(0), "{}", text(&b));
     assert_no_pair_sent_twice(&h.sandbox);
