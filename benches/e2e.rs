@@ -11,7 +11,10 @@
 //! `CP_RECON_BENCH_KEEP=1` keeps the runs' directory (database, `cold.log`,
 //! `incremental.log`) and prints its path; `CP_RECON_BENCH_WORKBOOK` sets the runs'
 //! `[reports] workbook` (`always` builds the workbook in every run, as a mailed report
-//! does; by default the runs mail nothing and build none).
+//! does; by default the runs mail nothing and build none); `CP_RECON_BENCH_DATABASE_URL`
+//! runs the job on that PostgreSQL database instead of an SQLite file (it must be empty:
+//! drop and create it before each benchmark; the password, if any, in
+//! `CP_RECON_DATABASE_PASSWORD`).
 //!
 //! Prints: the baseline (one keep-alive `curl` process fetching every page the run must
 //! read and re-reading every confident payment, plus the reconcile POSTs costed at the
@@ -72,11 +75,14 @@ fn write_config(dir: &Path, base_url: &str) -> std::path::PathBuf {
     let workbook = std::env::var("CP_RECON_BENCH_WORKBOOK")
         .map(|w| format!("workbook = \"{w}\"\n"))
         .unwrap_or_default();
+    let database = match std::env::var("CP_RECON_BENCH_DATABASE_URL") {
+        Ok(url) => format!("url = \"{url}\""),
+        Err(_) => format!("path = \"{}\"", dir.join("recon.sqlite3").display()),
+    };
     let text = format!(
         "[cryptopocket]\nbase_url = \"{base_url}\"\napi_key = \"sandbox-key\"\npage_size = 100\n\
          max_requests_per_second = 0\nconcurrency = {concurrency}\nbackoff_base_ms = 10\n\n\
-         [database]\npath = \"{}\"\n\n[reports]\ndir = \"{}\"\n{workbook}",
-        dir.join("recon.sqlite3").display(),
+         [database]\n{database}\n\n[reports]\ndir = \"{}\"\n{workbook}",
         dir.join("reports").display()
     );
     std::fs::write(&path, text).unwrap();
