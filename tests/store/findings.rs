@@ -10,7 +10,8 @@ use cp_recon::store::{
 };
 use rust_decimal::Decimal;
 
-use crate::records::{Sql, each_backend_with_sql, eur};
+use crate::records::eur;
+use crate::{Sql, each_backend_sql};
 use crate::{at, each_backend};
 
 fn pay(id: &str, reason: Reason, detail: Option<&str>) -> PaymentFinding {
@@ -38,7 +39,7 @@ fn findings_of(sql: &mut Sql, run: i64) -> Vec<String> {
 
 #[test]
 fn a_finding_named_twice_in_a_run_is_stored_once_as_its_last_word() {
-    each_backend_with_sql("findings", |s, sql| {
+    each_backend_sql("findings", |s, sql| {
         let run = s.begin_run(at(0), false, "full").unwrap();
         let d = Decisions {
             payments: vec![
@@ -96,7 +97,7 @@ fn a_finding_named_twice_in_a_run_is_stored_once_as_its_last_word() {
 
 #[test]
 fn an_item_recorded_again_for_the_same_run_is_refused_and_the_batch_writes_nothing() {
-    each_backend_with_sql("findings twice", |s, sql| {
+    each_backend_sql("findings twice", |s, sql| {
         let run = s.begin_run(at(0), false, "full").unwrap();
         let first = Decisions {
             payments: vec![pay("P1", Reason::Ambiguous, None)],
@@ -230,7 +231,7 @@ fn key(kind: &str, item: &str, reason: &str) -> AlertKey {
 
 #[test]
 fn a_recorded_report_takes_its_reconciles_and_names_its_mail_and_urgent_items_at_once() {
-    each_backend_with_sql("a recorded report", |s, sql| {
+    each_backend_sql("a recorded report", |s, sql| {
         let run1 = s.begin_run(at(0), false, "full").unwrap();
         let ids = reconciled(s, run1, &[("P1", "T1"), ("P2", "T2"), ("P3", "T3")]);
         let named = [
@@ -330,7 +331,7 @@ fn a_second_report_of_a_run_is_refused_and_takes_none_of_its_reconciles() {
 
 #[test]
 fn a_report_is_delivered_once_written_and_marked_sent_only_once() {
-    each_backend_with_sql("the outbox", |s, sql| {
+    each_backend_sql("the outbox", |s, sql| {
         let run1 = s.begin_run(at(0), false, "full").unwrap();
         let run2 = s.begin_run(at(30), false, "full").unwrap();
         let run3 = s.begin_run(at(60), false, "full").unwrap();
@@ -451,7 +452,7 @@ fn a_report_never_written_is_voided_whole_and_its_reconciles_are_unreported_agai
 
 #[test]
 fn a_stored_time_edited_out_of_shape_is_a_corrupt_row() {
-    each_backend_with_sql("corrupt outbox times", |s, sql| {
+    each_backend_sql("corrupt outbox times", |s, sql| {
         let run = s.begin_run(at(0), false, "full").unwrap();
         s.record_report(&report(run, Path::new("/r"), &[], 1))
             .unwrap();

@@ -1,9 +1,10 @@
 //! What each report mailed: the digest's last slot, the urgent items already named,
 //! and whether runs are failing.
 
-use cp_recon::store::{AlertKey, Failing, MailSent, RunId, Store, StoreError, outage_key};
+use cp_recon::store::{AlertKey, Failing, MailSent, RunId, StoreError, outage_key};
 
-use crate::runs::{Sql, each_backend_sql, ended_run};
+use crate::runs::ended_run;
+use crate::{Sql, each_backend_sql};
 use crate::{at, each_backend};
 
 fn key(kind: &str, item_id: &str, reason: &str) -> AlertKey {
@@ -15,14 +16,11 @@ fn key(kind: &str, item_id: &str, reason: &str) -> AlertKey {
 }
 
 /// Run `run`'s report row, queued at `created_at`, no mail recorded yet.
-fn report(s: &Store, sql: Sql<'_>, run: RunId, created_at: &str) {
-    sql(
-        s,
-        &format!(
-            "INSERT INTO reports (run_id, dir, state, created_at)
+fn report(sql: &mut Sql, run: RunId, created_at: &str) {
+    sql.text(&format!(
+        "INSERT INTO reports (run_id, dir, state, created_at)
              VALUES ({run}, '/var/lib/cp-recon/reports/{run}', 'pending', '{created_at}')"
-        ),
-    );
+    ));
 }
 
 #[test]
@@ -33,10 +31,10 @@ fn the_last_digest_is_the_newest_report_recorded_as_a_full_mail() {
         let r2 = s.begin_run(at(10), false, "incremental").unwrap();
         let r3 = s.begin_run(at(20), false, "incremental").unwrap();
         let r4 = s.begin_run(at(30), false, "incremental").unwrap();
-        report(s, sql, r1, "2026-12-06T06:01:00.000000Z");
-        report(s, sql, r2, "2026-12-06T06:11:00.000000Z");
-        report(s, sql, r3, "2026-12-06T06:21:00.000000Z");
-        report(s, sql, r4, "2026-12-06T06:31:00.000000Z");
+        report(sql, r1, "2026-12-06T06:01:00.000000Z");
+        report(sql, r2, "2026-12-06T06:11:00.000000Z");
+        report(sql, r3, "2026-12-06T06:21:00.000000Z");
+        report(sql, r4, "2026-12-06T06:31:00.000000Z");
         assert_eq!(s.last_digest_at().unwrap(), None, "no mail recorded yet");
         s.record_mail(r1, MailSent::Full, &[]).unwrap();
         s.record_mail(r2, MailSent::Full, &[]).unwrap();
@@ -47,13 +45,12 @@ fn the_last_digest_is_the_newest_report_recorded_as_a_full_mail() {
             "not the urgent mail"
         );
         assert_eq!(
-            sql(s, "SELECT run_id, mail FROM reports ORDER BY run_id"),
+            sql.text("SELECT run_id, mail FROM reports ORDER BY run_id"),
             format!("{r1}|full\n{r2}|full\n{r3}|urgent\n{r4}|")
         );
-        sql(
-            s,
-            &format!("UPDATE reports SET created_at = 'today' WHERE run_id = {r2}"),
-        );
+        sql.text(&format!(
+            "UPDATE reports SET created_at = 'today' WHERE run_id = {r2}"
+        ));
         assert!(matches!(
             s.last_digest_at(),
             Err(StoreError::Corrupt {
@@ -87,8 +84,7 @@ fn a_mail_s_named_items_are_alerted_once_and_kept_with_the_run_that_first_named_
         )
         .unwrap();
         assert_eq!(
-            sql(
-                s,
+            sql.text(
                 "SELECT kind, item_id, reason, run_id FROM alerts ORDER BY kind, item_id, reason"
             ),
             format!(
@@ -191,10 +187,9 @@ fn runs_are_failing_since_the_first_run_after_the_last_completed_one_approves_as
             "a run has completed since"
         );
         let later = ended_run(s, 40, "incremental", "failed", false);
-        sql(
-            s,
-            &format!("UPDATE runs SET started_at = 'eve' WHERE id = {later}"),
-        );
+        sql.text(&format!(
+            "UPDATE runs SET started_at = 'eve' WHERE id = {later}"
+        ));
         assert!(matches!(
             s.failing_since(later),
             Err(StoreError::Corrupt { table: "runs", .. })
@@ -206,7 +201,7 @@ fn runs_are_failing_since_the_first_run_after_the_last_completed_one_approves_as
 fn a_mail_recorded_in_a_batch_that_is_rolled_back_leaves_nothing() {
     each_backend_sql("record mail in a batch", |s, sql| {
         let run = s.begin_run(at(0), false, "full").unwrap();
-        report(s, sql, run, "2026-12-06T06:01:00.000000Z");
+        report(sql, run, "2026-12-06T06:01:00.000000Z");
         s.begin_batch().unwrap();
         s.record_mail(run, MailSent::Full, &[key("payment", "P1", "ambiguous")])
             .unwrap();

@@ -2,68 +2,55 @@
 //! listed since, and the items reported since that are no longer open.
 
 use cp_recon::domain::{Currency, Money};
-use cp_recon::store::{RunId, Store, StoreError};
+use cp_recon::store::{RunId, StoreError};
 
 use crate::at;
-use crate::runs::{Sql, each_backend_sql, ended_run};
+use crate::runs::ended_run;
+use crate::{Sql, each_backend_sql};
 
-fn report(s: &Store, sql: Sql<'_>, run: RunId, state: &str, mail: &str) {
-    sql(
-        s,
-        &format!(
-            "INSERT INTO reports (run_id, dir, state, created_at, mail)
+fn report(sql: &mut Sql, run: RunId, state: &str, mail: &str) {
+    sql.text(&format!(
+        "INSERT INTO reports (run_id, dir, state, created_at, mail)
              VALUES ({run}, '/r/{run}', '{state}', '2026-12-06T07:00:00Z', {mail})"
-        ),
-    );
+    ));
 }
 
 /// A reconciled match of `p` and `t` settled in `run` at `settled_at`, listed by the
 /// report of `reported` (`NULL` when none has listed it yet). Returns its id.
 fn reconciled(
-    s: &Store,
-    sql: Sql<'_>,
+    sql: &mut Sql,
     run: RunId,
     (p, t): (&str, &str),
     settled_at: &str,
     reported: &str,
 ) -> i64 {
-    sql(
-        s,
-        &format!(
-            "INSERT INTO matches (run_id, payment_id, transaction_id, iban, amount, currency,
+    sql.text(&format!(
+        "INSERT INTO matches (run_id, payment_id, transaction_id, iban, amount, currency,
                 concept, rule, state, holds, created_at, settled_at, settled_run, reported_run)
              VALUES ({run}, '{p}', '{t}', 'ES00', '150.50', 'EUR', '0042', 'confident',
                 'reconciled', 1, '2026-12-05T10:00:00Z', '{settled_at}', {run}, {reported})"
-        ),
-    );
-    sql(
-        s,
-        &format!("SELECT id FROM matches WHERE payment_id = '{p}' AND state = 'reconciled'"),
-    )
+    ));
+    sql.text(&format!(
+        "SELECT id FROM matches WHERE payment_id = '{p}' AND state = 'reconciled'"
+    ))
     .parse()
     .unwrap()
 }
 
-fn approve(s: &Store, sql: Sql<'_>, by: &str, (p, t): (&str, &str), match_id: &str) {
-    sql(
-        s,
-        &format!(
-            "INSERT INTO decisions (at, by, action, kind, item_id, other_id, source, match_id,
+fn approve(sql: &mut Sql, by: &str, (p, t): (&str, &str), match_id: &str) {
+    sql.text(&format!(
+        "INSERT INTO decisions (at, by, action, kind, item_id, other_id, source, match_id,
                 outcome)
              VALUES ('2026-12-05T07:30:00Z', '{by}', 'approve', 'payment', '{p}', '{t}', 'cli',
                 {match_id}, 'reconciled')"
-        ),
-    );
+    ));
 }
 
-fn finding(s: &Store, sql: Sql<'_>, run: RunId, kind: &str, id: &str, reason: &str) {
-    sql(
-        s,
-        &format!(
-            "INSERT INTO findings (run_id, kind, item_id, reason)
+fn finding(sql: &mut Sql, run: RunId, kind: &str, id: &str, reason: &str) {
+    sql.text(&format!(
+        "INSERT INTO findings (run_id, kind, item_id, reason)
              VALUES ({run}, '{kind}', '{id}', '{reason}')"
-        ),
-    );
+    ));
 }
 
 fn eur(amount: &str) -> Money {
@@ -79,10 +66,10 @@ fn the_period_starts_at_the_last_full_report_delivered_not_at_one_queued_or_urge
         let r4 = s.begin_run(at(30), false, "incremental").unwrap();
         let r5 = s.begin_run(at(40), false, "incremental").unwrap();
         assert_eq!(s.last_delivered_digest(r5).unwrap(), None);
-        report(s, sql, r1, "sent", "'full'");
-        report(s, sql, r2, "sent", "'urgent'");
-        report(s, sql, r3, "pending", "'full'");
-        report(s, sql, r4, "sent", "NULL");
+        report(sql, r1, "sent", "'full'");
+        report(sql, r2, "sent", "'urgent'");
+        report(sql, r3, "pending", "'full'");
+        report(sql, r4, "sent", "NULL");
         assert_eq!(s.last_delivered_digest(r5).unwrap(), Some((r1, at(0))));
         assert_eq!(s.last_delivered_digest(r2).unwrap(), Some((r1, at(0))));
         assert_eq!(
@@ -90,15 +77,13 @@ fn the_period_starts_at_the_last_full_report_delivered_not_at_one_queued_or_urge
             None,
             "only runs before it"
         );
-        sql(
-            s,
-            &format!("UPDATE reports SET state = 'sent' WHERE run_id = {r3}"),
-        );
+        sql.text(&format!(
+            "UPDATE reports SET state = 'sent' WHERE run_id = {r3}"
+        ));
         assert_eq!(s.last_delivered_digest(r5).unwrap(), Some((r3, at(20))));
-        sql(
-            s,
-            &format!("UPDATE runs SET started_at = 'noon' WHERE id = {r3}"),
-        );
+        sql.text(&format!(
+            "UPDATE runs SET started_at = 'noon' WHERE id = {r3}"
+        ));
         assert!(matches!(
             s.last_delivered_digest(r5),
             Err(StoreError::Corrupt { table: "runs", .. })
@@ -138,10 +123,9 @@ fn the_first_run_since_a_time_is_named_only_when_the_database_is_older_than_that
             None,
             "none since"
         );
-        sql(
-            s,
-            &format!("UPDATE runs SET started_at = '2026-12-06T06:30' WHERE id = {r4}"),
-        );
+        sql.text(&format!(
+            "UPDATE runs SET started_at = '2026-12-06T06:30' WHERE id = {r4}"
+        ));
         assert!(matches!(
             s.first_run_since_if_older(at(21)),
             Err(StoreError::Corrupt { table: "runs", .. })
@@ -158,7 +142,6 @@ fn the_reconciles_listed_after_a_run_are_oldest_first_with_who_approved_each() {
         assert_eq!(s.reconciles_listed_after(r1).unwrap(), []);
         // Listed by the digest's own report: not in the period.
         reconciled(
-            s,
             sql,
             r1,
             ("P0", "T0"),
@@ -166,7 +149,6 @@ fn the_reconciles_listed_after_a_run_are_oldest_first_with_who_approved_each() {
             &r1.to_string(),
         );
         let approved = reconciled(
-            s,
             sql,
             r2,
             ("P1", "T1"),
@@ -174,26 +156,22 @@ fn the_reconciles_listed_after_a_run_are_oldest_first_with_who_approved_each() {
             &r2.to_string(),
         );
         // Not listed yet: the current report lists it. Settled before P1.
-        let unlisted = reconciled(s, sql, r3, ("P2", "T2"), "2026-12-06T06:05:00Z", "NULL");
+        let unlisted = reconciled(sql, r3, ("P2", "T2"), "2026-12-06T06:05:00Z", "NULL");
         // A pair that did not reconcile is no reconcile.
-        sql(
-            s,
-            &format!(
-                "INSERT INTO matches (run_id, payment_id, transaction_id, iban, amount, currency,
+        sql.text(&format!(
+            "INSERT INTO matches (run_id, payment_id, transaction_id, iban, amount, currency,
                     rule, state, created_at, settled_at, settled_run)
                  VALUES ({r3}, 'P3', 'T3', 'ES00', '1.00', 'EUR', 'confident', 'failed',
                     '2026-12-06T06:20:00Z', '2026-12-06T06:20:01Z', {r3})"
-            ),
-        );
+        ));
         // A dismissal, and an approve of another match of the same payment, name no one.
-        sql(
-            s,
+        sql.text(
             "INSERT INTO decisions (at, by, action, kind, item_id, source, note)
              VALUES ('2026-12-05T07:00:00Z', 'bo', 'dismiss', 'payment', 'P2', 'cli', 'dup')",
         );
-        approve(s, sql, "cy", ("P2", "T9"), "NULL");
-        approve(s, sql, "ana", ("P1", "T1"), &approved.to_string());
-        approve(s, sql, "dee", ("P1", "T1"), &approved.to_string());
+        approve(sql, "cy", ("P2", "T9"), "NULL");
+        approve(sql, "ana", ("P1", "T1"), &approved.to_string());
+        approve(sql, "dee", ("P1", "T1"), &approved.to_string());
         let listed = s.reconciles_listed_after(r1).unwrap();
         let got: Vec<_> = listed
             .iter()
@@ -211,10 +189,9 @@ fn the_reconciles_listed_after_a_run_are_oldest_first_with_who_approved_each() {
         assert_eq!(listed[0].concept.as_ref().map(|c| c.as_str()), Some("0042"));
         assert_eq!(listed[0].reconciled_at, at(5));
         assert_eq!(s.reconciles_listed_after(r2).unwrap().len(), 1);
-        sql(
-            s,
-            &format!("UPDATE matches SET currency = 'EURO' WHERE id = {unlisted}"),
-        );
+        sql.text(&format!(
+            "UPDATE matches SET currency = 'EURO' WHERE id = {unlisted}"
+        ));
         assert!(matches!(
             s.reconciles_listed_after(r1),
             Err(StoreError::Corrupt {
@@ -233,10 +210,8 @@ fn the_items_closed_since_the_digest_carry_their_last_reason_amount_and_reconcil
         let r2 = ended_run(s, 20, "incremental", "completed", true);
         let r3 = ended_run(s, 30, "incremental", "completed", true);
         let seen = format!("'{{}}', '2026-12-06T06:00:00Z', '2026-12-06T06:00:00Z', {r0}, {r0}");
-        sql(
-            s,
-            &format!(
-                "INSERT INTO payments (id, status, amount, currency, created_at, raw_json,
+        sql.text(&format!(
+            "INSERT INTO payments (id, status, amount, currency, created_at, raw_json,
                     first_seen_at, last_seen_at, first_seen_run, last_seen_run)
                  VALUES ('P1', 'completed', '150.50', 'EUR', '2026-12-05T10:00:00Z', {seen});
                  INSERT INTO bank_transactions (id, iban, direction, amount, currency, concept,
@@ -247,20 +222,19 @@ fn the_items_closed_since_the_digest_carry_their_last_reason_amount_and_reconcil
                  INSERT INTO offramps (id, status, amount, currency, created_at, raw_json,
                     first_seen_at, last_seen_at, first_seen_run, last_seen_run)
                  VALUES ('O1', 'finished', '3.10', 'EUR', '2026-12-05T10:00:00Z', {seen});"
-            ),
-        );
-        let m1 = reconciled(s, sql, r2, ("P1", "T1"), "2026-12-06T06:20:30Z", "NULL");
-        approve(s, sql, "ana", ("P1", "T1"), &m1.to_string());
-        reconciled(s, sql, r2, ("P6", "T5"), "2026-12-06T06:20:30Z", "NULL");
+        ));
+        let m1 = reconciled(sql, r2, ("P1", "T1"), "2026-12-06T06:20:30Z", "NULL");
+        approve(sql, "ana", ("P1", "T1"), &m1.to_string());
+        reconciled(sql, r2, ("P6", "T5"), "2026-12-06T06:20:30Z", "NULL");
         // Before the digest's run only: not the period's.
-        finding(s, sql, r0, "payment", "POLD", "ambiguous");
-        finding(s, sql, r1, "payment", "PX", "ambiguous");
-        finding(s, sql, r1, "payment", "P1", "no_transaction");
-        finding(s, sql, r2, "payment", "P1", "ambiguous");
-        finding(s, sql, r2, "transaction", "TOPEN", "no_concept");
-        finding(s, sql, r2, "transaction", "T5", "no_concept");
-        finding(s, sql, r2, "offramp", "O1", "payout_not_seen");
-        finding(s, sql, r3, "transaction", "TOPEN", "no_concept");
+        finding(sql, r0, "payment", "POLD", "ambiguous");
+        finding(sql, r1, "payment", "PX", "ambiguous");
+        finding(sql, r1, "payment", "P1", "no_transaction");
+        finding(sql, r2, "payment", "P1", "ambiguous");
+        finding(sql, r2, "transaction", "TOPEN", "no_concept");
+        finding(sql, r2, "transaction", "T5", "no_concept");
+        finding(sql, r2, "offramp", "O1", "payout_not_seen");
+        finding(sql, r3, "transaction", "TOPEN", "no_concept");
         let closed = s.closed_items_after(r1, r3).unwrap();
         let got: Vec<_> = closed
             .iter()
@@ -295,7 +269,7 @@ fn the_items_closed_since_the_digest_carry_their_last_reason_amount_and_reconcil
             ]
         );
         assert_eq!(s.closed_items_after(r3, r3).unwrap(), []);
-        sql(s, "UPDATE offramps SET amount = 'three' WHERE id = 'O1'");
+        sql.text("UPDATE offramps SET amount = 'three' WHERE id = 'O1'");
         assert!(matches!(
             s.closed_items_after(r1, r3),
             Err(StoreError::Corrupt {

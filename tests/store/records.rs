@@ -3,7 +3,7 @@
 //!
 //! Some promises are about columns the interface does not read back (when a row was
 //! first and last seen): those tests look at the table through a connection of their
-//! own ([`Sql`]), with statements that read the same on both backends.
+//! own ([`crate::Sql`]), with statements that read the same on both backends.
 
 use std::str::FromStr;
 
@@ -13,82 +13,10 @@ use cp_recon::domain::{
     OfframpId, OfframpStatus, Payment, PaymentId, PaymentStatus,
 };
 use cp_recon::record::{BadRecord, Record};
-use cp_recon::store::postgres::Settings;
 use cp_recon::store::{MatchState, NewMatch, Settlement, Store, StoreError};
 use rust_decimal::Decimal;
 
-use crate::{at, each_backend, pg};
-
-/// A connection of the test's own to the store's database, beside the store.
-pub enum Sql {
-    Sqlite(rusqlite::Connection),
-    Postgres(Box<postgres::Client>),
-}
-
-impl Sql {
-    /// The rows of a query whose every column is text (or NULL): write `CAST(x AS TEXT)`
-    /// for a number, which both backends read the same.
-    pub fn rows(&mut self, sql: &str) -> Vec<Vec<Option<String>>> {
-        match self {
-            Self::Sqlite(c) => {
-                let mut st = c.prepare(sql).unwrap();
-                let n = st.column_count();
-                st.query_map([], |r| (0..n).map(|i| r.get(i)).collect())
-                    .unwrap()
-                    .collect::<Result<_, _>>()
-                    .unwrap()
-            }
-            Self::Postgres(c) => c
-                .query(sql, &[])
-                .unwrap()
-                .iter()
-                .map(|r| (0..r.len()).map(|i| r.get(i)).collect())
-                .collect(),
-        }
-    }
-
-    /// The rows of a query, each as its non-NULL columns joined by spaces (`-` for NULL).
-    pub fn lines(&mut self, sql: &str) -> Vec<String> {
-        self.rows(sql)
-            .into_iter()
-            .map(|r| {
-                r.into_iter()
-                    .map(|v| v.unwrap_or_else(|| "-".into()))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .collect()
-    }
-
-    pub fn execute(&mut self, sql: &str) {
-        match self {
-            Self::Sqlite(c) => {
-                c.execute_batch(sql).unwrap();
-            }
-            Self::Postgres(c) => c.batch_execute(sql).unwrap(),
-        }
-    }
-}
-
-/// [`crate::each_backend`], with a connection of the test's own to the same database.
-pub fn each_backend_with_sql(what: &str, test: impl Fn(&mut Store, &mut Sql)) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("recon.sqlite3");
-    let mut sqlite = Store::open(&path).unwrap();
-    let mut sql = Sql::Sqlite(rusqlite::Connection::open(&path).unwrap());
-    test(&mut sqlite, &mut sql);
-    drop((sqlite, sql));
-
-    let Some(pg) = pg::TestPg::start(what) else {
-        return;
-    };
-    pg.create_db("recon");
-    let url = pg.url("postgres", "recon", "sslmode=disable");
-    let settings = Settings::parse("[database] url", &url, None).unwrap();
-    let mut postgres = Store::open_postgres(&settings, at(0)).unwrap();
-    let client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-    test(&mut postgres, &mut Sql::Postgres(Box::new(client)));
-}
+use crate::{at, each_backend, each_backend_sql};
 
 pub fn eur(v: &str) -> Money {
     Money::from_units(
@@ -290,7 +218,7 @@ const PAYMENT_SIGHTINGS: &str = "SELECT id, status, first_seen_at, CAST(first_se
 #[test]
 fn a_re_upsert_rewrites_each_row_as_the_provider_says_keeps_its_first_sighting_and_moves_its_last()
 {
-    each_backend_with_sql("a re-upsert", |s, sql| {
+    each_backend_sql("a re-upsert", |s, sql| {
         let run1 = s.begin_run(at(0), false, "full").unwrap();
         s.upsert_payments(
             run1,
@@ -337,7 +265,7 @@ fn a_re_upsert_rewrites_each_row_as_the_provider_says_keeps_its_first_sighting_a
 
 #[test]
 fn every_list_keeps_a_rows_first_sighting_and_moves_its_last_even_when_nothing_changed() {
-    each_backend_with_sql("sightings of every list", |s, sql| {
+    each_backend_sql("sightings of every list", |s, sql| {
         let run1 = s.begin_run(at(0), false, "full").unwrap();
         let account = |balance: &str| Record {
             value: BankAccount {
@@ -393,7 +321,7 @@ fn every_list_keeps_a_rows_first_sighting_and_moves_its_last_even_when_nothing_c
 
 #[test]
 fn a_key_repeated_in_one_batch_is_stored_once_as_its_last_occurrence() {
-    each_backend_with_sql("a repeated key", |s, sql| {
+    each_backend_sql("a repeated key", |s, sql| {
         let run = s.begin_run(at(0), false, "full").unwrap();
         s.upsert_payments(
             run,
@@ -476,7 +404,7 @@ fn an_upsert_by_a_run_that_does_not_exist_is_refused_whole() {
 
 #[test]
 fn bad_records_are_kept_in_the_order_given_with_their_run() {
-    each_backend_with_sql("bad records", |s, sql| {
+    each_backend_sql("bad records", |s, sql| {
         let run = s.begin_run(at(0), false, "full").unwrap();
         let bad = |id: Option<&str>, error: &str| BadRecord {
             endpoint: "payments".into(),
@@ -533,7 +461,7 @@ fn the_pending_ids_are_the_payments_stored_as_pending_in_time_order() {
 
 #[test]
 fn a_vanished_payment_is_no_longer_pending_and_keeps_its_mark_when_listed_again() {
-    each_backend_with_sql("vanished payments", |s, sql| {
+    each_backend_sql("vanished payments", |s, sql| {
         let run1 = s.begin_run(at(0), false, "full").unwrap();
         s.upsert_payments(
             run1,
@@ -720,7 +648,7 @@ fn corrupt_message(e: StoreError) -> String {
 
 #[test]
 fn a_stored_value_edited_out_of_shape_is_a_corrupt_row_naming_its_table_and_id() {
-    each_backend_with_sql("corrupt rows", |s, sql| {
+    each_backend_sql("corrupt rows", |s, sql| {
         let run = s.begin_run(at(0), false, "full").unwrap();
         let mut t = credit("T1", 1);
         t.value.value_date = Some(NaiveDate::from_ymd_opt(2026, 12, 6).unwrap());

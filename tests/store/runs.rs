@@ -1,59 +1,8 @@
 //! Runs, the lists each run read, and the watermarks.
 
-use cp_recon::store::postgres::Settings;
 use cp_recon::store::{ListRead, RunEnd, RunId, Store, StoreError};
 
-use crate::{at, each_backend, pg};
-
-/// SQL run on a test's store as it is, outside the store's interface: rows the
-/// interface writes only through other groups' methods, a stored value damaged by
-/// hand, or a column the interface never reads back. A `SELECT` returns its rows as
-/// psql prints them (`-A -t`): columns joined by `|`, rows by newlines, NULL as
-/// nothing; anything else returns nothing. Keep the SQL to what both dialects read
-/// the same (plain `INSERT`, `UPDATE`, `SELECT`).
-pub type Sql<'a> = &'a dyn Fn(&Store, &str) -> String;
-
-/// [`each_backend`], with [`Sql`] on the store under test.
-pub fn each_backend_sql(what: &str, test: impl Fn(&mut Store, Sql<'_>)) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut sqlite = Store::open(&dir.path().join("recon.sqlite3")).unwrap();
-    test(&mut sqlite, &sqlite_sql);
-    drop(sqlite);
-
-    let Some(pg) = pg::TestPg::start(what) else {
-        return;
-    };
-    pg.create_db("recon");
-    let url = pg.url("postgres", "recon", "sslmode=disable");
-    let settings = Settings::parse("[database] url", &url, None).unwrap();
-    let mut postgres = Store::open_postgres(&settings, at(0)).unwrap();
-    test(&mut postgres, &|_, sql| pg.sql("recon", sql));
-}
-
-fn sqlite_sql(store: &Store, sql: &str) -> String {
-    use rusqlite::types::ValueRef;
-    let conn = store.connection();
-    if !sql.trim_start().to_ascii_uppercase().starts_with("SELECT") {
-        conn.execute_batch(sql).unwrap();
-        return String::new();
-    }
-    let mut st = conn.prepare(sql).unwrap();
-    let n = st.column_count();
-    let mut rows = st.query([]).unwrap();
-    let mut lines = Vec::new();
-    while let Some(r) = rows.next().unwrap() {
-        let cols: Vec<String> = (0..n)
-            .map(|i| match r.get_ref(i).unwrap() {
-                ValueRef::Null => String::new(),
-                ValueRef::Integer(v) => v.to_string(),
-                ValueRef::Real(v) => v.to_string(),
-                ValueRef::Text(t) | ValueRef::Blob(t) => String::from_utf8_lossy(t).into_owned(),
-            })
-            .collect();
-        lines.push(cols.join("|"));
-    }
-    lines.join("\n")
-}
+use crate::{Sql, at, each_backend, each_backend_sql};
 
 /// A run that started at `at(minutes)` and ended as `outcome`.
 pub fn ended_run(
@@ -166,14 +115,11 @@ fn finishing_a_run_records_every_count_its_summary_and_its_error() {
             Some("the bank's list failed: HTTP 503")
         );
         assert_eq!(
-            sql(
-                s,
-                &format!(
-                    "SELECT payments_read, offramps_read, accounts_read, transactions_read,
+            sql.text(&format!(
+                "SELECT payments_read, offramps_read, accounts_read, transactions_read,
                         bad_records, reconcile_calls, reconciled, api_requests, api_errors,
                         summary_json FROM runs WHERE id = {run}"
-                )
-            ),
+            )),
             r#"1|2|3|4|5|6|7|8|5000000000|{"reasons": {"ambiguous": 2}}"#
         );
         let untouched = s.run(other).unwrap().unwrap();
@@ -192,7 +138,7 @@ fn a_token_is_recorded_on_its_own_run_and_on_no_other() {
         s.set_run_token(second, "k3x9").unwrap();
         s.set_run_token(second + 100, "nobody").unwrap();
         assert_eq!(
-            sql(s, "SELECT id, token FROM runs ORDER BY id"),
+            sql.text("SELECT id, token FROM runs ORDER BY id"),
             format!("{first}|\n{second}|k3x9")
         );
     });
@@ -228,10 +174,9 @@ fn abandoned_runs_are_failed_keeping_an_error_they_had_and_finished_runs_are_lef
         let done = ended_run(s, 0, "full", "completed", true);
         let quiet = s.begin_run(at(10), false, "incremental").unwrap();
         let said = s.begin_run(at(20), false, "incremental").unwrap();
-        sql(
-            s,
-            &format!("UPDATE runs SET error = 'killed by the OOM killer' WHERE id = {said}"),
-        );
+        sql.text(&format!(
+            "UPDATE runs SET error = 'killed by the OOM killer' WHERE id = {said}"
+        ));
         assert_eq!(s.close_abandoned_runs(at(30)).unwrap(), 2);
         let row = s.run(quiet).unwrap().unwrap();
         assert_eq!(row.outcome, "failed");
@@ -287,8 +232,7 @@ fn a_list_read_is_recorded_and_recording_it_again_in_the_same_run_replaces_it() 
         )
         .unwrap();
         assert_eq!(
-            sql(
-                s,
+            sql.text(
                 "SELECT run_id, list, complete, pages, items, duplicates, read_from, error
                  FROM run_lists ORDER BY run_id, list"
             ),
@@ -318,10 +262,7 @@ fn a_watermark_never_moves_back_and_names_the_run_and_time_that_last_set_it() {
             "not moved back"
         );
         assert_eq!(
-            sql(
-                s,
-                "SELECT list, run_id, updated_at FROM watermarks ORDER BY list"
-            ),
+            sql.text("SELECT list, run_id, updated_at FROM watermarks ORDER BY list"),
             format!(
                 "payments|{second}|2026-12-06T06:11:00.000000Z\n\
                  rampoffs|{first}|2026-12-06T06:01:00.000000Z"
@@ -346,42 +287,31 @@ fn a_watermark_stored_unreadable_is_corrupt_not_ignored() {
     each_backend_sql("a corrupt watermark", |s, sql| {
         let run = s.begin_run(at(0), false, "full").unwrap();
         s.set_watermark("payments", at(-5), run, at(1)).unwrap();
-        sql(
-            s,
-            "UPDATE watermarks SET high_water = 'yesterday' WHERE list = 'payments'",
-        );
+        sql.text("UPDATE watermarks SET high_water = 'yesterday' WHERE list = 'payments'");
         assert!(is_corrupt(s.watermark("payments"), "watermarks"));
         assert!(is_corrupt(s.watermarks(), "watermarks"));
     });
 }
 
 /// Payments, off-ramps and bank transactions stored by run `run`, by hand.
-fn records(s: &Store, sql: Sql<'_>, run: RunId) {
+fn records(sql: &mut Sql, run: RunId) {
     let seen = format!("'2026-12-06T06:00:00Z', '2026-12-06T06:00:00Z', {run}, {run}");
-    sql(
-        s,
-        &format!(
-            "INSERT INTO payments (id, status, amount, currency, created_at, raw_json,
+    sql.text(&format!(
+        "INSERT INTO payments (id, status, amount, currency, created_at, raw_json,
                 first_seen_at, last_seen_at, first_seen_run, last_seen_run) VALUES
              ('P1', 'pending_bank', '10.00', 'EUR', '2026-12-06T05:00:00.000000Z', '{{}}', {seen}),
              ('P2', 'completed', '10.00', 'EUR', '2026-12-06T05:10:00.000000Z', '{{}}', {seen}),
              ('P3', 'vanished', '10.00', 'EUR', '2026-12-06T05:20:00.000000Z', '{{}}', {seen}),
              ('P4', 'pending_bank', '10.00', 'EUR', '2026-12-06T05:30:00.000000Z', '{{}}', {seen}),
              ('P5', 'pending_bank', '10.00', 'EUR', '2026-12-06T05:40:00.000000Z', '{{}}', {seen})"
-        ),
-    );
-    sql(
-        s,
-        &format!(
-            "INSERT INTO offramps (id, status, amount, currency, created_at, raw_json,
+    ));
+    sql.text(&format!(
+        "INSERT INTO offramps (id, status, amount, currency, created_at, raw_json,
                 first_seen_at, last_seen_at, first_seen_run, last_seen_run) VALUES
              ('O1', 'finished', '5.00', 'EUR', '2026-12-06T05:00:00.000000Z', '{{}}', {seen}),
              ('O2', 'pending', '5.00', 'EUR', '2026-12-06T05:30:00.000000Z', '{{}}', {seen})"
-        ),
-    );
-    sql(
-        s,
-        &format!(
+    ));
+    sql.text(&format!(
             "INSERT INTO bank_transactions (id, iban, direction, amount, currency, concept,
                 booked_at, raw_json, first_seen_at, last_seen_at, first_seen_run,
                 last_seen_run) VALUES
@@ -397,7 +327,7 @@ fn count_before_counts_a_list_s_items_strictly_before_the_time_without_vanished_
     each_backend_sql("count before", |s, sql| {
         assert_eq!(s.count_before("payments", at(0)).unwrap(), 0);
         let run = s.begin_run(at(0), false, "full").unwrap();
-        records(s, sql, run);
+        records(sql, run);
         // 05:30 itself is not before 05:30.
         assert_eq!(
             s.count_before("payments", at(-30)).unwrap(),
@@ -425,7 +355,7 @@ fn the_oldest_pending_payment_since_a_time_counts_only_pending_payments_created_
     each_backend_sql("oldest pending since", |s, sql| {
         assert_eq!(s.oldest_pending_since(at(-120)).unwrap(), None);
         let run = s.begin_run(at(0), false, "full").unwrap();
-        records(s, sql, run);
+        records(sql, run);
         assert_eq!(s.oldest_pending_since(at(-120)).unwrap(), Some(at(-60)));
         assert_eq!(
             s.oldest_pending_since(at(-60)).unwrap(),
@@ -435,10 +365,7 @@ fn the_oldest_pending_payment_since_a_time_counts_only_pending_payments_created_
         // P2 (completed) and P3 (vanished) in between are not pending.
         assert_eq!(s.oldest_pending_since(at(-59)).unwrap(), Some(at(-30)));
         assert_eq!(s.oldest_pending_since(at(-19)).unwrap(), None);
-        sql(
-            s,
-            "UPDATE payments SET created_at = '2026-12-06T05:00:00' WHERE id = 'P1'",
-        );
+        sql.text("UPDATE payments SET created_at = '2026-12-06T05:00:00' WHERE id = 'P1'");
         assert!(is_corrupt(s.oldest_pending_since(at(-120)), "payments"));
     });
 }
@@ -479,10 +406,9 @@ fn the_last_complete_sync_is_the_newest_run_before_this_one_that_read_every_list
             None,
             "only runs before it"
         );
-        sql(
-            s,
-            &format!("UPDATE runs SET started_at = 'eve' WHERE id = {failed_late}"),
-        );
+        sql.text(&format!(
+            "UPDATE runs SET started_at = 'eve' WHERE id = {failed_late}"
+        ));
         assert!(is_corrupt(s.last_complete_sync(now), "runs"));
     });
 }
@@ -501,10 +427,9 @@ fn the_last_success_is_when_the_newest_completed_run_of_the_job_finished() {
         );
         let late = ended_run(s, 30, "incremental", "completed", true);
         assert_eq!(s.last_success().unwrap(), Some(at(31)));
-        sql(
-            s,
-            &format!("UPDATE runs SET finished_at = 'then' WHERE id = {late}"),
-        );
+        sql.text(&format!(
+            "UPDATE runs SET finished_at = 'then' WHERE id = {late}"
+        ));
         assert!(is_corrupt(s.last_success(), "runs"));
     });
 }

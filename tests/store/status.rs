@@ -2,37 +2,31 @@
 //! reason, the reports not delivered yet, and what blocks automation.
 
 use cp_recon::store::{
-    Blocker, ListRead, OpenGroup, RunEnd, RunId, RunLine, StatusData, Store, StoreError,
-    UndeliveredReport,
+    Blocker, ListRead, OpenGroup, RunEnd, RunId, RunLine, StatusData, StoreError, UndeliveredReport,
 };
 
 use crate::at;
-use crate::runs::{Sql, each_backend_sql, ended_run};
+use crate::runs::ended_run;
+use crate::{Sql, each_backend_sql};
 
-fn finding(s: &Store, sql: Sql<'_>, run: RunId, kind: &str, id: &str, reason: &str) {
-    sql(
-        s,
-        &format!(
-            "INSERT INTO findings (run_id, kind, item_id, reason)
+fn finding(sql: &mut Sql, run: RunId, kind: &str, id: &str, reason: &str) {
+    sql.text(&format!(
+        "INSERT INTO findings (run_id, kind, item_id, reason)
              VALUES ({run}, '{kind}', '{id}', '{reason}')"
-        ),
-    );
+    ));
 }
 
 fn seen(run: RunId) -> String {
     format!("'{{}}', '2026-12-06T06:00:00Z', '2026-12-06T06:00:00Z', {run}, {run}")
 }
 
-fn payment(s: &Store, sql: Sql<'_>, run: RunId, id: &str, created_at: &str) {
+fn payment(sql: &mut Sql, run: RunId, id: &str, created_at: &str) {
     let seen = seen(run);
-    sql(
-        s,
-        &format!(
-            "INSERT INTO payments (id, status, amount, currency, created_at, raw_json,
+    sql.text(&format!(
+        "INSERT INTO payments (id, status, amount, currency, created_at, raw_json,
                 first_seen_at, last_seen_at, first_seen_run, last_seen_run)
              VALUES ('{id}', 'pending_bank', '1.00', 'EUR', '{created_at}', {seen})"
-        ),
-    );
+    ));
 }
 
 fn line(id: RunId, start: i64, end: Option<i64>, outcome: &str, mode: &str) -> RunLine {
@@ -71,8 +65,8 @@ fn the_status_lists_the_last_runs_newest_first_with_what_each_reconciled_and_rep
             },
         )
         .unwrap();
-        finding(s, sql, r1, "payment", "P1", "ambiguous");
-        finding(s, sql, r1, "transaction", "T1", "no_concept");
+        finding(sql, r1, "payment", "P1", "ambiguous");
+        finding(sql, r1, "transaction", "T1", "no_concept");
         let r2 = s.begin_run(at(10), true, "incremental").unwrap();
         s.finish_run(
             r2,
@@ -107,28 +101,26 @@ fn the_status_lists_the_last_runs_newest_first_with_what_each_reconciled_and_rep
 fn open_items_are_the_last_completed_run_s_findings_by_kind_and_reason_with_the_oldest() {
     each_backend_sql("status open items", |s, sql| {
         let old = ended_run(s, 0, "full", "completed", true);
-        finding(s, sql, old, "payment", "P9", "stale");
+        finding(sql, old, "payment", "P9", "stale");
         let last = ended_run(s, 10, "incremental", "completed", true);
         // A later failed run's findings are not what is open.
         let failed = ended_run(s, 20, "incremental", "failed", false);
-        finding(s, sql, failed, "payment", "P8", "stale");
+        finding(sql, failed, "payment", "P8", "stale");
         for (id, at) in [
             ("P1", "2026-12-06T05:00:00.000000Z"),
             ("P2", "2026-12-06T04:00:00.000000Z"),
             ("P3", "2026-12-06T03:00:00.000000Z"),
         ] {
-            payment(s, sql, last, id, at);
+            payment(sql, last, id, at);
         }
-        finding(s, sql, last, "payment", "P1", "ambiguous");
-        finding(s, sql, last, "payment", "P2", "ambiguous");
-        finding(s, sql, last, "payment", "P3", "amount_mismatch");
+        finding(sql, last, "payment", "P1", "ambiguous");
+        finding(sql, last, "payment", "P2", "ambiguous");
+        finding(sql, last, "payment", "P3", "amount_mismatch");
         // An item no longer stored counts, with no date.
-        finding(s, sql, last, "payment", "PGONE", "also_gone");
+        finding(sql, last, "payment", "PGONE", "also_gone");
         let seen = seen(last);
-        sql(
-            s,
-            &format!(
-                "INSERT INTO bank_transactions (id, iban, direction, amount, currency, concept,
+        sql.text(&format!(
+            "INSERT INTO bank_transactions (id, iban, direction, amount, currency, concept,
                     booked_at, raw_json, first_seen_at, last_seen_at, first_seen_run,
                     last_seen_run)
                  VALUES ('T1', 'ES01', 'credit', '1.00', 'EUR', 'x',
@@ -138,11 +130,10 @@ fn open_items_are_the_last_completed_run_s_findings_by_kind_and_reason_with_the_
                  VALUES ('O1', 'finished', '1.00', 'EUR', '2026-12-06T01:00:00.000000Z',
                     '2026-12-06T01:30:00.000000Z', {seen}),
                  ('O2', 'finished', '1.00', 'EUR', '2026-12-06T01:10:00.000000Z', NULL, {seen})"
-            ),
-        );
-        finding(s, sql, last, "transaction", "T1", "no_concept");
-        finding(s, sql, last, "offramp", "O1", "payout_not_seen");
-        finding(s, sql, last, "offramp", "O2", "payout_not_seen");
+        ));
+        finding(sql, last, "transaction", "T1", "no_concept");
+        finding(sql, last, "offramp", "O1", "payout_not_seen");
+        finding(sql, last, "offramp", "O2", "payout_not_seen");
         let status = s.status(1).unwrap();
         assert_eq!(status.last_complete.map(|r| r.id), Some(last));
         let t = |h: u32, m: u32| {
@@ -166,10 +157,7 @@ fn open_items_are_the_last_completed_run_s_findings_by_kind_and_reason_with_the_
                 group("transaction", "no_concept", 1, t(2, 0)),
             ]
         );
-        sql(
-            s,
-            "UPDATE payments SET created_at = 'long ago' WHERE id = 'P3'",
-        );
+        sql.text("UPDATE payments SET created_at = 'long ago' WHERE id = 'P3'");
         assert!(matches!(
             s.status(1),
             Err(StoreError::Corrupt {
@@ -194,8 +182,7 @@ fn undelivered_reports_are_those_written_and_still_pending_by_run() {
                     {attempts}, {error});"
             )
         };
-        sql(
-            s,
+        sql.text(
             &[
                 report(runs[3], "pending", "'2026-12-06T07:00:01Z'", 0, "NULL"),
                 report(
@@ -250,17 +237,14 @@ fn blockers_are_the_newest_finished_run_s_bad_records_then_its_lists_not_read_in
             .unwrap();
         s.record_list(run, &list("rampoffs", true, None)).unwrap();
         s.record_list(run, &list("payments", false, None)).unwrap();
-        sql(
-            s,
-            &format!(
-                "INSERT INTO bad_records (run_id, endpoint, record_id, error, raw_json)
+        sql.text(&format!(
+            "INSERT INTO bad_records (run_id, endpoint, record_id, error, raw_json)
                  VALUES ({run}, '/payments', 'P7', 'bad amount', '{{}}');
                  INSERT INTO bad_records (run_id, endpoint, record_id, error, raw_json)
                  VALUES ({run}, '/bank/accounts', NULL, 'not an object', '[]');
                  INSERT INTO bad_records (run_id, endpoint, record_id, error, raw_json)
                  VALUES ({older}, '/payments', 'P1', 'bad date', '{{}}');"
-            ),
-        );
+        ));
         let blocker = |source: &str, record: Option<&str>, error: &str| Blocker {
             source: source.into(),
             record: record.map(Into::into),
@@ -299,10 +283,9 @@ fn blockers_are_the_newest_finished_run_s_bad_records_then_its_lists_not_read_in
 fn a_run_stored_with_an_unreadable_start_makes_the_status_corrupt() {
     each_backend_sql("status corrupt run", |s, sql| {
         let run = ended_run(s, 0, "full", "completed", true);
-        sql(
-            s,
-            &format!("UPDATE runs SET started_at = 'dawn' WHERE id = {run}"),
-        );
+        sql.text(&format!(
+            "UPDATE runs SET started_at = 'dawn' WHERE id = {run}"
+        ));
         assert!(matches!(
             s.status(5),
             Err(StoreError::Corrupt { table: "runs", .. })
