@@ -430,9 +430,8 @@ async fn two_daemons_on_one_schedule_apply_each_new_pair_once() {
     for pair in added.iter().chain(&h.sandbox.expected().confident) {
         assert_eq!(applied.iter().filter(|p| *p == pair).count(), 1, "{pair:?}");
     }
-    // Both hosts ran (each run records its process), one at a time.
-    let pids = h.sql("SELECT COUNT(DISTINCT pid) FROM runs");
-    assert_eq!(pids, "2", "{}", h.sql("SELECT id, pid, outcome FROM runs"));
+    // One run at a time, whichever host took the lock (both fire at the same instants;
+    // which one wins each time is the race the lock decides).
     let overlapping = h.sql(
         "SELECT COUNT(*) FROM runs r1 JOIN runs r2 ON r1.id < r2.id
          WHERE r2.started_at < r1.finished_at",
