@@ -391,18 +391,6 @@ fn an_empty_batch_writes_nothing() {
 }
 
 #[test]
-fn an_upsert_by_a_run_that_does_not_exist_is_refused_whole() {
-    each_backend("an upsert by an unknown run", |s| {
-        let run = s.begin_run(at(0), false, "full").unwrap();
-        let e = s
-            .upsert_payments(run + 1, at(1), &[payment("A", "pending_bank", 1)])
-            .unwrap_err();
-        assert!(!matches!(e, StoreError::Corrupt { .. }), "{e:?}");
-        assert_eq!(s.count("payments").unwrap(), 0);
-    });
-}
-
-#[test]
 fn bad_records_are_kept_in_the_order_given_with_their_run() {
     each_backend_sql("bad records", |s, sql| {
         let run = s.begin_run(at(0), false, "full").unwrap();
