@@ -425,9 +425,9 @@ fn listed(l: Listed) -> (String, usize) {
 }
 
 impl PgStore {
-    /// Runs one table's upsert for a batch, in one statement and one round trip
-    /// (`execute_typed`: the statement is not prepared apart), inside the open batch or
-    /// a transaction of its own.
+    /// Runs one table's upsert for a batch, in one statement and one round trip (the
+    /// statement is prepared once per session), inside the open batch or a transaction
+    /// of its own.
     fn upsert(
         &mut self,
         upsert: &'static LazyLock<(String, usize)>,
@@ -442,13 +442,16 @@ impl PgStore {
         }
         let now = ts(now);
         self.in_tx(move |c| {
-            let mut params: Vec<(&(dyn ToSql + Sync), Type)> = columns
+            let mut types = vec![Type::TEXT_ARRAY; columns.len()];
+            types.extend([Type::TEXT, Type::INT8]);
+            let st = super::store::prepared(c, sql, &types)?;
+            let mut params: Vec<&(dyn ToSql + Sync)> = columns
                 .iter()
-                .map(|col| (col as &(dyn ToSql + Sync), Type::TEXT_ARRAY))
+                .map(|col| col as &(dyn ToSql + Sync))
                 .collect();
-            params.push((&now, Type::TEXT));
-            params.push((&run, Type::INT8));
-            c.execute_typed(sql, &params)?;
+            params.push(&now);
+            params.push(&run);
+            c.execute(&st, &params)?;
             Ok(())
         })
     }

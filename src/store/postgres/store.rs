@@ -135,8 +135,12 @@ impl CoreStore for PgStore {
         self.run(move |c| c.batch_execute(&format!("SET lock_timeout = {ms}")))
     }
 
+    /// A batch holds provider records, which the next run reads again: its commit does
+    /// not wait for the server's WAL flush (`synchronous_commit = off`, as SQLite's
+    /// `synchronous = NORMAL`); a server crash can lose the last batches, never leave
+    /// one half-written. Intents are committed with the flush whatever this says.
     fn begin_batch(&mut self) -> Result<(), StoreError> {
-        self.run(|c| c.batch_execute("BEGIN"))?;
+        self.run(|c| c.batch_execute("BEGIN; SET LOCAL synchronous_commit = off"))?;
         self.batch = true;
         Ok(())
     }
@@ -179,4 +183,25 @@ impl CoreStore for PgStore {
     fn clock(&self) -> Result<DateTime<Utc>, StoreError> {
         self.server_now()
     }
+}
+
+/// `sql` prepared on this session, once: the server parses and plans it the first
+/// time, and each later execution only binds (the statements a sync runs a thousand
+/// times). The cache lives on the session's own thread (`conn.rs`), so it holds this
+/// session's statements only and ends with it.
+pub(crate) fn prepared(
+    c: &mut Client,
+    sql: &str,
+    types: &[postgres::types::Type],
+) -> Result<postgres::Statement, postgres::Error> {
+    thread_local! {
+        static PREPARED: std::cell::RefCell<std::collections::HashMap<String, postgres::Statement>> =
+            std::cell::RefCell::default();
+    }
+    if let Some(st) = PREPARED.with(|p| p.borrow().get(sql).cloned()) {
+        return Ok(st);
+    }
+    let st = c.prepare_typed(sql, types)?;
+    PREPARED.with(|p| p.borrow_mut().insert(sql.to_owned(), st.clone()));
+    Ok(st)
 }
