@@ -25,6 +25,9 @@ use pg::TestPg;
 use rust_decimal::Decimal;
 
 const SECRET: &str = "sandbox-secret";
+/// The hosts' database password (their role logs in with it): no output of any host
+/// may ever show it.
+const DB_PASSWORD: &str = "Zq7-hosts-db-SECRET";
 const BIN: &str = env!("CARGO_BIN_EXE_cp-recon");
 const LOCKED: i32 = 75;
 
@@ -47,8 +50,10 @@ impl Hosts {
 
     async fn start_with(what: &str, data: DataSpec) -> Option<Self> {
         let pg = TestPg::start(what)?;
-        pg.create_db("recon");
-        let url = pg.url("postgres", "recon", "sslmode=disable");
+        // A role of its own, with a password, owning the database the job creates its
+        // schema in, as the README's grants say.
+        pg.create_user("recon", DB_PASSWORD);
+        let url = pg.url("recon", "recon", "sslmode=disable");
         let sandbox = Sandbox::start(SandboxConfig::new(data))
             .await
             .expect("sandbox starts");
@@ -87,6 +92,7 @@ impl Hosts {
             .arg("--config")
             .arg(self.config(host, ""))
             .env("CP_RECON_API_SECRET", SECRET)
+            .env("CP_RECON_DATABASE_PASSWORD", DB_PASSWORD)
             .env("CP_RECON_LOG_FORMAT", "journal")
             .env("RUST_LOG", "info")
             .env_remove("CP_RECON_CONFIG")
@@ -98,7 +104,7 @@ impl Hosts {
     }
 
     async fn run(&self, host: &str) -> Output {
-        self.command(host, &["--run-now"]).output().await.unwrap()
+        shown(self.command(host, &["--run-now"]).output().await.unwrap())
     }
 
     fn sql(&self, sql: &str) -> String {
@@ -129,13 +135,22 @@ impl Hosts {
     }
 }
 
+/// A process's output, checked: it must not show the database password.
+fn shown(o: Output) -> Output {
+    let _ = text(&o);
+    o
+}
+
+/// A process's exit and output, which must not show the database password.
 fn text(o: &Output) -> String {
-    format!(
+    let all = format!(
         "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
         o.status.code(),
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
-    )
+    );
+    assert!(!all.contains(DB_PASSWORD), "the password was shown:\n{all}");
+    all
 }
 
 /// Every pair the provider received, with how many times it was sent (429s and 503s
@@ -236,6 +251,10 @@ async fn two_hosts_starting_a_run_at_the_same_instant_run_it_once_and_the_other_
     // The other did nothing: one run is recorded, one report written.
     assert_eq!(h.sql("SELECT COUNT(*) FROM runs"), "1");
     assert_eq!(h.sql("SELECT COUNT(*) FROM reports"), "1");
+    // Any host reads the shared status.
+    let status = shown(h.command("b", &["status"]).output().await.unwrap());
+    assert_eq!(status.status.code(), Some(0), "{}", text(&status));
+    assert!(text(&status).contains("completed"), "{}", text(&status));
     assert!(missing(&h.sandbox).is_empty());
     assert_no_pair_sent_twice(&h.sandbox);
 }
@@ -315,7 +334,7 @@ async fn a_database_restart_mid_run_while_another_host_starts_never_has_a_pair_c
     h.sandbox.set_hook(None);
     let b = h.run("b").await;
     assert_eq!(b.status.code(), Some(0), "{}", text(&b));
-    let a = a.wait_with_output().await.unwrap();
+    let a = shown(a.wait_with_output().await.unwrap());
     assert_ne!(a.status.code(), Some(0), "A lost its session: {}", text(&a));
     assert!(
         text(&a).contains("was lost"),
@@ -355,6 +374,7 @@ async fn two_daemons_on_one_schedule_apply_each_new_pair_once() {
         c.arg("--config")
             .arg(h.config(host, schedule))
             .env("CP_RECON_API_SECRET", SECRET)
+            .env("CP_RECON_DATABASE_PASSWORD", DB_PASSWORD)
             .env("CP_RECON_LOG_FORMAT", "journal")
             .env("RUST_LOG", "info")
             .env_remove("CP_RECON_CONFIG")
