@@ -123,10 +123,15 @@ impl DecisionStore for PgStore {
                      {MATCH} AND m.state NOT IN ('intent', 'unknown') ORDER BY m.id LIMIT 1),
                     CASE WHEN NOT EXISTS (SELECT 1 {MATCH})
                          THEN 'interrupted before the call: nothing was called' END)
-             WHERE action = 'approve' AND outcome IS NULL"
+             WHERE action = 'approve' AND outcome IS NULL
+             RETURNING outcome IS NOT NULL"
         );
-        let n = self.run(move |c| c.execute(&sql, &[&run]))?;
-        Ok(n as usize)
+        // Every approve without an outcome gets its match; only those whose match is
+        // settled (or that have none) get an outcome, and are counted.
+        let closed: Vec<bool> = self.run(move |c| {
+            Ok(c.query(&sql, &[&run])?.iter().map(|r| r.get(0)).collect())
+        })?;
+        Ok(closed.into_iter().filter(|c| *c).count())
     }
 
     fn dismissals(&self) -> Result<Vec<Decision>, StoreError> {

@@ -57,19 +57,23 @@ impl DecisionStore for SqliteStore {
     fn close_interrupted_approves(&mut self, run: RunId) -> Result<usize, StoreError> {
         const MATCH: &str = "FROM matches m WHERE m.run_id = decisions.run_id
                              AND m.payment_id = decisions.item_id";
-        Ok(self.conn.execute(
-            &format!(
-                "UPDATE decisions SET
-                    match_id = COALESCE(match_id, (SELECT m.id {MATCH})),
-                    outcome = COALESCE(
-                        (SELECT 'settled by run ' || ?1 || ': ' || m.state
-                         {MATCH} AND m.state NOT IN ('intent', 'unknown')),
-                        CASE WHEN NOT EXISTS (SELECT 1 {MATCH})
-                             THEN 'interrupted before the call: nothing was called' END)
-                 WHERE action = 'approve' AND outcome IS NULL"
-            ),
-            [run],
-        )?)
+        // Every approve without an outcome gets its match; only those whose match is
+        // settled (or that have none) get an outcome, and are counted.
+        let mut st = self.conn.prepare(&format!(
+            "UPDATE decisions SET
+                match_id = COALESCE(match_id, (SELECT m.id {MATCH})),
+                outcome = COALESCE(
+                    (SELECT 'settled by run ' || ?1 || ': ' || m.state
+                     {MATCH} AND m.state NOT IN ('intent', 'unknown')),
+                    CASE WHEN NOT EXISTS (SELECT 1 {MATCH})
+                         THEN 'interrupted before the call: nothing was called' END)
+             WHERE action = 'approve' AND outcome IS NULL
+             RETURNING outcome IS NOT NULL"
+        ))?;
+        let closed = st
+            .query_map([run], |r| r.get::<_, bool>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(closed.into_iter().filter(|c| *c).count())
     }
 
     fn dismissals(&self) -> Result<Vec<Decision>, StoreError> {
