@@ -104,7 +104,11 @@ pub struct Settlement<'a> {
 pub trait LedgerStore {
     /// Commits the intent before the call. `AlreadyTied` when SQLite's UNIQUE indexes
     /// refuse it.
-    fn insert_intent(&mut self, m: &NewMatch<'_>) -> Result<i64, StoreError>;
+    fn insert_intent(&mut self, m: &NewMatch<'_>) -> Result<i64, StoreError> {
+        self.insert_intents(std::slice::from_ref(m))?
+            .pop()
+            .unwrap_or(Err(StoreError::NoRowInserted))
+    }
 
     /// Commits a batch of intents in one transaction, durably (`synchronous = FULL`: the
     /// intents survive a power cut, not only a killed process). Each intent succeeds or is
@@ -115,7 +119,9 @@ pub trait LedgerStore {
     ) -> Result<Vec<Result<i64, StoreError>>, StoreError>;
 
     /// A dry-run decision: recorded, never tied.
-    fn insert_dry_run(&mut self, m: &NewMatch<'_>) -> Result<(), StoreError>;
+    fn insert_dry_run(&mut self, m: &NewMatch<'_>) -> Result<(), StoreError> {
+        self.insert_dry_runs(std::slice::from_ref(m))
+    }
 
     /// Dry-run decisions, in one transaction.
     fn insert_dry_runs(&mut self, ms: &[NewMatch<'_>]) -> Result<(), StoreError>;

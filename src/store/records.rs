@@ -42,7 +42,9 @@ pub trait RecordStore {
         run: RunId,
         now: DateTime<Utc>,
         p: &Record<Payment>,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        self.upsert_payments(run, now, std::slice::from_ref(p))
+    }
 
     fn upsert_offramps(
         &mut self,

@@ -128,9 +128,8 @@ impl DecisionStore for PgStore {
         );
         // Every approve without an outcome gets its match; only those whose match is
         // settled (or that have none) get an outcome, and are counted.
-        let closed: Vec<bool> = self.run(move |c| {
-            Ok(c.query(&sql, &[&run])?.iter().map(|r| r.get(0)).collect())
-        })?;
+        let closed: Vec<bool> =
+            self.run(move |c| Ok(c.query(&sql, &[&run])?.iter().map(|r| r.get(0)).collect()))?;
         Ok(closed.into_iter().filter(|c| *c).count())
     }
 

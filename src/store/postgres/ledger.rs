@@ -271,12 +271,6 @@ impl Ties {
 }
 
 impl LedgerStore for PgStore {
-    fn insert_intent(&mut self, m: &NewMatch<'_>) -> Result<i64, StoreError> {
-        self.insert_intents(std::slice::from_ref(m))?
-            .pop()
-            .unwrap_or(Err(StoreError::NoRowInserted))
-    }
-
     /// Committed before it returns, durably (`synchronous_commit` on for its
     /// transaction), unless a batch is open, which it then joins.
     fn insert_intents(
@@ -304,10 +298,6 @@ impl LedgerStore for PgStore {
                 })),
             })
             .collect())
-    }
-
-    fn insert_dry_run(&mut self, m: &NewMatch<'_>) -> Result<(), StoreError> {
-        self.insert_dry_runs(std::slice::from_ref(m))
     }
 
     fn insert_dry_runs(&mut self, ms: &[NewMatch<'_>]) -> Result<(), StoreError> {

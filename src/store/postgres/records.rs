@@ -87,15 +87,6 @@ impl RecordStore for PgStore {
         self.upsert(&UPSERT_PAYMENTS, columns, now, run)
     }
 
-    fn upsert_payment(
-        &mut self,
-        run: RunId,
-        now: DateTime<Utc>,
-        p: &Record<Payment>,
-    ) -> Result<(), StoreError> {
-        self.upsert_payments(run, now, std::slice::from_ref(p))
-    }
-
     fn upsert_offramps(
         &mut self,
         run: RunId,

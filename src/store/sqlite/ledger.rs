@@ -11,12 +11,6 @@ use crate::domain::{BankTxId, Concept, Currency, Iban, Money, PaymentId, Payment
 use crate::matching::ReconciledPair;
 
 impl LedgerStore for SqliteStore {
-    fn insert_intent(&mut self, m: &NewMatch<'_>) -> Result<i64, StoreError> {
-        self.insert_intents(std::slice::from_ref(m))?
-            .pop()
-            .unwrap_or(Err(StoreError::NoRowInserted))
-    }
-
     fn insert_intents(
         &mut self,
         ms: &[NewMatch<'_>],
@@ -34,10 +28,6 @@ impl LedgerStore for SqliteStore {
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
         self.checkpoint_soon();
         result
-    }
-
-    fn insert_dry_run(&mut self, m: &NewMatch<'_>) -> Result<(), StoreError> {
-        self.insert_dry_runs(std::slice::from_ref(m))
     }
 
     fn insert_dry_runs(&mut self, ms: &[NewMatch<'_>]) -> Result<(), StoreError> {

@@ -69,15 +69,6 @@ impl RecordStore for SqliteStore {
         })
     }
 
-    fn upsert_payment(
-        &mut self,
-        run: RunId,
-        now: DateTime<Utc>,
-        p: &Record<Payment>,
-    ) -> Result<(), StoreError> {
-        self.upsert_payments(run, now, std::slice::from_ref(p))
-    }
-
     fn upsert_offramps(
         &mut self,
         run: RunId,
