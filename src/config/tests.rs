@@ -400,3 +400,10 @@ fn a_database_section_with_both_a_path_and_a_url_or_neither_is_refused() {
     let e = err(&neither, false, &env);
     assert!(e.contains("database: missing"), "{e}");
 }
+
+#[test]
+fn an_empty_database_path_is_refused_naming_the_key() {
+    let text = MINIMAL.replace("path = \"/tmp/x.sqlite3\"", "path = \"\"");
+    let e = err(&text, false, &env_with_secret);
+    assert!(e.contains("database.path: must not be empty"), "{e}");
+}
