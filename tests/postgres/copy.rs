@@ -210,3 +210,45 @@ fn a_password_in_the_target_url_is_refused_without_being_shown() {
     assert!(text.contains("--to"), "{text}");
     assert!(!text.contains("Zq7-url-SECRET"), "{text}");
 }
+
+#[test]
+fn a_target_that_does_not_keep_every_row_fails_the_count_check_and_keeps_nothing() {
+    let Some(pg) = TestPg::start("db copy count check") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (db, config) = demo_database(dir.path());
+    pg.create_db("recon");
+    let url = pg.url("postgres", "recon", "sslmode=disable");
+    // The schema as the job makes it, then a trigger that silently drops every other
+    // payment: the inserts succeed, the table holds fewer rows than SQLite.
+    let conn = cp_recon::store::postgres::PgConn::connect(
+        &cp_recon::store::postgres::Settings::parse("--to", &url, None).unwrap(),
+    )
+    .unwrap();
+    cp_recon::store::postgres::migrate(&conn, chrono::Utc::now()).unwrap();
+    drop(conn);
+    pg.sql(
+        "recon",
+        "CREATE FUNCTION drop_some() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF hashtext(NEW.id) % 2 = 0 THEN RETURN NULL; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER drop_some BEFORE INSERT ON payments
+         FOR EACH ROW EXECUTE FUNCTION drop_some()",
+    );
+    let out = copy(&config, &url, None);
+    let text = said(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let n = sqlite_count(&db, "payments");
+    assert!(
+        text.contains(&format!("table payments: {n} rows in SQLite, ")),
+        "{text}"
+    );
+    assert!(text.contains("nothing was committed"), "{text}");
+    for table in cp_recon::store::postgres::copy::TABLES {
+        assert_eq!(
+            pg.sql("recon", &format!("SELECT COUNT(*) FROM {table}")),
+            "0",
+            "{table}"
+        );
+    }
+}
