@@ -42,6 +42,9 @@ pub async fn recover(
             if s.shared_by_hosts() && !rows.is_empty() {
                 let now = s.clock()?;
                 let bound = limits.bound();
+                // Only intents: an `unknown` match's call has ended at the host that
+                // wrote it (its answer was lost, and that host re-read both sides
+                // after it).
                 rows.retain(|m| {
                     let until = (m.state == MatchState::Intent)
                         .then(|| in_flight_until(m.written_at, now, bound))
