@@ -12,6 +12,70 @@ use crate::domain::{
 use crate::store::{BadRecord, Record};
 use crate::store::{RunId, StoreError};
 
+/// A provider list's table as the sync writes it: its key, then the record's columns
+/// in the order both backends bind them (after the key, before the time and the run).
+pub(crate) struct Listed {
+    pub(crate) table: &'static str,
+    pub(crate) key: &'static str,
+    pub(crate) columns: &'static [&'static str],
+}
+
+pub(crate) const PAYMENTS: Listed = Listed {
+    table: "payments",
+    key: "id",
+    columns: &[
+        "external_id",
+        "user_id",
+        "status",
+        "amount",
+        "currency",
+        "payment_type",
+        "concept",
+        "created_at",
+        "updated_at",
+        "raw_json",
+    ],
+};
+
+pub(crate) const OFFRAMPS: Listed = Listed {
+    table: "offramps",
+    key: "id",
+    columns: &[
+        "user_id",
+        "status",
+        "amount",
+        "currency",
+        "iban",
+        "created_at",
+        "updated_at",
+        "raw_json",
+    ],
+};
+
+pub(crate) const BANK_ACCOUNTS: Listed = Listed {
+    table: "bank_accounts",
+    key: "iban",
+    columns: &["bic", "holder_name", "currency", "balance", "raw_json"],
+};
+
+pub(crate) const BANK_TRANSACTIONS: Listed = Listed {
+    table: "bank_transactions",
+    key: "id",
+    columns: &[
+        "iban",
+        "direction",
+        "amount",
+        "currency",
+        "concept",
+        "counterparty_name",
+        "counterparty_iban",
+        "booked_at",
+        "value_date",
+        "reconciled_payment_id",
+        "raw_json",
+    ],
+};
+
 /// What matching needs from the store.
 #[derive(Debug, Default)]
 pub struct MatchingData {

@@ -16,6 +16,7 @@ use crate::domain::{
     BankAccount, BankTransaction, BankTxId, Concept, Currency, Direction, Iban, Money, Offramp,
     OfframpId, OfframpStatus, Payment, PaymentId, PaymentStatus,
 };
+use crate::store::records::{BANK_ACCOUNTS, BANK_TRANSACTIONS, Listed, OFFRAMPS, PAYMENTS};
 use crate::store::*;
 
 use super::PgStore;
@@ -305,13 +306,6 @@ fn last_of_each<T>(batch: &[Record<T>], key: impl Fn(&T) -> &str) -> Vec<&Record
     rows
 }
 
-/// A provider list's table as the sync writes it: its key, then the record's columns
-/// in the order the upserts bind them.
-struct Listed {
-    table: &'static str,
-    columns: &'static [&'static str],
-}
-
 impl Listed {
     /// One `INSERT ... SELECT FROM UNNEST ... ON CONFLICT DO UPDATE` for a whole batch:
     /// parameters `$1..$n` are the columns' arrays (the key first), `$n+1` the time and
@@ -319,7 +313,10 @@ impl Listed {
     /// column rewritten and its last sighting moved, its first sighting kept, whether
     /// or not any column changed (as SQLite's upsert does).
     fn upsert_sql(&self) -> String {
-        let (t, cols) = (self.table, self.columns);
+        let cols: Vec<&str> = std::iter::once(self.key)
+            .chain(self.columns.iter().copied())
+            .collect();
+        let t = self.table;
         let (now, run) = (cols.len() + 1, cols.len() + 2);
         let arrays: Vec<String> = (1..=cols.len()).map(|i| format!("${i}::TEXT[]")).collect();
         let sets: Vec<String> = cols[1..]
@@ -340,79 +337,15 @@ impl Listed {
     }
 }
 
-static UPSERT_PAYMENTS: LazyLock<(String, usize)> = LazyLock::new(|| {
-    listed(Listed {
-        table: "payments",
-        columns: &[
-            "id",
-            "external_id",
-            "user_id",
-            "status",
-            "amount",
-            "currency",
-            "payment_type",
-            "concept",
-            "created_at",
-            "updated_at",
-            "raw_json",
-        ],
-    })
-});
-
-static UPSERT_OFFRAMPS: LazyLock<(String, usize)> = LazyLock::new(|| {
-    listed(Listed {
-        table: "offramps",
-        columns: &[
-            "id",
-            "user_id",
-            "status",
-            "amount",
-            "currency",
-            "iban",
-            "created_at",
-            "updated_at",
-            "raw_json",
-        ],
-    })
-});
-
-static UPSERT_ACCOUNTS: LazyLock<(String, usize)> = LazyLock::new(|| {
-    listed(Listed {
-        table: "bank_accounts",
-        columns: &[
-            "iban",
-            "bic",
-            "holder_name",
-            "currency",
-            "balance",
-            "raw_json",
-        ],
-    })
-});
-
-static UPSERT_TRANSACTIONS: LazyLock<(String, usize)> = LazyLock::new(|| {
-    listed(Listed {
-        table: "bank_transactions",
-        columns: &[
-            "id",
-            "iban",
-            "direction",
-            "amount",
-            "currency",
-            "concept",
-            "counterparty_name",
-            "counterparty_iban",
-            "booked_at",
-            "value_date",
-            "reconciled_payment_id",
-            "raw_json",
-        ],
-    })
-});
+static UPSERT_PAYMENTS: LazyLock<(String, usize)> = LazyLock::new(|| listed(&PAYMENTS));
+static UPSERT_OFFRAMPS: LazyLock<(String, usize)> = LazyLock::new(|| listed(&OFFRAMPS));
+static UPSERT_ACCOUNTS: LazyLock<(String, usize)> = LazyLock::new(|| listed(&BANK_ACCOUNTS));
+static UPSERT_TRANSACTIONS: LazyLock<(String, usize)> =
+    LazyLock::new(|| listed(&BANK_TRANSACTIONS));
 
 /// The upsert's text and how many column arrays it takes.
-fn listed(l: Listed) -> (String, usize) {
-    (l.upsert_sql(), l.columns.len())
+fn listed(l: &Listed) -> (String, usize) {
+    (l.upsert_sql(), l.columns.len() + 1)
 }
 
 impl PgStore {

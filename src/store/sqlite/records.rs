@@ -3,6 +3,7 @@
 //! reconciling make of them.
 
 use super::{SqliteStore, opt_text, read_rows, text};
+use crate::store::records::{BANK_TRANSACTIONS, Listed, OFFRAMPS, PAYMENTS};
 use crate::store::*;
 use std::collections::HashSet;
 
@@ -259,64 +260,10 @@ impl RecordStore for SqliteStore {
     }
 }
 
-/// A provider list's table as the sync writes it: `id`, the record's columns in the
-/// order the upserts bind them (parameters `?2` onwards), then `now` and the run.
-struct Listed {
-    table: &'static str,
-    columns: &'static [&'static str],
-}
-
-const PAYMENTS: Listed = Listed {
-    table: "payments",
-    columns: &[
-        "external_id",
-        "user_id",
-        "status",
-        "amount",
-        "currency",
-        "payment_type",
-        "concept",
-        "created_at",
-        "updated_at",
-        "raw_json",
-    ],
-};
-
-const OFFRAMPS: Listed = Listed {
-    table: "offramps",
-    columns: &[
-        "user_id",
-        "status",
-        "amount",
-        "currency",
-        "iban",
-        "created_at",
-        "updated_at",
-        "raw_json",
-    ],
-};
-
-const BANK_TRANSACTIONS: Listed = Listed {
-    table: "bank_transactions",
-    columns: &[
-        "iban",
-        "direction",
-        "amount",
-        "currency",
-        "concept",
-        "counterparty_name",
-        "counterparty_iban",
-        "booked_at",
-        "value_date",
-        "reconciled_payment_id",
-        "raw_json",
-    ],
-};
-
 impl Listed {
     /// The three statements of [`Upsert`], all taking the same parameters.
     fn statements(&self) -> [String; 3] {
-        let (t, cols) = (self.table, self.columns);
+        let (t, key, cols) = (self.table, self.key, self.columns);
         let (now, run) = (cols.len() + 2, cols.len() + 3);
         let each = |f: &dyn Fn(usize, &str) -> String, sep: &str| {
             cols.iter()
@@ -326,15 +273,15 @@ impl Listed {
                 .join(sep)
         };
         let seen = format!(
-            "UPDATE {t} SET last_seen_at = ?{now}, last_seen_run = ?{run} WHERE id = ?1 AND {}",
+            "UPDATE {t} SET last_seen_at = ?{now}, last_seen_run = ?{run} WHERE {key} = ?1 AND {}",
             each(&|i, c| format!("{c} IS ?{i}"), " AND ")
         );
         let update = format!(
-            "UPDATE {t} SET {}, last_seen_at = ?{now}, last_seen_run = ?{run} WHERE id = ?1",
+            "UPDATE {t} SET {}, last_seen_at = ?{now}, last_seen_run = ?{run} WHERE {key} = ?1",
             each(&|i, c| format!("{c} = ?{i}"), ", ")
         );
         let insert = format!(
-            "INSERT INTO {t} (id, {}, first_seen_at, last_seen_at, first_seen_run, last_seen_run)
+            "INSERT INTO {t} ({key}, {}, first_seen_at, last_seen_at, first_seen_run, last_seen_run)
              VALUES (?1, {}, ?{now}, ?{now}, ?{run}, ?{run})",
             cols.join(", "),
             each(&|i, _| format!("?{i}"), ", ")
