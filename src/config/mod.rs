@@ -723,7 +723,7 @@ const SECRET_WORDS: [&str; 7] = [
 ];
 
 /// Every key the file may hold, in any section.
-const KNOWN_KEYS: [&str; 39] = [
+const KNOWN_KEYS: [&str; 40] = [
     "base_url",
     "api_key",
     "api_secret",
@@ -736,6 +736,7 @@ const KNOWN_KEYS: [&str; 39] = [
     "run_deadline_secs",
     "concurrency",
     "path",
+    "url",
     "enabled",
     "booking_tolerance_hours",
     "lookback_days",
@@ -767,9 +768,10 @@ const KNOWN_KEYS: [&str; 39] = [
 
 /// What an error may show of the line it points at, and of toml's message about it.
 /// A line whose key names a secret, or is not a key the file knows (a typo of
-/// `api_secret` is still a secret), or that is not `key = value` at all (the inside of
-/// a string running over lines) is shown as its key alone, and its value is cut out of
-/// the message too: configuration errors go to the journal.
+/// `api_secret` is still a secret), or a URL with a user part (`user:password@host`),
+/// or that is not `key = value` at all (the inside of a string running over lines) is
+/// shown as its key alone, and its value is cut out of the message too: configuration
+/// errors go to the journal.
 fn shown_line(line: &str, msg: String) -> (String, String) {
     if line.starts_with('[') || line.starts_with('#') || line.is_empty() {
         return (line.to_owned(), msg);
@@ -779,7 +781,10 @@ fn shown_line(line: &str, msg: String) -> (String, String) {
     };
     let key = key.trim().trim_matches(|c| c == '"' || c == '\'');
     let lower = key.to_ascii_lowercase();
-    let secret = SECRET_WORDS.iter().any(|w| lower.contains(w)) || !KNOWN_KEYS.contains(&key);
+    // A URL with a user part may carry a password there (`user:password@host`).
+    let credentials = lower.ends_with("url") && value.contains('@');
+    let secret =
+        SECRET_WORDS.iter().any(|w| lower.contains(w)) || !KNOWN_KEYS.contains(&key) || credentials;
     if !secret {
         return (line.to_owned(), msg);
     }

@@ -407,3 +407,19 @@ fn an_empty_database_path_is_refused_naming_the_key() {
     let e = err(&text, false, &env_with_secret);
     assert!(e.contains("database.path: must not be empty"), "{e}");
 }
+
+#[test]
+fn a_database_url_on_a_line_that_fails_to_parse_is_withheld() {
+    const S: &str = "Zq7-url-SECRET";
+    let text = format!("{PG_BASE}[database]\nurl = \"postgresql://recon:{S}@db1/cp_recon\nx = 1\n");
+    let e = err(&text, false, &pg_env(None, None));
+    assert!(e.contains("url = <value withheld>"), "{e}");
+    assert!(!e.contains(S), "{e}");
+    // Without a user part, the line is shown as written.
+    let e = err(
+        &format!("{PG_BASE}[database]\nurl = \"postgresql://db1/cp_recon\nx = 1\n"),
+        false,
+        &pg_env(None, None),
+    );
+    assert!(e.contains("url = \"postgresql://db1/cp_recon"), "{e}");
+}
