@@ -22,7 +22,7 @@
 //! a caller that wants to check before a call as well; it narrows the window below but
 //! cannot close it.
 //!
-//! ## What remains: between an intent's commit and its call
+//! ## Between an intent's commit and its call
 //!
 //! The lock can be lost after an intent is committed and before (or while) its HTTP
 //! call is sent: host A commits the intent, the database restarts, host B takes the
@@ -30,18 +30,12 @@
 //! loss only at its next write (the call's settlement), which fails. So a call can
 //! land after another host has started.
 //!
-//! Proposed rule for recovery on PostgreSQL (to be built with the store's queries):
-//! recovery leaves an `intent` written by another run **in doubt and holding** (its
-//! hold stays, so nothing calls that payment or that credit, and it is not re-read
-//! yet) until it is older than the longest a call can still be sent and answered after
-//! its intent was committed: the API client's timeout times the attempts a call may
-//! make, with their backoff, plus a margin of one minute. Only then is it settled by
-//! re-reading the payment, as today. The age is taken on the database server's clock
-//! (`now()` against a `statement_timestamp()` written with the intent: a column for a
-//! later migration), since the hosts' clocks may differ and the server's is the one
-//! clock they share. An intent of this run's own session is settled as today: its
-//! call is not in flight any more. Until then the pair is reported as in doubt, not
-//! released, so a second host can never call a pair the first may still be calling.
+//! So recovery leaves an `intent` another run wrote **in doubt and holding** (nothing
+//! calls that payment or that credit, and it is not re-read yet) until it is older, by
+//! the database server's clock (`matches.written_at` against the server's `now`), than
+//! the longest its call can still take to reach the provider: `matching::in_flight`
+//! decides it, `reconcile::recover` applies it. The hosts' clocks may differ; the
+//! server's is the one clock they share.
 
 use std::sync::atomic::Ordering;
 

@@ -1,9 +1,8 @@
 //! The PostgreSQL backend, for teams whose job runs on more than one host: one shared
 //! database, one run at a time across hosts.
 //!
-//! Being built: the job still runs on SQLite only and the configuration does not read
-//! a database URL yet. What is here is the foundation the store's queries will run on:
-//!
+//! - `store`: [`PgStore`], the store's interface on one session, and its files, one
+//!   per group of tables as in `store/sqlite/`;
 //! - `settings`: the `postgresql://` URL and the password, read once; nothing shows a
 //!   password;
 //! - `tls`: `sslmode` `require`, `verify-ca`, `verify-full` with rustls;
@@ -11,7 +10,8 @@
 //! - `migrate`: the schema (`migrations/postgres/`), created once however many hosts
 //!   start at the same time on an empty database;
 //! - `lock`: [`RunLock`], the run lock across hosts, and how it fences a host that lost
-//!   it.
+//!   it;
+//! - `copy`: `cp-recon db copy`, an SQLite database into an empty PostgreSQL one.
 //!
 //! The tests start a throwaway cluster (`tests/common/pg.rs`, `tests/postgres/`); see
 //! TESTING.md.

@@ -51,15 +51,6 @@ impl PgStore {
         Ok(())
     }
 
-    /// Asks the server whether this session still holds the run lock: an error when
-    /// it does not, or when the session is gone.
-    pub fn check_run_lock(&self) -> Result<(), StoreError> {
-        match &self.lock {
-            Some(lock) => Ok(lock.check()?),
-            None => Ok(()),
-        }
-    }
-
     pub fn conn(&self) -> &PgConn {
         &self.conn
     }
