@@ -9,6 +9,7 @@
 //! paginates, `server` speaks HTTP, `cli` is the subcommand.
 
 mod cli;
+mod connections;
 mod data;
 pub mod hook;
 mod rng;
@@ -147,6 +148,8 @@ pub struct Counts {
 /// A running sandbox server. Stops on `shutdown` or when dropped.
 pub struct Sandbox {
     shared: Arc<Shared>,
+    /// Connections the server holds open now (`connections.rs`).
+    connections: Arc<std::sync::atomic::AtomicUsize>,
     addr: SocketAddr,
     expected: Expected,
     stop: watch::Sender<bool>,
@@ -181,6 +184,11 @@ impl Sandbox {
         ));
         let (stop, mut stop_rx) = watch::channel(false);
         let app = server::router(shared.clone());
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let listener = connections::Counted {
+            listener,
+            open: Arc::clone(&connections),
+        };
         let task = tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stop_rx.wait_for(|s| *s).await;
@@ -194,11 +202,18 @@ impl Sandbox {
         });
         Ok(Sandbox {
             shared,
+            connections,
             addr,
             expected,
             stop,
             task: Some(task),
         })
+    }
+
+    /// How many client connections the server holds open now. Zero once every client
+    /// has closed its connections and the server has finished with what they sent.
+    pub fn open_connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn addr(&self) -> SocketAddr {
