@@ -580,6 +580,27 @@ async fn history(
             _ = sim.kill.notified() => None,
             r = run_once(&cfg, &opts) => Some(r),
         };
+        if outcome.is_none() {
+            // A killed process's sockets are closed by the kernel: wait until the dropped
+            // run's connections are, so that nothing it sent reaches the provider after
+            // the next run has begun (and is counted as that run's).
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            if sb.open_connections() > 0 {
+                *sim.state
+                    .lock()
+                    .unwrap()
+                    .kinds
+                    .entry("kill_left_connections")
+                    .or_default() += 1;
+            }
+            while sb.open_connections() > 0 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "seed {seed}: the killed run's connections are still open after 30 s"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+        }
         sim.state.lock().unwrap().clear_wrong_types(&h);
         if calm {
             match outcome {
