@@ -140,7 +140,10 @@ fn copy(
         )));
     }
     let password = match password_file {
-        Some(f) => Some(read_password(f).map_err(CopyCliError::Usage)?),
+        Some(f) => Some(
+            crate::config::read_secret_file(f)
+                .map_err(|e| CopyCliError::Usage(format!("--password-file: {e}")))?,
+        ),
         None => std::env::var(ENV_DATABASE_PASSWORD)
             .ok()
             .filter(|p| !p.is_empty())
@@ -179,15 +182,4 @@ fn copy(
         path.display()
     );
     Ok(text)
-}
-
-/// The first line of a password file, without its line ending.
-fn read_password(f: &Path) -> Result<SecretString, String> {
-    let text = std::fs::read_to_string(f)
-        .map_err(|e| format!("--password-file {}: cannot read: {e}", f.display()))?;
-    let p = text.trim_end_matches(['\n', '\r']);
-    if p.is_empty() {
-        return Err(format!("--password-file {} is empty", f.display()));
-    }
-    Ok(SecretString::from(p.to_owned()))
 }

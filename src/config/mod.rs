@@ -642,22 +642,24 @@ fn secret(
     }
     if let Some(f) = file {
         let expanded = expand_env(f, env);
-        let text = std::fs::read_to_string(&expanded).map_err(|e| {
-            invalid(
-                format!("{key}_file"),
-                format!("cannot read {}: {e}", expanded.display()),
-            )
-        })?;
-        let v = text.trim_end_matches(['\n', '\r']).to_owned();
-        if v.is_empty() {
-            return Err(invalid(
-                format!("{key}_file"),
-                format!("{} is empty", expanded.display()),
-            ));
-        }
-        return Ok(Some(SecretString::from(v)));
+        return read_secret_file(&expanded)
+            .map(Some)
+            .map_err(|message| invalid(format!("{key}_file"), message));
     }
     Ok(inline.filter(|v| !v.is_empty()).map(SecretString::from))
+}
+
+/// A secret kept in a file of its own (a systemd credential): the file's text without
+/// its final line ending. An unreadable or empty file is an error naming it, never
+/// showing what it holds.
+pub fn read_secret_file(path: &Path) -> Result<SecretString, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let v = text.trim_end_matches(['\n', '\r']);
+    if v.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    Ok(SecretString::from(v.to_owned()))
 }
 
 /// Expands `$NAME` / `${NAME}` in a path (systemd's `$CREDENTIALS_DIRECTORY`).
