@@ -58,10 +58,6 @@ pub use status::{Blocker, OpenGroup, RunLine, StatusData, StatusStore, Undeliver
 /// What every backend does besides its groups' statements: say what it is, check
 /// itself, and let a writer (the sync) commit many batches as one transaction.
 pub trait CoreStore {
-    /// What the database is, for messages: `database /var/lib/cp-recon/recon.sqlite3`,
-    /// or `database cp_recon on db1:5432 as recon`. Never a password.
-    fn describe(&self) -> String;
-
     /// The database file, for a backend that is one.
     fn file(&self) -> Option<&Path>;
 
@@ -205,14 +201,10 @@ impl Store {
     /// # Panics
     /// On another backend.
     pub fn connection(&self) -> &rusqlite::Connection {
-        self.sqlite()
+        self.inner
+            .as_sqlite()
             .expect("Store::connection on a store that is not SQLite")
             .connection()
-    }
-
-    /// The SQLite store, when this is one.
-    pub fn sqlite(&self) -> Option<&SqliteStore> {
-        self.inner.as_sqlite()
     }
 }
 

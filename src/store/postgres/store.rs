@@ -108,10 +108,6 @@ impl PgStore {
 }
 
 impl CoreStore for PgStore {
-    fn describe(&self) -> String {
-        self.conn.target().to_owned()
-    }
-
     fn file(&self) -> Option<&std::path::Path> {
         None
     }

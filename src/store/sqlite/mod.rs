@@ -301,10 +301,6 @@ impl SqliteStore {
 }
 
 impl CoreStore for SqliteStore {
-    fn describe(&self) -> String {
-        format!("database {}", self.path.display())
-    }
-
     fn file(&self) -> Option<&Path> {
         Some(&self.path)
     }
